@@ -1,0 +1,279 @@
+//! The application: builds the state from settings, binds the listener (plain or TLS), serves
+//! until the shutdown token fires, then lets in-flight requests finish within a bound.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::storage::{Db, Objects};
+
+/// Shared state of a running server.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub db: Db,
+    pub objects: Objects,
+    pub metrics: Metrics,
+    pub throttle: LoginThrottle,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects to the stores and applies pending migrations.
+    pub async fn open(settings: Settings) -> anyhow::Result<AppState> {
+        let target = settings.database_target()?;
+        let db = Db::connect(&target, settings.database.max_connections).await?;
+        db.migrate().await?;
+        let objects = crate::storage::Objects::open(&settings.object_target()?)?;
+        let throttle = LoginThrottle::new(settings.auth.login_attempts_per_minute);
+        Ok(AppState(Arc::new(Inner {
+            settings,
+            db,
+            objects,
+            metrics: Metrics::default(),
+            throttle,
+        })))
+    }
+}
+
+/// The client's address, as the listener saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, FerryListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, FerryListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// TCP, or TLS over TCP. TLS handshakes run in their own tasks so a slow client cannot hold up
+/// other connections.
+pub enum FerryListener {
+    Plain(TcpListener),
+    Tls {
+        local: SocketAddr,
+        rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    },
+}
+
+impl FerryListener {
+    async fn bind(settings: &Settings) -> anyhow::Result<FerryListener> {
+        let tcp = TcpListener::bind(settings.http.addr)
+            .await
+            .with_context(|| format!("cannot listen on http.addr {}", settings.http.addr))?;
+        let (Some(cert), Some(key)) = (&settings.http.tls_cert, &settings.http.tls_key) else {
+            return Ok(FerryListener::Plain(tcp));
+        };
+        let acceptor = tls_acceptor(cert, key)?;
+        let local = tcp.local_addr()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let handed = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => {
+                            let _ = handed.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+                if tx.is_closed() {
+                    break;
+                }
+            }
+        });
+        Ok(FerryListener::Tls { local, rx })
+    }
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<TlsAcceptor> {
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).with_context(|| format!("http.tls_cert: {}", cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .context("http.tls_cert: not a PEM certificate chain")?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "http.tls_cert: no certificate in {}",
+        cert.display()
+    );
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).with_context(|| format!("http.tls_key: {}", key.display()))?,
+    ))
+    .context("http.tls_key: not a PEM private key")?
+    .context("http.tls_key: no private key in the file")?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("http.tls_cert / http.tls_key do not form a usable pair")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+impl Listener for FerryListener {
+    type Io = Either<TcpStream, TlsStream<TcpStream>>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
+        match self {
+            FerryListener::Plain(tcp) => loop {
+                match TcpListener::accept(tcp).await {
+                    Ok((s, peer)) => {
+                        let _ = s.set_nodelay(true);
+                        return (Either::Left(s), peer);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            },
+            FerryListener::Tls { rx, .. } => match rx.recv().await {
+                Some((s, peer)) => (Either::Right(s), peer),
+                // The acceptor task only ends if the socket is gone; wait for shutdown.
+                None => std::future::pending().await,
+            },
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            FerryListener::Plain(t) => t.local_addr(),
+            FerryListener::Tls { local, .. } => Ok(*local),
+        }
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    state: AppState,
+    listener: FerryListener,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Opens the stores, runs migrations and binds `http.addr`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = FerryListener::bind(&settings).await?;
+        let local_addr = listener.local_addr()?;
+        let state = AppState::open(settings).await?;
+        Ok(Application {
+            state,
+            listener,
+            local_addr,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn base_url(&self) -> String {
+        let scheme = if self.state.settings.tls_enabled() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Cancel this to stop the server gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then waits for in-flight requests for at
+    /// most `http.shutdown_grace_secs`.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Application {
+            state,
+            listener,
+            shutdown,
+            ..
+        } = self;
+        let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
+        spawn_housekeeping(state.clone(), shutdown.clone());
+        let app = crate::http::router(state.clone());
+        let stop = shutdown.clone();
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<ClientAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await });
+        tokio::select! {
+            r = server.into_future() => r.context("server failed")?,
+            _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
+            }
+        }
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Periodic clean-up: ended sessions.
+fn spawn_housekeeping(state: AppState, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    let a = &state.settings.auth;
+                    let idle = (a.session_idle_minutes * 60_000) as i64;
+                    let max = (a.session_max_hours * 3_600_000) as i64;
+                    match crate::auth::sessions::sweep(&state.db, crate::time::now_ms(), idle, max).await {
+                        Ok(n) if n > 0 => tracing::info!(ended = n, "ended idle sessions"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+                    }
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,438 @@
+//! Who is asking: password login, browser sessions, bearer tokens, throttling and lockout —
+//! and `RequestCtx`, the extractor through which every protected handler obtains its actor and
+//! its permits (and so writes its audit events).
+
+pub mod password;
+pub mod policy;
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
+
+use std::net::IpAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use sqlx::Row;
+
+use crate::app::{AppState, ClientAddr};
+use crate::audit::{self, NewEvent, Outcome};
+use crate::error::ApiError;
+use crate::network::store::{is_root_site, site_and_descendants, user_by_id};
+use crate::network::{Role, SiteId, User, UserId};
+use crate::time::now_ms;
+use policy::{Action, ActorView, Permit, Target};
+
+/// How the actor proved who they are.
+#[derive(Debug, Clone)]
+pub enum AuthVia {
+    Session { id_hash: String, csrf: String },
+    Token { id: String },
+}
+
+/// The authenticated person behind a request.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: User,
+    pub view: ActorView,
+    pub via: AuthVia,
+}
+
+/// An authenticated request: the actor, the client's address and the application state.
+/// Handlers for protected data take this and obtain permits with [`RequestCtx::permit`].
+pub struct RequestCtx {
+    pub state: AppState,
+    pub actor: Actor,
+    pub client: Option<IpAddr>,
+}
+
+fn client_of(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|c| c.0.0.ip())
+}
+
+fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl FromRequestParts<AppState> for RequestCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let client = client_of(parts);
+        let now = now_ms();
+        let db = &state.db;
+        let auth_header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let (user_id, via) = if let Some(h) = auth_header {
+            let Some(secret) = h.strip_prefix("Bearer ").map(str::trim) else {
+                return Err(ApiError::unauthenticated(
+                    "use `Authorization: Bearer <token>`",
+                ));
+            };
+            match tokens::authenticate(db, secret, now).await? {
+                Ok((id, user)) => (user, AuthVia::Token { id }),
+                Err((why, owner)) => {
+                    audit::record(
+                        db,
+                        &NewEvent {
+                            at: now,
+                            actor: owner,
+                            actor_site: None,
+                            site: None,
+                            action: "auth.token",
+                            resource_kind: "token",
+                            resource_id: None,
+                            outcome: Outcome::Failure,
+                            client_addr: client.map(|c| c.to_string()),
+                            detail: Some(why.as_str().into()),
+                        },
+                    )
+                    .await?;
+                    return Err(ApiError::Unauthenticated {
+                        code: match why {
+                            tokens::Refusal::Unknown => "token_invalid",
+                            tokens::Refusal::Expired => "token_expired",
+                            tokens::Refusal::Revoked => "token_revoked",
+                        },
+                        detail: format!("{}; ask an administrator for a new one", why.as_str()),
+                    });
+                }
+            }
+        } else if let Some(secret) = cookie_value(parts, sessions::COOKIE) {
+            let a = &state.settings.auth;
+            let idle = (a.session_idle_minutes * 60_000) as i64;
+            let max = (a.session_max_hours * 3_600_000) as i64;
+            let Some(s) = sessions::lookup(db, secret, now, idle, max).await? else {
+                return Err(ApiError::Unauthenticated {
+                    code: "session_expired",
+                    detail: "your session has ended; please sign in again".into(),
+                });
+            };
+            // Cookie-authenticated writes must echo the session's CSRF token.
+            if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+                let sent = parts
+                    .headers
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !tokens::same_secret(sent, &s.csrf) {
+                    return Err(ApiError::Csrf);
+                }
+            }
+            (
+                s.user,
+                AuthVia::Session {
+                    id_hash: s.id_hash,
+                    csrf: s.csrf,
+                },
+            )
+        } else {
+            return Err(ApiError::unauthenticated("sign in, or send a bearer token"));
+        };
+
+        let user = user_by_id(db, &user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| {
+                ApiError::unauthenticated("this account is disabled or no longer exists")
+            })?;
+        let view = actor_view(state, &user).await?;
+        Ok(RequestCtx {
+            state: state.clone(),
+            actor: Actor { user, view, via },
+            client,
+        })
+    }
+}
+
+/// What the policy needs to know about a user.
+pub async fn actor_view(state: &AppState, user: &User) -> Result<ActorView, sqlx::Error> {
+    let db = &state.db;
+    let admin = user.has_role(Role::Admin);
+    Ok(ActorView {
+        user: user.id.clone(),
+        site: user.site.clone(),
+        roles: user.roles.clone(),
+        admin_scope: if admin {
+            site_and_descendants(db, &user.site).await?
+        } else {
+            Default::default()
+        },
+        at_root_site: is_root_site(db, &user.site).await?,
+    })
+}
+
+impl RequestCtx {
+    /// Asks the policy for a permit to do `A` on `target`, and records the decision in the
+    /// audit trail (refusals always; allowed attempts for audited actions). A refusal is a 403.
+    pub async fn permit<A: Action>(&self, target: Target) -> Result<Permit<A>, ApiError> {
+        let site = target.site.as_ref().map(|s| s.to_string());
+        let id = target.id.clone();
+        let kind = target.kind;
+        match policy::issue::<A>(&self.actor.view, target) {
+            Ok(p) => {
+                if A::AUDIT_ALLOWED {
+                    self.audit(A::NAME, kind, id, site, Outcome::Allowed, None)
+                        .await?;
+                }
+                Ok(p)
+            }
+            Err(why) => {
+                self.audit(
+                    A::NAME,
+                    kind,
+                    id,
+                    site,
+                    Outcome::Denied,
+                    Some(why.to_string()),
+                )
+                .await?;
+                tracing::info!(action = A::NAME, user = %self.actor.user.id, "access denied");
+                Err(ApiError::Forbidden {
+                    detail: format!("{}: {why}", A::NAME),
+                })
+            }
+        }
+    }
+
+    /// Records an event by this actor.
+    pub async fn audit(
+        &self,
+        action: &'static str,
+        resource_kind: &'static str,
+        resource_id: Option<String>,
+        site: Option<String>,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> Result<(), ApiError> {
+        audit::record(
+            &self.state.db,
+            &NewEvent {
+                at: now_ms(),
+                actor: Some(self.actor.user.id.to_string()),
+                actor_site: Some(self.actor.user.site.to_string()),
+                site,
+                action,
+                resource_kind,
+                resource_id,
+                outcome,
+                client_addr: self.client.map(|c| c.to_string()),
+                detail,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub fn now(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// A successful login.
+pub struct LoginOk {
+    pub user: User,
+    pub cookie_secret: String,
+    pub csrf: String,
+}
+
+struct LoginRecord {
+    site: String,
+    hash: Option<String>,
+    disabled: bool,
+    failed: i64,
+    locked_until: Option<i64>,
+}
+
+async fn login_record(state: &AppState, id: &UserId) -> Result<Option<LoginRecord>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT site_id, password_hash, disabled, failed_logins, locked_until FROM users WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(state.db.pool())
+    .await?;
+    row.map(|r| {
+        Ok(LoginRecord {
+            site: r.try_get("site_id")?,
+            hash: r.try_get("password_hash")?,
+            disabled: r.try_get::<i64, _>("disabled")? != 0,
+            failed: r.try_get("failed_logins")?,
+            locked_until: r.try_get("locked_until")?,
+        })
+    })
+    .transpose()
+}
+
+/// Password login: throttled per client address, locked per account after repeated failures,
+/// audited either way. Unknown names and wrong passwords get the same answer and take the
+/// same time. A name that does not exist is not recorded (people type passwords there).
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: String,
+    client: Option<IpAddr>,
+) -> Result<LoginOk, ApiError> {
+    let now = now_ms();
+    let db = &state.db;
+    let a = &state.settings.auth;
+    let cost = password::Cost::from(a);
+    let ev = |action: &'static str,
+              actor: Option<String>,
+              site: Option<String>,
+              outcome,
+              detail: &str| NewEvent {
+        at: now,
+        actor,
+        actor_site: site.clone(),
+        site,
+        action,
+        resource_kind: "session",
+        resource_id: None,
+        outcome,
+        client_addr: client.map(|c| c.to_string()),
+        detail: Some(detail.to_string()),
+    };
+    if let Some(ip) = client
+        && let Err(retry) = state.throttle.check(ip, now)
+    {
+        audit::record(
+            db,
+            &ev("login", None, None, Outcome::Failure, "rate limited"),
+        )
+        .await?;
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: retry,
+            detail: "too many login attempts from this address; wait a minute".into(),
+        });
+    }
+    let id: Option<UserId> = username.trim().parse().ok();
+    let record = match &id {
+        Some(id) => login_record(state, id).await?,
+        None => None,
+    };
+    let name = id
+        .as_ref()
+        .filter(|_| record.is_some())
+        .map(|i| i.to_string());
+    let site = record.as_ref().map(|r| r.site.clone());
+    if let Some(r) = &record
+        && let Some(until) = r.locked_until.filter(|u| *u > now)
+    {
+        audit::record(
+            db,
+            &ev("login", name, site, Outcome::Failure, "account locked"),
+        )
+        .await?;
+        return Err(ApiError::Locked {
+            retry_after_secs: ((until - now) / 1000).max(1) as u64,
+        });
+    }
+    let ok = password::verify(record.as_ref().and_then(|r| r.hash.clone()), password, cost).await;
+    let invalid = || ApiError::Unauthenticated {
+        code: "invalid_credentials",
+        detail: "wrong user name or password".into(),
+    };
+    let Some(record) = record else {
+        audit::record(
+            db,
+            &ev("login", None, None, Outcome::Failure, "unknown user"),
+        )
+        .await?;
+        return Err(invalid());
+    };
+    let id = id.expect("record implies id");
+    if !ok {
+        let failed = record.failed + 1;
+        if failed >= a.max_failed_logins as i64 {
+            let until = now + (a.lockout_minutes * 60_000) as i64;
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = $1 WHERE id = $2")
+                .bind(until)
+                .bind(id.as_str())
+                .execute(db.pool())
+                .await?;
+            audit::record(
+                db,
+                &ev(
+                    "login",
+                    name.clone(),
+                    site.clone(),
+                    Outcome::Failure,
+                    "wrong password",
+                ),
+            )
+            .await?;
+            audit::record(
+                db,
+                &ev(
+                    "login.lockout",
+                    name,
+                    site,
+                    Outcome::Success,
+                    "account locked after repeated failures",
+                ),
+            )
+            .await?;
+            tracing::warn!(user = %id, "account locked after repeated failed logins");
+            return Err(ApiError::Locked {
+                retry_after_secs: a.lockout_minutes * 60,
+            });
+        }
+        sqlx::query("UPDATE users SET failed_logins = $1 WHERE id = $2")
+            .bind(failed)
+            .bind(id.as_str())
+            .execute(db.pool())
+            .await?;
+        audit::record(
+            db,
+            &ev("login", name, site, Outcome::Failure, "wrong password"),
+        )
+        .await?;
+        return Err(invalid());
+    }
+    if record.disabled {
+        audit::record(
+            db,
+            &ev("login", name, site, Outcome::Failure, "account disabled"),
+        )
+        .await?;
+        return Err(invalid());
+    }
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+        .bind(id.as_str())
+        .execute(db.pool())
+        .await?;
+    let (cookie_secret, csrf) = sessions::create(db, id.as_str(), now).await?;
+    audit::record(db, &ev("login", name, site, Outcome::Success, "password")).await?;
+    let user = user_by_id(db, id.as_str())
+        .await?
+        .ok_or(ApiError::NotFound { what: "user" })?;
+    Ok(LoginOk {
+        user,
+        cookie_secret,
+        csrf,
+    })
+}
+
+/// The site id of a parsed, existing site, or 404.
+pub async fn existing_site(state: &AppState, id: &str) -> Result<SiteId, ApiError> {
+    let site: SiteId = id
+        .parse()
+        .map_err(|_| ApiError::NotFound { what: "site" })?;
+    if !crate::network::store::site_exists(&state.db, &site).await? {
+        return Err(ApiError::NotFound { what: "site" });
+    }
+    Ok(site)
+}

@@ -1,0 +1,378 @@
+//! The access policy: the one place that decides whether an actor may do an action on a
+//! resource. Its core (`decide`) is pure. Its product is a [`Permit`], which store functions
+//! for protected data demand as an argument, so no code path can reach that data without a
+//! decision — and [`crate::auth::RequestCtx::permit`], the only way handlers obtain a permit,
+//! writes the audit event in the same step.
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+
+use crate::network::{Role, SiteId, UserId};
+
+/// Who is acting, as far as the policy cares.
+#[derive(Debug, Clone)]
+pub struct ActorView {
+    pub user: UserId,
+    pub site: SiteId,
+    pub roles: Vec<Role>,
+    /// Sites this actor administers: their own and every site below it. Empty for non-admins.
+    pub admin_scope: HashSet<SiteId>,
+    /// True when the actor's site is a root of the network tree (no parent).
+    pub at_root_site: bool,
+}
+
+impl ActorView {
+    pub fn has_role(&self, r: Role) -> bool {
+        self.roles.contains(&r)
+    }
+    fn administers(&self, site: &SiteId) -> bool {
+        self.has_role(Role::Admin) && self.admin_scope.contains(site)
+    }
+}
+
+/// What the resource is, for the decision and the audit trail.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The site the resource belongs to (for a new site: its parent; None for a new root).
+    pub site: Option<SiteId>,
+    /// The user the resource concerns, when it is a person's own (their tokens, say).
+    pub subject: Option<UserId>,
+    pub kind: &'static str,
+    pub id: Option<String>,
+}
+
+impl Target {
+    pub fn network() -> Target {
+        Target {
+            site: None,
+            subject: None,
+            kind: "network",
+            id: None,
+        }
+    }
+    pub fn site(site: &SiteId, kind: &'static str, id: Option<String>) -> Target {
+        Target {
+            site: Some(site.clone()),
+            subject: None,
+            kind,
+            id,
+        }
+    }
+    pub fn of_user(site: &SiteId, user: &UserId, kind: &'static str, id: Option<String>) -> Target {
+        Target {
+            site: Some(site.clone()),
+            subject: Some(user.clone()),
+            kind,
+            id,
+        }
+    }
+}
+
+/// How an action is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Any signed-in user (the network directory: site names and tiers).
+    AnyUser,
+    /// An admin whose scope holds the target site.
+    AdminOfSite,
+    /// An admin of the target site, or the person the resource belongs to.
+    AdminOrSelf,
+    /// Creating a site: an admin of its parent; a new root site needs a root-site admin.
+    CreateSite,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny(&'static str),
+}
+
+/// The pure decision.
+pub fn decide(actor: &ActorView, rule: Rule, target: &Target) -> Decision {
+    let is_self = target.subject.as_ref() == Some(&actor.user);
+    let admin_of_target = target.site.as_ref().is_some_and(|s| actor.administers(s));
+    match rule {
+        Rule::AnyUser => Decision::Allow,
+        Rule::AdminOfSite if admin_of_target => Decision::Allow,
+        Rule::AdminOfSite => Decision::Deny("requires the admin role for that site"),
+        Rule::AdminOrSelf if admin_of_target || is_self => Decision::Allow,
+        Rule::AdminOrSelf => {
+            Decision::Deny("requires the admin role for that site, or being that user")
+        }
+        Rule::CreateSite => match &target.site {
+            Some(_) if admin_of_target => Decision::Allow,
+            None if actor.has_role(Role::Admin) && actor.at_root_site => Decision::Allow,
+            _ => Decision::Deny("requires the admin role for the parent site"),
+        },
+    }
+}
+
+/// An action as a type, so that store functions can ask for a permit for exactly that action.
+pub trait Action {
+    /// Audit name, e.g. `user.create`.
+    const NAME: &'static str;
+    const RULE: Rule;
+    /// Whether an allowed attempt is audited (denied ones always are).
+    const AUDIT_ALLOWED: bool;
+}
+
+macro_rules! actions {
+    ($($(#[$m:meta])* $ty:ident = $name:literal, $rule:ident, audit: $audit:literal;)*) => {
+        $(
+            $(#[$m])*
+            #[derive(Debug)]
+            pub struct $ty;
+            impl Action for $ty {
+                const NAME: &'static str = $name;
+                const RULE: Rule = Rule::$rule;
+                const AUDIT_ALLOWED: bool = $audit;
+            }
+        )*
+        /// Every action with its rule: the access-matrix tests walk this list.
+        pub const ALL_ACTIONS: &[(&str, Rule)] = &[$(($name, Rule::$rule)),*];
+    };
+}
+
+actions! {
+    SiteList = "site.list", AnyUser, audit: false;
+    SiteRead = "site.read", AnyUser, audit: false;
+    SiteCreate = "site.create", CreateSite, audit: true;
+    UserList = "user.list", AdminOfSite, audit: true;
+    UserRead = "user.read", AdminOrSelf, audit: true;
+    UserCreate = "user.create", AdminOfSite, audit: true;
+    UserUpdate = "user.update", AdminOfSite, audit: true;
+    DeviceList = "device.list", AdminOfSite, audit: true;
+    DeviceCreate = "device.create", AdminOfSite, audit: true;
+    DeviceDelete = "device.delete", AdminOfSite, audit: true;
+    TokenList = "token.list", AdminOrSelf, audit: true;
+    TokenCreate = "token.create", AdminOrSelf, audit: true;
+    TokenRevoke = "token.revoke", AdminOrSelf, audit: true;
+    AuditRead = "audit.read", AdminOfSite, audit: true;
+}
+
+/// Proof that the policy allowed action `A` on a target. Only this module makes them.
+#[derive(Debug)]
+pub struct Permit<A: Action> {
+    target: Target,
+    actor: Option<UserId>,
+    _action: PhantomData<A>,
+}
+
+impl<A: Action> Permit<A> {
+    /// The site the permit is for.
+    pub fn site(&self) -> Option<&SiteId> {
+        self.target.site.as_ref()
+    }
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+    /// The acting user; None for the local operator (CLI).
+    pub fn actor(&self) -> Option<&UserId> {
+        self.actor.as_ref()
+    }
+}
+
+/// Decides and, when allowed, issues the permit. Callers audit the outcome (see
+/// `RequestCtx::permit`, which is the path handlers use).
+pub(crate) fn issue<A: Action>(
+    actor: &ActorView,
+    target: Target,
+) -> Result<Permit<A>, &'static str> {
+    match decide(actor, A::RULE, &target) {
+        Decision::Allow => Ok(Permit {
+            target,
+            actor: Some(actor.user.clone()),
+            _action: PhantomData,
+        }),
+        Decision::Deny(why) => Err(why),
+    }
+}
+
+/// A permit for the operator at the server's console (`ferry` subcommands): whoever can run
+/// the binary against the database already holds every power; the CLI audits as `operator`.
+pub(crate) fn operator_permit<A: Action>(target: Target) -> Permit<A> {
+    Permit {
+        target,
+        actor: None,
+        _action: PhantomData,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(roles: &[Role], site: &str, scope: &[&str], root: bool) -> ActorView {
+        ActorView {
+            user: "u".parse().unwrap(),
+            site: site.parse().unwrap(),
+            roles: roles.to_vec(),
+            admin_scope: scope.iter().map(|s| s.parse().unwrap()).collect(),
+            at_root_site: root,
+        }
+    }
+
+    fn t(site: &str) -> Target {
+        Target::site(&site.parse().unwrap(), "x", None)
+    }
+
+    /// Role × own site / other site × rule.
+    #[test]
+    fn decision_table() {
+        use Decision::*;
+        let island = ["island-clinic"];
+        let cases: Vec<(ActorView, Rule, Target, bool)> = vec![
+            // Every role may read the directory.
+            (
+                actor(&[Role::Clinician], "island-clinic", &[], false),
+                Rule::AnyUser,
+                t("city-hospital"),
+                true,
+            ),
+            // Admin data: only an admin of that site.
+            (
+                actor(&[Role::Clinician], "island-clinic", &[], false),
+                Rule::AdminOfSite,
+                t("island-clinic"),
+                false,
+            ),
+            (
+                actor(&[Role::Specialist], "island-clinic", &[], false),
+                Rule::AdminOfSite,
+                t("island-clinic"),
+                false,
+            ),
+            (
+                actor(&[Role::Reader], "island-clinic", &[], false),
+                Rule::AdminOfSite,
+                t("island-clinic"),
+                false,
+            ),
+            (
+                actor(&[Role::Trainer], "island-clinic", &[], false),
+                Rule::AdminOfSite,
+                t("island-clinic"),
+                false,
+            ),
+            (
+                actor(&[Role::Admin], "island-clinic", &island, false),
+                Rule::AdminOfSite,
+                t("island-clinic"),
+                true,
+            ),
+            (
+                actor(&[Role::Admin], "island-clinic", &island, false),
+                Rule::AdminOfSite,
+                t("mountain-clinic"),
+                false,
+            ),
+            (
+                actor(
+                    &[Role::Admin],
+                    "city-hospital",
+                    &["city-hospital", "island-clinic"],
+                    true,
+                ),
+                Rule::AdminOfSite,
+                t("island-clinic"),
+                true,
+            ),
+            // Scope without the role grants nothing.
+            (
+                actor(&[Role::Clinician], "island-clinic", &island, false),
+                Rule::AdminOfSite,
+                t("island-clinic"),
+                false,
+            ),
+            // Own tokens: self or admin.
+            (
+                actor(&[Role::Clinician], "island-clinic", &[], false),
+                Rule::AdminOrSelf,
+                Target::of_user(
+                    &"island-clinic".parse().unwrap(),
+                    &"u".parse().unwrap(),
+                    "token",
+                    None,
+                ),
+                true,
+            ),
+            (
+                actor(&[Role::Clinician], "island-clinic", &[], false),
+                Rule::AdminOrSelf,
+                Target::of_user(
+                    &"island-clinic".parse().unwrap(),
+                    &"v".parse().unwrap(),
+                    "token",
+                    None,
+                ),
+                false,
+            ),
+            // New sites.
+            (
+                actor(&[Role::Admin], "island-clinic", &island, false),
+                Rule::CreateSite,
+                t("island-clinic"),
+                true,
+            ),
+            (
+                actor(&[Role::Admin], "island-clinic", &island, false),
+                Rule::CreateSite,
+                t("city-hospital"),
+                false,
+            ),
+            (
+                actor(&[Role::Admin], "island-clinic", &island, false),
+                Rule::CreateSite,
+                Target::network(),
+                false,
+            ),
+            (
+                actor(&[Role::Admin], "city-hospital", &["city-hospital"], true),
+                Rule::CreateSite,
+                Target::network(),
+                true,
+            ),
+            (
+                actor(&[Role::Clinician], "city-hospital", &[], true),
+                Rule::CreateSite,
+                Target::network(),
+                false,
+            ),
+        ];
+        for (i, (a, rule, target, allowed)) in cases.into_iter().enumerate() {
+            let d = decide(&a, rule, &target);
+            assert_eq!(
+                d == Allow,
+                allowed,
+                "case {i}: {a:?} {rule:?} {target:?} -> {d:?}"
+            );
+        }
+    }
+}
+
+/// What the person may do, as keys the web app turns into its home page. Derived from the
+/// same roles and scope the policy decides with; the server still decides every request.
+pub fn capabilities(actor: &ActorView) -> Vec<&'static str> {
+    let mut caps = vec!["network.directory", "tokens.own"];
+    let by_role: &[(Role, &[&'static str])] = &[
+        (
+            Role::Clinician,
+            &["imaging.send", "ecg.send", "consult.request"],
+        ),
+        (Role::Specialist, &["imaging.read", "consult.answer"]),
+        (Role::Reader, &["ecg.read", "reading.worklist"]),
+        (Role::Trainer, &["training.broadcast"]),
+        (
+            Role::Admin,
+            &["admin.sites", "admin.users", "admin.devices", "admin.audit"],
+        ),
+    ];
+    for (role, keys) in by_role {
+        if actor.has_role(*role) {
+            caps.extend_from_slice(keys);
+        }
+    }
+    caps.push("training.watch");
+    caps.dedup();
+    caps
+}

@@ -1,0 +1,237 @@
+//! Bearer tokens for devices and scripts. A token is shown once, at creation; only its
+//! SHA-256 is stored. Tokens may expire and may be revoked.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::policy::{Permit, TokenCreate, TokenList, TokenRevoke};
+use crate::network::{UserId, check_text};
+use crate::storage::Db;
+use crate::time::rfc3339;
+
+/// Prefix of every token secret, so that leaked tokens are easy to recognise and scan for.
+pub const TOKEN_PREFIX: &str = "fy_";
+
+/// Random URL-safe text from `bytes` random bytes.
+pub fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// SHA-256 of a secret, hex: what is stored in place of a token or session id.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Constant-time comparison of two secrets.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub user: String,
+    pub label: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+fn token_from_row(row: &AnyRow) -> Result<ApiToken, sqlx::Error> {
+    let opt = |c: &str| -> Result<Option<String>, sqlx::Error> {
+        Ok(row.try_get::<Option<i64>, _>(c)?.map(rfc3339))
+    };
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        user: row.try_get("user_id")?,
+        label: row.try_get("label")?,
+        created_at: rfc3339(row.try_get("created_at")?),
+        expires_at: opt("expires_at")?,
+        revoked_at: opt("revoked_at")?,
+        last_used_at: opt("last_used_at")?,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("token not found")]
+    NotFound,
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+impl From<TokenError> for crate::error::ApiError {
+    fn from(e: TokenError) -> Self {
+        use crate::error::ApiError;
+        match e {
+            TokenError::Invalid(why) => ApiError::bad_request("invalid_value", why),
+            TokenError::NotFound => ApiError::NotFound { what: "token" },
+            TokenError::Sql(e) => e.into(),
+        }
+    }
+}
+
+/// Creates a token for the permit's subject user. Returns the record and the secret, which
+/// is never stored and cannot be shown again.
+pub async fn create(
+    db: &Db,
+    permit: &Permit<TokenCreate>,
+    label: &str,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<(ApiToken, String), TokenError> {
+    let user = permit
+        .target()
+        .subject
+        .clone()
+        .ok_or(TokenError::NotFound)?;
+    let label = check_text("token label", label).map_err(|e| TokenError::Invalid(e.to_string()))?;
+    if let Some(exp) = expires_at
+        && exp <= now
+    {
+        return Err(TokenError::Invalid("expiry must be in the future".into()));
+    }
+    let id = format!("tok_{}", random_id(9));
+    let secret = format!("{TOKEN_PREFIX}{}", random_id(32));
+    sqlx::query(
+        "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(user.as_str())
+    .bind(hash_secret(&secret))
+    .bind(&label)
+    .bind(now)
+    .bind(expires_at)
+    .execute(db.pool())
+    .await?;
+    Ok((
+        ApiToken {
+            id,
+            user: user.to_string(),
+            label,
+            created_at: rfc3339(now),
+            expires_at: expires_at.map(rfc3339),
+            revoked_at: None,
+            last_used_at: None,
+        },
+        secret,
+    ))
+}
+
+pub async fn list(db: &Db, permit: &Permit<TokenList>) -> Result<Vec<ApiToken>, TokenError> {
+    let user = permit
+        .target()
+        .subject
+        .clone()
+        .ok_or(TokenError::NotFound)?;
+    let rows =
+        sqlx::query("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id")
+            .bind(user.as_str())
+            .fetch_all(db.pool())
+            .await?;
+    Ok(rows.iter().map(token_from_row).collect::<Result<_, _>>()?)
+}
+
+/// Whose token is this? (Structural: used to decide access.)
+pub async fn owner(db: &Db, token_id: &str) -> Result<Option<UserId>, sqlx::Error> {
+    let u: Option<String> = sqlx::query_scalar("SELECT user_id FROM api_tokens WHERE id = $1")
+        .bind(token_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(u.and_then(|u| u.parse().ok()))
+}
+
+/// Revokes the permit's token. Revoking twice keeps the first revocation time.
+pub async fn revoke(
+    db: &Db,
+    permit: &Permit<TokenRevoke>,
+    now: i64,
+) -> Result<ApiToken, TokenError> {
+    let id = permit.target().id.clone().ok_or(TokenError::NotFound)?;
+    let user = permit
+        .target()
+        .subject
+        .clone()
+        .ok_or(TokenError::NotFound)?;
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(&id)
+        .bind(user.as_str())
+        .execute(db.pool())
+        .await?;
+    let row = sqlx::query("SELECT * FROM api_tokens WHERE id = $1 AND user_id = $2")
+        .bind(&id)
+        .bind(user.as_str())
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(TokenError::NotFound)?;
+    Ok(token_from_row(&row)?)
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Unknown,
+    Expired,
+    Revoked,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Unknown => "unknown token",
+            Refusal::Expired => "token expired",
+            Refusal::Revoked => "token revoked",
+        }
+    }
+}
+
+/// Finds the live token for a presented secret: (token id, user id).
+pub async fn authenticate(
+    db: &Db,
+    secret: &str,
+    now: i64,
+) -> Result<Result<(String, String), (Refusal, Option<String>)>, sqlx::Error> {
+    if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
+        return Ok(Err((Refusal::Unknown, None)));
+    }
+    let row = sqlx::query("SELECT id, user_id, expires_at, revoked_at, last_used_at FROM api_tokens WHERE token_hash = $1")
+        .bind(hash_secret(secret))
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else {
+        return Ok(Err((Refusal::Unknown, None)));
+    };
+    let id: String = row.try_get("id")?;
+    let user: String = row.try_get("user_id")?;
+    if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
+        return Ok(Err((Refusal::Revoked, Some(user))));
+    }
+    if row
+        .try_get::<Option<i64>, _>("expires_at")?
+        .is_some_and(|e| e <= now)
+    {
+        return Ok(Err((Refusal::Expired, Some(user))));
+    }
+    // Record use at most once a minute per token.
+    let last: Option<i64> = row.try_get("last_used_at")?;
+    if last.is_none_or(|l| now - l > 60_000) {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&id)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(Ok((id, user)))
+}

@@ -1,0 +1,569 @@
+//! Settings: the built-in `config/ferry.toml`, then the file given with `--config`, then
+//! environment variables `FERRY__<SECTION>__<KEY>`. This is the only module that reads
+//! configuration files and the environment. Every problem is reported with the key it concerns.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+
+/// The defaults, compiled in so a bare binary starts with no files around it.
+pub const DEFAULTS: &str = include_str!("../config/ferry.toml");
+
+/// A configuration problem, naming the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub data: DataSettings,
+    pub database: DatabaseSettings,
+    pub objects: ObjectSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    #[serde(deserialize_with = "lenient")]
+    pub addr: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    #[serde(deserialize_with = "lenient")]
+    pub max_body_bytes: usize,
+    #[serde(deserialize_with = "lenient")]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections: u32,
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSettings {
+    pub url: String,
+    pub s3: S3Settings,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub access_key_id_file: Option<PathBuf>,
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+    #[serde(deserialize_with = "lenient")]
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[redacted]")
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(deserialize_with = "lenient")]
+    pub session_idle_minutes: u64,
+    #[serde(deserialize_with = "lenient")]
+    pub session_max_hours: u64,
+    #[serde(deserialize_with = "lenient")]
+    pub max_failed_logins: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub lockout_minutes: u64,
+    #[serde(deserialize_with = "lenient")]
+    pub login_attempts_per_minute: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub argon2_memory_kib: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub argon2_iterations: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the SQL database lives, parsed from `database.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// Where objects live, parsed from `objects.url`.
+#[derive(Debug, Clone)]
+pub enum ObjectTarget {
+    Local(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        region: String,
+        access_key_id: String,
+        secret_access_key: Secret,
+        allow_http: bool,
+    },
+}
+
+/// A credential: kept out of Debug output so it never reaches a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Accepts a value of its own type or a string that parses as one: environment variables are
+/// always strings, while TOML files carry typed values.
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr + Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Str(String),
+        Val(T),
+    }
+    match Either::<T>::deserialize(d)? {
+        Either::Val(v) => Ok(v),
+        Either::Str(s) => s.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
+impl Settings {
+    /// Loads the defaults, then `file` (if any), then `FERRY__…` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut merged: toml::Table =
+            DEFAULTS
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::File {
+                    path: "<built-in defaults>".into(),
+                    message: e.to_string(),
+                })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::File {
+                        path: path.display().to_string(),
+                        message: e.message().to_string(),
+                    })?;
+            merge(&mut merged, table);
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("FERRY__") else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if parts.iter().any(|p| p.is_empty()) {
+                return Err(key_err(&name, "malformed variable name"));
+            }
+            insert_path(&mut merged, &parts, toml::Value::String(value))
+                .map_err(|m| key_err(&parts.join("."), m))?;
+        }
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(merged))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                // serde reports an unknown key at its parent's path, with the name in the text.
+                key_err(if path == "." { "<root>" } else { &path }, inner)
+            })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads from the real process environment.
+    pub fn from_env(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load(file, std::env::vars())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(_), None) => {
+                return Err(key_err(
+                    "http.tls_key",
+                    "required when http.tls_cert is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(key_err(
+                    "http.tls_cert",
+                    "required when http.tls_key is set",
+                ));
+            }
+            (Some(c), Some(k)) => {
+                for (key, p) in [("http.tls_cert", c), ("http.tls_key", k)] {
+                    if !p.is_file() {
+                        return Err(key_err(key, format!("no such file: {}", p.display())));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(key_err("http.max_body_bytes", "must be at least 1024"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(key_err("database.max_connections", "must be at least 1"));
+        }
+        if self.auth.session_idle_minutes == 0 {
+            return Err(key_err("auth.session_idle_minutes", "must be at least 1"));
+        }
+        if self.auth.max_failed_logins == 0 {
+            return Err(key_err("auth.max_failed_logins", "must be at least 1"));
+        }
+        if self.auth.login_attempts_per_minute == 0 {
+            return Err(key_err(
+                "auth.login_attempts_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if self.auth.argon2_memory_kib < 8 || self.auth.argon2_iterations == 0 {
+            return Err(key_err(
+                "auth.argon2_memory_kib",
+                "argon2 cost too low (memory ≥ 8 KiB, iterations ≥ 1)",
+            ));
+        }
+        if let Err(e) = self
+            .log
+            .level
+            .parse::<tracing_subscriber::filter::EnvFilter>()
+        {
+            return Err(key_err("log.level", e.to_string()));
+        }
+        self.database_target()?;
+        self.object_target()?;
+        Ok(())
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.http.tls_cert.is_some()
+    }
+
+    pub fn database_target(&self) -> Result<DatabaseTarget, ConfigError> {
+        let raw = self.database.url.trim();
+        if raw.is_empty() {
+            return Ok(DatabaseTarget::Sqlite(self.data.dir.join("ferry.db")));
+        }
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(key_err("database.url", "sqlite URL has no file path"));
+            }
+            return Ok(DatabaseTarget::Sqlite(PathBuf::from(path)));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            let mut url = url::Url::parse(raw)
+                .map_err(|e| key_err("database.url", format!("not a valid URL: {e}")))?;
+            if url.host_str().is_none_or(|h| h.is_empty()) {
+                return Err(key_err("database.url", "postgres URL has no host"));
+            }
+            if let Some(file) = &self.database.password_file {
+                let pw = read_secret(file, "database.password_file")?;
+                url.set_password(Some(&pw))
+                    .map_err(|_| key_err("database.password_file", "cannot set password"))?;
+            }
+            return Ok(DatabaseTarget::Postgres(url.to_string()));
+        }
+        Err(key_err(
+            "database.url",
+            "must be empty (embedded SQLite), sqlite://PATH or postgres://…",
+        ))
+    }
+
+    pub fn object_target(&self) -> Result<ObjectTarget, ConfigError> {
+        let raw = self.objects.url.trim();
+        if raw.is_empty() {
+            return Ok(ObjectTarget::Local(self.data.dir.join("objects")));
+        }
+        if let Some(path) = raw.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(key_err("objects.url", "file URL has no path"));
+            }
+            return Ok(ObjectTarget::Local(PathBuf::from(path)));
+        }
+        if let Some(rest) = raw.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(key_err("objects.url", "s3 URL has no bucket"));
+            }
+            let s3 = &self.objects.s3;
+            let access_key_id = secret_value(
+                s3.access_key_id.as_deref(),
+                s3.access_key_id_file.as_deref(),
+                "objects.s3.access_key_id",
+            )?;
+            let secret_access_key = secret_value(
+                s3.secret_access_key.as_deref(),
+                s3.secret_access_key_file.as_deref(),
+                "objects.s3.secret_access_key",
+            )?;
+            if let Some(ep) = &s3.endpoint {
+                let u = url::Url::parse(ep)
+                    .map_err(|e| key_err("objects.s3.endpoint", format!("not a URL: {e}")))?;
+                if u.scheme() == "http" && !s3.allow_http {
+                    return Err(key_err(
+                        "objects.s3.endpoint",
+                        "plain http endpoint; set objects.s3.allow_http = true to allow it",
+                    ));
+                }
+            }
+            if s3.region.trim().is_empty() {
+                return Err(key_err("objects.s3.region", "must not be empty"));
+            }
+            return Ok(ObjectTarget::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                access_key_id,
+                secret_access_key: Secret(secret_access_key),
+                allow_http: s3.allow_http,
+            });
+        }
+        Err(key_err(
+            "objects.url",
+            "must be empty (local directory), file:///PATH or s3://BUCKET[/prefix]",
+        ))
+    }
+}
+
+fn read_secret(path: &Path, key: &str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| key_err(key, format!("cannot read {}: {e}", path.display())))?;
+    let value = text.trim().to_string();
+    if value.is_empty() {
+        return Err(key_err(key, format!("{} is empty", path.display())));
+    }
+    Ok(value)
+}
+
+fn secret_value(
+    inline: Option<&str>,
+    file: Option<&Path>,
+    key: &str,
+) -> Result<String, ConfigError> {
+    match (inline.filter(|s| !s.is_empty()), file) {
+        (Some(_), Some(_)) => Err(key_err(
+            key,
+            format!("set either {key} or {key}_file, not both"),
+        )),
+        (Some(v), None) => Ok(v.to_string()),
+        (None, Some(f)) => read_secret(f, &format!("{key}_file")),
+        (None, None) => Err(key_err(
+            key,
+            "required for s3:// object storage (or its _file form)",
+        )),
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn insert_path(
+    table: &mut toml::Table,
+    parts: &[String],
+    value: toml::Value,
+) -> Result<(), String> {
+    let (last, parents) = parts.split_last().expect("non-empty path");
+    let mut cur = table;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{p}` is a value, not a section"))?;
+    }
+    if matches!(cur.get(last), Some(toml::Value::Table(_))) {
+        return Err(format!("`{last}` is a section, not a value"));
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_point_at_embedded_stores() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.http.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            s.database_target().unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("./data/ferry.db"))
+        );
+        assert!(
+            matches!(s.object_target().unwrap(), ObjectTarget::Local(p) if p == Path::new("./data/objects"))
+        );
+    }
+
+    #[test]
+    fn env_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f.toml");
+        std::fs::write(
+            &f,
+            "[http]\naddr = \"127.0.0.1:9000\"\n[auth]\nmax_failed_logins = 3\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&f),
+            env(&[("FERRY__HTTP__ADDR", "127.0.0.1:0"), ("OTHER", "x")]),
+        )
+        .unwrap();
+        assert_eq!(s.http.addr.port(), 0);
+        assert_eq!(s.auth.max_failed_logins, 3);
+        let s = Settings::load(None, env(&[("FERRY__AUTH__LOCKOUT_MINUTES", "7")])).unwrap();
+        assert_eq!(s.auth.lockout_minutes, 7);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("FERRY__HTTP__ADDR", "not-an-address")], "http.addr"),
+            (&[("FERRY__HTTP__ADRR", "x")], "adrr"),
+            (&[("FERRY__DATABASE__URL", "mysql://x")], "database.url"),
+            (
+                &[("FERRY__OBJECTS__URL", "s3://bucket")],
+                "objects.s3.access_key_id",
+            ),
+            (
+                &[("FERRY__AUTH__MAX_FAILED_LOGINS", "many")],
+                "auth.max_failed_logins",
+            ),
+            (
+                &[("FERRY__HTTP__TLS_CERT", "/nonexistent.pem")],
+                "http.tls_key",
+            ),
+            (&[("FERRY__LOG__FORMAT", "xml")], "log.format"),
+            (
+                &[
+                    ("FERRY__OBJECTS__URL", "s3://b"),
+                    ("FERRY__OBJECTS__S3__ACCESS_KEY_ID", "k"),
+                    ("FERRY__OBJECTS__S3__SECRET_ACCESS_KEY", "s"),
+                    ("FERRY__OBJECTS__S3__ENDPOINT", "http://127.0.0.1:3900"),
+                ],
+                "objects.s3.endpoint",
+            ),
+        ];
+        for (vars, key) in cases {
+            let err = Settings::load(None, env(vars)).unwrap_err().to_string();
+            assert!(
+                err.contains(key),
+                "{vars:?}: error `{err}` does not name `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let s = Settings::load(
+            None,
+            env(&[
+                ("FERRY__OBJECTS__URL", "s3://bucket/pre/fix/"),
+                ("FERRY__OBJECTS__S3__ACCESS_KEY_ID", "key"),
+                (
+                    "FERRY__OBJECTS__S3__SECRET_ACCESS_KEY_FILE",
+                    f.to_str().unwrap(),
+                ),
+            ]),
+        )
+        .unwrap();
+        match s.object_target().unwrap() {
+            ObjectTarget::S3 {
+                bucket,
+                prefix,
+                secret_access_key,
+                ..
+            } => {
+                assert_eq!(bucket, "bucket");
+                assert_eq!(prefix, "pre/fix");
+                assert_eq!(secret_access_key.0, "s3cret");
+                assert_eq!(format!("{secret_access_key:?}"), "[redacted]");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{:?}", s.objects.s3).contains("s3cret"));
+    }
+}

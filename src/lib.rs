@@ -1,0 +1,17 @@
+//! Ferry: a telemedicine collaboration network server. See ARCHITECTURE.md for the map.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod network;
+pub mod operator;
+pub mod phi;
+pub mod storage;
+pub mod time;
+pub mod web;

@@ -1,0 +1,414 @@
+//! The `ferry` command: serve, migrate, and the console's admin commands.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use ferry::app::{AppState, Application};
+use ferry::config::Settings;
+use ferry::network::{
+    DeviceKind, NewDevice, NewSite, NewUser, Role, SiteId, SiteKind, Specialty, Tier, UserId,
+};
+use ferry::{demo, logging, operator};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Telemedicine collaboration network server"
+)]
+struct Cli {
+    /// Settings file (TOML) applied over the built-in defaults; FERRY__SECTION__KEY
+    /// environment variables apply over both.
+    #[arg(long, global = true, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Sites of the network.
+    #[command(subcommand)]
+    Site(SiteCmd),
+    /// People and their roles.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Devices (modalities, ECG carts, upload clients).
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// API bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Seed the demo network (idempotent) and print its logins.
+    #[arg(long)]
+    demo: bool,
+    /// Password of the demo users.
+    #[arg(long, default_value = demo::DEFAULT_PASSWORD, requires = "demo")]
+    demo_password: String,
+}
+
+#[derive(Subcommand)]
+enum SiteCmd {
+    /// Add a site.
+    Add {
+        #[arg(long)]
+        id: SiteId,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        tier: Tier,
+        #[arg(long)]
+        kind: SiteKind,
+        #[arg(long)]
+        parent: Option<SiteId>,
+    },
+    /// List sites.
+    List,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user. With --password-stdin the first line of standard input is the password.
+    Add {
+        #[arg(long)]
+        id: UserId,
+        #[arg(long)]
+        site: SiteId,
+        #[arg(long)]
+        name: String,
+        /// Repeat for several roles.
+        #[arg(long = "role", required = true)]
+        roles: Vec<Role>,
+        #[arg(long = "specialty")]
+        specialties: Vec<Specialty>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users of a site.
+    List {
+        #[arg(long)]
+        site: SiteId,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// Register a device with a site.
+    Add {
+        #[arg(long)]
+        site: SiteId,
+        #[arg(long, default_value = "modality")]
+        kind: DeviceKind,
+        #[arg(long)]
+        name: Option<String>,
+        /// DICOM AE title the device calls with.
+        #[arg(long)]
+        ae: Option<String>,
+    },
+    /// List the devices of a site.
+    List {
+        #[arg(long)]
+        site: SiteId,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a bearer token for a user and print it (it is shown only this once).
+    Create {
+        #[arg(long)]
+        user: UserId,
+        #[arg(long, default_value = "created at the console")]
+        label: String,
+        /// Days until the token stops working (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a token by its id (tok_…).
+    Revoke { id: String },
+    /// List a user's tokens.
+    List {
+        #[arg(long)]
+        user: UserId,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    logging::init(&settings.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferry: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command, settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(settings, args).await,
+        Command::Migrate => {
+            let db = ferry::storage::Db::connect(&settings.database_target()?, 1).await?;
+            let n = db.migrate().await?;
+            println!(
+                "{n} migration(s) applied; the {} schema is current",
+                db.backend().name()
+            );
+            Ok(())
+        }
+        Command::Site(cmd) => {
+            let state = AppState::open(settings).await?;
+            match cmd {
+                SiteCmd::Add {
+                    id,
+                    name,
+                    tier,
+                    kind,
+                    parent,
+                } => {
+                    let s = operator::add_site(
+                        &state,
+                        NewSite {
+                            id,
+                            name,
+                            tier,
+                            kind,
+                            parent,
+                        },
+                    )
+                    .await?;
+                    println!("site {} added", s.id);
+                }
+                SiteCmd::List => {
+                    for s in operator::list_sites(&state).await? {
+                        let parent = s
+                            .parent
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "-".into());
+                        println!(
+                            "{:<20} {:<9} {:<15} parent={:<20} {}",
+                            s.id, s.tier, s.kind, parent, s.name
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let state = AppState::open(settings).await?;
+            match cmd {
+                UserCmd::Add {
+                    id,
+                    site,
+                    name,
+                    roles,
+                    specialties,
+                    password_stdin,
+                } => {
+                    let password = if password_stdin {
+                        let mut line = String::new();
+                        std::io::stdin()
+                            .lock()
+                            .read_line(&mut line)
+                            .context("reading the password")?;
+                        Some(line.trim_end_matches(['\r', '\n']).to_string())
+                    } else {
+                        None
+                    };
+                    let u = operator::add_user(
+                        &state,
+                        &site,
+                        NewUser {
+                            id,
+                            display_name: name,
+                            roles,
+                            specialties,
+                            password,
+                        },
+                    )
+                    .await?;
+                    println!("user {} added to {}", u.id, u.site);
+                }
+                UserCmd::List { site } => {
+                    for u in operator::list_users(&state, &site).await? {
+                        let roles: Vec<_> = u.roles.iter().map(|r| r.as_str()).collect();
+                        println!(
+                            "{:<20} {:<30} {}{}",
+                            u.id,
+                            roles.join(","),
+                            u.display_name,
+                            if u.disabled { " (disabled)" } else { "" }
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Device(cmd) => {
+            let state = AppState::open(settings).await?;
+            match cmd {
+                DeviceCmd::Add {
+                    site,
+                    kind,
+                    name,
+                    ae,
+                } => {
+                    let ae_title = ae.map(|a| a.parse()).transpose()?;
+                    let name = name
+                        .or_else(|| {
+                            ae_title
+                                .as_ref()
+                                .map(|a: &ferry::network::AeTitle| a.as_str().to_string())
+                        })
+                        .context("give --name or --ae")?;
+                    let d = operator::add_device(
+                        &state,
+                        &site,
+                        NewDevice {
+                            kind,
+                            name,
+                            ae_title,
+                        },
+                    )
+                    .await?;
+                    println!("device {} added to {}", d.id, d.site);
+                }
+                DeviceCmd::List { site } => {
+                    for d in operator::list_devices(&state, &site).await? {
+                        let ae = d
+                            .ae_title
+                            .map(|a| a.as_str().to_string())
+                            .unwrap_or_default();
+                        println!("{:<18} {:<9} {:<17} {}", d.id, d.kind, ae, d.name);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Token(cmd) => {
+            let state = AppState::open(settings).await?;
+            match cmd {
+                TokenCmd::Create {
+                    user,
+                    label,
+                    expires_in_days,
+                } => {
+                    let (t, secret) =
+                        operator::create_token(&state, &user, &label, expires_in_days).await?;
+                    eprintln!(
+                        "token {} for {} created{}; it is shown only now:",
+                        t.id,
+                        t.user,
+                        t.expires_at
+                            .map(|e| format!(", expires {e}"))
+                            .unwrap_or_default()
+                    );
+                    println!("{secret}");
+                }
+                TokenCmd::Revoke { id } => {
+                    let t = operator::revoke_token(&state, &id).await?;
+                    println!(
+                        "token {} revoked at {}",
+                        t.id,
+                        t.revoked_at.unwrap_or_default()
+                    );
+                }
+                TokenCmd::List { user } => {
+                    for t in operator::list_tokens(&state, &user).await? {
+                        let status = if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{:<16} {:<8} created={} expires={} {}",
+                            t.id,
+                            status,
+                            t.created_at,
+                            t.expires_at.unwrap_or_else(|| "never".into()),
+                            t.label
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let state = app.state();
+    let url = app.base_url();
+    if args.demo {
+        let created = demo::seed(&state, &args.demo_password).await?;
+        println!("Demo network ready ({created} record(s) created).");
+        println!(
+            "Sign in at {url}/ as any of (password: {}):",
+            args.demo_password
+        );
+        for (id, name, site, roles, _) in demo::USERS {
+            let roles: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+            println!("  {id:<12} {:<11} {site:<16} {name}", roles.join(","));
+        }
+    }
+    println!("Ferry listening on {url}");
+    tracing::info!(%url, db = state.db.backend().name(), objects = state.objects.kind(), "listening");
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+        token.cancel();
+    });
+    app.run().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,125 @@
+//! Actions by the operator at the server's console (the `ferry` subcommands and `--demo`):
+//! whoever can run the binary against the database holds every power, so these use operator
+//! permits — and still write audit events, with actor `operator`.
+
+use crate::app::AppState;
+use crate::audit::{self, NewEvent, Outcome};
+use crate::auth::policy::{self, Action, Permit, Target};
+use crate::auth::{password, tokens};
+use crate::network::store::{self, NetworkError};
+use crate::network::{Device, NewDevice, NewSite, NewUser, Site, SiteId, User, UserId};
+use crate::time::now_ms;
+
+pub const OPERATOR: &str = "operator";
+
+async fn permit<A: Action>(state: &AppState, target: Target) -> anyhow::Result<Permit<A>> {
+    audit::record(
+        &state.db,
+        &NewEvent {
+            at: now_ms(),
+            actor: Some(OPERATOR.into()),
+            actor_site: None,
+            site: target.site.as_ref().map(|s| s.to_string()),
+            action: A::NAME,
+            resource_kind: target.kind,
+            resource_id: target.id.clone(),
+            outcome: Outcome::Allowed,
+            client_addr: Some("console".into()),
+            detail: None,
+        },
+    )
+    .await?;
+    Ok(policy::operator_permit(target))
+}
+
+pub async fn add_site(state: &AppState, new: NewSite) -> anyhow::Result<Site> {
+    let target = Target {
+        site: new.parent.clone(),
+        subject: None,
+        kind: "site",
+        id: Some(new.id.to_string()),
+    };
+    let p = permit::<policy::SiteCreate>(state, target).await?;
+    Ok(store::create_site(&state.db, &p, new, now_ms()).await?)
+}
+
+pub async fn list_sites(state: &AppState) -> anyhow::Result<Vec<Site>> {
+    let p = policy::operator_permit::<policy::SiteList>(Target::network());
+    Ok(store::list_sites(&state.db, &p).await?)
+}
+
+pub async fn add_user(state: &AppState, site: &SiteId, mut new: NewUser) -> anyhow::Result<User> {
+    let hash = match new.password.take() {
+        Some(pw) => {
+            password::check_rules(&pw).map_err(anyhow::Error::msg)?;
+            Some(password::hash(pw, password::Cost::from(&state.settings.auth)).await?)
+        }
+        None => None,
+    };
+    let p =
+        permit::<policy::UserCreate>(state, Target::site(site, "user", Some(new.id.to_string())))
+            .await?;
+    Ok(store::create_user(&state.db, &p, new, hash, now_ms()).await?)
+}
+
+pub async fn list_users(state: &AppState, site: &SiteId) -> anyhow::Result<Vec<User>> {
+    let p = permit::<policy::UserList>(state, Target::site(site, "user", None)).await?;
+    Ok(store::list_users(&state.db, &p).await?)
+}
+
+pub async fn add_device(state: &AppState, site: &SiteId, new: NewDevice) -> anyhow::Result<Device> {
+    let p = permit::<policy::DeviceCreate>(state, Target::site(site, "device", None)).await?;
+    Ok(store::create_device(&state.db, &p, new, now_ms()).await?)
+}
+
+pub async fn list_devices(state: &AppState, site: &SiteId) -> anyhow::Result<Vec<Device>> {
+    let p = permit::<policy::DeviceList>(state, Target::site(site, "device", None)).await?;
+    Ok(store::list_devices(&state.db, &p).await?)
+}
+
+async fn user_target(state: &AppState, user: &UserId) -> anyhow::Result<Target> {
+    let site = store::site_of_user(&state.db, user)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user `{user}`"))?;
+    Ok(Target::of_user(&site, user, "token", None))
+}
+
+/// Creates a token; returns the record and the secret (shown once).
+pub async fn create_token(
+    state: &AppState,
+    user: &UserId,
+    label: &str,
+    expires_in_days: Option<u32>,
+) -> anyhow::Result<(tokens::ApiToken, String)> {
+    let now = now_ms();
+    anyhow::ensure!(
+        expires_in_days != Some(0),
+        "--expires-in-days must be at least 1"
+    );
+    let p = permit::<policy::TokenCreate>(state, user_target(state, user).await?).await?;
+    let expires = expires_in_days.map(|d| now + d as i64 * 86_400_000);
+    Ok(tokens::create(&state.db, &p, label, expires, now).await?)
+}
+
+pub async fn list_tokens(state: &AppState, user: &UserId) -> anyhow::Result<Vec<tokens::ApiToken>> {
+    let p = permit::<policy::TokenList>(state, user_target(state, user).await?).await?;
+    Ok(tokens::list(&state.db, &p).await?)
+}
+
+pub async fn revoke_token(state: &AppState, token_id: &str) -> anyhow::Result<tokens::ApiToken> {
+    let owner = tokens::owner(&state.db, token_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no token `{token_id}`"))?;
+    let mut target = user_target(state, &owner).await?;
+    target.id = Some(token_id.to_string());
+    let p = permit::<policy::TokenRevoke>(state, target).await?;
+    Ok(tokens::revoke(&state.db, &p, now_ms()).await?)
+}
+
+/// True when the error means "already there" (for idempotent seeding).
+pub fn is_exists(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<NetworkError>(),
+        Some(NetworkError::Exists(_))
+    )
+}

@@ -1,0 +1,221 @@
+//! The SQL port. One `sqlx::AnyPool` serves both dialects: queries use `$1`-style
+//! placeholders (which SQLite and PostgreSQL both accept), integers are 64-bit and times are
+//! unix milliseconds, so the same query text runs on either. Schema differences live in one
+//! migration set per dialect under `migrations/`.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DatabaseTarget;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("cannot create the database directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the {backend} database: {source}")]
+    Connect {
+        backend: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error(
+        "the database schema is at version {found}, newer than this binary knows ({known}); upgrade Ferry"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// A connection pool plus the dialect behind it.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// Every schema change, in order. Each is applied once, in its own transaction.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "network, auth, audit",
+    sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
+}];
+
+impl Db {
+    /// Opens a pool. SQLite files (and their directory) are created when missing and run in
+    /// WAL mode with foreign keys on.
+    pub async fn connect(target: &DatabaseTarget, max_connections: u32) -> Result<Db, SqlError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = match target {
+            DatabaseTarget::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| SqlError::Dir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                (
+                    format!("sqlite://{}?mode=rwc", path.display()),
+                    Backend::Sqlite,
+                )
+            }
+            DatabaseTarget::Postgres(url) => (url.clone(), Backend::Postgres),
+        };
+        let opts: AnyConnectOptions = url.parse().map_err(|source| SqlError::Connect {
+            backend: backend.name(),
+            source,
+        })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(3))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|source| SqlError::Connect {
+                backend: backend.name(),
+                source,
+            })?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Is the database answering? Used by `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Applies pending migrations; returns how many ran. Safe to call from several nodes at
+    /// once on PostgreSQL (an advisory lock serialises them).
+    pub async fn migrate(&self) -> Result<usize, SqlError> {
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            conn.execute("SELECT pg_advisory_lock(7263390011)").await?;
+        }
+        let result = self.migrate_locked(&mut conn).await;
+        if self.backend == Backend::Postgres {
+            conn.execute("SELECT pg_advisory_unlock(7263390011)")
+                .await?;
+        }
+        result
+    }
+
+    async fn migrate_locked(&self, conn: &mut sqlx::AnyConnection) -> Result<usize, SqlError> {
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS ferry_migrations (\
+               version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM ferry_migrations")
+            .fetch_one(&mut *conn)
+            .await?;
+        let current = current.unwrap_or(0);
+        let known = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
+        if current > known {
+            return Err(SqlError::TooNew {
+                found: current,
+                known,
+            });
+        }
+        let mut ran = 0;
+        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            let fail = |source| SqlError::Migration {
+                version: m.version,
+                name: m.name,
+                source,
+            };
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(fail)?;
+            sqlx::query(
+                "INSERT INTO ferry_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(crate::time::now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            tracing::info!(version = m.version, name = m.name, "migration applied");
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Is this error a unique-constraint violation (on either dialect)?
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+/// Is this error a foreign-key violation (on either dialect)?
+pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.is_foreign_key_violation(),
+        _ => false,
+    }
+}
