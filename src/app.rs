@@ -71,10 +71,7 @@ impl Connected<IncomingStream<'_, FerryListener>> for ClientAddr {
 /// other connections.
 pub enum FerryListener {
     Plain(TcpListener),
-    Tls {
-        local: SocketAddr,
-        rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    },
+    Tls { local: SocketAddr, rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> },
 }
 
 impl FerryListener {
@@ -127,11 +124,7 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result
     ))
     .collect::<Result<Vec<_>, _>>()
     .context("http.tls_cert: not a PEM certificate chain")?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "http.tls_cert: no certificate in {}",
-        cert.display()
-    );
+    anyhow::ensure!(!certs.is_empty(), "http.tls_cert: no certificate in {}", cert.display());
     let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
         std::fs::File::open(key).with_context(|| format!("http.tls_key: {}", key.display()))?,
     ))
@@ -196,12 +189,7 @@ impl Application {
         let listener = FerryListener::bind(&settings).await?;
         let local_addr = listener.local_addr()?;
         let state = AppState::open(settings).await?;
-        Ok(Application {
-            state,
-            listener,
-            local_addr,
-            shutdown: CancellationToken::new(),
-        })
+        Ok(Application { state, listener, local_addr, shutdown: CancellationToken::new() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -209,11 +197,7 @@ impl Application {
     }
 
     pub fn base_url(&self) -> String {
-        let scheme = if self.state.settings.tls_enabled() {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if self.state.settings.tls_enabled() { "https" } else { "http" };
         format!("{scheme}://{}", self.local_addr)
     }
 
@@ -229,21 +213,13 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then waits for in-flight requests for at
     /// most `http.shutdown_grace_secs`.
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application {
-            state,
-            listener,
-            shutdown,
-            ..
-        } = self;
+        let Application { state, listener, shutdown, .. } = self;
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         spawn_housekeeping(state.clone(), shutdown.clone());
         let app = crate::http::router(state.clone());
         let stop = shutdown.clone();
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<ClientAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await });
+        let server = axum::serve(listener, app.into_make_service_with_connect_info::<ClientAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         tokio::select! {
             r = server.into_future() => r.context("server failed")?,
             _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {

@@ -21,10 +21,7 @@ pub enum ConfigError {
 }
 
 fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Key {
-        key: key.to_string(),
-        message: message.into(),
-    }
+    ConfigError::Key { key: key.to_string(), message: message.into() }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,24 +186,19 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        let mut merged: toml::Table =
-            DEFAULTS
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::File {
-                    path: "<built-in defaults>".into(),
-                    message: e.to_string(),
-                })?;
+        let mut merged: toml::Table = DEFAULTS.parse().map_err(|e: toml::de::Error| {
+            ConfigError::File { path: "<built-in defaults>".into(), message: e.to_string() }
+        })?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
             let table: toml::Table =
-                text.parse()
-                    .map_err(|e: toml::de::Error| ConfigError::File {
-                        path: path.display().to_string(),
-                        message: e.message().to_string(),
-                    })?;
+                text.parse().map_err(|e: toml::de::Error| ConfigError::File {
+                    path: path.display().to_string(),
+                    message: e.message().to_string(),
+                })?;
             merge(&mut merged, table);
         }
         for (name, value) in env {
@@ -239,16 +231,10 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         match (&self.http.tls_cert, &self.http.tls_key) {
             (Some(_), None) => {
-                return Err(key_err(
-                    "http.tls_key",
-                    "required when http.tls_cert is set",
-                ));
+                return Err(key_err("http.tls_key", "required when http.tls_cert is set"));
             }
             (None, Some(_)) => {
-                return Err(key_err(
-                    "http.tls_cert",
-                    "required when http.tls_key is set",
-                ));
+                return Err(key_err("http.tls_cert", "required when http.tls_key is set"));
             }
             (Some(c), Some(k)) => {
                 for (key, p) in [("http.tls_cert", c), ("http.tls_key", k)] {
@@ -272,10 +258,7 @@ impl Settings {
             return Err(key_err("auth.max_failed_logins", "must be at least 1"));
         }
         if self.auth.login_attempts_per_minute == 0 {
-            return Err(key_err(
-                "auth.login_attempts_per_minute",
-                "must be at least 1",
-            ));
+            return Err(key_err("auth.login_attempts_per_minute", "must be at least 1"));
         }
         if self.auth.argon2_memory_kib < 8 || self.auth.argon2_iterations == 0 {
             return Err(key_err(
@@ -283,11 +266,7 @@ impl Settings {
                 "argon2 cost too low (memory ≥ 8 KiB, iterations ≥ 1)",
             ));
         }
-        if let Err(e) = self
-            .log
-            .level
-            .parse::<tracing_subscriber::filter::EnvFilter>()
-        {
+        if let Err(e) = self.log.level.parse::<tracing_subscriber::filter::EnvFilter>() {
             return Err(key_err("log.level", e.to_string()));
         }
         self.database_target()?;
@@ -304,10 +283,7 @@ impl Settings {
         if raw.is_empty() {
             return Ok(DatabaseTarget::Sqlite(self.data.dir.join("ferry.db")));
         }
-        if let Some(path) = raw
-            .strip_prefix("sqlite://")
-            .or_else(|| raw.strip_prefix("sqlite:"))
-        {
+        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
             if path.is_empty() {
                 return Err(key_err("database.url", "sqlite URL has no file path"));
             }
@@ -405,16 +381,12 @@ fn secret_value(
     key: &str,
 ) -> Result<String, ConfigError> {
     match (inline.filter(|s| !s.is_empty()), file) {
-        (Some(_), Some(_)) => Err(key_err(
-            key,
-            format!("set either {key} or {key}_file, not both"),
-        )),
+        (Some(_), Some(_)) => {
+            Err(key_err(key, format!("set either {key} or {key}_file, not both")))
+        }
         (Some(v), None) => Ok(v.to_string()),
         (None, Some(f)) => read_secret(f, &format!("{key}_file")),
-        (None, None) => Err(key_err(
-            key,
-            "required for s3:// object storage (or its _file form)",
-        )),
+        (None, None) => Err(key_err(key, "required for s3:// object storage (or its _file form)")),
     }
 }
 
@@ -437,12 +409,8 @@ fn insert_path(
     let (last, parents) = parts.split_last().expect("non-empty path");
     let mut cur = table;
     for p in parents {
-        let entry = cur
-            .entry(p.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        cur = entry
-            .as_table_mut()
-            .ok_or_else(|| format!("`{p}` is a value, not a section"))?;
+        let entry = cur.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| format!("`{p}` is a value, not a section"))?;
     }
     if matches!(cur.get(last), Some(toml::Value::Table(_))) {
         return Err(format!("`{last}` is a section, not a value"));
@@ -456,10 +424,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -479,16 +444,11 @@ mod tests {
     fn env_overrides_file_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("f.toml");
-        std::fs::write(
-            &f,
-            "[http]\naddr = \"127.0.0.1:9000\"\n[auth]\nmax_failed_logins = 3\n",
-        )
-        .unwrap();
-        let s = Settings::load(
-            Some(&f),
-            env(&[("FERRY__HTTP__ADDR", "127.0.0.1:0"), ("OTHER", "x")]),
-        )
-        .unwrap();
+        std::fs::write(&f, "[http]\naddr = \"127.0.0.1:9000\"\n[auth]\nmax_failed_logins = 3\n")
+            .unwrap();
+        let s =
+            Settings::load(Some(&f), env(&[("FERRY__HTTP__ADDR", "127.0.0.1:0"), ("OTHER", "x")]))
+                .unwrap();
         assert_eq!(s.http.addr.port(), 0);
         assert_eq!(s.auth.max_failed_logins, 3);
         let s = Settings::load(None, env(&[("FERRY__AUTH__LOCKOUT_MINUTES", "7")])).unwrap();
@@ -501,18 +461,9 @@ mod tests {
             (&[("FERRY__HTTP__ADDR", "not-an-address")], "http.addr"),
             (&[("FERRY__HTTP__ADRR", "x")], "adrr"),
             (&[("FERRY__DATABASE__URL", "mysql://x")], "database.url"),
-            (
-                &[("FERRY__OBJECTS__URL", "s3://bucket")],
-                "objects.s3.access_key_id",
-            ),
-            (
-                &[("FERRY__AUTH__MAX_FAILED_LOGINS", "many")],
-                "auth.max_failed_logins",
-            ),
-            (
-                &[("FERRY__HTTP__TLS_CERT", "/nonexistent.pem")],
-                "http.tls_key",
-            ),
+            (&[("FERRY__OBJECTS__URL", "s3://bucket")], "objects.s3.access_key_id"),
+            (&[("FERRY__AUTH__MAX_FAILED_LOGINS", "many")], "auth.max_failed_logins"),
+            (&[("FERRY__HTTP__TLS_CERT", "/nonexistent.pem")], "http.tls_key"),
             (&[("FERRY__LOG__FORMAT", "xml")], "log.format"),
             (
                 &[
@@ -526,10 +477,7 @@ mod tests {
         ];
         for (vars, key) in cases {
             let err = Settings::load(None, env(vars)).unwrap_err().to_string();
-            assert!(
-                err.contains(key),
-                "{vars:?}: error `{err}` does not name `{key}`"
-            );
+            assert!(err.contains(key), "{vars:?}: error `{err}` does not name `{key}`");
         }
     }
 
@@ -543,20 +491,12 @@ mod tests {
             env(&[
                 ("FERRY__OBJECTS__URL", "s3://bucket/pre/fix/"),
                 ("FERRY__OBJECTS__S3__ACCESS_KEY_ID", "key"),
-                (
-                    "FERRY__OBJECTS__S3__SECRET_ACCESS_KEY_FILE",
-                    f.to_str().unwrap(),
-                ),
+                ("FERRY__OBJECTS__S3__SECRET_ACCESS_KEY_FILE", f.to_str().unwrap()),
             ]),
         )
         .unwrap();
         match s.object_target().unwrap() {
-            ObjectTarget::S3 {
-                bucket,
-                prefix,
-                secret_access_key,
-                ..
-            } => {
+            ObjectTarget::S3 { bucket, prefix, secret_access_key, .. } => {
                 assert_eq!(bucket, "bucket");
                 assert_eq!(prefix, "pre/fix");
                 assert_eq!(secret_access_key.0, "s3cret");

@@ -17,20 +17,8 @@ pub const SITES: &[(&str, &str, Tier, SiteKind, Option<&str>)] = &[
         SiteKind::Hospital,
         None,
     ),
-    (
-        "county-hospital",
-        "County Hospital",
-        Tier::County,
-        SiteKind::Hospital,
-        Some("city-hospital"),
-    ),
-    (
-        "island-clinic",
-        "Island Clinic",
-        Tier::Village,
-        SiteKind::Clinic,
-        Some("county-hospital"),
-    ),
+    ("county-hospital", "County Hospital", Tier::County, SiteKind::Hospital, Some("city-hospital")),
+    ("island-clinic", "Island Clinic", Tier::Village, SiteKind::Clinic, Some("county-hospital")),
     (
         "mountain-clinic",
         "Mountain Clinic",
@@ -40,72 +28,24 @@ pub const SITES: &[(&str, &str, Tier, SiteKind, Option<&str>)] = &[
     ),
 ];
 
-/// (login, display name, site, roles, specialties)
-pub const USERS: &[(&str, &str, &str, &[Role], &[&str])] = &[
-    (
-        "admin",
-        "Network Administrator",
-        "city-hospital",
-        &[Role::Admin],
-        &[],
-    ),
-    (
-        "dr-li",
-        "Dr Li (radiology)",
-        "city-hospital",
-        &[Role::Specialist],
-        &["radiology"],
-    ),
-    (
-        "dr-chen",
-        "Dr Chen (ECG reader)",
-        "city-hospital",
-        &[Role::Reader],
-        &["cardiology", "ecg"],
-    ),
-    (
-        "dr-zhao",
-        "Dr Zhao (Island Clinic)",
-        "island-clinic",
-        &[Role::Clinician],
-        &[],
-    ),
-    (
-        "dr-ma",
-        "Dr Ma (Mountain Clinic)",
-        "mountain-clinic",
-        &[Role::Clinician],
-        &[],
-    ),
-    (
-        "trainer-sun",
-        "Sun (training lead)",
-        "city-hospital",
-        &[Role::Trainer],
-        &[],
-    ),
+/// A demo person: login, display name, site, roles, specialties.
+pub type DemoUser =
+    (&'static str, &'static str, &'static str, &'static [Role], &'static [&'static str]);
+
+pub const USERS: &[DemoUser] = &[
+    ("admin", "Network Administrator", "city-hospital", &[Role::Admin], &[]),
+    ("dr-li", "Dr Li (radiology)", "city-hospital", &[Role::Specialist], &["radiology"]),
+    ("dr-chen", "Dr Chen (ECG reader)", "city-hospital", &[Role::Reader], &["cardiology", "ecg"]),
+    ("dr-zhao", "Dr Zhao (Island Clinic)", "island-clinic", &[Role::Clinician], &[]),
+    ("dr-ma", "Dr Ma (Mountain Clinic)", "mountain-clinic", &[Role::Clinician], &[]),
+    ("trainer-sun", "Sun (training lead)", "city-hospital", &[Role::Trainer], &[]),
 ];
 
 /// (site, kind, name, AE title)
 pub const DEVICES: &[(&str, DeviceKind, &str, &str)] = &[
-    (
-        "island-clinic",
-        DeviceKind::Modality,
-        "Island Clinic CT",
-        "ISLANDCT",
-    ),
-    (
-        "mountain-clinic",
-        DeviceKind::Modality,
-        "Mountain Clinic ultrasound",
-        "MOUNTAINUS",
-    ),
-    (
-        "county-hospital",
-        DeviceKind::Modality,
-        "County Hospital CT",
-        "COUNTYCT",
-    ),
+    ("island-clinic", DeviceKind::Modality, "Island Clinic CT", "ISLANDCT"),
+    ("mountain-clinic", DeviceKind::Modality, "Mountain Clinic ultrasound", "MOUNTAINUS"),
+    ("county-hospital", DeviceKind::Modality, "County Hospital CT", "COUNTYCT"),
 ];
 
 /// Seeds what is missing; returns how many records were created.
@@ -143,11 +83,7 @@ pub async fn seed(state: &AppState, password: &str) -> anyhow::Result<usize> {
     }
     for (site, kind, name, ae) in DEVICES {
         let site: SiteId = site.parse()?;
-        let new = NewDevice {
-            kind: *kind,
-            name: name.to_string(),
-            ae_title: Some(ae.parse()?),
-        };
+        let new = NewDevice { kind: *kind, name: name.to_string(), ae_title: Some(ae.parse()?) };
         match operator::add_device(state, &site, new).await {
             Ok(_) => created += 1,
             Err(e) if operator::is_exists(&e) => {}

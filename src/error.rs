@@ -26,10 +26,7 @@ pub enum ApiError {
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("too many requests")]
-    TooManyRequests {
-        retry_after_secs: u64,
-        detail: String,
-    },
+    TooManyRequests { retry_after_secs: u64, detail: String },
     #[error("account locked")]
     Locked { retry_after_secs: u64 },
     #[error("unsupported media type")]
@@ -59,24 +56,15 @@ struct Problem<'a> {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::BadRequest {
-            code,
-            detail: detail.into(),
-        }
+        ApiError::BadRequest { code, detail: detail.into() }
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::Conflict {
-            code,
-            detail: detail.into(),
-        }
+        ApiError::Conflict { code, detail: detail.into() }
     }
 
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
-        ApiError::Unauthenticated {
-            code: "unauthenticated",
-            detail: detail.into(),
-        }
+        ApiError::Unauthenticated { code: "unauthenticated", detail: detail.into() }
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
@@ -169,18 +157,14 @@ impl IntoResponse for ApiError {
             incident,
         };
         let retry = match &self {
-            ApiError::TooManyRequests {
-                retry_after_secs, ..
-            }
+            ApiError::TooManyRequests { retry_after_secs, .. }
             | ApiError::Locked { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         let mut resp = (status, Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(secs) = retry {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         if matches!(self, ApiError::Unauthenticated { .. }) {
             resp.headers_mut().insert(

@@ -2,6 +2,8 @@
 //! the configured level. Logs carry identifiers (user, site, route template), never request
 //! paths, query strings or bodies, which may hold patient data.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
@@ -14,6 +16,7 @@ pub fn init(settings: &LogSettings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true);
     let _ = match settings.format {
         LogFormat::Json => builder.json().try_init(),

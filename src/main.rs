@@ -14,11 +14,7 @@ use ferry::network::{
 use ferry::{demo, logging, operator};
 
 #[derive(Parser)]
-#[command(
-    name = "ferry",
-    version,
-    about = "Telemedicine collaboration network server"
-)]
+#[command(name = "ferry", version, about = "Telemedicine collaboration network server")]
 struct Cli {
     /// Settings file (TOML) applied over the built-in defaults; FERRY__SECTION__KEY
     /// environment variables apply over both.
@@ -154,10 +150,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     logging::init(&settings.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferry: cannot start the runtime: {e}");
@@ -179,41 +172,20 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate => {
             let db = ferry::storage::Db::connect(&settings.database_target()?, 1).await?;
             let n = db.migrate().await?;
-            println!(
-                "{n} migration(s) applied; the {} schema is current",
-                db.backend().name()
-            );
+            println!("{n} migration(s) applied; the {} schema is current", db.backend().name());
             Ok(())
         }
         Command::Site(cmd) => {
             let state = AppState::open(settings).await?;
             match cmd {
-                SiteCmd::Add {
-                    id,
-                    name,
-                    tier,
-                    kind,
-                    parent,
-                } => {
-                    let s = operator::add_site(
-                        &state,
-                        NewSite {
-                            id,
-                            name,
-                            tier,
-                            kind,
-                            parent,
-                        },
-                    )
-                    .await?;
+                SiteCmd::Add { id, name, tier, kind, parent } => {
+                    let s = operator::add_site(&state, NewSite { id, name, tier, kind, parent })
+                        .await?;
                     println!("site {} added", s.id);
                 }
                 SiteCmd::List => {
                     for s in operator::list_sites(&state).await? {
-                        let parent = s
-                            .parent
-                            .map(|p| p.to_string())
-                            .unwrap_or_else(|| "-".into());
+                        let parent = s.parent.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
                         println!(
                             "{:<20} {:<9} {:<15} parent={:<20} {}",
                             s.id, s.tier, s.kind, parent, s.name
@@ -226,14 +198,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::User(cmd) => {
             let state = AppState::open(settings).await?;
             match cmd {
-                UserCmd::Add {
-                    id,
-                    site,
-                    name,
-                    roles,
-                    specialties,
-                    password_stdin,
-                } => {
+                UserCmd::Add { id, site, name, roles, specialties, password_stdin } => {
                     let password = if password_stdin {
                         let mut line = String::new();
                         std::io::stdin()
@@ -247,13 +212,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     let u = operator::add_user(
                         &state,
                         &site,
-                        NewUser {
-                            id,
-                            display_name: name,
-                            roles,
-                            specialties,
-                            password,
-                        },
+                        NewUser { id, display_name: name, roles, specialties, password },
                     )
                     .await?;
                     println!("user {} added to {}", u.id, u.site);
@@ -276,12 +235,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Device(cmd) => {
             let state = AppState::open(settings).await?;
             match cmd {
-                DeviceCmd::Add {
-                    site,
-                    kind,
-                    name,
-                    ae,
-                } => {
+                DeviceCmd::Add { site, kind, name, ae } => {
                     let ae_title = ae.map(|a| a.parse()).transpose()?;
                     let name = name
                         .or_else(|| {
@@ -290,24 +244,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                                 .map(|a: &ferry::network::AeTitle| a.as_str().to_string())
                         })
                         .context("give --name or --ae")?;
-                    let d = operator::add_device(
-                        &state,
-                        &site,
-                        NewDevice {
-                            kind,
-                            name,
-                            ae_title,
-                        },
-                    )
-                    .await?;
+                    let d = operator::add_device(&state, &site, NewDevice { kind, name, ae_title })
+                        .await?;
                     println!("device {} added to {}", d.id, d.site);
                 }
                 DeviceCmd::List { site } => {
                     for d in operator::list_devices(&state, &site).await? {
-                        let ae = d
-                            .ae_title
-                            .map(|a| a.as_str().to_string())
-                            .unwrap_or_default();
+                        let ae = d.ae_title.map(|a| a.as_str().to_string()).unwrap_or_default();
                         println!("{:<18} {:<9} {:<17} {}", d.id, d.kind, ae, d.name);
                     }
                 }
@@ -317,38 +260,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             let state = AppState::open(settings).await?;
             match cmd {
-                TokenCmd::Create {
-                    user,
-                    label,
-                    expires_in_days,
-                } => {
+                TokenCmd::Create { user, label, expires_in_days } => {
                     let (t, secret) =
                         operator::create_token(&state, &user, &label, expires_in_days).await?;
                     eprintln!(
                         "token {} for {} created{}; it is shown only now:",
                         t.id,
                         t.user,
-                        t.expires_at
-                            .map(|e| format!(", expires {e}"))
-                            .unwrap_or_default()
+                        t.expires_at.map(|e| format!(", expires {e}")).unwrap_or_default()
                     );
                     println!("{secret}");
                 }
                 TokenCmd::Revoke { id } => {
                     let t = operator::revoke_token(&state, &id).await?;
-                    println!(
-                        "token {} revoked at {}",
-                        t.id,
-                        t.revoked_at.unwrap_or_default()
-                    );
+                    println!("token {} revoked at {}", t.id, t.revoked_at.unwrap_or_default());
                 }
                 TokenCmd::List { user } => {
                     for t in operator::list_tokens(&state, &user).await? {
-                        let status = if t.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        };
+                        let status = if t.revoked_at.is_some() { "revoked" } else { "active" };
                         println!(
                             "{:<16} {:<8} created={} expires={} {}",
                             t.id,
@@ -372,10 +301,7 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         let created = demo::seed(&state, &args.demo_password).await?;
         println!("Demo network ready ({created} record(s) created).");
-        println!(
-            "Sign in at {url}/ as any of (password: {}):",
-            args.demo_password
-        );
+        println!("Sign in at {url}/ as any of (password: {}):", args.demo_password);
         for (id, name, site, roles, _) in demo::USERS {
             let roles: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
             println!("  {id:<12} {:<11} {site:<16} {name}", roles.join(","));

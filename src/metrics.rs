@@ -12,9 +12,8 @@ use axum::response::Response;
 
 use crate::app::AppState;
 
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+const BUCKETS: [f64; 12] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 #[derive(Default)]
 struct Series {
@@ -31,9 +30,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, secs: f64) {
         let mut m = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let s = m
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default();
+        let s = m.entry((method.to_string(), route.to_string(), status)).or_default();
         s.count += 1;
         s.sum += secs;
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -71,16 +68,9 @@ impl Metrics {
                 "ferry_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 s.count
             );
-            let _ = writeln!(
-                out,
-                "ferry_http_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum
-            );
-            let _ = writeln!(
-                out,
-                "ferry_http_request_duration_seconds_count{{{labels}}} {}",
-                s.count
-            );
+            let _ = writeln!(out, "ferry_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
+            let _ =
+                writeln!(out, "ferry_http_request_duration_seconds_count{{{labels}}} {}", s.count);
         }
         out
     }
@@ -96,18 +86,12 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| {
-            if req.uri().path().starts_with("/api/") {
-                "unmatched".into()
-            } else {
-                "web".into()
-            }
+            if req.uri().path().starts_with("/api/") { "unmatched".into() } else { "web".into() }
         });
     let resp = next.run(req).await;
     let status = resp.status();
     let secs = start.elapsed().as_secs_f64();
-    state
-        .metrics
-        .observe(&method, &route, status.as_u16(), secs);
+    state.metrics.observe(&method, &route, status.as_u16(), secs);
     // Paths and query strings may carry patient identifiers later (QIDO): log the template only.
     tracing::debug!(%method, %route, status = status.as_u16(), ms = secs * 1000.0, "request");
     resp

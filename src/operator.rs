@@ -92,10 +92,7 @@ pub async fn create_token(
     expires_in_days: Option<u32>,
 ) -> anyhow::Result<(tokens::ApiToken, String)> {
     let now = now_ms();
-    anyhow::ensure!(
-        expires_in_days != Some(0),
-        "--expires-in-days must be at least 1"
-    );
+    anyhow::ensure!(expires_in_days != Some(0), "--expires-in-days must be at least 1");
     let p = permit::<policy::TokenCreate>(state, user_target(state, user).await?).await?;
     let expires = expires_in_days.map(|d| now + d as i64 * 86_400_000);
     Ok(tokens::create(&state.db, &p, label, expires, now).await?)
@@ -118,8 +115,15 @@ pub async fn revoke_token(state: &AppState, token_id: &str) -> anyhow::Result<to
 
 /// True when the error means "already there" (for idempotent seeding).
 pub fn is_exists(e: &anyhow::Error) -> bool {
-    matches!(
-        e.downcast_ref::<NetworkError>(),
-        Some(NetworkError::Exists(_))
-    )
+    matches!(e.downcast_ref::<NetworkError>(), Some(NetworkError::Exists(_)))
+}
+
+/// Searches the audit trail as an administrator of `site` would see it.
+pub async fn audit_search(
+    state: &AppState,
+    site: &SiteId,
+    filter: &audit::Filter,
+) -> anyhow::Result<Vec<audit::Event>> {
+    let p = permit::<policy::AuditRead>(state, Target::site(site, "audit", None)).await?;
+    Ok(audit::search(&state.db, &p, filter).await?)
 }

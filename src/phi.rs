@@ -46,15 +46,7 @@ mod tests {
         struct Study {
             patient: Phi<String>,
         }
-        assert!(
-            !format!(
-                "{:?}",
-                Study {
-                    patient: name.clone()
-                }
-            )
-            .contains("DOE")
-        );
+        assert!(!format!("{:?}", Study { patient: name.clone() }).contains("DOE"));
         assert_eq!(serde_json::to_string(&name).unwrap(), "\"DOE^JANE\"");
         assert_eq!(name.expose(), "DOE^JANE");
     }

@@ -136,11 +136,7 @@ pub async fn search(
     let mut args: Vec<ArgVal> = vec![];
     fn push(sql: &mut String, args: &mut Vec<ArgVal>, clause: &str, v: ArgVal) {
         args.push(v);
-        let _ = write!(
-            sql,
-            " AND {}",
-            clause.replace('?', &format!("${}", args.len()))
-        );
+        let _ = write!(sql, " AND {}", clause.replace('?', &format!("${}", args.len())));
     }
     if let Some(scope) = &scope {
         let mut ids: Vec<&SiteId> = scope.iter().collect();
@@ -164,37 +160,17 @@ pub async fn search(
     if let Some(r) = &f.resource {
         match r.split_once(':') {
             Some((kind, id)) => {
-                push(
-                    &mut sql,
-                    &mut args,
-                    "resource_kind = ?",
-                    ArgVal::Text(kind.to_string()),
-                );
-                push(
-                    &mut sql,
-                    &mut args,
-                    "resource_id = ?",
-                    ArgVal::Text(id.to_string()),
-                );
+                push(&mut sql, &mut args, "resource_kind = ?", ArgVal::Text(kind.to_string()));
+                push(&mut sql, &mut args, "resource_id = ?", ArgVal::Text(id.to_string()));
             }
-            None => push(
-                &mut sql,
-                &mut args,
-                "resource_kind = ?",
-                ArgVal::Text(r.clone()),
-            ),
+            None => push(&mut sql, &mut args, "resource_kind = ?", ArgVal::Text(r.clone())),
         }
     }
     if let Some(a) = &f.action {
         push(&mut sql, &mut args, "action = ?", ArgVal::Text(a.clone()));
     }
     if let Some(o) = f.outcome {
-        push(
-            &mut sql,
-            &mut args,
-            "outcome = ?",
-            ArgVal::Text(o.as_str().to_string()),
-        );
+        push(&mut sql, &mut args, "outcome = ?", ArgVal::Text(o.as_str().to_string()));
     }
     if let Some(t) = f.from {
         push(&mut sql, &mut args, "at >= ?", ArgVal::Int(t));
@@ -245,11 +221,8 @@ pub fn to_csv(events: &[Event]) -> String {
     fn field(out: &mut String, v: Option<&str>) {
         let v = v.unwrap_or("");
         // A leading = + - @ would make spreadsheets evaluate the cell: neutralise it.
-        let guarded = if v.starts_with(['=', '+', '-', '@']) {
-            format!("'{v}")
-        } else {
-            v.to_string()
-        };
+        let guarded =
+            if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_string() };
         if guarded.contains([',', '"', '\n', '\r']) {
             out.push('"');
             out.push_str(&guarded.replace('"', "\"\""));
@@ -313,10 +286,7 @@ mod tests {
             lines.next().unwrap(),
             "7,2026-11-24T00:00:00Z,dr-zhao,island-clinic,,user.list,user,,denied,127.0.0.1,\"says \"\"no\"\", twice\n=cmd\""
         );
-        let e2 = Event {
-            detail: Some("=HYPERLINK()".into()),
-            ..Default::default()
-        };
+        let e2 = Event { detail: Some("=HYPERLINK()".into()), ..Default::default() };
         assert!(to_csv(&[e2]).contains(",'=HYPERLINK()"));
     }
 }

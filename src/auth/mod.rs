@@ -47,10 +47,7 @@ pub struct RequestCtx {
 }
 
 fn client_of(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<ClientAddr>>()
-        .map(|c| c.0.0.ip())
+    parts.extensions.get::<ConnectInfo<ClientAddr>>().map(|c| c.0.0.ip())
 }
 
 fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -72,15 +69,10 @@ impl FromRequestParts<AppState> for RequestCtx {
         let client = client_of(parts);
         let now = now_ms();
         let db = &state.db;
-        let auth_header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let auth_header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let (user_id, via) = if let Some(h) = auth_header {
             let Some(secret) = h.strip_prefix("Bearer ").map(str::trim) else {
-                return Err(ApiError::unauthenticated(
-                    "use `Authorization: Bearer <token>`",
-                ));
+                return Err(ApiError::unauthenticated("use `Authorization: Bearer <token>`"));
             };
             match tokens::authenticate(db, secret, now).await? {
                 Ok((id, user)) => (user, AuthVia::Token { id }),
@@ -123,38 +115,22 @@ impl FromRequestParts<AppState> for RequestCtx {
             };
             // Cookie-authenticated writes must echo the session's CSRF token.
             if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-                let sent = parts
-                    .headers
-                    .get("x-csrf-token")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
+                let sent =
+                    parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
                 if !tokens::same_secret(sent, &s.csrf) {
                     return Err(ApiError::Csrf);
                 }
             }
-            (
-                s.user,
-                AuthVia::Session {
-                    id_hash: s.id_hash,
-                    csrf: s.csrf,
-                },
-            )
+            (s.user, AuthVia::Session { id_hash: s.id_hash, csrf: s.csrf })
         } else {
             return Err(ApiError::unauthenticated("sign in, or send a bearer token"));
         };
 
-        let user = user_by_id(db, &user_id)
-            .await?
-            .filter(|u| !u.disabled)
-            .ok_or_else(|| {
-                ApiError::unauthenticated("this account is disabled or no longer exists")
-            })?;
+        let user = user_by_id(db, &user_id).await?.filter(|u| !u.disabled).ok_or_else(|| {
+            ApiError::unauthenticated("this account is disabled or no longer exists")
+        })?;
         let view = actor_view(state, &user).await?;
-        Ok(RequestCtx {
-            state: state.clone(),
-            actor: Actor { user, view, via },
-            client,
-        })
+        Ok(RequestCtx { state: state.clone(), actor: Actor { user, view, via }, client })
     }
 }
 
@@ -185,25 +161,14 @@ impl RequestCtx {
         match policy::issue::<A>(&self.actor.view, target) {
             Ok(p) => {
                 if A::AUDIT_ALLOWED {
-                    self.audit(A::NAME, kind, id, site, Outcome::Allowed, None)
-                        .await?;
+                    self.audit(A::NAME, kind, id, site, Outcome::Allowed, None).await?;
                 }
                 Ok(p)
             }
             Err(why) => {
-                self.audit(
-                    A::NAME,
-                    kind,
-                    id,
-                    site,
-                    Outcome::Denied,
-                    Some(why.to_string()),
-                )
-                .await?;
+                self.audit(A::NAME, kind, id, site, Outcome::Denied, Some(why.to_string())).await?;
                 tracing::info!(action = A::NAME, user = %self.actor.user.id, "access denied");
-                Err(ApiError::Forbidden {
-                    detail: format!("{}: {why}", A::NAME),
-                })
+                Err(ApiError::Forbidden { detail: format!("{}: {why}", A::NAME) })
             }
         }
     }
@@ -308,11 +273,7 @@ pub async fn login(
     if let Some(ip) = client
         && let Err(retry) = state.throttle.check(ip, now)
     {
-        audit::record(
-            db,
-            &ev("login", None, None, Outcome::Failure, "rate limited"),
-        )
-        .await?;
+        audit::record(db, &ev("login", None, None, Outcome::Failure, "rate limited")).await?;
         return Err(ApiError::TooManyRequests {
             retry_after_secs: retry,
             detail: "too many login attempts from this address; wait a minute".into(),
@@ -323,22 +284,13 @@ pub async fn login(
         Some(id) => login_record(state, id).await?,
         None => None,
     };
-    let name = id
-        .as_ref()
-        .filter(|_| record.is_some())
-        .map(|i| i.to_string());
+    let name = id.as_ref().filter(|_| record.is_some()).map(|i| i.to_string());
     let site = record.as_ref().map(|r| r.site.clone());
     if let Some(r) = &record
         && let Some(until) = r.locked_until.filter(|u| *u > now)
     {
-        audit::record(
-            db,
-            &ev("login", name, site, Outcome::Failure, "account locked"),
-        )
-        .await?;
-        return Err(ApiError::Locked {
-            retry_after_secs: ((until - now) / 1000).max(1) as u64,
-        });
+        audit::record(db, &ev("login", name, site, Outcome::Failure, "account locked")).await?;
+        return Err(ApiError::Locked { retry_after_secs: ((until - now) / 1000).max(1) as u64 });
     }
     let ok = password::verify(record.as_ref().and_then(|r| r.hash.clone()), password, cost).await;
     let invalid = || ApiError::Unauthenticated {
@@ -346,11 +298,7 @@ pub async fn login(
         detail: "wrong user name or password".into(),
     };
     let Some(record) = record else {
-        audit::record(
-            db,
-            &ev("login", None, None, Outcome::Failure, "unknown user"),
-        )
-        .await?;
+        audit::record(db, &ev("login", None, None, Outcome::Failure, "unknown user")).await?;
         return Err(invalid());
     };
     let id = id.expect("record implies id");
@@ -365,13 +313,7 @@ pub async fn login(
                 .await?;
             audit::record(
                 db,
-                &ev(
-                    "login",
-                    name.clone(),
-                    site.clone(),
-                    Outcome::Failure,
-                    "wrong password",
-                ),
+                &ev("login", name.clone(), site.clone(), Outcome::Failure, "wrong password"),
             )
             .await?;
             audit::record(
@@ -386,28 +328,18 @@ pub async fn login(
             )
             .await?;
             tracing::warn!(user = %id, "account locked after repeated failed logins");
-            return Err(ApiError::Locked {
-                retry_after_secs: a.lockout_minutes * 60,
-            });
+            return Err(ApiError::Locked { retry_after_secs: a.lockout_minutes * 60 });
         }
         sqlx::query("UPDATE users SET failed_logins = $1 WHERE id = $2")
             .bind(failed)
             .bind(id.as_str())
             .execute(db.pool())
             .await?;
-        audit::record(
-            db,
-            &ev("login", name, site, Outcome::Failure, "wrong password"),
-        )
-        .await?;
+        audit::record(db, &ev("login", name, site, Outcome::Failure, "wrong password")).await?;
         return Err(invalid());
     }
     if record.disabled {
-        audit::record(
-            db,
-            &ev("login", name, site, Outcome::Failure, "account disabled"),
-        )
-        .await?;
+        audit::record(db, &ev("login", name, site, Outcome::Failure, "account disabled")).await?;
         return Err(invalid());
     }
     sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
@@ -416,21 +348,13 @@ pub async fn login(
         .await?;
     let (cookie_secret, csrf) = sessions::create(db, id.as_str(), now).await?;
     audit::record(db, &ev("login", name, site, Outcome::Success, "password")).await?;
-    let user = user_by_id(db, id.as_str())
-        .await?
-        .ok_or(ApiError::NotFound { what: "user" })?;
-    Ok(LoginOk {
-        user,
-        cookie_secret,
-        csrf,
-    })
+    let user = user_by_id(db, id.as_str()).await?.ok_or(ApiError::NotFound { what: "user" })?;
+    Ok(LoginOk { user, cookie_secret, csrf })
 }
 
 /// The site id of a parsed, existing site, or 404.
 pub async fn existing_site(state: &AppState, id: &str) -> Result<SiteId, ApiError> {
-    let site: SiteId = id
-        .parse()
-        .map_err(|_| ApiError::NotFound { what: "site" })?;
+    let site: SiteId = id.parse().map_err(|_| ApiError::NotFound { what: "site" })?;
     if !crate::network::store::site_exists(&state.db, &site).await? {
         return Err(ApiError::NotFound { what: "site" });
     }

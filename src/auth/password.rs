@@ -30,10 +30,7 @@ pub struct Cost {
 
 impl From<&AuthSettings> for Cost {
     fn from(a: &AuthSettings) -> Self {
-        Cost {
-            memory_kib: a.argon2_memory_kib,
-            iterations: a.argon2_iterations,
-        }
+        Cost { memory_kib: a.argon2_memory_kib, iterations: a.argon2_iterations }
     }
 }
 
@@ -72,9 +69,7 @@ pub async fn verify(stored: Option<String>, password: String, cost: Cost) -> boo
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return false;
         };
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         known && ok
     })
     .await
@@ -87,10 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_and_verify() {
-        let cost = Cost {
-            memory_kib: 64,
-            iterations: 1,
-        };
+        let cost = Cost { memory_kib: 64, iterations: 1 };
         let h = hash("correct horse".into(), cost).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(verify(Some(h.clone()), "correct horse".into(), cost).await);

@@ -43,28 +43,13 @@ pub struct Target {
 
 impl Target {
     pub fn network() -> Target {
-        Target {
-            site: None,
-            subject: None,
-            kind: "network",
-            id: None,
-        }
+        Target { site: None, subject: None, kind: "network", id: None }
     }
     pub fn site(site: &SiteId, kind: &'static str, id: Option<String>) -> Target {
-        Target {
-            site: Some(site.clone()),
-            subject: None,
-            kind,
-            id,
-        }
+        Target { site: Some(site.clone()), subject: None, kind, id }
     }
     pub fn of_user(site: &SiteId, user: &UserId, kind: &'static str, id: Option<String>) -> Target {
-        Target {
-            site: Some(site.clone()),
-            subject: Some(user.clone()),
-            kind,
-            id,
-        }
+        Target { site: Some(site.clone()), subject: Some(user.clone()), kind, id }
     }
 }
 
@@ -179,11 +164,9 @@ pub(crate) fn issue<A: Action>(
     target: Target,
 ) -> Result<Permit<A>, &'static str> {
     match decide(actor, A::RULE, &target) {
-        Decision::Allow => Ok(Permit {
-            target,
-            actor: Some(actor.user.clone()),
-            _action: PhantomData,
-        }),
+        Decision::Allow => {
+            Ok(Permit { target, actor: Some(actor.user.clone()), _action: PhantomData })
+        }
         Decision::Deny(why) => Err(why),
     }
 }
@@ -191,11 +174,28 @@ pub(crate) fn issue<A: Action>(
 /// A permit for the operator at the server's console (`ferry` subcommands): whoever can run
 /// the binary against the database already holds every power; the CLI audits as `operator`.
 pub(crate) fn operator_permit<A: Action>(target: Target) -> Permit<A> {
-    Permit {
-        target,
-        actor: None,
-        _action: PhantomData,
+    Permit { target, actor: None, _action: PhantomData }
+}
+
+/// What the person may do, as keys the web app turns into its home page. Derived from the
+/// same roles and scope the policy decides with; the server still decides every request.
+pub fn capabilities(actor: &ActorView) -> Vec<&'static str> {
+    let mut caps = vec!["network.directory", "tokens.own"];
+    let by_role: &[(Role, &[&'static str])] = &[
+        (Role::Clinician, &["imaging.send", "ecg.send", "consult.request"]),
+        (Role::Specialist, &["imaging.read", "consult.answer"]),
+        (Role::Reader, &["ecg.read", "reading.worklist"]),
+        (Role::Trainer, &["training.broadcast"]),
+        (Role::Admin, &["admin.sites", "admin.users", "admin.devices", "admin.audit"]),
+    ];
+    for (role, keys) in by_role {
+        if actor.has_role(*role) {
+            caps.extend_from_slice(keys);
+        }
     }
+    caps.push("training.watch");
+    caps.dedup();
+    caps
 }
 
 #[cfg(test)]
@@ -267,12 +267,7 @@ mod tests {
                 false,
             ),
             (
-                actor(
-                    &[Role::Admin],
-                    "city-hospital",
-                    &["city-hospital", "island-clinic"],
-                    true,
-                ),
+                actor(&[Role::Admin], "city-hospital", &["city-hospital", "island-clinic"], true),
                 Rule::AdminOfSite,
                 t("island-clinic"),
                 true,
@@ -341,38 +336,7 @@ mod tests {
         ];
         for (i, (a, rule, target, allowed)) in cases.into_iter().enumerate() {
             let d = decide(&a, rule, &target);
-            assert_eq!(
-                d == Allow,
-                allowed,
-                "case {i}: {a:?} {rule:?} {target:?} -> {d:?}"
-            );
+            assert_eq!(d == Allow, allowed, "case {i}: {a:?} {rule:?} {target:?} -> {d:?}");
         }
     }
-}
-
-/// What the person may do, as keys the web app turns into its home page. Derived from the
-/// same roles and scope the policy decides with; the server still decides every request.
-pub fn capabilities(actor: &ActorView) -> Vec<&'static str> {
-    let mut caps = vec!["network.directory", "tokens.own"];
-    let by_role: &[(Role, &[&'static str])] = &[
-        (
-            Role::Clinician,
-            &["imaging.send", "ecg.send", "consult.request"],
-        ),
-        (Role::Specialist, &["imaging.read", "consult.answer"]),
-        (Role::Reader, &["ecg.read", "reading.worklist"]),
-        (Role::Trainer, &["training.broadcast"]),
-        (
-            Role::Admin,
-            &["admin.sites", "admin.users", "admin.devices", "admin.audit"],
-        ),
-    ];
-    for (role, keys) in by_role {
-        if actor.has_role(*role) {
-            caps.extend_from_slice(keys);
-        }
-    }
-    caps.push("training.watch");
-    caps.dedup();
-    caps
 }

@@ -66,18 +66,11 @@ pub async fn lookup(
             .execute(db.pool())
             .await?;
     }
-    Ok(Some(Session {
-        id_hash,
-        user: row.try_get("user_id")?,
-        csrf: row.try_get("csrf_token")?,
-    }))
+    Ok(Some(Session { id_hash, user: row.try_get("user_id")?, csrf: row.try_get("csrf_token")? }))
 }
 
 pub async fn end(db: &Db, id_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-        .bind(id_hash)
-        .execute(db.pool())
-        .await?;
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(db.pool()).await?;
     Ok(())
 }
 

@@ -14,10 +14,7 @@ pub struct LoginThrottle {
 
 impl LoginThrottle {
     pub fn new(per_minute: u32) -> Self {
-        LoginThrottle {
-            per_minute,
-            windows: Mutex::new(HashMap::new()),
-        }
+        LoginThrottle { per_minute, windows: Mutex::new(HashMap::new()) }
     }
 
     /// Counts an attempt at `now` (ms); Err(seconds to wait) when over the limit.
@@ -60,10 +57,7 @@ mod tests {
         }
         assert_eq!(t.check(a, now + 30_000), Err(30));
         assert!(t.check(b, now).is_ok());
-        assert!(
-            t.check(a, now + 60_000).is_ok(),
-            "a new minute starts afresh"
-        );
+        assert!(t.check(a, now + 60_000).is_ok(), "a new minute starts afresh");
     }
 
     #[test]

@@ -91,11 +91,7 @@ pub async fn create(
     expires_at: Option<i64>,
     now: i64,
 ) -> Result<(ApiToken, String), TokenError> {
-    let user = permit
-        .target()
-        .subject
-        .clone()
-        .ok_or(TokenError::NotFound)?;
+    let user = permit.target().subject.clone().ok_or(TokenError::NotFound)?;
     let label = check_text("token label", label).map_err(|e| TokenError::Invalid(e.to_string()))?;
     if let Some(exp) = expires_at
         && exp <= now
@@ -130,11 +126,7 @@ pub async fn create(
 }
 
 pub async fn list(db: &Db, permit: &Permit<TokenList>) -> Result<Vec<ApiToken>, TokenError> {
-    let user = permit
-        .target()
-        .subject
-        .clone()
-        .ok_or(TokenError::NotFound)?;
+    let user = permit.target().subject.clone().ok_or(TokenError::NotFound)?;
     let rows =
         sqlx::query("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id")
             .bind(user.as_str())
@@ -159,11 +151,7 @@ pub async fn revoke(
     now: i64,
 ) -> Result<ApiToken, TokenError> {
     let id = permit.target().id.clone().ok_or(TokenError::NotFound)?;
-    let user = permit
-        .target()
-        .subject
-        .clone()
-        .ok_or(TokenError::NotFound)?;
+    let user = permit.target().subject.clone().ok_or(TokenError::NotFound)?;
     sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
         .bind(now)
         .bind(&id)
@@ -218,10 +206,7 @@ pub async fn authenticate(
     if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
         return Ok(Err((Refusal::Revoked, Some(user))));
     }
-    if row
-        .try_get::<Option<i64>, _>("expires_at")?
-        .is_some_and(|e| e <= now)
-    {
+    if row.try_get::<Option<i64>, _>("expires_at")?.is_some_and(|e| e <= now) {
         return Ok(Err((Refusal::Expired, Some(user))));
     }
     // Record use at most once a minute per token.

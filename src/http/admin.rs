@@ -26,9 +26,8 @@ pub async fn get_site(
     PathParams(site): PathParams<String>,
 ) -> Result<Json<crate::network::Site>, ApiError> {
     let site = existing_site(&ctx.state, &site).await?;
-    let permit = ctx
-        .permit::<SiteRead>(Target::site(&site, "site", Some(site.to_string())))
-        .await?;
+    let permit =
+        ctx.permit::<SiteRead>(Target::site(&site, "site", Some(site.to_string()))).await?;
     Ok(Json(store::get_site(&ctx.state.db, &permit).await?))
 }
 
@@ -57,17 +56,13 @@ pub async fn list_users(
     PathParams(site): PathParams<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let site = existing_site(&ctx.state, &site).await?;
-    let permit = ctx
-        .permit::<UserList>(Target::site(&site, "user", None))
-        .await?;
+    let permit = ctx.permit::<UserList>(Target::site(&site, "user", None)).await?;
     let users = store::list_users(&ctx.state.db, &permit).await?;
     Ok(Json(json!({ "users": users })))
 }
 
 async fn user_target(ctx: &RequestCtx, user: &str) -> Result<Target, ApiError> {
-    let id: UserId = user
-        .parse()
-        .map_err(|_| ApiError::NotFound { what: "user" })?;
+    let id: UserId = user.parse().map_err(|_| ApiError::NotFound { what: "user" })?;
     let site = store::site_of_user(&ctx.state.db, &id)
         .await?
         .ok_or(ApiError::NotFound { what: "user" })?;
@@ -78,9 +73,7 @@ pub async fn get_user(
     ctx: RequestCtx,
     PathParams(user): PathParams<String>,
 ) -> Result<Json<crate::network::User>, ApiError> {
-    let permit = ctx
-        .permit::<UserRead>(user_target(&ctx, &user).await?)
-        .await?;
+    let permit = ctx.permit::<UserRead>(user_target(&ctx, &user).await?).await?;
     Ok(Json(store::get_user(&ctx.state.db, &permit).await?))
 }
 
@@ -94,9 +87,7 @@ async fn hash_new_password(
             password::check_rules(&pw)
                 .map_err(|why| ApiError::bad_request("weak_password", why))?;
             let cost = password::Cost::from(&ctx.state.settings.auth);
-            Ok(Some(
-                password::hash(pw, cost).await.map_err(ApiError::internal)?,
-            ))
+            Ok(Some(password::hash(pw, cost).await.map_err(ApiError::internal)?))
         }
     }
 }
@@ -107,9 +98,8 @@ pub async fn create_user(
     JsonBody(mut new): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<crate::network::User>), ApiError> {
     let site = existing_site(&ctx.state, &site).await?;
-    let permit = ctx
-        .permit::<UserCreate>(Target::site(&site, "user", Some(new.id.to_string())))
-        .await?;
+    let permit =
+        ctx.permit::<UserCreate>(Target::site(&site, "user", Some(new.id.to_string()))).await?;
     let hash = hash_new_password(&ctx, new.password.take()).await?;
     let user = store::create_user(&ctx.state.db, &permit, new, hash, ctx.now()).await?;
     Ok((StatusCode::CREATED, Json(user)))
@@ -123,9 +113,7 @@ pub async fn update_user(
     let target = user_target(&ctx, &user).await?;
     let permit = ctx.permit::<UserUpdate>(target).await?;
     let hash = hash_new_password(&ctx, patch.password.take()).await?;
-    Ok(Json(
-        store::update_user(&ctx.state.db, &permit, patch, hash).await?,
-    ))
+    Ok(Json(store::update_user(&ctx.state.db, &permit, patch, hash).await?))
 }
 
 // ---- devices ----
@@ -135,9 +123,7 @@ pub async fn list_devices(
     PathParams(site): PathParams<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let site = existing_site(&ctx.state, &site).await?;
-    let permit = ctx
-        .permit::<DeviceList>(Target::site(&site, "device", None))
-        .await?;
+    let permit = ctx.permit::<DeviceList>(Target::site(&site, "device", None)).await?;
     let devices = store::list_devices(&ctx.state.db, &permit).await?;
     Ok(Json(json!({ "devices": devices })))
 }
@@ -148,9 +134,7 @@ pub async fn create_device(
     JsonBody(new): JsonBody<NewDevice>,
 ) -> Result<(StatusCode, Json<crate::network::Device>), ApiError> {
     let site = existing_site(&ctx.state, &site).await?;
-    let permit = ctx
-        .permit::<DeviceCreate>(Target::site(&site, "device", None))
-        .await?;
+    let permit = ctx.permit::<DeviceCreate>(Target::site(&site, "device", None)).await?;
     let device = store::create_device(&ctx.state.db, &permit, new, ctx.now()).await?;
     Ok((StatusCode::CREATED, Json(device)))
 }
@@ -162,9 +146,7 @@ pub async fn delete_device(
     let site = store::site_of_device(&ctx.state.db, &device)
         .await?
         .ok_or(ApiError::NotFound { what: "device" })?;
-    let permit = ctx
-        .permit::<DeviceDelete>(Target::site(&site, "device", Some(device)))
-        .await?;
+    let permit = ctx.permit::<DeviceDelete>(Target::site(&site, "device", Some(device))).await?;
     store::delete_device(&ctx.state.db, &permit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -178,9 +160,7 @@ pub async fn list_tokens(
     let mut target = user_target(&ctx, &user).await?;
     target.kind = "token";
     let permit = ctx.permit::<TokenList>(target).await?;
-    Ok(Json(
-        json!({ "tokens": tokens::list(&ctx.state.db, &permit).await? }),
-    ))
+    Ok(Json(json!({ "tokens": tokens::list(&ctx.state.db, &permit).await? })))
 }
 
 #[derive(Deserialize)]
@@ -203,10 +183,7 @@ pub async fn create_token(
     let now = ctx.now();
     let expires = body.expires_in_days.map(|d| now + d as i64 * 86_400_000);
     if body.expires_in_days == Some(0) {
-        return Err(ApiError::bad_request(
-            "invalid_value",
-            "expires_in_days must be at least 1",
-        ));
+        return Err(ApiError::bad_request("invalid_value", "expires_in_days must be at least 1"));
     }
     let (token, secret) = tokens::create(&ctx.state.db, &permit, &body.label, expires, now).await?;
     ctx.audit(
@@ -218,25 +195,20 @@ pub async fn create_token(
         Some(format!("for {}", token.user)),
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "token": token, "secret": secret })),
-    ))
+    Ok((StatusCode::CREATED, Json(json!({ "token": token, "secret": secret }))))
 }
 
 pub async fn revoke_token(
     ctx: RequestCtx,
     PathParams(token): PathParams<String>,
 ) -> Result<Json<tokens::ApiToken>, ApiError> {
-    let owner = tokens::owner(&ctx.state.db, &token)
-        .await?
-        .ok_or(ApiError::NotFound { what: "token" })?;
+    let owner =
+        tokens::owner(&ctx.state.db, &token).await?.ok_or(ApiError::NotFound { what: "token" })?;
     let site = store::site_of_user(&ctx.state.db, &owner)
         .await?
         .ok_or(ApiError::NotFound { what: "token" })?;
-    let permit = ctx
-        .permit::<TokenRevoke>(Target::of_user(&site, &owner, "token", Some(token)))
-        .await?;
+    let permit =
+        ctx.permit::<TokenRevoke>(Target::of_user(&site, &owner, "token", Some(token))).await?;
     let t = tokens::revoke(&ctx.state.db, &permit, ctx.now()).await?;
     Ok(Json(t))
 }
@@ -276,9 +248,7 @@ async fn audit_search(ctx: &RequestCtx, p: AuditParams) -> Result<Vec<audit::Eve
         None => None,
     };
     let scope_site = site.clone().unwrap_or_else(|| ctx.actor.user.site.clone());
-    let permit = ctx
-        .permit::<AuditRead>(Target::site(&scope_site, "audit", None))
-        .await?;
+    let permit = ctx.permit::<AuditRead>(Target::site(&scope_site, "audit", None)).await?;
     let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
     let filter = Filter {
         user: nonempty(p.user),
@@ -301,12 +271,8 @@ pub async fn audit_json(
     let limit = p.limit.unwrap_or(200).clamp(1, audit::MAX_PAGE);
     p.limit = Some(limit);
     let events = audit_search(&ctx, p).await?;
-    let next_before = (events.len() as i64 == limit)
-        .then(|| events.last().map(|e| e.id))
-        .flatten();
-    Ok(Json(
-        json!({ "events": events, "next_before": next_before }),
-    ))
+    let next_before = (events.len() as i64 == limit).then(|| events.last().map(|e| e.id)).flatten();
+    Ok(Json(json!({ "events": events, "next_before": next_before })))
 }
 
 pub async fn audit_csv(
@@ -318,10 +284,7 @@ pub async fn audit_csv(
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"ferry-audit.csv\"",
-            ),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"ferry-audit.csv\""),
         ],
         audit::to_csv(&events),
     )

@@ -22,23 +22,11 @@ pub fn router(state: AppState) -> Router {
         .route("/me", get(session::me))
         .route("/sites", get(admin::list_sites).post(admin::create_site))
         .route("/sites/{site}", get(admin::get_site))
-        .route(
-            "/sites/{site}/users",
-            get(admin::list_users).post(admin::create_user),
-        )
-        .route(
-            "/sites/{site}/devices",
-            get(admin::list_devices).post(admin::create_device),
-        )
+        .route("/sites/{site}/users", get(admin::list_users).post(admin::create_user))
+        .route("/sites/{site}/devices", get(admin::list_devices).post(admin::create_device))
         .route("/devices/{device}", delete(admin::delete_device))
-        .route(
-            "/users/{user}",
-            get(admin::get_user).patch(admin::update_user),
-        )
-        .route(
-            "/users/{user}/tokens",
-            get(admin::list_tokens).post(admin::create_token),
-        )
+        .route("/users/{user}", get(admin::get_user).patch(admin::update_user))
+        .route("/users/{user}/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/tokens/{token}", delete(admin::revoke_token))
         .route("/audit", get(admin::audit_json))
         .route("/audit.csv", get(admin::audit_csv))
@@ -53,10 +41,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(crate::web::serve)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    crate::metrics::track,
-                ))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
                 .layer(axum::middleware::map_response(security_headers))
                 .layer(DefaultBodyLimit::max(limit)),
         )
@@ -66,15 +51,9 @@ pub fn router(state: AppState) -> Router {
 /// Headers every response carries.
 async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
     let h = resp.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

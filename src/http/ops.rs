@@ -26,22 +26,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db_ok = matches!(db, Ok(Ok(())));
     let obj_ok = matches!(objects, Ok(Ok(())));
     if !db_ok {
-        tracing::warn!(
-            backend = state.db.backend().name(),
-            "readiness: database unreachable"
-        );
+        tracing::warn!(backend = state.db.backend().name(), "readiness: database unreachable");
     }
     if !obj_ok {
-        tracing::warn!(
-            store = state.objects.kind(),
-            "readiness: object store unreachable"
-        );
+        tracing::warn!(store = state.objects.kind(), "readiness: object store unreachable");
     }
-    let status = if db_ok && obj_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if db_ok && obj_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
         Json(json!({
@@ -55,11 +45,5 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

@@ -21,11 +21,7 @@ pub struct LoginBody {
 }
 
 fn cookie(state: &AppState, value: &str, max_age_secs: u64) -> HeaderValue {
-    let secure = if state.settings.tls_enabled() {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if state.settings.tls_enabled() { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}",
         sessions::COOKIE
@@ -45,10 +41,7 @@ pub async fn login(
         "csrf_token": ok.csrf,
     }))
     .into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        cookie(&state, &ok.cookie_secret, max_age),
-    );
+    resp.headers_mut().insert(header::SET_COOKIE, cookie(&state, &ok.cookie_secret, max_age));
     Ok(resp)
 }
 
@@ -66,8 +59,7 @@ pub async fn logout(ctx: RequestCtx) -> Result<Response, ApiError> {
         .await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, cookie(&ctx.state, "", 0));
+    resp.headers_mut().insert(header::SET_COOKIE, cookie(&ctx.state, "", 0));
     Ok(resp)
 }
 

@@ -16,10 +16,7 @@ pub struct ParseError {
 }
 
 fn perr(what: &'static str, why: impl Into<String>) -> ParseError {
-    ParseError {
-        what,
-        why: why.into(),
-    }
+    ParseError { what, why: why.into() }
 }
 
 /// A lowercase identifier: 1–63 of `a-z 0-9 - . _`, starting with a letter or digit.
@@ -29,10 +26,7 @@ fn check_slug(what: &'static str, s: &str) -> Result<(), ParseError> {
         return Err(perr(what, "must be 1 to 63 characters"));
     }
     if !s.chars().all(ok_char) {
-        return Err(perr(
-            what,
-            "only lowercase letters, digits, '-', '.' and '_' are allowed",
-        ));
+        return Err(perr(what, "only lowercase letters, digits, '-', '.' and '_' are allowed"));
     }
     if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err(perr(what, "must start with a letter or digit"));
@@ -294,19 +288,12 @@ pub struct NewDevice {
 
 /// Joins a list for storage as comma-separated text.
 pub(crate) fn join_list<T: fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Parses a comma-separated stored list.
 pub(crate) fn split_list<T: FromStr>(s: &str) -> Vec<T> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| p.parse().ok())
-        .collect()
+    s.split(',').filter(|p| !p.is_empty()).filter_map(|p| p.parse().ok()).collect()
 }
 
 /// Roles must be a non-empty set; duplicates are folded.
@@ -329,10 +316,7 @@ mod tests {
         for bad in ["", "Island", "a b", "-x", "x/y", &"a".repeat(64)] {
             assert!(bad.parse::<SiteId>().is_err(), "{bad:?}");
         }
-        assert_eq!(
-            "reading-centre".parse::<SiteKind>(),
-            Ok(SiteKind::ReadingCentre)
-        );
+        assert_eq!("reading-centre".parse::<SiteKind>(), Ok(SiteKind::ReadingCentre));
         let e = "surgeon".parse::<Role>().unwrap_err();
         assert!(e.why.contains("clinician"), "{e}");
         assert!(AeTitle::try_from("ISLANDCT".to_string()).is_ok());

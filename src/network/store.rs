@@ -50,8 +50,7 @@ impl From<NetworkError> for crate::error::ApiError {
 
 fn parse_col<T: FromStr<Err = ParseError>>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
     let s: String = row.try_get(col)?;
-    s.parse()
-        .map_err(|e: ParseError| sqlx::Error::Decode(Box::new(e)))
+    s.parse().map_err(|e: ParseError| sqlx::Error::Decode(Box::new(e)))
 }
 
 fn site_from_row(row: &AnyRow) -> Result<Site, sqlx::Error> {
@@ -98,9 +97,7 @@ fn device_from_row(row: &AnyRow) -> Result<Device, sqlx::Error> {
 // ---- sites ----
 
 pub async fn list_sites(db: &Db, _: &Permit<SiteList>) -> Result<Vec<Site>, NetworkError> {
-    let rows = sqlx::query("SELECT * FROM sites ORDER BY id")
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query("SELECT * FROM sites ORDER BY id").fetch_all(db.pool()).await?;
     Ok(rows.iter().map(site_from_row).collect::<Result<_, _>>()?)
 }
 
@@ -131,16 +128,12 @@ pub async fn create_site(
 ) -> Result<Site, NetworkError> {
     let name = check_text("site name", &new.name)?;
     if new.parent.as_ref() != permit.site() {
-        return Err(NetworkError::Invalid(
-            "permit is for another parent site".into(),
-        ));
+        return Err(NetworkError::Invalid("permit is for another parent site".into()));
     }
     if let Some(p) = &new.parent
         && !site_exists(db, p).await?
     {
-        return Err(NetworkError::Invalid(format!(
-            "parent site `{p}` does not exist"
-        )));
+        return Err(NetworkError::Invalid(format!("parent site `{p}` does not exist")));
     }
     let r = sqlx::query(
         "INSERT INTO sites (id, name, tier, kind, parent_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -206,24 +199,17 @@ pub async fn site_of_user(db: &Db, id: &UserId) -> Result<Option<SiteId>, sqlx::
 
 pub async fn list_users(db: &Db, permit: &Permit<UserList>) -> Result<Vec<User>, NetworkError> {
     let site = permit.site().ok_or(NetworkError::NotFound("site"))?;
-    let rows = sqlx::query(&format!(
-        "SELECT {USER_COLS} FROM users WHERE site_id = $1 ORDER BY id"
-    ))
-    .bind(site.as_str())
-    .fetch_all(db.pool())
-    .await?;
+    let rows =
+        sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE site_id = $1 ORDER BY id"))
+            .bind(site.as_str())
+            .fetch_all(db.pool())
+            .await?;
     Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
 }
 
 pub async fn get_user(db: &Db, permit: &Permit<UserRead>) -> Result<User, NetworkError> {
-    let id = permit
-        .target()
-        .id
-        .as_deref()
-        .ok_or(NetworkError::NotFound("user"))?;
-    user_by_id(db, id)
-        .await?
-        .ok_or(NetworkError::NotFound("user"))
+    let id = permit.target().id.as_deref().ok_or(NetworkError::NotFound("user"))?;
+    user_by_id(db, id).await?.ok_or(NetworkError::NotFound("user"))
 }
 
 /// The signed-in user's own record, as authentication found it.
@@ -287,11 +273,7 @@ pub async fn update_user(
     patch: UserPatch,
     password_hash: Option<String>,
 ) -> Result<User, NetworkError> {
-    let id = permit
-        .target()
-        .id
-        .clone()
-        .ok_or(NetworkError::NotFound("user"))?;
+    let id = permit.target().id.clone().ok_or(NetworkError::NotFound("user"))?;
     let mut tx = db.pool().begin().await?;
     if let Some(name) = &patch.display_name {
         let name = check_text("display name", name)?;
@@ -338,15 +320,10 @@ pub async fn update_user(
             .execute(&mut *tx)
             .await?;
         // A new password ends every open session of that user.
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    user_by_id(db, &id)
-        .await?
-        .ok_or(NetworkError::NotFound("user"))
+    user_by_id(db, &id).await?.ok_or(NetworkError::NotFound("user"))
 }
 
 // ---- devices ----
@@ -411,11 +388,7 @@ pub async fn site_of_device(db: &Db, id: &str) -> Result<Option<SiteId>, sqlx::E
 }
 
 pub async fn delete_device(db: &Db, permit: &Permit<DeviceDelete>) -> Result<(), NetworkError> {
-    let id = permit
-        .target()
-        .id
-        .as_deref()
-        .ok_or(NetworkError::NotFound("device"))?;
+    let id = permit.target().id.as_deref().ok_or(NetworkError::NotFound("device"))?;
     let site = permit.site().ok_or(NetworkError::NotFound("device"))?;
     let r = sqlx::query("DELETE FROM devices WHERE id = $1 AND site_id = $2")
         .bind(id)

@@ -64,10 +64,7 @@ impl Objects {
                     .map_err(|e| ObjectError::Open(format!("{}: {e}", dir.display())))?;
                 let fs = LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| ObjectError::Open(e.to_string()))?;
-                Ok(Objects {
-                    store: Arc::new(fs),
-                    kind: "local",
-                })
+                Ok(Objects { store: Arc::new(fs), kind: "local" })
             }
             ObjectTarget::S3 {
                 bucket,
@@ -147,11 +144,7 @@ impl Objects {
 
     /// Reads bytes `range` of an object (one ranged request on S3).
     pub async fn get_range(&self, k: &str, range: Range<u64>) -> Result<Bytes, ObjectError> {
-        Ok(self
-            .store
-            .get_range(&key(k)?, range)
-            .await
-            .map_err(not_found(k))?)
+        self.store.get_range(&key(k)?, range).await.map_err(not_found(k))
     }
 
     /// The object's size, or None when there is no such object.
@@ -173,11 +166,7 @@ impl Objects {
 
     /// Every object under `prefix` (a folder-like key prefix), with sizes, sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, ObjectError> {
-        let p = if prefix.is_empty() {
-            None
-        } else {
-            Some(key(prefix.trim_end_matches('/'))?)
-        };
+        let p = if prefix.is_empty() { None } else { Some(key(prefix.trim_end_matches('/'))?) };
         let mut out: Vec<(String, u64)> = self
             .store
             .list(p.as_ref())

@@ -28,21 +28,11 @@ impl Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
     #[error("cannot create the database directory {path}: {source}")]
-    Dir {
-        path: String,
-        source: std::io::Error,
-    },
+    Dir { path: String, source: std::io::Error },
     #[error("cannot connect to the {backend} database: {source}")]
-    Connect {
-        backend: &'static str,
-        source: sqlx::Error,
-    },
+    Connect { backend: &'static str, source: sqlx::Error },
     #[error("migration {version} ({name}) failed: {source}")]
-    Migration {
-        version: i64,
-        name: &'static str,
-        source: sqlx::Error,
-    },
+    Migration { version: i64, name: &'static str, source: sqlx::Error },
     #[error(
         "the database schema is at version {found}, newer than this binary knows ({known}); upgrade Ferry"
     )]
@@ -86,17 +76,12 @@ impl Db {
                         source,
                     })?;
                 }
-                (
-                    format!("sqlite://{}?mode=rwc", path.display()),
-                    Backend::Sqlite,
-                )
+                (format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite)
             }
             DatabaseTarget::Postgres(url) => (url.clone(), Backend::Postgres),
         };
-        let opts: AnyConnectOptions = url.parse().map_err(|source| SqlError::Connect {
-            backend: backend.name(),
-            source,
-        })?;
+        let opts: AnyConnectOptions =
+            url.parse().map_err(|source| SqlError::Connect { backend: backend.name(), source })?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(0)
@@ -115,10 +100,7 @@ impl Db {
             })
             .connect_with(opts)
             .await
-            .map_err(|source| SqlError::Connect {
-                backend: backend.name(),
-                source,
-            })?;
+            .map_err(|source| SqlError::Connect { backend: backend.name(), source })?;
         Ok(Db { pool, backend })
     }
 
@@ -132,10 +114,7 @@ impl Db {
 
     /// Is the database answering? Used by `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
 
     /// Applies pending migrations; returns how many ran. Safe to call from several nodes at
@@ -147,8 +126,7 @@ impl Db {
         }
         let result = self.migrate_locked(&mut conn).await;
         if self.backend == Backend::Postgres {
-            conn.execute("SELECT pg_advisory_unlock(7263390011)")
-                .await?;
+            conn.execute("SELECT pg_advisory_unlock(7263390011)").await?;
         }
         result
     }
@@ -165,10 +143,7 @@ impl Db {
         let current = current.unwrap_or(0);
         let known = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
         if current > known {
-            return Err(SqlError::TooNew {
-                found: current,
-                known,
-            });
+            return Err(SqlError::TooNew { found: current, known });
         }
         let mut ran = 0;
         for m in MIGRATIONS.iter().filter(|m| m.version > current) {
@@ -176,11 +151,7 @@ impl Db {
                 Backend::Sqlite => m.sqlite,
                 Backend::Postgres => m.postgres,
             };
-            let fail = |source| SqlError::Migration {
-                version: m.version,
-                name: m.name,
-                source,
-            };
+            let fail = |source| SqlError::Migration { version: m.version, name: m.name, source };
             let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
             sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(fail)?;
             sqlx::query(

@@ -1,0 +1,290 @@
+//! The access matrix: role × own site / other site × every route, over HTTP, with the audit
+//! trail checked for each refusal.
+
+use std::collections::BTreeSet;
+
+use ferry::auth::policy::ALL_ACTIONS;
+use ferry::network::{DeviceKind, NewDevice, NewUser, Role};
+use ferry::operator;
+use serde_json::{Value, json};
+
+use crate::support::{Client, TestServer, audit_events, problem};
+
+struct Case {
+    action: &'static str,
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+}
+
+/// Every route, aimed at `site`, whose person is `user`; fresh objects for the destructive ones.
+async fn cases(s: &TestServer, site: &str, user: &str, n: usize) -> Vec<Case> {
+    let state = &s.state;
+    let site_id = site.parse().unwrap();
+    let device = operator::add_device(
+        state,
+        &site_id,
+        NewDevice { kind: DeviceKind::Uploader, name: format!("d{n}"), ae_title: None },
+    )
+    .await
+    .unwrap();
+    let (token, _) =
+        operator::create_token(state, &user.parse().unwrap(), "t", None).await.unwrap();
+    let c = |action, method, path: String, body: Option<Value>| Case { action, method, path, body };
+    vec![
+        c("site.list", "GET", "/api/sites".into(), None),
+        c("site.read", "GET", format!("/api/sites/{site}"), None),
+        c(
+            "site.create",
+            "POST",
+            "/api/sites".into(),
+            Some(
+                json!({"id": format!("new-{n}"), "name": "New", "tier": "village", "kind": "clinic", "parent": site}),
+            ),
+        ),
+        c("user.list", "GET", format!("/api/sites/{site}/users"), None),
+        c(
+            "user.create",
+            "POST",
+            format!("/api/sites/{site}/users"),
+            Some(
+                json!({"id": format!("new-user-{n}"), "display_name": "New", "roles": ["clinician"]}),
+            ),
+        ),
+        c("user.read", "GET", format!("/api/users/{user}"), None),
+        c(
+            "user.update",
+            "PATCH",
+            format!("/api/users/{user}"),
+            Some(json!({"specialties": ["general"]})),
+        ),
+        c("device.list", "GET", format!("/api/sites/{site}/devices"), None),
+        c(
+            "device.create",
+            "POST",
+            format!("/api/sites/{site}/devices"),
+            Some(json!({"kind": "uploader", "name": "PC"})),
+        ),
+        c("device.delete", "DELETE", format!("/api/devices/{}", device.id), None),
+        c("token.list", "GET", format!("/api/users/{user}/tokens"), None),
+        c("token.create", "POST", format!("/api/users/{user}/tokens"), Some(json!({"label": "x"}))),
+        c("token.revoke", "DELETE", format!("/api/tokens/{}", token.id), None),
+        c("audit.read", "GET", format!("/api/audit?site={site}"), None),
+        c("audit.read", "GET", format!("/api/audit.csv?site={site}"), None),
+    ]
+}
+
+async fn denied_count(s: &TestServer, actor: &str, action: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE actor = $1 AND action = $2 AND outcome = 'denied'",
+    )
+    .bind(actor)
+    .bind(action)
+    .fetch_one(s.state.db.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_by_site_by_route_matrix() {
+    let s = TestServer::start().await;
+    let island = "island-clinic".parse().unwrap();
+    // One person per role at island-clinic (its admin administers island-clinic only), and the
+    // network admin of city-hospital, whose scope covers every site below it.
+    let mut actors: Vec<(String, Option<Role>)> = vec![];
+    for role in Role::ALL {
+        let id = format!("i-{}", role.as_str());
+        operator::add_user(
+            &s.state,
+            &island,
+            NewUser {
+                id: id.parse().unwrap(),
+                display_name: id.clone(),
+                roles: vec![*role],
+                specialties: vec![],
+                password: Some("matrix-password".into()),
+            },
+        )
+        .await
+        .unwrap();
+        actors.push((id, Some(*role)));
+    }
+    actors.push(("admin".into(), None));
+
+    let mut exercised = BTreeSet::new();
+    let mut n = 0;
+    let mut rows = vec![];
+    for (actor, role) in &actors {
+        let client: Client = if role.is_some() {
+            s.login_pw(actor, "matrix-password").await.unwrap()
+        } else {
+            s.login("admin").await
+        };
+        for (which, site, user) in
+            [("own", "island-clinic", "dr-zhao"), ("other", "mountain-clinic", "dr-ma")]
+        {
+            n += 1;
+            for case in cases(&s, site, user, n).await {
+                exercised.insert(case.action);
+                let rule = ALL_ACTIONS.iter().find(|(a, _)| *a == case.action).unwrap().1;
+                use ferry::auth::policy::Rule::*;
+                let allowed = match (rule, role) {
+                    (AnyUser, _) => true,
+                    (_, None) => true, // the root-site admin administers both clinics
+                    (_, Some(Role::Admin)) => which == "own",
+                    _ => false,
+                };
+                let before = denied_count(&s, actor, case.action).await;
+                let r = client.send(case.method, &case.path, case.body.clone()).await;
+                let status = r.status().as_u16();
+                rows.push(format!(
+                    "{actor:<13} {which:<5} {:<13} {:<6} {} -> {status}",
+                    case.action, case.method, case.path
+                ));
+                if allowed {
+                    assert!(
+                        (200..300).contains(&status),
+                        "{actor} {which} {} {}: {status} {}",
+                        case.method,
+                        case.path,
+                        r.text().await.unwrap()
+                    );
+                } else {
+                    let (st, p) = problem(r).await;
+                    assert_eq!(
+                        (st, p["code"].as_str().unwrap()),
+                        (403, "forbidden"),
+                        "{actor} {which} {}",
+                        case.path
+                    );
+                    assert_eq!(
+                        denied_count(&s, actor, case.action).await,
+                        before + 1,
+                        "{actor} {which} {}: refusal not audited",
+                        case.path
+                    );
+                }
+            }
+        }
+    }
+    let all: BTreeSet<_> = ALL_ACTIONS.iter().map(|(a, _)| *a).collect();
+    assert_eq!(exercised, all, "every action of the policy is exercised over HTTP");
+    println!("{}", rows.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_manage_their_own_tokens_and_read_themselves() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(zhao.get("/api/users/dr-zhao").await.status(), 200);
+    assert_eq!(zhao.get("/api/users/dr-zhao/tokens").await.status(), 200);
+    let r = zhao.post("/api/users/dr-zhao/tokens", json!({"label": "mine"})).await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["token"]["id"].as_str().unwrap().to_string();
+    // Someone else's token, even at the same site: refused.
+    let (st, _) =
+        problem(s.login("dr-ma").await.send("DELETE", &format!("/api/tokens/{id}"), None).await)
+            .await;
+    assert_eq!(st, 403);
+    assert_eq!(zhao.send("DELETE", &format!("/api/tokens/{id}"), None).await.status(), 200);
+    // A clinician cannot change their own roles.
+    let (st, _) =
+        problem(zhao.send("PATCH", "/api/users/dr-zhao", Some(json!({"roles": ["admin"]}))).await)
+            .await;
+    assert_eq!(st, 403);
+}
+
+/// The scenario: a clinician of island-clinic reaches for another site's admin data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn island_clinician_reading_city_admin_data_is_denied_and_audited() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    for path in [
+        "/api/sites/city-hospital/users",
+        "/api/sites/city-hospital/devices",
+        "/api/audit?site=city-hospital",
+        "/api/users/dr-li",
+    ] {
+        let (st, p) = problem(zhao.get(path).await).await;
+        assert_eq!(st, 403, "{path}");
+        assert!(p["detail"].as_str().unwrap().contains("admin"), "{p}");
+    }
+    let events = audit_events(&s, "user=dr-zhao&outcome=denied").await;
+    assert_eq!(events.len(), 4);
+    let e = events.iter().find(|e| e["action"] == "user.list").unwrap();
+    assert_eq!(e["actor_site"], "island-clinic");
+    assert_eq!(e["site"], "city-hospital");
+    assert_eq!(e["resource_kind"], "user");
+    assert_eq!(e["client_addr"], "127.0.0.1");
+    assert!(e["at"].as_str().unwrap().starts_with("20"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_viewer_filters_and_exports_csv_within_scope() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(zhao.get("/api/sites/mountain-clinic/users").await.status(), 403);
+    let ma = s.login("dr-ma").await;
+    assert_eq!(ma.get("/api/sites/island-clinic/devices").await.status(), 403);
+    operator::add_user(
+        &s.state,
+        &"island-clinic".parse().unwrap(),
+        NewUser {
+            id: "island-admin".parse().unwrap(),
+            display_name: "Island admin".into(),
+            roles: vec![Role::Admin],
+            specialties: vec![],
+            password: Some("island-admin-pw".into()),
+        },
+    )
+    .await
+    .unwrap();
+
+    let admin = s.login("admin").await;
+    let r = admin.get("/api/audit.csv?outcome=denied").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(r.headers()["content-disposition"].to_str().unwrap().contains("ferry-audit.csv"));
+    let csv = r.text().await.unwrap();
+    let lines: Vec<_> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,at,actor,actor_site,site,action,resource_kind,resource_id,outcome,client_addr,detail"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1]
+            .contains(",dr-ma,mountain-clinic,island-clinic,device.list,device,,denied,127.0.0.1,")
+    );
+    assert!(
+        lines[2]
+            .contains(",dr-zhao,island-clinic,mountain-clinic,user.list,user,,denied,127.0.0.1,")
+    );
+
+    // Time filters: nothing before 2000, everything since.
+    let none: Value = admin.get("/api/audit?to=2000-01-01").await.json().await.unwrap();
+    assert_eq!(none["events"].as_array().unwrap().len(), 0);
+    let (st, p) = problem(admin.get("/api/audit?from=last-tuesday").await).await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (400, "invalid_query"));
+    let (st, _) = problem(admin.get("/api/audit?colour=blue").await).await;
+    assert_eq!(st, 400);
+    let r: Value = admin.get("/api/audit?resource=device&limit=1").await.json().await.unwrap();
+    assert_eq!(r["events"].as_array().unwrap().len(), 1);
+    assert!(r["next_before"].is_i64());
+
+    // The island admin sees island matters (both denials touch island), not city logins.
+    let ia = s.login_pw("island-admin", "island-admin-pw").await.unwrap();
+    let v: Value = ia.get("/api/audit?limit=1000").await.json().await.unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["actor"] == "dr-ma"));
+    assert!(
+        events.iter().all(|e| e["site"] == "island-clinic" || e["actor_site"] == "island-clinic"),
+        "{v}"
+    );
+    assert!(!events.iter().any(|e| e["actor"] == "admin"));
+    let (st, _) = problem(ia.get("/api/audit?site=city-hospital").await).await;
+    assert_eq!(st, 403);
+    // Non-admins cannot read the trail at all.
+    let (st, _) = problem(zhao.get("/api/audit").await).await;
+    assert_eq!(st, 403);
+}

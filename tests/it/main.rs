@@ -1,0 +1,14 @@
+//! Integration tests: the real server on 127.0.0.1:0, speaking HTTP to it, on SQLite and
+//! PostgreSQL, local directory and Garage S3. One test binary keeps link times down.
+//! PostgreSQL and Garage come from `scripts/test` (FERRY_TEST_PG_URL, FERRY_TEST_S3_*).
+
+mod support;
+
+mod access;
+mod auth;
+mod browser;
+mod errors;
+mod ops;
+mod phi_logs;
+mod store_objects;
+mod store_sql;
