@@ -98,6 +98,8 @@ try {
     expect(await zhao.page.$('[data-cap="imaging.send"]'), 'imaging card missing');
     expect(!(await zhao.page.$('[data-cap="admin.users"]')), 'admin card shown to a clinician');
     expect(!(await zhao.page.$('nav >> text=Administration')), 'admin link shown to a clinician');
+    const navText = await zhao.page.textContent('nav');
+    expect(!navText.includes('null') && !navText.includes('undefined'), `nav: ${navText}`);
     await zhao.page.screenshot({ path: join(shots, 'clinician-home.png'), fullPage: true });
   });
   await check('dr-zhao cannot open the admin pages', async () => {

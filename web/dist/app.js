@@ -96,12 +96,12 @@ function siteSelect(sites, selected, name = 'site') {
 function renderNav() {
   nav.replaceChildren();
   if (!me) return;
-  nav.append(
+  nav.append(...[
     h('a', { href: '#/' }, 'Home'),
     can('admin.users') ? h('a', { href: '#/admin/sites' }, 'Administration') : null,
     h('span', { class: 'muted', id: 'whoami' }, `${me.user.display_name} · ${me.site.name}`),
     h('button', { id: 'logout', onclick: logout }, 'Sign out'),
-  );
+  ].filter(Boolean));
 }
 
 async function logout() {
