@@ -2,6 +2,7 @@
 //! PostgreSQL, local directory and Garage S3. One test binary keeps link times down.
 //! PostgreSQL and Garage come from `scripts/test` (FERRY_TEST_PG_URL, FERRY_TEST_S3_*).
 
+#[macro_use]
 mod support;
 
 mod access;

@@ -16,26 +16,14 @@ async fn open(obj: Obj) -> (Objects, tempfile::TempDir) {
     (objects, dir)
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        pub mod local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Obj::Local).await })*
-        }
-        pub mod s3 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Obj::S3).await })*
-        }
-    };
-}
-
-on_both!(
+backend_tests!(local => crate::support::Obj::Local, s3 => crate::support::Obj::S3;
+[
     put_get_overwrite_and_ranges,
     missing_objects_and_bad_keys,
     list_and_delete,
     large_stream_upload_is_byte_identical,
-    concurrent_writers,
-);
+    concurrent_writers
+]);
 
 async fn put_get_overwrite_and_ranges(obj: Obj) {
     let (o, _d) = open(obj).await;

@@ -18,28 +18,16 @@ async fn open(sql: Sql) -> (AppState, tempfile::TempDir) {
     (state, dir)
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        pub mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Sql::Sqlite).await })*
-        }
-        pub mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Sql::Postgres).await })*
-        }
-    };
-}
-
-on_both!(
+backend_tests!(sqlite => crate::support::Sql::Sqlite, postgres => crate::support::Sql::Postgres;
+[
     migrations_are_idempotent,
     sites_tree_and_uniqueness,
     users_create_update_and_constraints,
     devices_ae_titles_unique_network_wide,
     tokens_hashed_expire_and_revoke,
     sessions_idle_and_absolute_timeouts,
-    audit_append_only_filtered_and_scoped,
-);
+    audit_append_only_filtered_and_scoped
+]);
 
 async fn migrations_are_idempotent(sql: Sql) {
     let (state, _d) = open(sql).await;

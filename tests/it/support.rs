@@ -2,6 +2,24 @@
 
 #![allow(dead_code)]
 
+/// One test per (backend, case): `backend_tests!(sqlite => Sql::Sqlite, postgres => Sql::Postgres;
+/// [case_a, case_b])` makes `sqlite::case_a`, `postgres::case_a`, … each calling `case_a(backend)`.
+macro_rules! backend_tests {
+    ($($module:ident => $arg:expr),+ ; $names:tt) => {
+        $( backend_tests!(@one $module, $arg, $names); )+
+    };
+    (@one $module:ident, $arg:expr, [$($name:ident),* $(,)?]) => {
+        pub mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($arg).await
+                }
+            )*
+        }
+    };
+}
+
 use std::path::{Path, PathBuf};
 
 use ferry::app::{AppState, Application};
