@@ -32,7 +32,19 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub objects: ObjectSettings,
     pub auth: AuthSettings,
+    pub dicomweb: DicomwebSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DicomwebSettings {
+    #[serde(deserialize_with = "lenient")]
+    pub max_instance_mib: u64,
+    #[serde(deserialize_with = "lenient")]
+    pub max_request_mib: u64,
+    #[serde(deserialize_with = "lenient")]
+    pub max_results: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +277,12 @@ impl Settings {
                 "auth.argon2_memory_kib",
                 "argon2 cost too low (memory ≥ 8 KiB, iterations ≥ 1)",
             ));
+        }
+        if self.dicomweb.max_instance_mib == 0 || self.dicomweb.max_request_mib == 0 {
+            return Err(key_err("dicomweb.max_instance_mib", "size limits must be at least 1 MiB"));
+        }
+        if self.dicomweb.max_results == 0 {
+            return Err(key_err("dicomweb.max_results", "must be at least 1"));
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::filter::EnvFilter>() {
             return Err(key_err("log.level", e.to_string()));

@@ -1,10 +1,12 @@
 //! Ferry: a telemedicine collaboration network server. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod dicomweb;
 pub mod error;
 pub mod http;
 pub mod logging;

@@ -168,6 +168,10 @@ impl RequestCtx {
             Err(why) => {
                 self.audit(A::NAME, kind, id, site, Outcome::Denied, Some(why.to_string())).await?;
                 tracing::info!(action = A::NAME, user = %self.actor.user.id, "access denied");
+                if A::HIDDEN {
+                    // Patient data of other sites: not even its existence is confirmed.
+                    return Err(ApiError::NotFound { what: kind });
+                }
                 Err(ApiError::Forbidden { detail: format!("{}: {why}", A::NAME) })
             }
         }

@@ -39,17 +39,25 @@ pub struct Target {
     pub subject: Option<UserId>,
     pub kind: &'static str,
     pub id: Option<String>,
+    /// Sites the resource is shared with beyond its own (studies: shares, later consults).
+    pub shared_with: Vec<SiteId>,
 }
 
 impl Target {
     pub fn network() -> Target {
-        Target { site: None, subject: None, kind: "network", id: None }
+        Target { site: None, subject: None, kind: "network", id: None, shared_with: vec![] }
     }
     pub fn site(site: &SiteId, kind: &'static str, id: Option<String>) -> Target {
-        Target { site: Some(site.clone()), subject: None, kind, id }
+        Target { site: Some(site.clone()), subject: None, kind, id, shared_with: vec![] }
     }
     pub fn of_user(site: &SiteId, user: &UserId, kind: &'static str, id: Option<String>) -> Target {
-        Target { site: Some(site.clone()), subject: Some(user.clone()), kind, id }
+        Target {
+            site: Some(site.clone()),
+            subject: Some(user.clone()),
+            kind,
+            id,
+            shared_with: vec![],
+        }
     }
 }
 
@@ -64,6 +72,10 @@ pub enum Rule {
     AdminOrSelf,
     /// Creating a site: an admin of its parent; a new root site needs a root-site admin.
     CreateSite,
+    /// Anyone of the target site itself (sending its own studies, sharing them).
+    OwnSite,
+    /// Anyone of the target site or of a site it is shared with (patient data).
+    SiteOrShared,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +101,15 @@ pub fn decide(actor: &ActorView, rule: Rule, target: &Target) -> Decision {
             None if actor.has_role(Role::Admin) && actor.at_root_site => Decision::Allow,
             _ => Decision::Deny("requires the admin role for the parent site"),
         },
+        Rule::OwnSite if target.site.as_ref() == Some(&actor.site) => Decision::Allow,
+        Rule::OwnSite => Decision::Deny("belongs to another site"),
+        Rule::SiteOrShared
+            if target.site.as_ref() == Some(&actor.site)
+                || target.shared_with.contains(&actor.site) =>
+        {
+            Decision::Allow
+        }
+        Rule::SiteOrShared => Decision::Deny("not shared with your site"),
     }
 }
 
@@ -99,10 +120,13 @@ pub trait Action {
     const RULE: Rule;
     /// Whether an allowed attempt is audited (denied ones always are).
     const AUDIT_ALLOWED: bool;
+    /// Whether a refusal answers "not found" rather than "forbidden", so that patient data
+    /// of other sites does not even show that it exists.
+    const HIDDEN: bool;
 }
 
 macro_rules! actions {
-    ($($(#[$m:meta])* $ty:ident = $name:literal, $rule:ident, audit: $audit:literal;)*) => {
+    ($($(#[$m:meta])* $ty:ident = $name:literal, $rule:ident, audit: $audit:literal, hidden: $hidden:literal;)*) => {
         $(
             $(#[$m])*
             #[derive(Debug)]
@@ -111,28 +135,38 @@ macro_rules! actions {
                 const NAME: &'static str = $name;
                 const RULE: Rule = Rule::$rule;
                 const AUDIT_ALLOWED: bool = $audit;
+                const HIDDEN: bool = $hidden;
             }
         )*
-        /// Every action with its rule: the access-matrix tests walk this list.
-        pub const ALL_ACTIONS: &[(&str, Rule)] = &[$(($name, Rule::$rule)),*];
+        /// Every action with its rule and whether refusals are hidden as "not found": the
+        /// access-matrix tests walk this list.
+        pub const ALL_ACTIONS: &[(&str, Rule, bool)] = &[$(($name, Rule::$rule, $hidden)),*];
     };
 }
 
 actions! {
-    SiteList = "site.list", AnyUser, audit: false;
-    SiteRead = "site.read", AnyUser, audit: false;
-    SiteCreate = "site.create", CreateSite, audit: true;
-    UserList = "user.list", AdminOfSite, audit: true;
-    UserRead = "user.read", AdminOrSelf, audit: true;
-    UserCreate = "user.create", AdminOfSite, audit: true;
-    UserUpdate = "user.update", AdminOfSite, audit: true;
-    DeviceList = "device.list", AdminOfSite, audit: true;
-    DeviceCreate = "device.create", AdminOfSite, audit: true;
-    DeviceDelete = "device.delete", AdminOfSite, audit: true;
-    TokenList = "token.list", AdminOrSelf, audit: true;
-    TokenCreate = "token.create", AdminOrSelf, audit: true;
-    TokenRevoke = "token.revoke", AdminOrSelf, audit: true;
-    AuditRead = "audit.read", AdminOfSite, audit: true;
+    SiteList = "site.list", AnyUser, audit: false, hidden: false;
+    SiteRead = "site.read", AnyUser, audit: false, hidden: false;
+    SiteCreate = "site.create", CreateSite, audit: true, hidden: false;
+    UserList = "user.list", AdminOfSite, audit: true, hidden: false;
+    UserRead = "user.read", AdminOrSelf, audit: true, hidden: false;
+    UserCreate = "user.create", AdminOfSite, audit: true, hidden: false;
+    UserUpdate = "user.update", AdminOfSite, audit: true, hidden: false;
+    DeviceList = "device.list", AdminOfSite, audit: true, hidden: false;
+    DeviceCreate = "device.create", AdminOfSite, audit: true, hidden: false;
+    DeviceDelete = "device.delete", AdminOfSite, audit: true, hidden: false;
+    TokenList = "token.list", AdminOrSelf, audit: true, hidden: false;
+    TokenCreate = "token.create", AdminOrSelf, audit: true, hidden: false;
+    TokenRevoke = "token.revoke", AdminOrSelf, audit: true, hidden: false;
+    AuditRead = "audit.read", AdminOfSite, audit: true, hidden: false;
+    /// Sending instances for the actor's own site (STOW-RS, uploads, C-STORE).
+    ImagingStore = "imaging.store", OwnSite, audit: true, hidden: false;
+    /// Searching studies (the search itself sees only visible studies).
+    ImagingSearch = "imaging.search", AnyUser, audit: true, hidden: false;
+    /// Reading one study's series, instances, metadata or pixels.
+    ImagingRead = "imaging.read", SiteOrShared, audit: true, hidden: true;
+    /// Sharing a study of one's own site with another site.
+    StudyShare = "study.share", OwnSite, audit: true, hidden: true;
 }
 
 /// Proof that the policy allowed action `A` on a target. Only this module makes them.

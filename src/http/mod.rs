@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens/{token}", delete(admin::revoke_token))
         .route("/audit", get(admin::audit_json))
         .route("/audit.csv", get(admin::audit_csv))
+        .route("/studies/{study}/shares", post(crate::dicomweb::share))
         .fallback(|| async { ApiError::NotFound { what: "API route" } })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
@@ -38,6 +39,12 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .nest("/api", api)
+        .nest(
+            "/dicomweb",
+            crate::dicomweb::router()
+                .fallback(|| async { ApiError::NotFound { what: "DICOMweb route" } })
+                .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed }),
+        )
         .fallback(crate::web::serve)
         .layer(
             ServiceBuilder::new()

@@ -56,12 +56,20 @@ struct Migration {
 }
 
 /// Every schema change, in order. Each is applied once, in its own transaction.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "network, auth, audit",
-    sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "network, auth, audit",
+        sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "imaging archive index",
+        sqlite: include_str!("../../migrations/sqlite/0002_archive.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_archive.sql"),
+    },
+];
 
 impl Db {
     /// Opens a pool. SQLite files (and their directory) are created when missing and run in

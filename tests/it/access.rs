@@ -15,10 +15,17 @@ struct Case {
     method: &'static str,
     path: String,
     body: Option<Value>,
+    /// A non-JSON body: (content type, bytes).
+    raw: Option<(String, Vec<u8>)>,
+    /// The status when allowed, if not 2xx.
+    allowed_status: Option<u16>,
 }
 
+const ISLAND_STUDY: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
+const MOUNTAIN_STUDY: &str = "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457";
+
 /// Every route, aimed at `site`, whose person is `user`; fresh objects for the destructive ones.
-async fn cases(s: &TestServer, site: &str, user: &str, n: usize) -> Vec<Case> {
+async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) -> Vec<Case> {
     let state = &s.state;
     let site_id = site.parse().unwrap();
     let device = operator::add_device(
@@ -30,7 +37,27 @@ async fn cases(s: &TestServer, site: &str, user: &str, n: usize) -> Vec<Case> {
     .unwrap();
     let (token, _) =
         operator::create_token(state, &user.parse().unwrap(), "t", None).await.unwrap();
-    let c = |action, method, path: String, body: Option<Value>| Case { action, method, path, body };
+    let c = |action, method, path: String, body: Option<Value>| Case {
+        action,
+        method,
+        path,
+        body,
+        raw: None,
+        allowed_status: None,
+    };
+    // A STOW-RS request whose one part is not DICOM: allowed through the policy, the archive
+    // then refuses the part (400 with a FailedSOPSequence), where a policy refusal is 403.
+    let stow = Case {
+        raw: Some((
+            format!(
+                "multipart/related; type=\"application/dicom\"; boundary={}",
+                crate::support::STOW_BOUNDARY
+            ),
+            crate::support::stow_body(&[b"not dicom"]),
+        )),
+        allowed_status: Some(400),
+        ..c("imaging.store", "POST", "/dicomweb/studies".into(), None)
+    };
     vec![
         c("site.list", "GET", "/api/sites".into(), None),
         c("site.read", "GET", format!("/api/sites/{site}"), None),
@@ -71,6 +98,15 @@ async fn cases(s: &TestServer, site: &str, user: &str, n: usize) -> Vec<Case> {
         c("token.revoke", "DELETE", format!("/api/tokens/{}", token.id), None),
         c("audit.read", "GET", format!("/api/audit?site={site}"), None),
         c("audit.read", "GET", format!("/api/audit.csv?site={site}"), None),
+        stow,
+        c("imaging.search", "GET", "/dicomweb/studies".into(), None),
+        c("imaging.read", "GET", format!("/dicomweb/studies/{study}/series"), None),
+        c(
+            "study.share",
+            "POST",
+            format!("/api/studies/{study}/shares"),
+            Some(json!({"site": "county-hospital"})),
+        ),
     ]
 }
 
@@ -111,6 +147,17 @@ async fn role_by_site_by_route_matrix() {
     }
     actors.push(("admin".into(), None));
 
+    // One study at each clinic.
+    let (zhao, ma) = (s.login("dr-zhao").await, s.login("dr-ma").await);
+    assert_eq!(
+        zhao.stow("/dicomweb/studies", &[&crate::support::testfile("CT_small.dcm")]).await.0,
+        200
+    );
+    assert_eq!(
+        ma.stow("/dicomweb/studies", &[&crate::support::testfile("MR_small.dcm")]).await.0,
+        200
+    );
+
     let mut exercised = BTreeSet::new();
     let mut n = 0;
     let mut rows = vec![];
@@ -120,30 +167,53 @@ async fn role_by_site_by_route_matrix() {
         } else {
             s.login("admin").await
         };
-        for (which, site, user) in
-            [("own", "island-clinic", "dr-zhao"), ("other", "mountain-clinic", "dr-ma")]
-        {
+        for (which, site, user, study) in [
+            ("own", "island-clinic", "dr-zhao", ISLAND_STUDY),
+            ("other", "mountain-clinic", "dr-ma", MOUNTAIN_STUDY),
+        ] {
             n += 1;
-            for case in cases(&s, site, user, n).await {
+            for case in cases(&s, site, user, study, n).await {
                 exercised.insert(case.action);
-                let rule = ALL_ACTIONS.iter().find(|(a, _)| *a == case.action).unwrap().1;
+                let (_, rule, hidden) =
+                    *ALL_ACTIONS.iter().find(|(a, _, _)| *a == case.action).unwrap();
                 use ferry::auth::policy::Rule::*;
                 let allowed = match (rule, role) {
                     (AnyUser, _) => true,
+                    // Sending always stores for the sender's own site.
+                    (OwnSite, _) if case.action == "imaging.store" => true,
+                    // Patient data: the clinic's own people only; the city admin is of neither.
+                    (OwnSite | SiteOrShared, Some(_)) => which == "own",
+                    (OwnSite | SiteOrShared, None) => false,
                     (_, None) => true, // the root-site admin administers both clinics
                     (_, Some(Role::Admin)) => which == "own",
                     _ => false,
                 };
                 let before = denied_count(&s, actor, case.action).await;
-                let r = client.send(case.method, &case.path, case.body.clone()).await;
+                let r = match &case.raw {
+                    Some((ct, bytes)) => client
+                        .req(
+                            reqwest::Method::from_bytes(case.method.as_bytes()).unwrap(),
+                            &case.path,
+                        )
+                        .header("content-type", ct)
+                        .body(bytes.clone())
+                        .send()
+                        .await
+                        .unwrap(),
+                    None => client.send(case.method, &case.path, case.body.clone()).await,
+                };
                 let status = r.status().as_u16();
                 rows.push(format!(
-                    "{actor:<13} {which:<5} {:<13} {:<6} {} -> {status}",
+                    "{actor:<13} {which:<5} {:<14} {:<6} {} -> {status}",
                     case.action, case.method, case.path
                 ));
                 if allowed {
+                    let ok = match case.allowed_status {
+                        Some(want) => status == want,
+                        None => (200..300).contains(&status),
+                    };
                     assert!(
-                        (200..300).contains(&status),
+                        ok,
                         "{actor} {which} {} {}: {status} {}",
                         case.method,
                         case.path,
@@ -151,9 +221,10 @@ async fn role_by_site_by_route_matrix() {
                     );
                 } else {
                     let (st, p) = problem(r).await;
+                    let want = if hidden { (404, "not_found") } else { (403, "forbidden") };
                     assert_eq!(
                         (st, p["code"].as_str().unwrap()),
-                        (403, "forbidden"),
+                        want,
                         "{actor} {which} {}",
                         case.path
                     );
@@ -167,7 +238,7 @@ async fn role_by_site_by_route_matrix() {
             }
         }
     }
-    let all: BTreeSet<_> = ALL_ACTIONS.iter().map(|(a, _)| *a).collect();
+    let all: BTreeSet<_> = ALL_ACTIONS.iter().map(|(a, _, _)| *a).collect();
     assert_eq!(exercised, all, "every action of the policy is exercised over HTTP");
     println!("{}", rows.join("\n"));
 }

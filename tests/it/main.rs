@@ -8,6 +8,7 @@ mod support;
 mod access;
 mod auth;
 mod browser;
+mod dicomweb;
 mod errors;
 mod ops;
 mod phi_logs;

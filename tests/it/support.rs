@@ -266,3 +266,106 @@ pub async fn audit_events(server: &TestServer, query: &str) -> Vec<Value> {
     let v: Value = r.json().await.unwrap();
     v["events"].as_array().unwrap().clone()
 }
+
+/// A DICOM file shipped inside the pydicom wheel (`pydicom/data/test_files/NAME`).
+pub fn testfile(name: &str) -> Vec<u8> {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import pydicom, os; print(os.path.dirname(pydicom.__file__))"])
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "pydicom is not installed: run scripts/install-deps");
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("data/test_files")
+    });
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+pub const STOW_BOUNDARY: &str = "ferry-test-boundary-7d1f";
+
+/// A `multipart/related; type="application/dicom"` body of the given parts.
+pub fn stow_body(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![];
+    for p in parts {
+        out.extend_from_slice(
+            format!("--{STOW_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+        );
+        out.extend_from_slice(p);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{STOW_BOUNDARY}--\r\n").as_bytes());
+    out
+}
+
+impl Client {
+    /// STOW-RS of the given instances; returns (status, DICOM JSON body).
+    pub async fn stow(&self, path: &str, parts: &[&[u8]]) -> (u16, Value) {
+        let r = self
+            .req(reqwest::Method::POST, path)
+            .header(
+                "content-type",
+                format!("multipart/related; type=\"application/dicom\"; boundary={STOW_BOUNDARY}"),
+            )
+            .body(stow_body(parts))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// WADO-RS retrieve: the parts of the multipart answer.
+    pub async fn wado(&self, path: &str) -> (u16, Vec<Vec<u8>>) {
+        let r = self
+            .req(reqwest::Method::GET, path)
+            .header("accept", "multipart/related; type=\"application/dicom\"")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        if status != 200 {
+            return (status, vec![]);
+        }
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"').to_string();
+        let body = r.bytes().await.unwrap().to_vec();
+        (status, split_multipart(&body, &boundary))
+    }
+}
+
+/// Splits a multipart body into part bodies (using each part's Content-Length).
+pub fn split_multipart(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
+    let mut parts = vec![];
+    let delim = format!("--{boundary}");
+    let mut pos = 0;
+    loop {
+        assert_eq!(
+            &body[pos..pos + delim.len()],
+            delim.as_bytes(),
+            "expected a delimiter at {pos}"
+        );
+        pos += delim.len();
+        if body[pos..].starts_with(b"--") {
+            return parts;
+        }
+        let head_end = pos + body[pos..].windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&body[pos..head_end]).to_lowercase();
+        assert!(head.contains("content-type: application/dicom"), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let start = head_end + 4;
+        parts.push(body[start..start + len].to_vec());
+        pos = start + len + 2;
+    }
+}
+
+/// The value of a DICOM JSON attribute (first value).
+pub fn dj<'a>(v: &'a Value, tag: &str) -> &'a Value {
+    &v[tag]["Value"][0]
+}

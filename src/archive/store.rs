@@ -1,0 +1,506 @@
+//! The archive's storage: instance bytes in the object store, the index in SQL. An instance
+//! becomes visible only when its index row commits, and that happens only after its bytes are
+//! durable — so a crash at any point leaves nothing half-visible, and sending again completes.
+
+use bytes::Bytes;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::status::*;
+use super::{Instance, Rejection};
+use crate::auth::policy::{ImagingRead, ImagingSearch, ImagingStore, Permit, StudyShare};
+use crate::network::SiteId;
+use crate::storage::sql::is_unique_violation;
+use crate::storage::{Db, Objects};
+
+/// What happened to a stored instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    New,
+    /// The identical instance was already there: an idempotent success.
+    AlreadyPresent,
+}
+
+pub fn object_key(study: &str, series: &str, sop: &str) -> String {
+    format!("instances/{study}/{series}/{sop}.dcm")
+}
+
+fn index_down(_: sqlx::Error) -> Rejection {
+    Rejection::new(PROCESSING_FAILURE, "the archive index is unavailable; send again later")
+}
+
+/// Stores one checked instance for the permit's site. `sha256` is of `bytes`.
+pub async fn store_instance(
+    db: &Db,
+    objects: &Objects,
+    permit: &Permit<ImagingStore>,
+    inst: &Instance,
+    bytes: Bytes,
+    sha256: &str,
+    now: i64,
+) -> Result<Stored, Rejection> {
+    let site = permit
+        .site()
+        .ok_or_else(|| Rejection::new(NOT_AUTHORISED, "no site to store for"))?
+        .to_string();
+    if let Some(stored) = existing(db, inst, sha256).await? {
+        return Ok(stored);
+    }
+    let origin: Option<String> =
+        sqlx::query_scalar("SELECT origin_site FROM studies WHERE study_uid = $1")
+            .bind(&inst.study_uid)
+            .fetch_optional(db.pool())
+            .await
+            .map_err(index_down)?;
+    if origin.as_ref().is_some_and(|o| *o != site) {
+        return Err(Rejection::new(NOT_AUTHORISED, "this study belongs to another site"));
+    }
+    let series_study: Option<String> =
+        sqlx::query_scalar("SELECT study_uid FROM series WHERE series_uid = $1")
+            .bind(&inst.series_uid)
+            .fetch_optional(db.pool())
+            .await
+            .map_err(index_down)?;
+    if series_study.as_ref().is_some_and(|s| *s != inst.study_uid) {
+        return Err(Rejection::new(PROCESSING_FAILURE, "this series belongs to another study"));
+    }
+
+    let key = object_key(&inst.study_uid, &inst.series_uid, &inst.sop_instance_uid);
+    let size = bytes.len() as i64;
+    objects.put(&key, bytes).await.map_err(|e| {
+        tracing::error!(error = %e, "object store write failed");
+        Rejection::new(OUT_OF_RESOURCES, "the object store is unavailable; send again later")
+    })?;
+
+    let s = &inst.study;
+    let mut tx = db.pool().begin().await.map_err(index_down)?;
+    sqlx::query(
+        "INSERT INTO studies (study_uid, origin_site, patient_name, patient_id, patient_birth_date, patient_sex, \
+           study_date, study_time, accession_number, study_description, study_id, referring_physician, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (study_uid) DO NOTHING",
+    )
+    .bind(&inst.study_uid)
+    .bind(&site)
+    .bind(s.patient_name.expose().clone())
+    .bind(s.patient_id.expose().clone())
+    .bind(s.patient_birth_date.expose().clone())
+    .bind(s.patient_sex.clone())
+    .bind(s.study_date.clone())
+    .bind(s.study_time.clone())
+    .bind(s.accession_number.clone())
+    .bind(s.study_description.clone())
+    .bind(s.study_id.clone())
+    .bind(s.referring_physician.clone())
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(index_down)?;
+    let se = &inst.series;
+    sqlx::query(
+        "INSERT INTO series (series_uid, study_uid, modality, series_number, series_description, series_date, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (series_uid) DO NOTHING",
+    )
+    .bind(&inst.series_uid)
+    .bind(&inst.study_uid)
+    .bind(se.modality.clone())
+    .bind(se.series_number)
+    .bind(se.series_description.clone())
+    .bind(se.series_date.clone())
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(index_down)?;
+    let r = sqlx::query(
+        "INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax, instance_number, \
+           rows_count, columns_count, frames, bits_allocated, size, sha256, object_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&inst.sop_instance_uid)
+    .bind(&inst.series_uid)
+    .bind(&inst.study_uid)
+    .bind(&inst.sop_class_uid)
+    .bind(&inst.transfer_syntax)
+    .bind(inst.instance_number)
+    .bind(inst.rows)
+    .bind(inst.columns)
+    .bind(inst.frames)
+    .bind(inst.bits_allocated)
+    .bind(size)
+    .bind(sha256)
+    .bind(&key)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    match r {
+        Ok(_) => {
+            tx.commit().await.map_err(index_down)?;
+            Ok(Stored::New)
+        }
+        // A concurrent sender won the race: judge against what it stored.
+        Err(e) if is_unique_violation(&e) => {
+            drop(tx);
+            existing(db, inst, sha256)
+                .await?
+                .ok_or_else(|| Rejection::new(PROCESSING_FAILURE, "concurrent store; send again"))
+        }
+        Err(e) => Err(index_down(e)),
+    }
+}
+
+/// Is this SOP instance stored already? Identical bytes: success; different: a refusal.
+async fn existing(db: &Db, inst: &Instance, sha256: &str) -> Result<Option<Stored>, Rejection> {
+    let have: Option<String> =
+        sqlx::query_scalar("SELECT sha256 FROM instances WHERE sop_instance_uid = $1")
+            .bind(&inst.sop_instance_uid)
+            .fetch_optional(db.pool())
+            .await
+            .map_err(index_down)?;
+    match have {
+        None => Ok(None),
+        Some(h) if h == sha256 => Ok(Some(Stored::AlreadyPresent)),
+        Some(_) => Err(Rejection::new(
+            DUPLICATE_INSTANCE,
+            "a different instance with this SOP Instance UID is already stored",
+        )),
+    }
+}
+
+/// Who may see a study: its origin site and the sites it is shared with. (Structural: used
+/// to decide access; None when there is no such study.)
+pub async fn study_sites(
+    db: &Db,
+    study: &str,
+) -> Result<Option<(SiteId, Vec<SiteId>)>, sqlx::Error> {
+    let origin: Option<String> =
+        sqlx::query_scalar("SELECT origin_site FROM studies WHERE study_uid = $1")
+            .bind(study)
+            .fetch_optional(db.pool())
+            .await?;
+    let Some(origin) = origin.and_then(|o| o.parse().ok()) else {
+        return Ok(None);
+    };
+    let shared: Vec<String> = sqlx::query_scalar(
+        "SELECT site_id FROM study_shares WHERE study_uid = $1 ORDER BY site_id",
+    )
+    .bind(study)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(Some((origin, shared.into_iter().filter_map(|s| s.parse().ok()).collect())))
+}
+
+/// Shares the permit's study with `site`. Sharing twice is harmless.
+pub async fn share_study(
+    db: &Db,
+    permit: &Permit<StudyShare>,
+    with: &SiteId,
+    by: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let study = permit.target().id.clone().unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO study_shares (study_uid, site_id, shared_by, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (study_uid, site_id) DO NOTHING",
+    )
+    .bind(study)
+    .bind(with.as_str())
+    .bind(by)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// QIDO study matching. Text values may hold `*` and `?` wildcards; `study_date` is a DICOM
+/// date or range (`20240101-20241231`, `-20241231`, `20240101-`).
+#[derive(Debug, Clone, Default)]
+pub struct StudyQuery {
+    pub patient_name: Option<String>,
+    pub patient_id: Option<String>,
+    pub accession_number: Option<String>,
+    pub study_description: Option<String>,
+    pub study_id: Option<String>,
+    pub referring_physician: Option<String>,
+    pub study_date: Option<String>,
+    pub study_uids: Vec<String>,
+    pub modalities: Vec<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A study as QIDO reports it.
+#[derive(Debug, Clone)]
+pub struct StudyRow {
+    pub study_uid: String,
+    pub origin_site: String,
+    pub patient_name: Option<String>,
+    pub patient_id: Option<String>,
+    pub patient_birth_date: Option<String>,
+    pub patient_sex: Option<String>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub accession_number: Option<String>,
+    pub study_description: Option<String>,
+    pub study_id: Option<String>,
+    pub referring_physician: Option<String>,
+    pub modalities: Vec<String>,
+    pub series_count: i64,
+    pub instance_count: i64,
+}
+
+/// Builds a WHERE clause with numbered parameters.
+struct Where {
+    sql: String,
+    args: Vec<String>,
+}
+
+impl Where {
+    fn new() -> Self {
+        Where { sql: String::from(" WHERE 1=1"), args: vec![] }
+    }
+    fn arg(&mut self, v: impl Into<String>) -> String {
+        self.args.push(v.into());
+        format!("${}", self.args.len())
+    }
+    fn push(&mut self, clause: &str) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(clause);
+    }
+    /// Wildcard text match (case-insensitive, `*` and `?` as in DICOM).
+    fn text(&mut self, col: &str, v: &Option<String>) {
+        let Some(v) = v.as_deref().filter(|v| !v.is_empty() && *v != "*") else { return };
+        if v.contains(['*', '?']) {
+            let pat: String = v
+                .chars()
+                .map(|c| match c {
+                    '*' => "%".to_string(),
+                    '?' => "_".to_string(),
+                    '%' | '_' | '\\' => format!("\\{c}"),
+                    c => c.to_string(),
+                })
+                .collect();
+            let p = self.arg(pat);
+            self.push(&format!("LOWER({col}) LIKE LOWER({p}) ESCAPE '\\'"));
+        } else {
+            let p = self.arg(v);
+            self.push(&format!("LOWER({col}) = LOWER({p})"));
+        }
+    }
+    fn in_list(&mut self, col: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let marks: Vec<String> = values.iter().map(|v| self.arg(v.clone())).collect();
+        self.push(&format!("{col} IN ({})", marks.join(", ")));
+    }
+    /// A DICOM date (`YYYYMMDD`) or range (`A-B`, `-B`, `A-`).
+    fn date_range(&mut self, col: &str, v: &Option<String>) {
+        let Some(v) = v.as_deref().filter(|v| !v.is_empty()) else { return };
+        match v.split_once('-') {
+            Some((from, to)) => {
+                if !from.is_empty() {
+                    let p = self.arg(from);
+                    self.push(&format!("{col} >= {p}"));
+                }
+                if !to.is_empty() {
+                    let p = self.arg(to);
+                    self.push(&format!("{col} <= {p}"));
+                }
+            }
+            None => {
+                let p = self.arg(v);
+                self.push(&format!("{col} = {p}"));
+            }
+        }
+    }
+    fn bind<'q>(
+        &'q self,
+        mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for a in &self.args {
+            q = q.bind(a.as_str());
+        }
+        q
+    }
+}
+
+fn opt(row: &AnyRow, col: &str) -> Result<Option<String>, sqlx::Error> {
+    row.try_get(col)
+}
+
+/// Studies visible to the permit's site that match `q`, newest study date first. Returns one
+/// more row than `q.limit` when there are more (the caller reports truncation).
+pub async fn search_studies(
+    db: &Db,
+    permit: &Permit<ImagingSearch>,
+    q: &StudyQuery,
+) -> Result<Vec<StudyRow>, sqlx::Error> {
+    let site = permit.site().map(|s| s.to_string()).unwrap_or_default();
+    let mut w = Where::new();
+    let me = w.arg(site);
+    w.push(&format!(
+        "(st.origin_site = {me} OR EXISTS (SELECT 1 FROM study_shares sh WHERE sh.study_uid = st.study_uid AND sh.site_id = {me}))"
+    ));
+    w.text("st.patient_name", &q.patient_name);
+    w.text("st.patient_id", &q.patient_id);
+    w.text("st.accession_number", &q.accession_number);
+    w.text("st.study_description", &q.study_description);
+    w.text("st.study_id", &q.study_id);
+    w.text("st.referring_physician", &q.referring_physician);
+    w.date_range("st.study_date", &q.study_date);
+    w.in_list("st.study_uid", &q.study_uids);
+    if !q.modalities.is_empty() {
+        let marks: Vec<String> = q.modalities.iter().map(|m| w.arg(m.clone())).collect();
+        w.push(&format!(
+            "EXISTS (SELECT 1 FROM series m WHERE m.study_uid = st.study_uid AND m.modality IN ({}))",
+            marks.join(", ")
+        ));
+    }
+    let limit = w.arg((q.limit + 1).to_string());
+    let offset = w.arg(q.offset.to_string());
+    let sql = format!(
+        "SELECT st.*, \
+           (SELECT COUNT(*) FROM series x WHERE x.study_uid = st.study_uid) AS series_count, \
+           (SELECT COUNT(*) FROM instances i WHERE i.study_uid = st.study_uid) AS instance_count \
+         FROM studies st{} ORDER BY st.study_date DESC, st.study_uid LIMIT CAST({limit} AS BIGINT) OFFSET CAST({offset} AS BIGINT)",
+        w.sql
+    );
+    let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let uid: String = r.try_get("study_uid")?;
+        let modalities: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT DISTINCT modality FROM series WHERE study_uid = $1 ORDER BY modality",
+        )
+        .bind(&uid)
+        .fetch_all(db.pool())
+        .await?;
+        out.push(StudyRow {
+            origin_site: r.try_get("origin_site")?,
+            patient_name: opt(r, "patient_name")?,
+            patient_id: opt(r, "patient_id")?,
+            patient_birth_date: opt(r, "patient_birth_date")?,
+            patient_sex: opt(r, "patient_sex")?,
+            study_date: opt(r, "study_date")?,
+            study_time: opt(r, "study_time")?,
+            accession_number: opt(r, "accession_number")?,
+            study_description: opt(r, "study_description")?,
+            study_id: opt(r, "study_id")?,
+            referring_physician: opt(r, "referring_physician")?,
+            modalities: modalities.into_iter().flatten().collect(),
+            series_count: r.try_get("series_count")?,
+            instance_count: r.try_get("instance_count")?,
+            study_uid: uid,
+        });
+    }
+    Ok(out)
+}
+
+/// A series as QIDO reports it.
+#[derive(Debug, Clone)]
+pub struct SeriesRow {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub modality: Option<String>,
+    pub series_number: Option<i64>,
+    pub series_description: Option<String>,
+    pub series_date: Option<String>,
+    pub instance_count: i64,
+}
+
+/// The series of the permit's study, optionally matching a modality or UID list.
+pub async fn list_series(
+    db: &Db,
+    permit: &Permit<ImagingRead>,
+    modality: Option<&str>,
+    series_uids: &[String],
+) -> Result<Vec<SeriesRow>, sqlx::Error> {
+    let study = permit.target().id.clone().unwrap_or_default();
+    let mut w = Where::new();
+    let s = w.arg(study);
+    w.push(&format!("se.study_uid = {s}"));
+    if let Some(m) = modality.filter(|m| !m.is_empty()) {
+        let p = w.arg(m);
+        w.push(&format!("se.modality = {p}"));
+    }
+    w.in_list("se.series_uid", series_uids);
+    let sql = format!(
+        "SELECT se.*, (SELECT COUNT(*) FROM instances i WHERE i.series_uid = se.series_uid) AS instance_count \
+         FROM series se{} ORDER BY se.series_number, se.series_uid",
+        w.sql
+    );
+    let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SeriesRow {
+                study_uid: r.try_get("study_uid")?,
+                series_uid: r.try_get("series_uid")?,
+                modality: opt(r, "modality")?,
+                series_number: r.try_get("series_number")?,
+                series_description: opt(r, "series_description")?,
+                series_date: opt(r, "series_date")?,
+                instance_count: r.try_get("instance_count")?,
+            })
+        })
+        .collect()
+}
+
+/// An instance of the index.
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax: String,
+    pub instance_number: Option<i64>,
+    pub rows: Option<i64>,
+    pub columns: Option<i64>,
+    pub frames: Option<i64>,
+    pub bits_allocated: Option<i64>,
+    pub size: i64,
+    pub object_key: String,
+}
+
+/// Instances of the permit's study, narrowed to a series and/or one instance.
+pub async fn list_instances(
+    db: &Db,
+    permit: &Permit<ImagingRead>,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Vec<InstanceRow>, sqlx::Error> {
+    let study = permit.target().id.clone().unwrap_or_default();
+    let mut w = Where::new();
+    let s = w.arg(study);
+    w.push(&format!("i.study_uid = {s}"));
+    if let Some(x) = series {
+        let p = w.arg(x);
+        w.push(&format!("i.series_uid = {p}"));
+    }
+    if let Some(x) = sop {
+        let p = w.arg(x);
+        w.push(&format!("i.sop_instance_uid = {p}"));
+    }
+    let sql = format!(
+        "SELECT i.* FROM instances i{} ORDER BY i.series_uid, i.instance_number, i.sop_instance_uid",
+        w.sql
+    );
+    let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(InstanceRow {
+                study_uid: r.try_get("study_uid")?,
+                series_uid: r.try_get("series_uid")?,
+                sop_instance_uid: r.try_get("sop_instance_uid")?,
+                sop_class_uid: r.try_get("sop_class_uid")?,
+                transfer_syntax: r.try_get("transfer_syntax")?,
+                instance_number: r.try_get("instance_number")?,
+                rows: r.try_get("rows_count")?,
+                columns: r.try_get("columns_count")?,
+                frames: r.try_get("frames")?,
+                bits_allocated: r.try_get("bits_allocated")?,
+                size: r.try_get("size")?,
+                object_key: r.try_get("object_key")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,537 @@
+//! DICOMweb over HTTP (`/dicomweb`): STOW-RS in, QIDO-RS search, WADO-RS retrieve. Thin:
+//! parsing and checking are in `archive::parse`, the index in `archive::store`, and every
+//! access goes through the policy (`ImagingStore`, `ImagingSearch`, `ImagingRead`).
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::archive::json::{self, StowItem};
+use crate::archive::status::*;
+use crate::archive::store::{self, StudyQuery};
+use crate::archive::{Rejection, is_uid, parse};
+use crate::audit::Outcome;
+use crate::auth::RequestCtx;
+use crate::auth::policy::{ImagingRead, ImagingSearch, ImagingStore, Permit, StudyShare, Target};
+use crate::error::{ApiError, JsonBody, PathParams};
+use crate::network::SiteId;
+
+pub const DICOM_JSON: &str = "application/dicom+json";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/studies", get(search_studies).post(stow))
+        .route("/studies/{study}", get(retrieve_study).post(stow_into))
+        .route("/studies/{study}/series", get(search_series))
+        .route("/studies/{study}/series/{series}", get(retrieve_series))
+        .route("/studies/{study}/series/{series}/instances", get(search_instances))
+        .route("/studies/{study}/series/{series}/instances/{instance}", get(retrieve_instance))
+}
+
+fn dicom_json(status: StatusCode, v: Value) -> Response {
+    let mut r = (status, v.to_string()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON));
+    r
+}
+
+fn base_url(ctx: &RequestCtx, headers: &HeaderMap) -> String {
+    let scheme = if ctx.state.settings.tls_enabled() { "https" } else { "http" };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("{scheme}://{host}/dicomweb")
+}
+
+// ---- STOW-RS ----
+
+/// The boundary of a `multipart/related; type="application/dicom"` body.
+fn stow_boundary(headers: &HeaderMap) -> Result<String, ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut parts = ct.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or("").to_ascii_lowercase();
+    let unsupported = || ApiError::UnsupportedMediaType {
+        detail: "STOW-RS takes multipart/related; type=\"application/dicom\"".into(),
+    };
+    if essence != "multipart/related" {
+        return Err(unsupported());
+    }
+    let mut boundary = None;
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=') {
+            let v = v.trim().trim_matches('"');
+            match k.trim().to_ascii_lowercase().as_str() {
+                "boundary" => boundary = Some(v.to_string()),
+                "type" if !v.eq_ignore_ascii_case("application/dicom") => return Err(unsupported()),
+                _ => {}
+            }
+        }
+    }
+    boundary.filter(|b| !b.is_empty() && b.len() <= 200).ok_or_else(|| {
+        ApiError::bad_request("invalid_multipart", "the Content-Type has no boundary")
+    })
+}
+
+async fn stow(ctx: RequestCtx, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    stow_inner(ctx, None, headers, body).await
+}
+
+async fn stow_into(
+    ctx: RequestCtx,
+    PathParams(study): PathParams<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !is_uid(&study) {
+        return Err(ApiError::bad_request("invalid_uid", "the study in the path is not a UID"));
+    }
+    stow_inner(ctx, Some(study), headers, body).await
+}
+
+async fn stow_inner(
+    ctx: RequestCtx,
+    study: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let boundary = stow_boundary(&headers)?;
+    let site = ctx.actor.user.site.clone();
+    let permit: Permit<ImagingStore> =
+        ctx.permit(Target::site(&site, "study", study.clone())).await?;
+    let limits = &ctx.state.settings.dicomweb;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .per_field(limits.max_instance_mib * 1024 * 1024)
+            .whole_stream(limits.max_request_mib * 1024 * 1024),
+    );
+    let mut parts =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let base = base_url(&ctx, &headers);
+    let (mut stored, mut failed) = (vec![], vec![]);
+    let mut studies: Vec<String> = vec![];
+    let mut conflict = false;
+    let mut broken = None;
+    loop {
+        let field = match parts.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                broken = Some(multipart_problem(&e));
+                break;
+            }
+        };
+        let part_type = field.content_type().map(|m| m.essence_str().to_string());
+        if part_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("application/dicom")) {
+            failed.push(fail(CANNOT_UNDERSTAND));
+            tracing::info!("STOW part refused: not application/dicom");
+            continue;
+        }
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                let too_big = matches!(e, multer::Error::FieldSizeExceeded { .. });
+                failed.push(fail(if too_big { OUT_OF_RESOURCES } else { CANNOT_UNDERSTAND }));
+                if !too_big {
+                    broken = Some(multipart_problem(&e));
+                }
+                break;
+            }
+        };
+        match ingest_one(&ctx, &permit, study.as_deref(), bytes).await {
+            Ok((inst_class, inst_uid, inst_study, inst_series)) => {
+                stored.push(StowItem {
+                    retrieve_url: Some(format!(
+                        "{base}/studies/{inst_study}/series/{inst_series}/instances/{inst_uid}"
+                    )),
+                    sop_class_uid: Some(inst_class),
+                    sop_instance_uid: Some(inst_uid),
+                    failure: None,
+                    warning: None,
+                });
+                if !studies.contains(&inst_study) {
+                    studies.push(inst_study);
+                }
+            }
+            Err((mismatch, rejection)) => {
+                conflict |= mismatch || rejection.status == DUPLICATE_INSTANCE;
+                tracing::info!(status = rejection.status, reason = %rejection.reason, "STOW instance refused");
+                failed.push(StowItem {
+                    sop_class_uid: rejection.sop_class_uid,
+                    sop_instance_uid: rejection.sop_instance_uid,
+                    retrieve_url: None,
+                    failure: Some(rejection.status),
+                    warning: None,
+                });
+            }
+        }
+    }
+    for s in &studies {
+        ctx.audit(
+            "imaging.stored",
+            "study",
+            Some(s.clone()),
+            Some(site.to_string()),
+            Outcome::Success,
+            Some(format!("{} instance(s) stored by STOW-RS", stored.len())),
+        )
+        .await?;
+    }
+    if stored.is_empty() && failed.is_empty() {
+        return Err(broken.unwrap_or_else(|| {
+            ApiError::bad_request("empty_request", "the request holds no DICOM instance")
+        }));
+    }
+    let status = if failed.is_empty() {
+        StatusCode::OK
+    } else if !stored.is_empty() {
+        StatusCode::ACCEPTED
+    } else if conflict {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let study_url = (studies.len() == 1).then(|| format!("{base}/studies/{}", studies[0]));
+    Ok(dicom_json(status, json::stow_response(study_url, &stored, &failed)))
+}
+
+fn fail(status: u16) -> StowItem {
+    StowItem {
+        sop_class_uid: None,
+        sop_instance_uid: None,
+        retrieve_url: None,
+        failure: Some(status),
+        warning: None,
+    }
+}
+
+fn multipart_problem(e: &multer::Error) -> ApiError {
+    match e {
+        multer::Error::StreamSizeExceeded { .. } => ApiError::PayloadTooLarge,
+        _ => ApiError::bad_request(
+            "invalid_multipart",
+            "the multipart body is malformed or cut short",
+        ),
+    }
+}
+
+/// Checks and stores one instance: (class, instance, study, series) when stored; otherwise
+/// the refusal (naming the instance when it could be read) and whether it was a study
+/// mismatch.
+async fn ingest_one(
+    ctx: &RequestCtx,
+    permit: &Permit<ImagingStore>,
+    study: Option<&str>,
+    bytes: Bytes,
+) -> Result<(String, String, String, String), (bool, Rejection)> {
+    let b = bytes.clone();
+    let (inst, sha) = tokio::task::spawn_blocking(move || {
+        let inst = parse::parse(&b)?;
+        Ok::<_, Rejection>((inst, hex::encode(Sha256::digest(&b))))
+    })
+    .await
+    .map_err(|_| (false, Rejection::new(PROCESSING_FAILURE, "the parser failed")))?
+    .map_err(|r| (false, r))?;
+    let named =
+        |r: Rejection| r.of(Some(inst.sop_class_uid.clone()), Some(inst.sop_instance_uid.clone()));
+    if let Some(s) = study
+        && s != inst.study_uid
+    {
+        return Err((
+            true,
+            named(Rejection::new(
+                PROCESSING_FAILURE,
+                "instance is not of the study named in the request",
+            )),
+        ));
+    }
+    let st = &ctx.state;
+    store::store_instance(&st.db, &st.objects, permit, &inst, bytes, &sha, ctx.now())
+        .await
+        .map_err(|r| (false, named(r)))?;
+    Ok((inst.sop_class_uid, inst.sop_instance_uid, inst.study_uid, inst.series_uid))
+}
+
+// ---- QIDO-RS ----
+
+/// Query parameters, keyed by keyword or tag (`PatientName` or `00100010`).
+fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], keyword: &str, tag: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(keyword) || k.eq_ignore_ascii_case(tag))
+        .map(|(_, v)| v.as_str())
+}
+
+fn uid_list(v: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_empty()) else { return Ok(vec![]) };
+    let list: Vec<String> = v.split(['\\', ',']).map(|s| s.trim().to_string()).collect();
+    if list.iter().any(|u| !is_uid(u)) {
+        return Err(ApiError::bad_request("invalid_query", "UID lists hold UIDs separated by \\"));
+    }
+    Ok(list)
+}
+
+fn number(pairs: &[(String, String)], key: &str) -> Result<Option<i64>, ApiError> {
+    match param(pairs, key, key) {
+        None => Ok(None),
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).map(Some).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("`{key}` must be a non-negative integer"),
+            )
+        }),
+    }
+}
+
+fn valid_date_query(v: &str) -> bool {
+    let date = |d: &str| d.is_empty() || (d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()));
+    match v.split_once('-') {
+        Some((a, b)) => date(a) && date(b) && !(a.is_empty() && b.is_empty()),
+        None => !v.is_empty() && date(v),
+    }
+}
+
+async fn search_studies(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw);
+    let text = |k: &str, t: &str| param(&pairs, k, t).map(str::to_string);
+    let study_date = text("StudyDate", "00080020");
+    if let Some(d) = &study_date
+        && !valid_date_query(d)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "StudyDate must be YYYYMMDD or a range YYYYMMDD-YYYYMMDD",
+        ));
+    }
+    let cap = ctx.state.settings.dicomweb.max_results as i64;
+    let asked = number(&pairs, "limit")?;
+    let limit = asked.unwrap_or(cap).clamp(1, cap);
+    let q = StudyQuery {
+        patient_name: text("PatientName", "00100010"),
+        patient_id: text("PatientID", "00100020"),
+        accession_number: text("AccessionNumber", "00080050"),
+        study_description: text("StudyDescription", "00081030"),
+        study_id: text("StudyID", "00200010"),
+        referring_physician: text("ReferringPhysicianName", "00080090"),
+        study_date,
+        study_uids: uid_list(param(&pairs, "StudyInstanceUID", "0020000D"))?,
+        modalities: param(&pairs, "ModalitiesInStudy", "00080061")
+            .map(|v| v.split(['\\', ',']).filter(|m| !m.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
+        limit,
+        offset: number(&pairs, "offset")?.unwrap_or(0),
+    };
+    let site = ctx.actor.user.site.clone();
+    let permit: Permit<ImagingSearch> = ctx.permit(Target::site(&site, "study", None)).await?;
+    let mut rows = store::search_studies(&ctx.state.db, &permit, &q).await?;
+    let truncated = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let base = base_url(&ctx, &headers);
+    let body = Value::Array(rows.iter().map(|r| json::study(r, &base)).collect());
+    let mut resp = dicom_json(StatusCode::OK, body);
+    if truncated && asked.is_none_or(|a| a > cap) {
+        resp.headers_mut().insert(
+            header::WARNING,
+            HeaderValue::from_static(
+                "299 ferry \"The number of results exceeded the maximum supported by the server. Additional results can be requested.\"",
+            ),
+        );
+    }
+    Ok(resp)
+}
+
+/// The permit to read a study, or 404 — the same answer whether the study does not exist or
+/// belongs to a site the actor may not see (the latter is audited as a refusal).
+async fn study_permit(ctx: &RequestCtx, study: &str) -> Result<Permit<ImagingRead>, ApiError> {
+    if !is_uid(study) {
+        return Err(ApiError::NotFound { what: "study" });
+    }
+    let (origin, shared) = store::study_sites(&ctx.state.db, study)
+        .await?
+        .ok_or(ApiError::NotFound { what: "study" })?;
+    let mut target = Target::site(&origin, "study", Some(study.to_string()));
+    target.shared_with = shared;
+    ctx.permit(target).await
+}
+
+async fn search_series(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams(study): PathParams<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw);
+    let permit = study_permit(&ctx, &study).await?;
+    let uids = uid_list(param(&pairs, "SeriesInstanceUID", "0020000E"))?;
+    let rows =
+        store::list_series(&ctx.state.db, &permit, param(&pairs, "Modality", "00080060"), &uids)
+            .await?;
+    let base = base_url(&ctx, &headers);
+    Ok(dicom_json(
+        StatusCode::OK,
+        Value::Array(rows.iter().map(|r| json::series(r, &base)).collect()),
+    ))
+}
+
+async fn search_instances(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams((study, series)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    let permit = study_permit(&ctx, &study).await?;
+    let rows = store::list_instances(&ctx.state.db, &permit, Some(&series), None).await?;
+    let base = base_url(&ctx, &headers);
+    Ok(dicom_json(
+        StatusCode::OK,
+        Value::Array(rows.iter().map(|r| json::instance(r, &base)).collect()),
+    ))
+}
+
+// ---- WADO-RS ----
+
+async fn retrieve_study(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams(study): PathParams<String>,
+) -> Result<Response, ApiError> {
+    retrieve(ctx, headers, study, None, None).await
+}
+
+async fn retrieve_series(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams((study, series)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    retrieve(ctx, headers, study, Some(series), None).await
+}
+
+async fn retrieve_instance(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams((study, series, instance)): PathParams<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    retrieve(ctx, headers, study, Some(series), Some(instance)).await
+}
+
+/// Streams the instances as `multipart/related; type="application/dicom"`, one object read
+/// at a time, bytes exactly as received.
+async fn retrieve(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
+) -> Result<Response, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
+    let acceptable = accept.split(',').any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        a.starts_with("*/*")
+            || (a.starts_with("multipart/related")
+                && (!a.contains("type=") || a.contains("application/dicom")))
+            || a.starts_with("application/dicom")
+    });
+    if !acceptable {
+        return Err(ApiError::bad_request(
+            "not_acceptable",
+            "instances are sent as multipart/related; type=\"application/dicom\"",
+        ));
+    }
+    let permit = study_permit(&ctx, &study).await?;
+    let rows =
+        store::list_instances(&ctx.state.db, &permit, series.as_deref(), instance.as_deref())
+            .await?;
+    if rows.is_empty() {
+        return Err(ApiError::NotFound {
+            what: if instance.is_some() { "instance" } else { "series" },
+        });
+    }
+    let boundary = format!("ferry-{}", crate::auth::tokens::random_id(12));
+    let objects = ctx.state.objects.clone();
+    let b = boundary.clone();
+    let stream = futures::stream::unfold(Some((rows.into_iter(), objects)), move |state| {
+        let b = b.clone();
+        async move {
+            let (mut it, objects) = state?;
+            match it.next() {
+                Some(row) => match objects.get(&row.object_key).await {
+                    Ok(bytes) => {
+                        let head = format!(
+                            "--{b}\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n",
+                            bytes.len()
+                        );
+                        let mut part = Vec::with_capacity(head.len() + bytes.len() + 2);
+                        part.extend_from_slice(head.as_bytes());
+                        part.extend_from_slice(&bytes);
+                        part.extend_from_slice(b"\r\n");
+                        Some((Ok::<_, std::io::Error>(Bytes::from(part)), Some((it, objects))))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "instance bytes unreadable during retrieve");
+                        Some((Err(std::io::Error::other("object store read failed")), None))
+                    }
+                },
+                None => Some((Ok(Bytes::from(format!("--{b}--\r\n"))), None)),
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/dicom\"; boundary={boundary}"
+        ))
+        .expect("ASCII"),
+    );
+    Ok(resp)
+}
+
+// ---- shares ----
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareBody {
+    site: SiteId,
+}
+
+/// `POST /api/studies/{study}/shares {"site": …}`: lets another site see a study.
+pub async fn share(
+    ctx: RequestCtx,
+    PathParams(study): PathParams<String>,
+    JsonBody(body): JsonBody<ShareBody>,
+) -> Result<StatusCode, ApiError> {
+    crate::auth::existing_site(&ctx.state, body.site.as_str()).await?;
+    if !is_uid(&study) {
+        return Err(ApiError::NotFound { what: "study" });
+    }
+    let (origin, shared) = store::study_sites(&ctx.state.db, &study)
+        .await?
+        .ok_or(ApiError::NotFound { what: "study" })?;
+    let mut target = Target::site(&origin, "study", Some(study.clone()));
+    target.shared_with = shared;
+    let permit: Permit<StudyShare> = ctx.permit(target).await?;
+    store::share_study(&ctx.state.db, &permit, &body.site, ctx.actor.user.id.as_str(), ctx.now())
+        .await?;
+    ctx.audit(
+        "study.shared",
+        "study",
+        Some(study),
+        Some(origin.to_string()),
+        Outcome::Success,
+        Some(format!("with {}", body.site)),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
