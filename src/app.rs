@@ -180,6 +180,8 @@ pub struct Application {
     state: AppState,
     listener: FerryListener,
     local_addr: SocketAddr,
+    dimse: Option<crate::dimse::DimseServer>,
+    dimse_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
 }
 
@@ -188,8 +190,24 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let listener = FerryListener::bind(&settings).await?;
         let local_addr = listener.local_addr()?;
+        let dimse = match settings.dimse.enabled {
+            true => {
+                Some(crate::dimse::DimseServer::bind(settings.dimse.addr).await.with_context(
+                    || format!("cannot listen on dimse.addr {}", settings.dimse.addr),
+                )?)
+            }
+            false => None,
+        };
+        let dimse_addr = dimse.as_ref().map(|d| d.local_addr()).transpose()?;
         let state = AppState::open(settings).await?;
-        Ok(Application { state, listener, local_addr, shutdown: CancellationToken::new() })
+        Ok(Application {
+            state,
+            listener,
+            local_addr,
+            dimse,
+            dimse_addr,
+            shutdown: CancellationToken::new(),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -199,6 +217,11 @@ impl Application {
     pub fn base_url(&self) -> String {
         let scheme = if self.state.settings.tls_enabled() { "https" } else { "http" };
         format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// Where the DIMSE service listens, when enabled.
+    pub fn dimse_addr(&self) -> Option<SocketAddr> {
+        self.dimse_addr
     }
 
     pub fn state(&self) -> AppState {
@@ -213,7 +236,10 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then waits for in-flight requests for at
     /// most `http.shutdown_grace_secs`.
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application { state, listener, shutdown, .. } = self;
+        let Application { state, listener, shutdown, dimse, .. } = self;
+        if let Some(d) = dimse {
+            tokio::spawn(d.run(state.clone(), shutdown.clone()));
+        }
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         spawn_housekeeping(state.clone(), shutdown.clone());
         let app = crate::http::router(state.clone());

@@ -33,7 +33,24 @@ pub struct Settings {
     pub objects: ObjectSettings,
     pub auth: AuthSettings,
     pub dicomweb: DicomwebSettings,
+    pub dimse: DimseSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DimseSettings {
+    #[serde(deserialize_with = "lenient")]
+    pub enabled: bool,
+    #[serde(deserialize_with = "lenient")]
+    pub addr: SocketAddr,
+    pub ae_title: String,
+    #[serde(deserialize_with = "lenient")]
+    pub accept_unknown_callers: bool,
+    #[serde(deserialize_with = "lenient")]
+    pub max_pdu_length: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,6 +300,20 @@ impl Settings {
         }
         if self.dicomweb.max_results == 0 {
             return Err(key_err("dicomweb.max_results", "must be at least 1"));
+        }
+        let ae = self.dimse.ae_title.trim();
+        if ae.is_empty()
+            || ae.len() > 16
+            || ae.contains('\\')
+            || !ae.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+        {
+            return Err(key_err(
+                "dimse.ae_title",
+                "must be 1 to 16 printable ASCII characters without backslash",
+            ));
+        }
+        if !(4096..=131_072).contains(&self.dimse.max_pdu_length) {
+            return Err(key_err("dimse.max_pdu_length", "must be between 4096 and 131072"));
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::filter::EnvFilter>() {
             return Err(key_err("log.level", e.to_string()));

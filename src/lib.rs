@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod dicomweb;
+pub mod dimse;
 pub mod error;
 pub mod http;
 pub mod logging;

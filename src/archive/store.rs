@@ -3,6 +3,7 @@
 //! durable — so a crash at any point leaves nothing half-visible, and sending again completes.
 
 use bytes::Bytes;
+use sha2::Digest;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -43,9 +44,6 @@ pub async fn store_instance(
         .site()
         .ok_or_else(|| Rejection::new(NOT_AUTHORISED, "no site to store for"))?
         .to_string();
-    if let Some(stored) = existing(db, inst, sha256).await? {
-        return Ok(stored);
-    }
     let origin: Option<String> =
         sqlx::query_scalar("SELECT origin_site FROM studies WHERE study_uid = $1")
             .bind(&inst.study_uid)
@@ -54,6 +52,9 @@ pub async fn store_instance(
             .map_err(index_down)?;
     if origin.as_ref().is_some_and(|o| *o != site) {
         return Err(Rejection::new(NOT_AUTHORISED, "this study belongs to another site"));
+    }
+    if let Some(stored) = existing(db, inst, sha256).await? {
+        return Ok(stored);
     }
     let series_study: Option<String> =
         sqlx::query_scalar("SELECT study_uid FROM series WHERE series_uid = $1")
@@ -145,6 +146,45 @@ pub async fn store_instance(
         }
         Err(e) => Err(index_down(e)),
     }
+}
+
+/// Checks one Part 10 file (on a blocking thread) and stores it for the permit's site. With
+/// `expected_study`, an instance of another study is refused (0x0110, a conflict). Returns
+/// the checked instance, or the refusal naming the instance when it could be read, and
+/// whether the refusal is a study mismatch.
+pub async fn ingest(
+    db: &Db,
+    objects: &Objects,
+    permit: &Permit<ImagingStore>,
+    bytes: Bytes,
+    expected_study: Option<&str>,
+    now: i64,
+) -> Result<(Instance, Stored), (bool, Rejection)> {
+    let b = bytes.clone();
+    let (inst, sha) = tokio::task::spawn_blocking(move || {
+        let inst = super::parse::parse(&b)?;
+        Ok::<_, Rejection>((inst, hex::encode(sha2::Sha256::digest(&b))))
+    })
+    .await
+    .map_err(|_| (false, Rejection::new(PROCESSING_FAILURE, "the parser failed")))?
+    .map_err(|r| (false, r))?;
+    let named =
+        |r: Rejection| r.of(Some(inst.sop_class_uid.clone()), Some(inst.sop_instance_uid.clone()));
+    if let Some(s) = expected_study
+        && s != inst.study_uid
+    {
+        return Err((
+            true,
+            named(Rejection::new(
+                PROCESSING_FAILURE,
+                "instance is not of the study named in the request",
+            )),
+        ));
+    }
+    let stored = store_instance(db, objects, permit, &inst, bytes, &sha, now)
+        .await
+        .map_err(|r| (false, named(r)))?;
+    Ok((inst, stored))
 }
 
 /// Is this SOP instance stored already? Identical bytes: success; different: a refusal.

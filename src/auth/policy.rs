@@ -232,6 +232,14 @@ pub fn capabilities(actor: &ActorView) -> Vec<&'static str> {
     caps
 }
 
+/// A permit for a registered device (a DICOM AE title) acting for its own site: only actions
+/// whose rule is `OwnSite` can be granted, checked at compile time. The caller audits, with the
+/// device as actor.
+pub(crate) fn device_permit<A: Action>(target: Target) -> Permit<A> {
+    const { assert!(matches!(A::RULE, Rule::OwnSite), "devices only act for their own site") };
+    Permit { target, actor: None, _action: PhantomData }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

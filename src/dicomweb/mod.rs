@@ -10,13 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
+use crate::archive::is_uid;
 use crate::archive::json::{self, StowItem};
 use crate::archive::status::*;
 use crate::archive::store::{self, StudyQuery};
-use crate::archive::{Rejection, is_uid, parse};
 use crate::audit::Outcome;
 use crate::auth::RequestCtx;
 use crate::auth::policy::{ImagingRead, ImagingSearch, ImagingStore, Permit, StudyShare, Target};
@@ -141,8 +140,12 @@ async fn stow_inner(
                 break;
             }
         };
-        match ingest_one(&ctx, &permit, study.as_deref(), bytes).await {
-            Ok((inst_class, inst_uid, inst_study, inst_series)) => {
+        let st = &ctx.state;
+        match store::ingest(&st.db, &st.objects, &permit, bytes, study.as_deref(), ctx.now()).await
+        {
+            Ok((inst, _)) => {
+                let (inst_class, inst_uid, inst_study, inst_series) =
+                    (inst.sop_class_uid, inst.sop_instance_uid, inst.study_uid, inst.series_uid);
                 stored.push(StowItem {
                     retrieve_url: Some(format!(
                         "{base}/studies/{inst_study}/series/{inst_series}/instances/{inst_uid}"
@@ -216,43 +219,6 @@ fn multipart_problem(e: &multer::Error) -> ApiError {
             "the multipart body is malformed or cut short",
         ),
     }
-}
-
-/// Checks and stores one instance: (class, instance, study, series) when stored; otherwise
-/// the refusal (naming the instance when it could be read) and whether it was a study
-/// mismatch.
-async fn ingest_one(
-    ctx: &RequestCtx,
-    permit: &Permit<ImagingStore>,
-    study: Option<&str>,
-    bytes: Bytes,
-) -> Result<(String, String, String, String), (bool, Rejection)> {
-    let b = bytes.clone();
-    let (inst, sha) = tokio::task::spawn_blocking(move || {
-        let inst = parse::parse(&b)?;
-        Ok::<_, Rejection>((inst, hex::encode(Sha256::digest(&b))))
-    })
-    .await
-    .map_err(|_| (false, Rejection::new(PROCESSING_FAILURE, "the parser failed")))?
-    .map_err(|r| (false, r))?;
-    let named =
-        |r: Rejection| r.of(Some(inst.sop_class_uid.clone()), Some(inst.sop_instance_uid.clone()));
-    if let Some(s) = study
-        && s != inst.study_uid
-    {
-        return Err((
-            true,
-            named(Rejection::new(
-                PROCESSING_FAILURE,
-                "instance is not of the study named in the request",
-            )),
-        ));
-    }
-    let st = &ctx.state;
-    store::store_instance(&st.db, &st.objects, permit, &inst, bytes, &sha, ctx.now())
-        .await
-        .map_err(|r| (false, named(r)))?;
-    Ok((inst.sop_class_uid, inst.sop_instance_uid, inst.study_uid, inst.series_uid))
 }
 
 // ---- QIDO-RS ----

@@ -9,6 +9,7 @@ mod access;
 mod auth;
 mod browser;
 mod dicomweb;
+mod dimse;
 mod errors;
 mod ops;
 mod phi_logs;

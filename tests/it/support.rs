@@ -96,6 +96,7 @@ pub async fn test_env(dir: &Path, sql: Sql, obj: Obj) -> Vec<(String, String)> {
         ("FERRY__AUTH__ARGON2_MEMORY_KIB".into(), "256".into()),
         ("FERRY__AUTH__ARGON2_ITERATIONS".into(), "1".into()),
         ("FERRY__HTTP__SHUTDOWN_GRACE_SECS".into(), "5".into()),
+        ("FERRY__DIMSE__ADDR".into(), "127.0.0.1:0".into()),
     ];
     if sql == Sql::Postgres {
         env.push(("FERRY__DATABASE__URL".into(), pg_database().await));
@@ -108,6 +109,8 @@ pub async fn test_env(dir: &Path, sql: Sql, obj: Obj) -> Vec<(String, String)> {
 
 pub struct TestServer {
     pub url: String,
+    /// The DIMSE service's port.
+    pub dimse_port: u16,
     pub state: AppState,
     pub dir: TempDir,
     pub env: Vec<(String, String)>,
@@ -128,11 +131,12 @@ impl TestServer {
         let settings = Settings::load(None, env.clone()).expect("test settings");
         let app = Application::build(settings).await.expect("server starts");
         let url = app.base_url();
+        let dimse_port = app.dimse_addr().expect("DIMSE enabled").port();
         let state = app.state();
         ferry::demo::seed(&state, DEMO_PASSWORD).await.expect("demo seed");
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run());
-        TestServer { url, state, dir, env, shutdown, handle: Some(handle) }
+        TestServer { url, dimse_port, state, dir, env, shutdown, handle: Some(handle) }
     }
 
     pub fn data_dir(&self) -> PathBuf {
