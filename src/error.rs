@@ -33,6 +33,8 @@ pub enum ApiError {
     UnsupportedMediaType { detail: String },
     #[error("payload too large")]
     PayloadTooLarge,
+    #[error("not acceptable")]
+    NotAcceptable { detail: String },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("service unavailable")]
@@ -83,6 +85,7 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::Locked { .. } => "account_locked",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::NotAcceptable { .. } => "not_acceptable",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -116,6 +120,7 @@ impl ApiError {
             | ApiError::Forbidden { detail }
             | ApiError::TooManyRequests { detail, .. }
             | ApiError::UnsupportedMediaType { detail }
+            | ApiError::NotAcceptable { detail }
             | ApiError::Unavailable { detail } => detail.clone(),
             ApiError::Csrf => {
                 "cookie-authenticated writes need the X-CSRF-Token header from /api/me".into()

@@ -2,6 +2,7 @@
 //! pure core (bytes → checked instance, or a DICOM failure status with a reason); `store` puts
 //! bytes in the object store and rows in SQL; `json` builds DICOM JSON for DICOMweb.
 
+pub mod frames;
 pub mod json;
 pub mod parse;
 pub mod store;
@@ -90,7 +91,15 @@ pub struct Instance {
     pub bits_allocated: Option<i64>,
     pub study: StudyAttrs,
     pub series: SeriesAttrs,
+    /// The instance's DICOM JSON, bulk values replaced by `BulkDataURI`s that start with
+    /// [`BASE_PLACEHOLDER`] (the server's DICOMweb base URL, filled in when served).
+    pub metadata: String,
+    /// Byte ranges of each frame in the file, when they could be found.
+    pub frame_index: Option<frames::FrameIndex>,
 }
+
+/// Stands for the DICOMweb base URL inside stored metadata.
+pub const BASE_PLACEHOLDER: &str = "ferry-base:";
 
 /// A DICOM UID: 1–64 characters of digits and dots, no empty component.
 pub fn is_uid(s: &str) -> bool {

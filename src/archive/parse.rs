@@ -33,6 +33,64 @@ fn uid(obj: &DefaultDicomObject, tag: Tag, name: &str) -> Result<String, Rejecti
     Ok(v)
 }
 
+/// Values larger than this (base64 text) go out as BulkDataURI instead of InlineBinary.
+const INLINE_LIMIT: usize = 1400;
+
+/// The data set as DICOM JSON, pixel data and large binary values as BulkDataURIs.
+fn metadata_json(obj: &DefaultDicomObject, path: &str) -> Result<String, Rejection> {
+    let failed =
+        |_| Rejection::new(CANNOT_UNDERSTAND, "the data set cannot be expressed as DICOM JSON");
+    let mut v = dicom_json::to_value(&**obj).map_err(failed)?;
+    numbers_as_numbers(&mut v);
+    if let serde_json::Value::Object(map) = &mut v {
+        for (tag, attr) in map.iter_mut() {
+            let big = tag == "7FE00010"
+                || attr
+                    .get("InlineBinary")
+                    .and_then(|b| b.as_str())
+                    .is_some_and(|b| b.len() > INLINE_LIMIT);
+            if big {
+                let vr = attr.get("vr").cloned().unwrap_or(serde_json::Value::Null);
+                *attr = serde_json::json!({
+                    "vr": vr,
+                    "BulkDataURI": format!("{}{path}/bulkdata/{tag}", super::BASE_PLACEHOLDER),
+                });
+            }
+        }
+    }
+    serde_json::to_string(&v).map_err(failed)
+}
+
+/// PS3.18 F.2.3: IS and DS values are JSON numbers (dicom-json writes them as strings).
+/// Applies to nested sequence items too.
+fn numbers_as_numbers(v: &mut serde_json::Value) {
+    let serde_json::Value::Object(map) = v else { return };
+    for attr in map.values_mut() {
+        let vr = attr.get("vr").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let Some(serde_json::Value::Array(values)) = attr.get_mut("Value") else { continue };
+        match vr.as_str() {
+            "IS" | "DS" => {
+                for x in values.iter_mut() {
+                    let parsed = x.as_str().and_then(|s| {
+                        let t = s.trim();
+                        t.parse::<i64>().map(serde_json::Value::from).ok().or_else(|| {
+                            t.parse::<f64>()
+                                .ok()
+                                .and_then(serde_json::Number::from_f64)
+                                .map(serde_json::Value::Number)
+                        })
+                    });
+                    if let Some(n) = parsed {
+                        *x = n;
+                    }
+                }
+            }
+            "SQ" => values.iter_mut().for_each(numbers_as_numbers),
+            _ => {}
+        }
+    }
+}
+
 /// Parses and checks one Part 10 file (128-byte preamble, `DICM`, file meta, data set).
 pub fn parse(bytes: &[u8]) -> Result<Instance, Rejection> {
     if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
@@ -94,17 +152,34 @@ pub fn parse(bytes: &[u8]) -> Result<Instance, Rejection> {
             "file meta Media Storage SOP Class UID differs from the data set's SOP Class UID",
         )));
     }
+    let rows = int(&obj, tags::ROWS);
+    let columns = int(&obj, tags::COLUMNS);
+    let frames = int(&obj, tags::NUMBER_OF_FRAMES);
+    let bits_allocated = int(&obj, tags::BITS_ALLOCATED);
+    let frame_index = super::frames::index(
+        bytes,
+        &transfer_syntax,
+        rows,
+        columns,
+        int(&obj, tags::SAMPLES_PER_PIXEL),
+        bits_allocated,
+        frames,
+    );
+    let path = format!("studies/{study_uid}/series/{series_uid}/instances/{sop_instance_uid}");
+    let metadata = metadata_json(&obj, &path).map_err(named)?;
     Ok(Instance {
+        metadata,
+        frame_index,
         sop_class_uid,
         sop_instance_uid,
         study_uid,
         series_uid,
         transfer_syntax,
         instance_number: int(&obj, tags::INSTANCE_NUMBER),
-        rows: int(&obj, tags::ROWS),
-        columns: int(&obj, tags::COLUMNS),
-        frames: int(&obj, tags::NUMBER_OF_FRAMES),
-        bits_allocated: int(&obj, tags::BITS_ALLOCATED),
+        rows,
+        columns,
+        frames,
+        bits_allocated,
         study: StudyAttrs {
             patient_name: Phi::new(text(&obj, tags::PATIENT_NAME)),
             patient_id: Phi::new(text(&obj, tags::PATIENT_ID)),

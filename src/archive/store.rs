@@ -113,8 +113,8 @@ pub async fn store_instance(
     .map_err(index_down)?;
     let r = sqlx::query(
         "INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax, instance_number, \
-           rows_count, columns_count, frames, bits_allocated, size, sha256, object_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+           rows_count, columns_count, frames, bits_allocated, size, sha256, object_key, created_at, metadata, frame_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&inst.sop_instance_uid)
     .bind(&inst.series_uid)
@@ -130,6 +130,8 @@ pub async fn store_instance(
     .bind(sha256)
     .bind(&key)
     .bind(now)
+    .bind(&inst.metadata)
+    .bind(inst.frame_index.as_ref().and_then(|f| serde_json::to_string(f).ok()))
     .execute(&mut *tx)
     .await;
     match r {
@@ -352,6 +354,15 @@ impl Where {
             }
         }
     }
+    fn bind_scalar<'q, O>(
+        &'q self,
+        mut q: sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
+        for a in &self.args {
+            q = q.bind(a.as_str());
+        }
+        q
+    }
     fn bind<'q>(
         &'q self,
         mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -543,4 +554,58 @@ pub async fn list_instances(
             })
         })
         .collect()
+}
+
+/// The stored metadata of the permit's study (narrowed to a series or instance), in order.
+pub async fn metadata(
+    db: &Db,
+    permit: &Permit<ImagingRead>,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let study = permit.target().id.clone().unwrap_or_default();
+    let mut w = Where::new();
+    let s = w.arg(study);
+    w.push(&format!("i.study_uid = {s}"));
+    if let Some(x) = series {
+        let p = w.arg(x);
+        w.push(&format!("i.series_uid = {p}"));
+    }
+    if let Some(x) = sop {
+        let p = w.arg(x);
+        w.push(&format!("i.sop_instance_uid = {p}"));
+    }
+    let sql = format!(
+        "SELECT i.metadata FROM instances i{} ORDER BY i.series_uid, i.instance_number, i.sop_instance_uid",
+        w.sql
+    );
+    let rows: Vec<Option<String>> =
+        w.bind_scalar(sqlx::query_scalar(&sql)).fetch_all(db.pool()).await?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// Where one instance's frames lie: (object key, transfer syntax, frame index if known).
+pub async fn frame_source(
+    db: &Db,
+    permit: &Permit<ImagingRead>,
+    series: &str,
+    sop: &str,
+) -> Result<Option<(String, String, Option<super::frames::FrameIndex>)>, sqlx::Error> {
+    let study = permit.target().id.clone().unwrap_or_default();
+    let row = sqlx::query(
+        "SELECT object_key, transfer_syntax, frame_index FROM instances \
+         WHERE study_uid = $1 AND series_uid = $2 AND sop_instance_uid = $3",
+    )
+    .bind(study)
+    .bind(series)
+    .bind(sop)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let index: Option<String> = r.try_get("frame_index")?;
+    Ok(Some((
+        r.try_get("object_key")?,
+        r.try_get("transfer_syntax")?,
+        index.and_then(|i| serde_json::from_str(&i).ok()),
+    )))
 }

@@ -32,6 +32,17 @@ pub fn router() -> Router<AppState> {
         .route("/studies/{study}/series/{series}", get(retrieve_series))
         .route("/studies/{study}/series/{series}/instances", get(search_instances))
         .route("/studies/{study}/series/{series}/instances/{instance}", get(retrieve_instance))
+        .route("/studies/{study}/metadata", get(study_metadata))
+        .route("/studies/{study}/series/{series}/metadata", get(series_metadata))
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/metadata",
+            get(instance_metadata),
+        )
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(frames))
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}",
+            get(bulkdata),
+        )
 }
 
 fn dicom_json(status: StatusCode, v: Value) -> Response {
@@ -410,10 +421,9 @@ async fn retrieve(
             || a.starts_with("application/dicom")
     });
     if !acceptable {
-        return Err(ApiError::bad_request(
-            "not_acceptable",
-            "instances are sent as multipart/related; type=\"application/dicom\"",
-        ));
+        return Err(ApiError::NotAcceptable {
+            detail: "instances are sent as multipart/related; type=\"application/dicom\"".into(),
+        });
     }
     let permit = study_permit(&ctx, &study).await?;
     let rows =
@@ -458,6 +468,219 @@ async fn retrieve(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&format!(
             "multipart/related; type=\"application/dicom\"; boundary={boundary}"
+        ))
+        .expect("ASCII"),
+    );
+    Ok(resp)
+}
+
+// ---- metadata, frames, bulk data ----
+
+async fn metadata_response(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
+) -> Result<Response, ApiError> {
+    let permit = study_permit(&ctx, &study).await?;
+    let items =
+        store::metadata(&ctx.state.db, &permit, series.as_deref(), instance.as_deref()).await?;
+    if items.is_empty() {
+        return Err(ApiError::NotFound {
+            what: if instance.is_some() { "instance" } else { "series" },
+        });
+    }
+    let base = format!("{}/", base_url(&ctx, &headers));
+    let mut body = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(
+            &item.replace(&format!("\"{}", crate::archive::BASE_PLACEHOLDER), &format!("\"{base}")),
+        );
+    }
+    body.push(']');
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON));
+    Ok(r)
+}
+
+async fn study_metadata(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams(study): PathParams<String>,
+) -> Result<Response, ApiError> {
+    metadata_response(ctx, headers, study, None, None).await
+}
+
+async fn series_metadata(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams((study, series)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    metadata_response(ctx, headers, study, Some(series), None).await
+}
+
+async fn instance_metadata(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams((study, series, instance)): PathParams<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    metadata_response(ctx, headers, study, Some(series), Some(instance)).await
+}
+
+/// What the client accepts for frames: the stored syntax (`transfer-syntax=*`, or the stored
+/// one named), or only uncompressed.
+fn frames_acceptable(accept: &str, stored_ts: &str) -> bool {
+    let native = crate::archive::frames::is_native(stored_ts) && stored_ts != "1.2.840.10008.1.2.2";
+    accept.split(',').any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        if a.starts_with("*/*") {
+            return true;
+        }
+        let ts = a
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("transfer-syntax="))
+            .map(|t| t.trim_matches('"'));
+        match ts {
+            Some("*") => true,
+            Some(t) => t == stored_ts || (native && t == "1.2.840.10008.1.2.1"),
+            None => native || a.contains("image/") && !a.contains("application/octet-stream"),
+        }
+    })
+}
+
+async fn frames(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams((study, series, instance, list)): PathParams<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let wanted: Vec<usize> = list
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n >= 1))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_frames",
+                "frame numbers are 1-based integers, comma-separated",
+            )
+        })?;
+    let permit = study_permit(&ctx, &study).await?;
+    let (key, ts, index) = store::frame_source(&ctx.state.db, &permit, &series, &instance)
+        .await?
+        .ok_or(ApiError::NotFound { what: "instance" })?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
+    if !frames_acceptable(accept, &ts) {
+        return Err(ApiError::NotAcceptable {
+            detail: format!(
+                "frames of this instance are available as stored (transfer-syntax={ts}); decoding to other syntaxes is not available yet"
+            ),
+        });
+    }
+    let index = index.ok_or_else(|| {
+        ApiError::bad_request(
+            "frames_unavailable",
+            "the frames of this instance could not be indexed (big endian or deflated data set)",
+        )
+    })?;
+    if wanted.iter().any(|n| *n > index.len()) {
+        return Err(ApiError::NotFound { what: "frame" });
+    }
+    let boundary = format!("ferry-{}", crate::auth::tokens::random_id(12));
+    let ts_out =
+        if crate::archive::frames::is_native(&ts) { "1.2.840.10008.1.2.1".to_string() } else { ts };
+    let mut body = Vec::new();
+    for n in wanted {
+        let mut frame = Vec::new();
+        for (off, len) in &index[n - 1] {
+            let part = ctx
+                .state
+                .objects
+                .get_range(&key, *off..off + len)
+                .await
+                .map_err(ApiError::internal)?;
+            frame.extend_from_slice(&part);
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Type: application/octet-stream; transfer-syntax={ts_out}\r\nContent-Length: {}\r\n\r\n",
+                frame.len()
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&frame);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/octet-stream\"; transfer-syntax={ts_out}; boundary={boundary}"
+        ))
+        .expect("ASCII"),
+    );
+    Ok(resp)
+}
+
+/// A bulk value (other than pixel data, which is served as frames), read from the stored
+/// instance.
+async fn bulkdata(
+    ctx: RequestCtx,
+    PathParams((study, series, instance, tag)): PathParams<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let tag_num =
+        u32::from_str_radix(&tag, 16).ok().filter(|_| tag.len() == 8).ok_or_else(|| {
+            ApiError::bad_request("invalid_tag", "bulk data is addressed by an 8-digit hex tag")
+        })?;
+    let permit = study_permit(&ctx, &study).await?;
+    let (key, _, index) = store::frame_source(&ctx.state.db, &permit, &series, &instance)
+        .await?
+        .ok_or(ApiError::NotFound { what: "instance" })?;
+    let bytes = if tag_num == 0x7FE0_0010 {
+        let index = index.ok_or(ApiError::NotFound { what: "bulk data" })?;
+        let mut all = Vec::new();
+        for (off, len) in index.iter().flatten() {
+            all.extend_from_slice(
+                &ctx.state
+                    .objects
+                    .get_range(&key, *off..off + len)
+                    .await
+                    .map_err(ApiError::internal)?,
+            );
+        }
+        all
+    } else {
+        let file = ctx.state.objects.get(&key).await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || -> Option<Vec<u8>> {
+            let obj = dicom_object::OpenFileOptions::new()
+                .read_preamble(dicom_object::file::ReadPreamble::Always)
+                .from_reader(std::io::Cursor::new(&file[..]))
+                .ok()?;
+            let t = dicom_core::Tag((tag_num >> 16) as u16, (tag_num & 0xFFFF) as u16);
+            let e = obj.element_opt(t).ok().flatten()?;
+            e.value().to_bytes().ok().map(|b| b.into_owned())
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound { what: "bulk data" })?
+    };
+    let boundary = format!("ferry-{}", crate::auth::tokens::random_id(12));
+    let mut body = format!(
+        "--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/octet-stream\"; boundary={boundary}"
         ))
         .expect("ASCII"),
     );

@@ -69,6 +69,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_archive.sql"),
         postgres: include_str!("../../migrations/postgres/0002_archive.sql"),
     },
+    Migration {
+        version: 3,
+        name: "instance metadata and frame index",
+        sqlite: include_str!("../../migrations/sqlite/0003_instance_metadata.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_instance_metadata.sql"),
+    },
 ];
 
 impl Db {

@@ -249,3 +249,151 @@ async fn unbounded_searches_are_capped_with_a_warning() {
     assert!(r.headers().get("warning").is_none());
     assert_eq!(r.json::<Vec<Value>>().await.unwrap().len(), 1);
 }
+
+/// Frames as pydicom extracts them from the original file (1-based numbers).
+fn expected_frames(file: &str, numbers: &[usize]) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "import sys, pydicom\n\
+        from pydicom.data import get_testdata_file\n\
+        from pydicom.encaps import generate_frames\n\
+        ds = pydicom.dcmread(get_testdata_file(sys.argv[1]))\n\
+        n = int(ds.get('NumberOfFrames', 1))\n\
+        if ds.file_meta.TransferSyntaxUID.is_compressed:\n\
+        \x20   frames = list(generate_frames(ds.PixelData, number_of_frames=n))\n\
+        else:\n\
+        \x20   size = len(ds.PixelData) // n\n\
+        \x20   frames = [ds.PixelData[i * size:(i + 1) * size] for i in range(n)]\n\
+        for i in sys.argv[3:]:\n\
+        \x20   open(sys.argv[2] + '/' + i, 'wb').write(frames[int(i) - 1])\n";
+    let mut args = vec![
+        "-c".to_string(),
+        script.to_string(),
+        file.to_string(),
+        dir.path().display().to_string(),
+    ];
+    args.extend(numbers.iter().map(|n| n.to_string()));
+    let out = std::process::Command::new("python3").args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    numbers.iter().map(|n| std::fs::read(dir.path().join(n.to_string())).unwrap()).collect()
+}
+
+async fn get_frames(
+    c: &crate::support::Client,
+    path: &str,
+    accept: &str,
+) -> (u16, Vec<Vec<u8>>, String) {
+    let r = c.req(reqwest::Method::GET, path).header("accept", accept).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    if status != 200 {
+        return (status, vec![], ct);
+    }
+    let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
+    let body = r.bytes().await.unwrap();
+    // Parts carry application/octet-stream with the transfer syntax.
+    let mut parts = vec![];
+    let delim = format!("--{boundary}");
+    let text = body.to_vec();
+    let mut pos = 0;
+    while let Some(rel) = text[pos..].windows(delim.len()).position(|w| w == delim.as_bytes()) {
+        let start = pos + rel + delim.len();
+        if text[start..].starts_with(b"--") {
+            break;
+        }
+        let head_end = start + text[start..].windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&text[start..head_end]).to_lowercase();
+        assert!(
+            head.contains("content-type: application/octet-stream; transfer-syntax="),
+            "{head}"
+        );
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        parts.push(text[head_end + 4..head_end + 4 + len].to_vec());
+        pos = head_end + 4 + len;
+    }
+    (status, parts, ct)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_and_frames_as_ohif_asks_for_them() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    let (us, ct) = (testfile("examples_ybr_color.dcm"), testfile("CT_small.dcm"));
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&us, &ct]).await.0, 200);
+    let us_series = "1.2.840.114340.3.8251017118051.2.20160503.120850.2171";
+    let us_sop = "1.2.840.114340.3.8251017118051.3.20160503.121539.16117.4";
+
+    // Series metadata: one item per instance, from the index, bulk values as URIs.
+    let r = zhao.get(&format!("/dicomweb/studies/{US_STUDY}/series/{us_series}/metadata")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/dicom+json");
+    let items: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(dj(&items[0], "00080018"), us_sop);
+    assert_eq!(dj(&items[0], "00280008"), 30);
+    let uri = items[0]["7FE00010"]["BulkDataURI"].as_str().unwrap();
+    assert!(uri.starts_with(&format!("{}/dicomweb/studies/{US_STUDY}/series/", s.url)), "{uri}");
+    assert!(items[0]["7FE00010"].get("InlineBinary").is_none());
+    let study_items: Vec<Value> =
+        zhao.get(&format!("/dicomweb/studies/{CT_STUDY}/metadata")).await.json().await.unwrap();
+    assert_eq!(dj(&study_items[0], "00100010")["Alphabetic"], "CompressedSamples^CT1");
+
+    // Frames as stored (OHIF asks with transfer-syntax=*): JPEG frames 1 and 30, and the CT.
+    let star = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*";
+    let path =
+        format!("/dicomweb/studies/{US_STUDY}/series/{us_series}/instances/{us_sop}/frames/1,30");
+    let (st, parts, ct_header) = get_frames(&zhao, &path, star).await;
+    assert_eq!(st, 200);
+    assert!(ct_header.contains("transfer-syntax=1.2.840.10008.1.2.4.50"), "{ct_header}");
+    assert!(parts == expected_frames("examples_ybr_color.dcm", &[1, 30]), "JPEG frames differ");
+    let ct_path =
+        format!("/dicomweb/studies/{CT_STUDY}/series/{CT_SERIES}/instances/{CT_SOP}/frames/1");
+    let (st, parts, _) = get_frames(&zhao, &ct_path, star).await;
+    assert_eq!((st, parts.len()), (200, 1));
+    assert!(parts[0] == expected_frames("CT_small.dcm", &[1])[0], "native frame differs");
+    assert_eq!(parts[0].len(), 128 * 128 * 2);
+    // Uncompressed asked of a native instance: fine; of a JPEG one: not yet.
+    let plain = "multipart/related; type=\"application/octet-stream\"";
+    assert_eq!(get_frames(&zhao, &ct_path, plain).await.0, 200);
+    let (st, p) = problem(
+        zhao.req(reqwest::Method::GET, &path).header("accept", plain).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (406, "not_acceptable"));
+    // Bad and missing frame numbers.
+    let base = format!("/dicomweb/studies/{US_STUDY}/series/{us_series}/instances/{us_sop}/frames");
+    assert_eq!(problem(zhao.get(&format!("{base}/31")).await).await.0, 404);
+    assert_eq!(problem(zhao.get(&format!("{base}/0")).await).await.0, 400);
+    assert_eq!(problem(zhao.get(&format!("{base}/one")).await).await.0, 400);
+    // Bulk data: the pixel data of the CT, whole.
+    let (st, parts) = {
+        let r = zhao.get(&format!("/dicomweb/studies/{CT_STUDY}/series/{CT_SERIES}/instances/{CT_SOP}/bulkdata/7FE00010")).await;
+        let st = r.status().as_u16();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
+        let body = r.bytes().await.unwrap().to_vec();
+        let start = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let end = body.len() - format!("\r\n--{boundary}--\r\n").len();
+        (st, body[start..end].to_vec())
+    };
+    assert_eq!(st, 200);
+    assert_eq!(parts.len(), 128 * 128 * 2);
+    // Other sites: nothing.
+    let ma = s.login("dr-ma").await;
+    assert_eq!(
+        problem(ma.get(&format!("/dicomweb/studies/{US_STUDY}/series/{us_series}/metadata")).await)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(get_frames(&ma, &path, star).await.0, 404);
+}

@@ -1,0 +1,288 @@
+//! Where each frame's bytes lie inside a stored Part 10 file, found once at ingest so that a
+//! frame is served with range reads and no parsing. Pure: bytes in, byte ranges out.
+//!
+//! Handles little-endian data sets (implicit or explicit VR), which covers the uncompressed
+//! syntaxes and every encapsulated one. Big-endian and deflated files get no index (their
+//! frames need decoding, which comes with rendering).
+
+/// Byte ranges (offset, length) in the file, per frame; a frame of several fragments has
+/// several ranges.
+pub type FrameIndex = Vec<Vec<(u64, u64)>>;
+
+const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";
+const DEFLATE: &[&str] = &["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"];
+
+/// Is pixel data in this transfer syntax stored native (uncompressed, not encapsulated)?
+pub fn is_native(ts: &str) -> bool {
+    ts == IMPLICIT_LE || ts == EXPLICIT_LE || ts == EXPLICIT_BE
+}
+
+struct Walker<'a> {
+    b: &'a [u8],
+    explicit: bool,
+}
+
+struct Header {
+    group: u16,
+    element: u16,
+    len: u32,
+}
+
+fn u16le(b: &[u8], p: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(p..p + 2)?.try_into().ok()?))
+}
+
+fn u32le(b: &[u8], p: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(p..p + 4)?.try_into().ok()?))
+}
+
+impl Walker<'_> {
+    /// Reads an element header at `p`; returns it and where its value starts.
+    fn header(&self, p: usize) -> Option<(Header, usize)> {
+        let group = u16le(self.b, p)?;
+        let element = u16le(self.b, p + 2)?;
+        // Item and delimitation tags carry no VR in any syntax.
+        if group == 0xFFFE || !self.explicit {
+            return Some((Header { group, element, len: u32le(self.b, p + 4)? }, p + 8));
+        }
+        let vr = self.b.get(p + 4..p + 6)?;
+        let long = matches!(
+            vr,
+            b"OB"
+                | b"OD"
+                | b"OF"
+                | b"OL"
+                | b"OV"
+                | b"OW"
+                | b"SQ"
+                | b"SV"
+                | b"UC"
+                | b"UN"
+                | b"UR"
+                | b"UT"
+                | b"UV"
+        );
+        if long {
+            Some((Header { group, element, len: u32le(self.b, p + 8)? }, p + 12))
+        } else {
+            Some((Header { group, element, len: u16le(self.b, p + 6)? as u32 }, p + 8))
+        }
+    }
+
+    /// Skips an undefined-length sequence's items starting at `p`; returns the position after
+    /// its delimitation item.
+    fn skip_undefined(&self, mut p: usize, depth: u8) -> Option<usize> {
+        if depth > 16 {
+            return None;
+        }
+        loop {
+            let (h, v) = self.header(p)?;
+            match (h.group, h.element) {
+                (0xFFFE, 0xE0DD) => return Some(v),
+                (0xFFFE, 0xE000) if h.len == u32::MAX => p = self.skip_item(v, depth + 1)?,
+                (0xFFFE, 0xE000) => p = v.checked_add(h.len as usize)?,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Skips the elements of an undefined-length item up to its delimitation.
+    fn skip_item(&self, mut p: usize, depth: u8) -> Option<usize> {
+        loop {
+            let (h, v) = self.header(p)?;
+            if (h.group, h.element) == (0xFFFE, 0xE00D) {
+                return Some(v);
+            }
+            p = if h.len == u32::MAX {
+                self.skip_undefined(v, depth + 1)?
+            } else {
+                v.checked_add(h.len as usize)?
+            };
+        }
+    }
+}
+
+/// The top-level Pixel Data element: (value offset, length; `u32::MAX` = encapsulated).
+fn pixel_data(b: &[u8], ts: &str) -> Option<(usize, u32)> {
+    if b.get(128..132)? != b"DICM" {
+        return None;
+    }
+    // The file meta group is always explicit VR little endian.
+    let meta = Walker { b, explicit: true };
+    let mut p = 132;
+    loop {
+        let (h, v) = meta.header(p)?;
+        if h.group != 0x0002 {
+            break;
+        }
+        p = v.checked_add(h.len as usize)?;
+    }
+    let w = Walker { b, explicit: ts != IMPLICIT_LE };
+    while p < b.len() {
+        let (h, v) = w.header(p)?;
+        if (h.group, h.element) == (0x7FE0, 0x0010) {
+            return Some((v, h.len));
+        }
+        if h.group > 0x7FE0 {
+            return None;
+        }
+        p = if h.len == u32::MAX {
+            w.skip_undefined(v, 0)?
+        } else {
+            v.checked_add(h.len as usize)?
+        };
+    }
+    None
+}
+
+/// Builds the frame index, or None when it cannot be built safely (the frame endpoint then
+/// says so instead of guessing).
+pub fn index(
+    b: &[u8],
+    ts: &str,
+    rows: Option<i64>,
+    columns: Option<i64>,
+    samples: Option<i64>,
+    bits_allocated: Option<i64>,
+    frames: Option<i64>,
+) -> Option<FrameIndex> {
+    if ts == EXPLICIT_BE || DEFLATE.contains(&ts) {
+        return None;
+    }
+    let n = frames.unwrap_or(1).max(1) as usize;
+    let (start, len) = pixel_data(b, ts)?;
+    if len != u32::MAX {
+        let bits = bits_allocated?;
+        if bits % 8 != 0 {
+            return None;
+        }
+        let size = rows? as u64 * columns? as u64 * samples.unwrap_or(1) as u64 * (bits as u64 / 8);
+        if size == 0 || size * n as u64 > len as u64 || start as u64 + len as u64 > b.len() as u64 {
+            return None;
+        }
+        return Some((0..n as u64).map(|i| vec![(start as u64 + i * size, size)]).collect());
+    }
+    // Encapsulated: the Basic Offset Table item, then one item per fragment.
+    let w = Walker { b, explicit: true };
+    let (bot, mut p) = w.header(start)?;
+    if (bot.group, bot.element) != (0xFFFE, 0xE000) || bot.len == u32::MAX {
+        return None;
+    }
+    let offsets: Vec<u64> =
+        (0..bot.len as usize / 4).filter_map(|i| u32le(b, p + i * 4).map(u64::from)).collect();
+    p += bot.len as usize;
+    let first_fragment = p;
+    let mut fragments = vec![];
+    loop {
+        let (h, v) = w.header(p)?;
+        match (h.group, h.element) {
+            (0xFFFE, 0xE0DD) => break,
+            (0xFFFE, 0xE000) if h.len != u32::MAX && v + h.len as usize <= b.len() => {
+                // (item start relative to the first fragment, value offset, length)
+                fragments.push(((p - first_fragment) as u64, v as u64, h.len as u64));
+                p = v + h.len as usize;
+            }
+            _ => return None,
+        }
+    }
+    if fragments.is_empty() {
+        return None;
+    }
+    if n == 1 {
+        return Some(vec![fragments.iter().map(|f| (f.1, f.2)).collect()]);
+    }
+    if offsets.len() == n {
+        let mut out = vec![];
+        for (i, start) in offsets.iter().enumerate() {
+            let end = offsets.get(i + 1).copied().unwrap_or(u64::MAX);
+            let frame: Vec<_> = fragments
+                .iter()
+                .filter(|f| f.0 >= *start && f.0 < end)
+                .map(|f| (f.1, f.2))
+                .collect();
+            if frame.is_empty() {
+                return None;
+            }
+            out.push(frame);
+        }
+        return Some(out);
+    }
+    if fragments.len() == n {
+        return Some(fragments.iter().map(|f| vec![(f.1, f.2)]).collect());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny explicit-LE file: meta group, a sequence of undefined length with an item, then
+    /// encapsulated pixel data of two frames, one fragment each, with an offset table.
+    fn encapsulated() -> Vec<u8> {
+        let mut b = vec![0u8; 128];
+        b.extend_from_slice(b"DICM");
+        // (0002,0010) UI "1.2.840.10008.1.2.4.50"
+        let ts = b"1.2.840.10008.1.2.4.50";
+        b.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I']);
+        b.extend_from_slice(&(ts.len() as u16).to_le_bytes());
+        b.extend_from_slice(ts);
+        // (0008,1140) SQ undefined length, one undefined item holding (0008,1150) UI "1.2"
+        b.extend_from_slice(&[0x08, 0x00, 0x40, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        b.extend_from_slice(&[0x08, 0x00, 0x50, 0x11, b'U', b'I', 4, 0, b'1', b'.', b'2', 0]);
+        b.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        b.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        // (7FE0,0010) OB undefined: BOT [0, 12], fragments of 4 and 6 bytes
+        b.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]);
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&12u32.to_le_bytes());
+        b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 4, 0, 0, 0, 1, 2, 3, 4]);
+        b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 6, 0, 0, 0, 5, 6, 7, 8, 9, 10]);
+        b.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        b
+    }
+
+    #[test]
+    fn encapsulated_frames_via_offset_table() {
+        let b = encapsulated();
+        let idx = index(&b, "1.2.840.10008.1.2.4.50", Some(2), Some(2), Some(1), Some(8), Some(2))
+            .unwrap();
+        let frame = |i: usize| -> Vec<u8> {
+            idx[i].iter().flat_map(|(o, l)| b[*o as usize..(*o + *l) as usize].to_vec()).collect()
+        };
+        assert_eq!(frame(0), [1, 2, 3, 4]);
+        assert_eq!(frame(1), [5, 6, 7, 8, 9, 10]);
+        // One frame: both fragments.
+        let one =
+            index(&b, "1.2.840.10008.1.2.4.50", Some(2), Some(2), Some(1), Some(8), None).unwrap();
+        assert_eq!(one[0].len(), 2);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_index() {
+        let b = encapsulated();
+        assert!(index(&b, EXPLICIT_BE, Some(2), Some(2), Some(1), Some(8), Some(2)).is_none());
+        assert!(
+            index(
+                &b[..b.len() - 9],
+                "1.2.840.10008.1.2.4.50",
+                Some(2),
+                Some(2),
+                Some(1),
+                Some(8),
+                Some(2)
+            )
+            .is_none()
+        );
+        assert!(index(b"garbage", EXPLICIT_LE, None, None, None, None, None).is_none());
+        // Three frames claimed, two fragments and a two-entry table: no guess.
+        assert!(
+            index(&b, "1.2.840.10008.1.2.4.50", Some(2), Some(2), Some(1), Some(8), Some(3))
+                .is_none()
+        );
+    }
+}
