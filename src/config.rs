@@ -34,7 +34,14 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub dicomweb: DicomwebSettings,
     pub dimse: DimseSettings,
+    pub viewer: ViewerSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewerSettings {
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -17,4 +17,5 @@ pub mod operator;
 pub mod phi;
 pub mod storage;
 pub mod time;
+pub mod viewer;
 pub mod web;

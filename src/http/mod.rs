@@ -38,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/viewer", get(crate::viewer::serve))
+        .route("/viewer/{*rest}", get(crate::viewer::serve))
         .nest("/api", api)
         .nest(
             "/dicomweb",

@@ -2,29 +2,53 @@
 
 use std::process::Command;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, testfile};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_and_clinician_see_their_homes_and_admin_pages_are_closed_to_clinicians() {
-    let s = TestServer::start().await;
+/// Runs a script of tests/browser against the server; returns its output.
+async fn run_node(
+    script: &'static str,
+    s: &TestServer,
+    extra: Vec<(&'static str, String)>,
+) -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
     let shots = s.dir.path().join("shots");
     std::fs::create_dir_all(&shots).unwrap();
     let url = s.url.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg("shell.mjs")
+            .arg(script)
             .current_dir(dir)
             .env("FERRY_URL", url)
             .env("SHOTS_DIR", &shots)
+            .envs(extra)
             .output()
             .expect("node runs (scripts/install-deps installs it)")
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(out.status.success(), "browser test failed:\n{stdout}\n{stderr}");
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// A CT and a multi-frame ultrasound from the pydicom wheel, opened in OHIF from the study
+/// list: the viewport shows pixels and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ohif_renders_a_ct_and_a_multiframe_ultrasound() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    let (ct, us) = (testfile("CT_small.dcm"), testfile("examples_ybr_color.dcm"));
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&ct, &us]).await.0, 200);
+    let studies = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322,1.2.840.114340.3.8251017118051.1.20160503.120850.2171";
+    let out = run_node("viewer.mjs", &s, vec![("FERRY_STUDIES", studies.to_string())]).await;
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_and_clinician_see_their_homes_and_admin_pages_are_closed_to_clinicians() {
+    let s = TestServer::start().await;
+    let stdout = run_node("shell.mjs", &s, vec![]).await;
     assert!(stdout.contains("8 passed, 0 failed"), "{stdout}");
 }

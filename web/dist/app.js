@@ -98,6 +98,7 @@ function renderNav() {
   if (!me) return;
   nav.append(...[
     h('a', { href: '#/' }, 'Home'),
+    h('a', { href: '#/studies' }, 'Studies'),
     can('admin.users') ? h('a', { href: '#/admin/sites' }, 'Administration') : null,
     h('span', { class: 'muted', id: 'whoami' }, `${me.user.display_name} · ${me.site.name}`),
     h('button', { id: 'logout', onclick: logout }, 'Sign out'),
@@ -141,10 +142,10 @@ function loginPage() {
 
 // What each capability means on the home page; `soon` names the part of Ferry that brings it.
 const CARDS = {
-  'imaging.send': ['Send imaging for reading', 'Upload CT, X-ray, ultrasound or MR studies to the reading centre.', 'the imaging archive'],
+  'imaging.send': ['Imaging studies', 'Your site\'s studies (sent by its modalities over DICOM or STOW-RS); open them in the viewer.', null, '#/studies'],
   'ecg.send': ['Send an ECG', 'Send a 12-lead ECG for reading by a cardiologist.', 'ECG'],
   'consult.request': ['Request a video consult', 'Ask a specialist to see a patient with you, with the studies at hand.', 'video consults'],
-  'imaging.read': ['Imaging worklist', 'Studies sent to you or your reading centre, in the viewer.', 'the imaging archive'],
+  'imaging.read': ['Imaging studies', 'Studies of your site and those shared with it, in the viewer.', null, '#/studies'],
   'consult.answer': ['Consult inbox', 'Consult requests for your specialty; accept and join the call.', 'video consults'],
   'ecg.read': ['ECG worklist', 'ECGs waiting for reading, with the 12-lead viewer.', 'ECG'],
   'reading.worklist': ['Reports and turnaround', 'Your reports, signatures and critical-result alerts.', 'reading centres'],
@@ -396,6 +397,59 @@ async function auditPage(params = new URLSearchParams()) {
     older);
 }
 
+// ---- studies ----
+
+const DJ = (item, tag) => {
+  const v = item[tag] && item[tag].Value;
+  if (!v || !v.length) return '';
+  const first = v[0];
+  return typeof first === 'object' && first !== null ? (first.Alphabetic || '') : String(first);
+};
+
+function dicomDate(d) {
+  return d && d.length === 8 ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : (d || '');
+}
+
+async function studiesPage(params = new URLSearchParams()) {
+  const show = startPage();
+  const err = h('div');
+  let studies = [];
+  const query = new URLSearchParams();
+  const name = params.get('name'), id = params.get('id'), modality = params.get('modality');
+  if (name) query.set('PatientName', `*${name}*`);
+  if (id) query.set('PatientID', `*${id}*`);
+  if (modality) query.set('ModalitiesInStudy', modality);
+  const from = (params.get('from') || '').replaceAll('-', ''), to = (params.get('to') || '').replaceAll('-', '');
+  if (from || to) query.set('StudyDate', `${from}-${to}`);
+  query.set('limit', '200');
+  try {
+    const resp = await fetch(`/dicomweb/studies?${query}`, { headers: { Accept: 'application/dicom+json' } });
+    if (!resp.ok) throw new ApiError(resp.status, await resp.json().catch(() => ({})));
+    studies = await resp.json();
+  } catch (e) { err.append(errorBox(e)); }
+  const val = k => params.get(k) || '';
+  const form = h('form', { class: 'box', id: 'study-search' },
+    h('div', { class: 'row' },
+      field('Patient name', h('input', { name: 'name', value: val('name') })),
+      field('Patient ID', h('input', { name: 'id', value: val('id') })),
+      field('Modality', h('select', { name: 'modality' }, ['', 'CT', 'MR', 'US', 'CR', 'DX', 'MG', 'XA', 'ECG'].map(m =>
+        h('option', { value: m, selected: m === val('modality') }, m || 'any')))),
+      field('From', h('input', { name: 'from', type: 'date', value: val('from') })),
+      field('To', h('input', { name: 'to', type: 'date', value: val('to') }))),
+    h('p', {}, h('button', { class: 'primary', type: 'submit' }, 'Search')));
+  form.addEventListener('submit', ev => { ev.preventDefault(); studiesPage(new URLSearchParams(formValues(form))); });
+  show(h('h1', {}, 'Imaging studies'),
+    h('p', { class: 'muted' }, `Studies of ${me.site.name} and those shared with it.`), form, err,
+    table(['Patient', 'Patient ID', 'Date', 'Modalities', 'Description', 'Series / images', ''], studies.map(st => {
+      const uid = DJ(st, '0020000D');
+      return h('tr', { 'data-study': uid },
+        h('td', {}, DJ(st, '00100010')), h('td', {}, DJ(st, '00100020')), h('td', {}, dicomDate(DJ(st, '00080020'))),
+        h('td', {}, ((st['00080061'] && st['00080061'].Value) || []).join(', ')), h('td', {}, DJ(st, '00081030')),
+        h('td', {}, `${DJ(st, '00201206')} / ${DJ(st, '00201208')}`),
+        h('td', {}, h('a', { class: 'button open-viewer', href: `/viewer/viewer?StudyInstanceUIDs=${encodeURIComponent(uid)}` }, 'Open in viewer')));
+    })));
+}
+
 // ---- router ----
 
 async function route() {
@@ -406,6 +460,7 @@ async function route() {
   try {
     if (hash === '#/' || hash === '') return homePage();
     if (hash === '#/tokens') return await myTokensPage();
+    if (hash === '#/studies') return await studiesPage();
     if (hash.startsWith('#/admin')) {
       if (!can('admin.users')) return notPermitted();
       if (hash === '#/admin/users') return await usersPage();

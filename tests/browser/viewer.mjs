@@ -1,0 +1,68 @@
+// Real-browser check of the OHIF viewer served by Ferry: a clinician opens each study from
+// Ferry's study list in OHIF; the viewport must show non-blank pixels and no request may fail.
+// Run by tests/it/browser.rs with FERRY_URL and FERRY_STUDIES (comma-separated UIDs) set.
+import { chromium } from 'playwright-core';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const base = process.env.FERRY_URL;
+const studies = (process.env.FERRY_STUDIES || '').split(',').filter(Boolean);
+const shots = process.env.SHOTS_DIR || tmpdir();
+let passed = 0, failed = 0;
+async function check(name, fn) {
+  try { await fn(); passed++; console.log(`ok   ${name}`); }
+  catch (e) { failed++; console.log(`FAIL ${name}: ${e.message}`); }
+}
+function expect(cond, msg) { if (!cond) throw new Error(msg); }
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const ok = new Set(), bad = [], aborted = [];
+  page.on('response', r => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); else ok.add(r.url()); });
+  page.on('requestfailed', r => aborted.push(`${r.failure()?.errorText} ${r.url()}`));
+  await page.goto(`${base}/#/login`);
+  await page.fill('input[name=username]', 'dr-zhao');
+  await page.fill('input[name=password]', 'ferry-demo');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#home-title');
+  for (const uid of studies) {
+    await check(`study ${uid} opens in OHIF with pixels`, async () => {
+      await page.goto(`${base}/#/studies`);
+      await page.waitForSelector(`tr[data-study="${uid}"] a.open-viewer`, { timeout: 20000 });
+      await page.click(`tr[data-study="${uid}"] a.open-viewer`);
+      await page.waitForURL(/\/viewer\/viewer\?/);
+      // Wait until the viewport canvas holds a drawn image.
+      const lit = await page.waitForFunction(() => {
+        const c = document.querySelector('canvas.cornerstone-canvas');
+        if (!c || !c.width) return 0;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > 8 || d[i + 1] > 8 || d[i + 2] > 8) n++;
+        return n > 500 ? n : 0;
+      }, null, { timeout: 60000, polling: 500 });
+      const n = await lit.jsonValue();
+      expect(n > 500, `only ${n} lit pixels`);
+      await page.screenshot({ path: join(shots, `ohif-${uid.slice(-12)}.png`) });
+    });
+  }
+  await check('no request failed', async () => {
+    // Cornerstone cancels prefetches it no longer needs; a cancelled request is a failure only
+    // if that URL never succeeded.
+    const unanswered = aborted.filter(a => !ok.has(a.split(' ').slice(1).join(' ')));
+    expect(bad.length === 0, `HTTP errors: ${bad.slice(0, 5).join('; ')}`);
+    expect(unanswered.length === 0, `failed requests: ${unanswered.slice(0, 5).join('; ')}`);
+  });
+} catch (e) {
+  failed++;
+  console.log(`FAIL setup: ${e.stack || e.message}`);
+} finally {
+  await browser.close();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
