@@ -8,8 +8,16 @@ use serde_json::json;
 use crate::ops::spawn_binary;
 use crate::support::{Obj, Sql, test_env};
 
-/// Fixture patients (invented names, in DICOM PN form and plain).
-const PATIENTS: &[&str] = &["DOE^JANE", "YAMADA^TAROU", "Zhang^Sanfeng", "Maria Gonzalez-Ortiz"];
+/// Fixture patients (invented names, in DICOM PN form and plain), plus the patient names and
+/// IDs inside the pydicom test files this test sends.
+const PATIENTS: &[&str] = &[
+    "DOE^JANE",
+    "YAMADA^TAROU",
+    "Zhang^Sanfeng",
+    "Maria Gonzalez-Ortiz",
+    "CompressedSamples^CT1",
+    "CompressedSamples^MR1",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patient_names_never_appear_in_logs() {
@@ -75,6 +83,45 @@ async fn patient_names_never_appear_in_logs() {
             .unwrap();
         assert_eq!(r.status(), 400);
     }
+    // Patient data inside DICOM: stored (STOW-RS), refused (truncated), queried, retrieved.
+    let boundary = "phi-test-boundary";
+    let mut body = vec![];
+    for f in ["CT_small.dcm", "MR_truncated.dcm"] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(&crate::support::testfile(f));
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let r = http
+        .post(format!("{url}/dicomweb/studies"))
+        .header("x-csrf-token", &csrf)
+        .header(
+            "content-type",
+            format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    // The admin of city-hospital stores for city-hospital.
+    assert_eq!(r.status(), 202);
+    let r = http
+        .get(format!("{url}/dicomweb/studies?PatientName=CompressedSamples*&PatientID=1CT1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("{url}/dicomweb/studies/1.3.6.1.4.1.5962.1.2.1.20040119072730.12322/metadata"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.text().await.unwrap().contains("CompressedSamples^CT1"),
+        "the entitled reader gets the name"
+    );
     // Stop the server and collect everything it wrote.
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
@@ -90,6 +137,10 @@ async fn patient_names_never_appear_in_logs() {
         "debug request lines missing:\n{log}"
     );
     assert!(log.contains("listening"), "{log}");
+    assert!(
+        log.contains("STOW instance refused"),
+        "the refusal was logged, without its data:\n{log}"
+    );
     for name in PATIENTS {
         let lower = log.to_lowercase();
         let mut forms = vec![
