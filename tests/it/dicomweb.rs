@@ -397,3 +397,160 @@ async fn metadata_and_frames_as_ohif_asks_for_them() {
     );
     assert_eq!(get_frames(&ma, &path, star).await.0, 404);
 }
+
+/// `n` synthetic CT instances (copies of CT_small with fresh UIDs) in one new study; returns
+/// the study UID and the files.
+pub fn synthetic_series(n: usize) -> (String, Vec<Vec<u8>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "import sys, pydicom\n\
+        from pydicom.data import get_testdata_file\n\
+        from pydicom.uid import generate_uid\n\
+        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
+        ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid()\n\
+        for i in range(int(sys.argv[2])):\n\
+        \x20   ds.SOPInstanceUID = generate_uid()\n\
+        \x20   ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n\
+        \x20   ds.InstanceNumber = i + 1\n\
+        \x20   ds.save_as(sys.argv[1] + '/%04d.dcm' % i, enforce_file_format=True)\n\
+        print(ds.StudyInstanceUID)\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, dir.path().to_str().unwrap(), &n.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let study = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut files: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    (study, files.iter().map(|p| std::fs::read(p).unwrap()).collect())
+}
+
+/// kill -9 in the middle of a large STOW-RS (chunked, no length), restart, send everything
+/// again: every instance is present exactly once and nothing half-stored is visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_ingest_then_resend_gives_each_instance_once() {
+    use std::io::{Read, Write};
+    let (study, files) = synthetic_series(40);
+    let dir = tempfile::tempdir().unwrap();
+    let env = crate::support::test_env(dir.path(), Sql::Sqlite, Obj::Local).await;
+    let cli = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+        c.args(args);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let (mut child, url, _logs) = crate::ops::spawn_binary(&env, &[], &["serve", "--demo"]);
+    let token = String::from_utf8(cli(&["token", "create", "--user", "dr-zhao"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let addr = url.trim_start_matches("http://").to_string();
+    let boundary = "crash-test-boundary";
+    let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        sock,
+        "POST /dicomweb/studies HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/related; type=\"application/dicom\"; boundary={boundary}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = |sock: &mut std::net::TcpStream, data: &[u8]| {
+        write!(sock, "{:x}\r\n", data.len()).unwrap();
+        sock.write_all(data).unwrap();
+        sock.write_all(b"\r\n").unwrap();
+    };
+    // Send half the instances, and the start of the next one.
+    for f in &files[..20] {
+        chunk(
+            &mut sock,
+            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+        );
+        chunk(&mut sock, f);
+        chunk(&mut sock, b"\r\n");
+    }
+    chunk(&mut sock, format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes());
+    chunk(&mut sock, &files[20][..5000]);
+    // Wait until some are stored, then pull the plug.
+    let http = reqwest::Client::new();
+    let count = |url: String| {
+        let http = http.clone();
+        let token = token.clone();
+        let study = study.clone();
+        async move {
+            let r = http
+                .get(format!("{url}/dicomweb/studies?StudyInstanceUID={study}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?;
+            let v: Vec<Value> = r.json().await.ok()?;
+            v.first().map(|s| dj(s, "00201208").as_i64().unwrap_or(0))
+        }
+    };
+    let start = std::time::Instant::now();
+    while count(url.clone()).await.unwrap_or(0) < 5 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "ingest did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    std::process::Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+    let mut rest = vec![];
+    let _ = sock.read_to_end(&mut rest);
+
+    // Restart on the same data; what is visible is whole.
+    let (mut child, url, _logs) = crate::ops::spawn_binary(&env, &[], &["serve"]);
+    let before = count(url.clone()).await.unwrap_or(0);
+    assert!((5..=21).contains(&before), "{before} instances visible after the crash");
+    // Send everything again, in one request.
+    let parts: Vec<&[u8]> = files.iter().map(|f| f.as_slice()).collect();
+    let r = http
+        .post(format!("{url}/dicomweb/studies"))
+        .bearer_auth(&token)
+        .header(
+            "content-type",
+            format!(
+                "multipart/related; type=\"application/dicom\"; boundary={}",
+                crate::support::STOW_BOUNDARY
+            ),
+        )
+        .body(crate::support::stow_body(&parts))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(count(url.clone()).await, Some(40));
+    let db = dir.path().join("data/ferry.db");
+    sqlx::any::install_default_drivers();
+    let mut conn =
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM instances").fetch_one(&mut conn).await.unwrap();
+    let distinct: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT sop_instance_uid) FROM instances")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((n, distinct), (40, 40));
+    let objects = std::fs::read_dir(dir.path().join("data/objects/instances")).unwrap().count();
+    assert_eq!(objects, 1, "one study folder");
+    // Every instance reads back whole.
+    let client = crate::support::Client {
+        http: http.clone(),
+        base: url.clone(),
+        csrf: None,
+        bearer: Some(token.clone()),
+    };
+    let (st, got) = client.wado(&format!("/dicomweb/studies/{study}")).await;
+    assert_eq!((st, got.len()), (200, 40));
+    let mut got = got;
+    got.sort();
+    let mut sent = files.clone();
+    sent.sort();
+    assert!(got == sent, "instances differ from what was sent");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+}
