@@ -30,6 +30,8 @@ pub struct Inner {
     pub objects: Objects,
     pub metrics: Metrics,
     pub throttle: LoginThrottle,
+    /// Uploads being written right now.
+    pub uploads_busy: crate::upload::Busy,
 }
 
 impl Deref for AppState {
@@ -53,6 +55,7 @@ impl AppState {
             objects,
             metrics: Metrics::default(),
             throttle,
+            uploads_busy: Default::default(),
         })))
     }
 }

@@ -17,5 +17,6 @@ pub mod operator;
 pub mod phi;
 pub mod storage;
 pub mod time;
+pub mod upload;
 pub mod viewer;
 pub mod web;

@@ -42,6 +42,44 @@ enum Command {
     /// API bearer tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Send DICOM files (or folders of them) to a Ferry server, resumably: run the same
+    /// command again after an interruption and it continues where it stopped.
+    Upload(UploadArgs),
+}
+
+#[derive(Args)]
+struct UploadArgs {
+    /// Files or folders (searched recursively).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A bearer token (`ferry token create`), or the FERRY_TOKEN environment variable.
+    #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Most bytes per second to send (a thin shared link): plain bytes or with K/M suffix.
+    #[arg(long, value_parser = parse_rate)]
+    limit_rate: Option<u64>,
+    /// Bytes per request, in KiB.
+    #[arg(long, default_value_t = 1024)]
+    chunk_kib: usize,
+    /// Where unfinished uploads are remembered.
+    #[arg(long, default_value = ".ferry-upload-state.json")]
+    state: PathBuf,
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1024),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("`{s}` is not a rate like 512K or 2M"))
 }
 
 #[derive(Args)]
@@ -169,6 +207,31 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(settings, args).await,
+        Command::Upload(args) => {
+            let opts = ferry::upload::client::Options {
+                server: args.server,
+                token: args.token,
+                chunk_bytes: args.chunk_kib.max(1) * 1024,
+                limit_rate: args.limit_rate,
+                state_file: args.state,
+            };
+            let summary = ferry::upload::client::run(&args.paths, &opts).await?;
+            println!(
+                "{} file(s) stored{}, {} refused",
+                summary.stored,
+                if summary.resumed > 0 {
+                    format!(" ({} resumed)", summary.resumed)
+                } else {
+                    String::new()
+                },
+                summary.failed.len()
+            );
+            for (path, why) in &summary.failed {
+                println!("  refused: {}: {why}", path.display());
+            }
+            anyhow::ensure!(summary.failed.is_empty(), "some files were refused");
+            Ok(())
+        }
         Command::Migrate => {
             let db = ferry::storage::Db::connect(&settings.database_target()?, 1).await?;
             let n = db.migrate().await?;

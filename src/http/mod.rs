@@ -31,6 +31,14 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(admin::audit_json))
         .route("/audit.csv", get(admin::audit_csv))
         .route("/studies/{study}/shares", post(crate::dicomweb::share))
+        .route("/uploads", post(crate::upload::create).options(crate::upload::options))
+        .route(
+            "/uploads/{id}",
+            get(crate::upload::status)
+                .head(crate::upload::head)
+                .patch(crate::upload::patch)
+                .delete(crate::upload::terminate),
+        )
         .fallback(|| async { ApiError::NotFound { what: "API route" } })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 

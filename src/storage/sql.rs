@@ -75,6 +75,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_instance_metadata.sql"),
         postgres: include_str!("../../migrations/postgres/0003_instance_metadata.sql"),
     },
+    Migration {
+        version: 4,
+        name: "resumable uploads",
+        sqlite: include_str!("../../migrations/sqlite/0004_uploads.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_uploads.sql"),
+    },
 ];
 
 impl Db {

@@ -45,7 +45,7 @@ try {
         let n = 0;
         for (let i = 0; i < d.length; i += 4) if (d[i] > 8 || d[i + 1] > 8 || d[i + 2] > 8) n++;
         return n > 500 ? n : 0;
-      }, null, { timeout: 60000, polling: 500 });
+      }, null, { timeout: 150000, polling: 500 });
       const n = await lit.jsonValue();
       expect(n > 500, `only ${n} lit pixels`);
       await page.screenshot({ path: join(shots, `ohif-${uid.slice(-12)}.png`) });

@@ -19,6 +19,8 @@ struct Case {
     raw: Option<(String, Vec<u8>)>,
     /// The status when allowed, if not 2xx.
     allowed_status: Option<u16>,
+    /// Extra request headers.
+    headers: Vec<(&'static str, String)>,
 }
 
 const ISLAND_STUDY: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
@@ -44,6 +46,7 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
         body,
         raw: None,
         allowed_status: None,
+        headers: vec![],
     };
     // A STOW-RS request whose one part is not DICOM: allowed through the policy, the archive
     // then refuses the part (400 with a FailedSOPSequence), where a policy refusal is 403.
@@ -99,6 +102,11 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
         c("audit.read", "GET", format!("/api/audit?site={site}"), None),
         c("audit.read", "GET", format!("/api/audit.csv?site={site}"), None),
         stow,
+        Case {
+            raw: Some(("application/offset+octet-stream".into(), vec![])),
+            headers: vec![("upload-length", "1000".into())],
+            ..c("imaging.store", "POST", "/api/uploads".into(), None)
+        },
         c("imaging.search", "GET", "/dicomweb/studies".into(), None),
         c("imaging.read", "GET", format!("/dicomweb/studies/{study}/series"), None),
         c(
@@ -190,16 +198,17 @@ async fn role_by_site_by_route_matrix() {
                 };
                 let before = denied_count(&s, actor, case.action).await;
                 let r = match &case.raw {
-                    Some((ct, bytes)) => client
-                        .req(
-                            reqwest::Method::from_bytes(case.method.as_bytes()).unwrap(),
-                            &case.path,
-                        )
-                        .header("content-type", ct)
-                        .body(bytes.clone())
-                        .send()
-                        .await
-                        .unwrap(),
+                    Some((ct, bytes)) => {
+                        let method = reqwest::Method::from_bytes(case.method.as_bytes()).unwrap();
+                        let mut r = client
+                            .req(method, &case.path)
+                            .header("content-type", ct)
+                            .body(bytes.clone());
+                        for (k, v) in &case.headers {
+                            r = r.header(*k, v);
+                        }
+                        r.send().await.unwrap()
+                    }
                     None => client.send(case.method, &case.path, case.body.clone()).await,
                 };
                 let status = r.status().as_u16();

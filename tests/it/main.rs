@@ -15,3 +15,4 @@ mod ops;
 mod phi_logs;
 mod store_objects;
 mod store_sql;
+mod upload;

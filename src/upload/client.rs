@@ -1,0 +1,272 @@
+//! `ferry upload`: sends DICOM files to a Ferry server over tus, chunk by chunk, with a
+//! progress bar. It remembers unfinished uploads in a state file, so running it again after
+//! an interruption (a dropped link, a killed process) continues from the last byte the
+//! server holds instead of starting over.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use reqwest::StatusCode;
+
+pub struct Options {
+    pub server: String,
+    pub token: String,
+    /// Bytes per PATCH request; an interruption loses at most one chunk in flight.
+    pub chunk_bytes: usize,
+    /// Upper bound on the sending rate, in bytes per second (for shared, thin links).
+    pub limit_rate: Option<u64>,
+    pub state_file: PathBuf,
+}
+
+/// What happened to each file.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub stored: usize,
+    pub failed: Vec<(PathBuf, String)>,
+    pub resumed: usize,
+}
+
+type State = BTreeMap<String, String>;
+
+fn load_state(path: &Path) -> State {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn save_state(path: &Path, state: &State) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("saving {}", path.display()))?;
+    Ok(())
+}
+
+/// Files under the given paths (directories recursively), sorted.
+pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for p in paths {
+        let meta = std::fs::metadata(p).with_context(|| format!("{}", p.display()))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> =
+                std::fs::read_dir(p)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            out.extend(collect(&entries)?);
+        } else if meta.is_file() {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+struct Progress {
+    total: u64,
+    done: u64,
+    tty: bool,
+    last_tenth: u64,
+}
+
+impl Progress {
+    fn show(&mut self, name: &str) {
+        let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
+        if self.tty {
+            let filled = (pct / 5) as usize;
+            eprint!(
+                "\r[{}{}] {pct:>3}%  {:.1}/{:.1} MB  {name:<40.40}",
+                "#".repeat(filled),
+                "-".repeat(20 - filled),
+                self.done as f64 / 1e6,
+                self.total as f64 / 1e6
+            );
+            let _ = std::io::stderr().flush();
+        } else if pct / 10 > self.last_tenth || pct == 100 {
+            self.last_tenth = pct / 10;
+            eprintln!(
+                "{pct:>3}%  {:.1}/{:.1} MB  {name}",
+                self.done as f64 / 1e6,
+                self.total as f64 / 1e6
+            );
+        }
+    }
+}
+
+pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
+    let files = collect(paths)?;
+    if files.is_empty() {
+        bail!("no files to upload");
+    }
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
+    let server = opts.server.trim_end_matches('/').to_string();
+    let mut state = load_state(&opts.state_file);
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let mut progress =
+        Progress { total, done: 0, tty: std::io::stderr().is_terminal(), last_tenth: 0 };
+    let mut summary = Summary::default();
+    let started = Instant::now();
+    let mut sent_this_run = 0u64;
+
+    for file in &files {
+        let abs = std::fs::canonicalize(file)?;
+        let meta = std::fs::metadata(&abs)?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let key = format!("{server}|{}|{}|{mtime}", abs.display(), meta.len());
+        let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let req = |m: reqwest::Method, url: &str| {
+            http.request(m, url)
+                .bearer_auth(&opts.token)
+                .header("tus-resumable", super::TUS_VERSION)
+        };
+
+        // Where does this file stand on the server?
+        let mut location = state.get(&key).cloned();
+        let mut offset = 0u64;
+        if let Some(loc) = &location {
+            let r = req(reqwest::Method::HEAD, &format!("{server}{loc}")).send().await?;
+            match r.status() {
+                StatusCode::OK => {
+                    offset = r
+                        .headers()
+                        .get("upload-offset")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if offset > 0 {
+                        summary.resumed += 1;
+                        eprintln!("resuming {name} at byte {offset} of {}", meta.len());
+                    }
+                }
+                StatusCode::UNAUTHORIZED => bail!("the server refused the token (401)"),
+                _ => location = None,
+            }
+        }
+        let loc = match location {
+            Some(l) => l,
+            None => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(name.as_bytes());
+                let r = req(reqwest::Method::POST, &format!("{server}/api/uploads"))
+                    .header("upload-length", meta.len())
+                    .header("upload-metadata", format!("filename {encoded}"))
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    bail!("the server refused to start the upload of {name} ({status}): {body}");
+                }
+                let l = r
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .context("the server gave no upload location")?
+                    .to_string();
+                state.insert(key.clone(), l.clone());
+                save_state(&opts.state_file, &state)?;
+                l
+            }
+        };
+        progress.done += offset;
+        progress.show(&name);
+
+        let mut f = std::fs::File::open(&abs)?;
+        let mut buf = vec![0u8; opts.chunk_bytes.max(1)];
+        let mut failures = 0;
+        while offset < meta.len() {
+            f.seek(SeekFrom::Start(offset))?;
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                bail!("{name} shrank while being uploaded");
+            }
+            let r = req(reqwest::Method::PATCH, &format!("{server}{loc}"))
+                .header("upload-offset", offset)
+                .header("content-type", "application/offset+octet-stream")
+                .body(buf[..n].to_vec())
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status() == StatusCode::NO_CONTENT => {
+                    let new = r
+                        .headers()
+                        .get("upload-offset")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(offset + n as u64);
+                    progress.done += new - offset;
+                    sent_this_run += new - offset;
+                    offset = new;
+                    failures = 0;
+                }
+                Ok(r) if r.status() == StatusCode::CONFLICT => {
+                    // Someone (a previous run) got further, or less far: ask and continue.
+                    let h = req(reqwest::Method::HEAD, &format!("{server}{loc}")).send().await?;
+                    let held: u64 = h
+                        .headers()
+                        .get("upload-offset")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    progress.done = progress.done.saturating_sub(offset) + held;
+                    offset = held;
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    bail!(
+                        "the server refused {name} ({status}): {}",
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures > 5 {
+                        return Err(e).context(format!(
+                            "uploading {name}; run the same command again to resume"
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(500 * failures)).await;
+                    let h = req(reqwest::Method::HEAD, &format!("{server}{loc}")).send().await;
+                    if let Ok(h) = h {
+                        offset = h
+                            .headers()
+                            .get("upload-offset")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(offset);
+                    }
+                }
+            }
+            progress.show(&name);
+            if let Some(rate) = opts.limit_rate.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(sent_this_run as f64 / rate as f64);
+                let elapsed = started.elapsed();
+                if due > elapsed {
+                    tokio::time::sleep(due - elapsed).await;
+                }
+            }
+        }
+
+        // What became of it?
+        let r = req(reqwest::Method::GET, &format!("{server}{loc}")).send().await?;
+        let v: serde_json::Value = r.json().await.context("reading the upload's result")?;
+        let failed = v["result"]["failed"].as_array().cloned().unwrap_or_default();
+        if failed.is_empty() {
+            summary.stored += 1;
+        } else {
+            let reason = failed[0]["reason"].as_str().unwrap_or("refused").to_string();
+            summary.failed.push((file.clone(), reason));
+        }
+        state.remove(&key);
+        save_state(&opts.state_file, &state)?;
+    }
+    if progress.tty {
+        eprintln!();
+    }
+    Ok(summary)
+}

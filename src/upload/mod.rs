@@ -1,0 +1,301 @@
+//! Resumable uploads, tus 1.0 (core, creation, termination) at `/api/uploads`: for clinics on
+//! poor links, an interrupted upload continues from the last byte the server holds. Bytes are
+//! staged in `<data.dir>/uploads/`; a complete upload is checked and stored like any STOW-RS
+//! instance. Only the person who created an upload can see or continue it.
+
+pub mod client;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sqlx::Row;
+use tokio::io::AsyncWriteExt;
+
+use crate::app::AppState;
+use crate::archive::store;
+use crate::auth::RequestCtx;
+use crate::auth::policy::{ImagingStore, Permit, Target};
+use crate::error::{ApiError, PathParams};
+
+pub const TUS_VERSION: &str = "1.0.0";
+
+/// Uploads being written right now: one writer per upload at a time.
+#[derive(Default)]
+pub struct Busy(Mutex<HashSet<String>>);
+
+struct BusyGuard<'a>(&'a Busy, String);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+    }
+}
+
+impl Busy {
+    fn take(&self, id: &str) -> Option<BusyGuard<'_>> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(id.to_string()).then(|| BusyGuard(self, id.to_string()))
+    }
+}
+
+fn staging_dir(state: &AppState) -> PathBuf {
+    state.settings.data.dir.join("uploads")
+}
+
+fn staging_file(state: &AppState, id: &str) -> PathBuf {
+    staging_dir(state).join(format!("{id}.part"))
+}
+
+fn tus(mut r: Response) -> Response {
+    r.headers_mut().insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn max_length(state: &AppState) -> u64 {
+    state.settings.dicomweb.max_instance_mib * 1024 * 1024
+}
+
+/// `OPTIONS /api/uploads`: what this server speaks.
+pub async fn options(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let mut r = tus(StatusCode::NO_CONTENT.into_response());
+    let h = r.headers_mut();
+    h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+    h.insert("tus-extension", HeaderValue::from_static("creation,termination"));
+    h.insert("tus-max-size", HeaderValue::from(max_length(&state)));
+    r
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The `filename` of `Upload-Metadata` (`key base64,key base64`), if any.
+fn filename(headers: &HeaderMap) -> Option<String> {
+    let meta = headers.get("upload-metadata")?.to_str().ok()?;
+    meta.split(',').find_map(|kv| {
+        let mut it = kv.trim().splitn(2, ' ');
+        if it.next()? != "filename" {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::STANDARD.decode(it.next()?.trim()).ok()?;
+        let name = String::from_utf8(raw).ok()?;
+        crate::network::check_text("filename", &name).ok()
+    })
+}
+
+/// `POST /api/uploads`: creates an upload of `Upload-Length` bytes.
+pub async fn create(ctx: RequestCtx, headers: HeaderMap) -> Result<Response, ApiError> {
+    let length = header_u64(&headers, "upload-length").ok_or_else(|| {
+        ApiError::bad_request("invalid_upload", "Upload-Length is required (a byte count)")
+    })?;
+    if length == 0 || length > max_length(&ctx.state) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let site = ctx.actor.user.site.clone();
+    let _permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "upload", None)).await?;
+    let id = format!("up_{}", crate::auth::tokens::random_id(12));
+    tokio::fs::create_dir_all(staging_dir(&ctx.state)).await.map_err(ApiError::internal)?;
+    tokio::fs::File::create(staging_file(&ctx.state, &id)).await.map_err(ApiError::internal)?;
+    sqlx::query("INSERT INTO uploads (id, user_id, site_id, length, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&id)
+        .bind(ctx.actor.user.id.as_str())
+        .bind(site.as_str())
+        .bind(length as i64)
+        .bind(filename(&headers))
+        .bind(ctx.now())
+        .execute(ctx.state.db.pool())
+        .await?;
+    let mut r = tus(StatusCode::CREATED.into_response());
+    r.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/api/uploads/{id}")).expect("ASCII"),
+    );
+    Ok(r)
+}
+
+struct UploadRow {
+    length: u64,
+    filename: Option<String>,
+    completed: bool,
+    result: Option<String>,
+}
+
+/// The caller's own upload, or 404.
+async fn own_upload(ctx: &RequestCtx, id: &str) -> Result<UploadRow, ApiError> {
+    if !id.starts_with("up_")
+        || id.len() > 40
+        || !id[3..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError::NotFound { what: "upload" });
+    }
+    let row = sqlx::query(
+        "SELECT length, filename, completed_at, result FROM uploads WHERE id = $1 AND user_id = $2",
+    )
+    .bind(id)
+    .bind(ctx.actor.user.id.as_str())
+    .fetch_optional(ctx.state.db.pool())
+    .await?
+    .ok_or(ApiError::NotFound { what: "upload" })?;
+    Ok(UploadRow {
+        length: row.try_get::<i64, _>("length")? as u64,
+        filename: row.try_get("filename")?,
+        completed: row.try_get::<Option<i64>, _>("completed_at")?.is_some(),
+        result: row.try_get("result")?,
+    })
+}
+
+async fn received(state: &AppState, id: &str, row: &UploadRow) -> u64 {
+    if row.completed {
+        return row.length;
+    }
+    tokio::fs::metadata(staging_file(state, id)).await.map(|m| m.len()).unwrap_or(0)
+}
+
+/// `HEAD /api/uploads/{id}`: how many bytes the server holds.
+pub async fn head(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let row = own_upload(&ctx, &id).await?;
+    let offset = received(&ctx.state, &id, &row).await;
+    let mut r = tus(StatusCode::OK.into_response());
+    r.headers_mut().insert("upload-offset", HeaderValue::from(offset));
+    r.headers_mut().insert("upload-length", HeaderValue::from(row.length));
+    Ok(r)
+}
+
+/// `GET /api/uploads/{id}`: progress, and once complete, what was stored.
+pub async fn status(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = own_upload(&ctx, &id).await?;
+    let offset = received(&ctx.state, &id, &row).await;
+    let result: Value =
+        row.result.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or(Value::Null);
+    Ok(Json(json!({
+        "id": id,
+        "filename": row.filename,
+        "length": row.length,
+        "offset": offset,
+        "complete": row.completed,
+        "result": result,
+    })))
+}
+
+/// `PATCH /api/uploads/{id}`: appends bytes at `Upload-Offset`. Bytes that arrive before a
+/// connection drops are kept, so the client resumes from there.
+pub async fn patch(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct != "application/offset+octet-stream" {
+        return Err(ApiError::UnsupportedMediaType {
+            detail: "PATCH takes Content-Type: application/offset+octet-stream".into(),
+        });
+    }
+    let offset = header_u64(&headers, "upload-offset")
+        .ok_or_else(|| ApiError::bad_request("invalid_upload", "Upload-Offset is required"))?;
+    let row = own_upload(&ctx, &id).await?;
+    let state = ctx.state.clone();
+    let _busy = state.uploads_busy.take(&id).ok_or_else(|| {
+        ApiError::conflict("upload_busy", "another request is writing this upload")
+    })?;
+    let have = received(&state, &id, &row).await;
+    if row.completed || offset != have {
+        return Err(ApiError::conflict(
+            "offset_mismatch",
+            format!("the server holds {have} bytes; continue from there (HEAD tells)"),
+        ));
+    }
+    let path = staging_file(&state, &id);
+    let mut file =
+        tokio::fs::OpenOptions::new().append(true).open(&path).await.map_err(ApiError::internal)?;
+    let mut written = have;
+    let mut stream = body.into_data_stream();
+    let mut cut_short = false;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            cut_short = true;
+            break;
+        };
+        if written + chunk.len() as u64 > row.length {
+            file.flush().await.map_err(ApiError::internal)?;
+            return Err(ApiError::bad_request("invalid_upload", "more bytes than Upload-Length"));
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        written += chunk.len() as u64;
+    }
+    file.flush().await.map_err(ApiError::internal)?;
+    file.sync_data().await.map_err(ApiError::internal)?;
+    drop(file);
+    if cut_short {
+        tracing::info!(received = written - have, "upload PATCH cut short; the client can resume");
+    }
+    if written == row.length {
+        finish(&ctx, &id, &path).await?;
+    }
+    let mut r = tus(StatusCode::NO_CONTENT.into_response());
+    r.headers_mut().insert("upload-offset", HeaderValue::from(written));
+    Ok(r)
+}
+
+/// Checks and stores a complete upload, records the outcome, removes the staged bytes.
+async fn finish(ctx: &RequestCtx, id: &str, path: &std::path::Path) -> Result<(), ApiError> {
+    let bytes = Bytes::from(tokio::fs::read(path).await.map_err(ApiError::internal)?);
+    let site = ctx.actor.user.site.clone();
+    let permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "study", None)).await?;
+    let st = &ctx.state;
+    let result = match store::ingest(&st.db, &st.objects, &permit, bytes, None, ctx.now()).await {
+        Ok((inst, _)) => {
+            ctx.audit(
+                "imaging.stored",
+                "study",
+                Some(inst.study_uid.clone()),
+                Some(site.to_string()),
+                crate::audit::Outcome::Success,
+                Some("1 instance(s) stored by resumable upload".into()),
+            )
+            .await?;
+            json!({"stored": [{"study": inst.study_uid, "series": inst.series_uid, "instance": inst.sop_instance_uid}], "failed": []})
+        }
+        Err((_, r)) => json!({"stored": [], "failed": [{
+            "instance": r.sop_instance_uid, "status": r.status, "reason": r.reason,
+        }]}),
+    };
+    sqlx::query("UPDATE uploads SET completed_at = $1, result = $2 WHERE id = $3")
+        .bind(ctx.now())
+        .bind(result.to_string())
+        .bind(id)
+        .execute(st.db.pool())
+        .await?;
+    let _ = tokio::fs::remove_file(path).await;
+    Ok(())
+}
+
+/// `DELETE /api/uploads/{id}`: abandons an upload and its staged bytes.
+pub async fn terminate(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    own_upload(&ctx, &id).await?;
+    let _busy = ctx.state.uploads_busy.take(&id).ok_or_else(|| {
+        ApiError::conflict("upload_busy", "another request is writing this upload")
+    })?;
+    let _ = tokio::fs::remove_file(staging_file(&ctx.state, &id)).await;
+    sqlx::query("DELETE FROM uploads WHERE id = $1").bind(&id).execute(ctx.state.db.pool()).await?;
+    Ok(tus(StatusCode::NO_CONTENT.into_response()))
+}

@@ -1,0 +1,210 @@
+//! Resumable uploads: the tus 1.0 protocol over HTTP, and `ferry upload` interrupted (kill -9)
+//! and run again.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{TestServer, problem, testfile};
+
+const CT_STUDY: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_create_head_patch_complete_and_terminate() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    let ct = testfile("CT_small.dcm");
+    let r = zhao.req(reqwest::Method::OPTIONS, "/api/uploads").send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["tus-version"], "1.0.0");
+    assert!(r.headers()["tus-extension"].to_str().unwrap().contains("creation"));
+
+    let (st, p) =
+        problem(zhao.req(reqwest::Method::POST, "/api/uploads").send().await.unwrap()).await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (400, "invalid_upload"));
+    let r = zhao
+        .req(reqwest::Method::POST, "/api/uploads")
+        .header("upload-length", ct.len())
+        .header("upload-metadata", "filename Q1Rfc21hbGwuZGNt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["tus-resumable"], "1.0.0");
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let head = |c: &crate::support::Client| {
+        let c = c.clone();
+        let loc = loc.clone();
+        async move { c.req(reqwest::Method::HEAD, &loc).send().await.unwrap() }
+    };
+    assert_eq!(head(&zhao).await.headers()["upload-offset"], "0");
+    let patch = |offset: usize, bytes: &[u8], ct: &'static str| {
+        zhao.req(reqwest::Method::PATCH, &loc)
+            .header("upload-offset", offset)
+            .header("content-type", ct)
+            .body(bytes.to_vec())
+            .send()
+    };
+    let half = ct.len() / 2;
+    let (st, _) = problem(patch(0, &ct[..half], "application/octet-stream").await.unwrap()).await;
+    assert_eq!(st, 415);
+    let (st, p) =
+        problem(patch(7, &ct[..half], "application/offset+octet-stream").await.unwrap()).await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (409, "offset_mismatch"));
+    let r = patch(0, &ct[..half], "application/offset+octet-stream").await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["upload-offset"].to_str().unwrap(), half.to_string());
+    assert_eq!(head(&zhao).await.headers()["upload-offset"].to_str().unwrap(), half.to_string());
+    // Someone else's upload does not exist for them.
+    assert_eq!(head(&s.login("dr-ma").await).await.status(), 404);
+    let status: Value = zhao.get(&loc).await.json().await.unwrap();
+    assert_eq!(
+        (status["complete"].as_bool(), status["filename"].as_str()),
+        (Some(false), Some("CT_small.dcm"))
+    );
+    let r = patch(half, &ct[half..], "application/offset+octet-stream").await.unwrap();
+    assert_eq!(r.status(), 204);
+    let status: Value = zhao.get(&loc).await.json().await.unwrap();
+    assert_eq!(status["complete"], true);
+    assert_eq!(status["result"]["stored"][0]["study"], CT_STUDY);
+    let (_, parts) = zhao.wado(&format!("/dicomweb/studies/{CT_STUDY}")).await;
+    assert!(parts[0] == ct);
+    // Too many bytes, and termination.
+    let r = zhao
+        .req(reqwest::Method::POST, "/api/uploads")
+        .header("upload-length", 10)
+        .send()
+        .await
+        .unwrap();
+    let loc2 = r.headers()["location"].to_str().unwrap().to_string();
+    let r = zhao
+        .req(reqwest::Method::PATCH, &loc2)
+        .header("upload-offset", 0)
+        .header("content-type", "application/offset+octet-stream")
+        .body(vec![0u8; 11])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(zhao.send("DELETE", &loc2, None).await.status(), 204);
+    assert_eq!(zhao.req(reqwest::Method::HEAD, &loc2).send().await.unwrap().status(), 404);
+    // Not DICOM: completes, and says why nothing was stored.
+    let r = zhao
+        .req(reqwest::Method::POST, "/api/uploads")
+        .header("upload-length", 5)
+        .send()
+        .await
+        .unwrap();
+    let loc3 = r.headers()["location"].to_str().unwrap().to_string();
+    let r = zhao
+        .req(reqwest::Method::PATCH, &loc3)
+        .header("upload-offset", 0)
+        .header("content-type", "application/offset+octet-stream")
+        .body(b"hello".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let status: Value = zhao.get(&loc3).await.json().await.unwrap();
+    assert_eq!(status["result"]["failed"][0]["status"], 0xC000);
+}
+
+/// A 20 MB multi-frame instance made with pydicom.
+fn big_instance(path: &std::path::Path) {
+    let script = "import sys, os, pydicom\n\
+        from pydicom.data import get_testdata_file\n\
+        from pydicom.uid import generate_uid\n\
+        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
+        ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid()\n\
+        ds.SOPInstanceUID = generate_uid(); ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n\
+        ds.Rows = 512; ds.Columns = 512; ds.NumberOfFrames = 40\n\
+        ds.PixelData = os.urandom(512 * 512 * 2 * 40)\n\
+        ds.save_as(sys.argv[1], enforce_file_format=True)\n";
+    let out =
+        Command::new("python3").args(["-c", script, path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_ferry_upload_resumes_and_completes() {
+    let s = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("big.dcm");
+    big_instance(&file);
+    let token = String::from_utf8(s.cli(&["token", "create", "--user", "dr-zhao"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let state = work.path().join("state.json");
+    let upload = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        c.args([
+            "upload",
+            file.to_str().unwrap(),
+            "--server",
+            &s.url,
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .args(extra)
+        .env("FERRY_TOKEN", &token)
+        .env_remove("RUST_LOG");
+        c
+    };
+    // First run, slowed to 4 MiB/s, killed once the server holds some bytes.
+    let mut first = upload(&["--limit-rate", "4M"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let staging = s.data_dir().join("uploads");
+    let start = Instant::now();
+    let held = loop {
+        let held: u64 = std::fs::read_dir(&staging)
+            .map(|d| {
+                d.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
+            })
+            .unwrap_or(0);
+        if held >= 3 << 20 {
+            break held;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the upload did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Command::new("kill").args(["-9", &first.id().to_string()]).status().unwrap();
+    first.wait().unwrap();
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(held < size, "killed before the end");
+    assert!(state.exists(), "the unfinished upload is remembered");
+
+    // Second run: continues from what the server holds.
+    let out = upload(&[]).output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("resuming big.dcm at byte"), "{stderr}");
+    let at: u64 = stderr
+        .split("at byte ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(at >= held, "resumed at {at}, the server held {held}");
+    assert!(stdout.contains("1 file(s) stored (1 resumed), 0 refused"), "{stdout}");
+    assert!(stderr.contains("100%"), "progress is shown: {stderr}");
+    // The instance arrived whole.
+    let zhao = s.login("dr-zhao").await;
+    let studies: Vec<Value> =
+        zhao.get("/dicomweb/studies?ModalitiesInStudy=CT").await.json().await.unwrap();
+    assert_eq!(studies.len(), 1);
+    let study = crate::support::dj(&studies[0], "0020000D").as_str().unwrap().to_string();
+    let (_, parts) = zhao.wado(&format!("/dicomweb/studies/{study}")).await;
+    assert!(parts[0] == std::fs::read(&file).unwrap(), "stored bytes differ from the file");
+    let remembered: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(remembered.as_object().unwrap().len(), 0, "finished uploads are forgotten");
+}
