@@ -21,17 +21,18 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
   const ok = new Set(), bad = [], aborted = [];
-  page.on('response', r => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); else ok.add(r.url()); });
-  page.on('requestfailed', r => aborted.push(`${r.failure()?.errorText} ${r.url()}`));
-  await page.goto(`${base}/#/login`);
-  await page.fill('input[name=username]', 'dr-zhao');
-  await page.fill('input[name=password]', 'ferry-demo');
-  await page.click('button[type=submit]');
-  await page.waitForSelector('#home-title');
   for (const uid of studies) {
+    // A fresh browser context per study: each opens as a person would, from the study list.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    page.on('response', r => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); else ok.add(r.url()); });
+    page.on('requestfailed', r => aborted.push(`${r.failure()?.errorText} ${r.url()}`));
+    await page.goto(`${base}/#/login`);
+    await page.fill('input[name=username]', 'dr-zhao');
+    await page.fill('input[name=password]', 'ferry-demo');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#home-title');
     await check(`study ${uid} opens in OHIF with pixels`, async () => {
       await page.goto(`${base}/#/studies`);
       await page.waitForSelector(`tr[data-study="${uid}"] a.open-viewer`, { timeout: 20000 });
@@ -50,6 +51,7 @@ try {
       expect(n > 500, `only ${n} lit pixels`);
       await page.screenshot({ path: join(shots, `ohif-${uid.slice(-12)}.png`) });
     });
+    await context.close();
   }
   await check('no request failed', async () => {
     // Cornerstone cancels prefetches it no longer needs; a cancelled request is a failure only

@@ -52,3 +52,37 @@ async fn admin_and_clinician_see_their_homes_and_admin_pages_are_closed_to_clini
     let stdout = run_node("shell.mjs", &s, vec![]).await;
     assert!(stdout.contains("8 passed, 0 failed"), "{stdout}");
 }
+
+/// The upload page sends a 3 MB instance in 1 MiB chunks; one chunk's connection is cut; the
+/// page resumes and the study is stored whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_page_resumes_after_a_dropped_connection() {
+    let s = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("three-megabytes.dcm");
+    let script = "import sys, os, pydicom\n\
+        from pydicom.data import get_testdata_file\n\
+        from pydicom.uid import generate_uid\n\
+        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
+        ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid()\n\
+        ds.SOPInstanceUID = generate_uid(); ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n\
+        ds.Rows = 512; ds.Columns = 512; ds.NumberOfFrames = 6\n\
+        ds.PixelData = os.urandom(512 * 512 * 2 * 6)\n\
+        ds.save_as(sys.argv[1], enforce_file_format=True)\n\
+        print(ds.StudyInstanceUID)\n";
+    let out =
+        Command::new("python3").args(["-c", script, file.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let study = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out = run_node(
+        "upload.mjs",
+        &s,
+        vec![("UPLOAD_FILE", file.display().to_string()), ("UPLOAD_STUDY", study.clone())],
+    )
+    .await;
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+    let zhao = s.login("dr-zhao").await;
+    let (st, parts) = zhao.wado(&format!("/dicomweb/studies/{study}")).await;
+    assert_eq!(st, 200);
+    assert!(parts[0] == std::fs::read(&file).unwrap(), "stored bytes differ from the file");
+}

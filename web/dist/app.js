@@ -439,7 +439,8 @@ async function studiesPage(params = new URLSearchParams()) {
     h('p', {}, h('button', { class: 'primary', type: 'submit' }, 'Search')));
   form.addEventListener('submit', ev => { ev.preventDefault(); studiesPage(new URLSearchParams(formValues(form))); });
   show(h('h1', {}, 'Imaging studies'),
-    h('p', { class: 'muted' }, `Studies of ${me.site.name} and those shared with it.`), form, err,
+    h('p', { class: 'muted' }, `Studies of ${me.site.name} and those shared with it. `,
+      h('a', { class: 'button', href: '#/upload', id: 'upload-link' }, 'Send imaging')), form, err,
     table(['Patient', 'Patient ID', 'Date', 'Modalities', 'Description', 'Series / images', ''], studies.map(st => {
       const uid = DJ(st, '0020000D');
       return h('tr', { 'data-study': uid },
@@ -448,6 +449,124 @@ async function studiesPage(params = new URLSearchParams()) {
         h('td', {}, `${DJ(st, '00201206')} / ${DJ(st, '00201208')}`),
         h('td', {}, h('a', { class: 'button open-viewer', href: `/viewer/viewer?StudyInstanceUIDs=${encodeURIComponent(uid)}` }, 'Open in viewer')));
     })));
+}
+
+// ---- upload (tus 1.0, resumable) ----
+
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+const CHUNK = 1 << 20;
+
+function tusHeaders(extra = {}) {
+  return { 'Tus-Resumable': '1.0.0', 'X-CSRF-Token': me.csrf_token, ...extra };
+}
+
+async function uploadOffset(loc) {
+  const r = await fetch(loc, { method: 'HEAD', headers: tusHeaders() });
+  return r.ok ? Number(r.headers.get('Upload-Offset')) : null;
+}
+
+// Sends one file, resuming where the server stopped: across dropped connections (retries)
+// and across page reloads (the upload's address is kept in localStorage).
+async function tusUpload(file, onProgress) {
+  const key = `ferry-upload:${file.name}:${file.size}:${file.lastModified}`;
+  let loc = localStorage.getItem(key);
+  let offset = loc ? await uploadOffset(loc) : null;
+  if (offset === null) {
+    const r = await fetch('/api/uploads', {
+      method: 'POST',
+      headers: tusHeaders({ 'Upload-Length': String(file.size), 'Upload-Metadata': 'filename ' + btoa(unescape(encodeURIComponent(file.name))) }),
+    });
+    if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => ({})));
+    loc = r.headers.get('Location');
+    localStorage.setItem(key, loc);
+    offset = 0;
+  }
+  onProgress(offset);
+  let failures = 0;
+  while (offset < file.size) {
+    let r;
+    try {
+      r = await fetch(loc, {
+        method: 'PATCH',
+        headers: tusHeaders({ 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream' }),
+        body: file.slice(offset, offset + CHUNK),
+      });
+    } catch (e) {
+      // The connection dropped: wait, ask the server how far it got, go on from there.
+      failures++;
+      if (failures > 30) throw new Error(`connection lost while sending ${file.name}; try again to resume`);
+      await sleep(Math.min(500 * failures, 5000));
+      const held = await uploadOffset(loc).catch(() => null);
+      if (held !== null) { offset = held; onProgress(offset); }
+      continue;
+    }
+    if (r.status === 204) {
+      offset = Number(r.headers.get('Upload-Offset'));
+      failures = 0;
+      onProgress(offset);
+    } else if (r.status === 409) {
+      const held = await uploadOffset(loc);
+      if (held === null) throw new Error(`the server lost the upload of ${file.name}`);
+      offset = held;
+    } else {
+      throw new ApiError(r.status, await r.json().catch(() => ({})));
+    }
+  }
+  localStorage.removeItem(key);
+  const st = await (await fetch(loc, { headers: { Accept: 'application/json' } })).json();
+  return st.result || { stored: [], failed: [] };
+}
+
+function uploadPage() {
+  const show = startPage();
+  const rows = h('tbody');
+  const total = h('progress', { id: 'upload-total', max: 1, value: 0 });
+  const totalText = h('span', { class: 'muted', id: 'upload-total-text' });
+  const pick = h('input', { type: 'file', id: 'upload-files', multiple: true });
+  const pickDir = h('input', { type: 'file', id: 'upload-folder', webkitdirectory: true });
+  const drop = h('div', { class: 'box drop', id: 'upload-drop' }, 'Drop DICOM files or a folder here, or choose: ',
+    h('label', {}, 'Files ', pick), h('label', {}, 'A folder ', pickDir));
+  async function start(files) {
+    files = [...files].filter(f => f.size > 0);
+    const size = files.reduce((a, f) => a + f.size, 0) || 1;
+    const done = new Array(files.length).fill(0);
+    const update = () => {
+      const sum = done.reduce((a, b) => a + b, 0);
+      total.value = sum / size;
+      totalText.textContent = ` ${(sum / 1e6).toFixed(1)} of ${(size / 1e6).toFixed(1)} MB`;
+    };
+    const cells = files.map(f => {
+      const bar = h('progress', { max: f.size || 1, value: 0 });
+      const state = h('td', { class: 'upload-state' }, 'waiting');
+      rows.append(h('tr', { 'data-file': f.name }, h('td', {}, f.webkitRelativePath || f.name), h('td', {}, bar), state));
+      return { bar, state };
+    });
+    for (const [i, f] of files.entries()) {
+      const { bar, state } = cells[i];
+      state.textContent = 'sending';
+      try {
+        const result = await tusUpload(f, n => { bar.value = n; done[i] = n; update(); });
+        if (result.failed && result.failed.length) {
+          state.textContent = `refused: ${result.failed[0].reason}`;
+          state.className = 'upload-state denied';
+        } else {
+          state.textContent = 'stored';
+        }
+      } catch (e) {
+        state.textContent = `failed: ${e.message}`;
+        state.className = 'upload-state denied';
+      }
+    }
+  }
+  pick.addEventListener('change', () => start(pick.files));
+  pickDir.addEventListener('change', () => start(pickDir.files));
+  drop.addEventListener('dragover', ev => ev.preventDefault());
+  drop.addEventListener('drop', ev => { ev.preventDefault(); start(ev.dataTransfer.files); });
+  show(h('h1', {}, 'Send imaging'),
+    h('p', { class: 'muted' }, `Studies you send belong to ${me.site.name}. An interrupted upload resumes where it stopped.`),
+    drop, h('p', {}, 'Total: ', total, totalText),
+    h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'File'), h('th', {}, 'Progress'), h('th', {}, 'Result'))), rows),
+    h('p', {}, h('a', { href: '#/studies' }, 'See the studies')));
 }
 
 // ---- router ----
@@ -461,6 +580,7 @@ async function route() {
     if (hash === '#/' || hash === '') return homePage();
     if (hash === '#/tokens') return await myTokensPage();
     if (hash === '#/studies') return await studiesPage();
+    if (hash === '#/upload') return uploadPage();
     if (hash.startsWith('#/admin')) {
       if (!can('admin.users')) return notPermitted();
       if (hash === '#/admin/users') return await usersPage();
