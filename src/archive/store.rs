@@ -512,13 +512,9 @@ pub struct InstanceRow {
     pub object_key: String,
 }
 
-/// Instances of the permit's study, narrowed to a series and/or one instance.
-pub async fn list_instances(
-    db: &Db,
-    permit: &Permit<ImagingRead>,
-    series: Option<&str>,
-    sop: Option<&str>,
-) -> Result<Vec<InstanceRow>, sqlx::Error> {
+/// `instances i` rows of the permit's study, narrowed to a series and/or one instance, and
+/// the ORDER BY that lists them as a viewer expects.
+fn instances_of(permit: &Permit<ImagingRead>, series: Option<&str>, sop: Option<&str>) -> Where {
     let study = permit.target().id.clone().unwrap_or_default();
     let mut w = Where::new();
     let s = w.arg(study);
@@ -531,10 +527,19 @@ pub async fn list_instances(
         let p = w.arg(x);
         w.push(&format!("i.sop_instance_uid = {p}"));
     }
-    let sql = format!(
-        "SELECT i.* FROM instances i{} ORDER BY i.series_uid, i.instance_number, i.sop_instance_uid",
-        w.sql
-    );
+    w.sql.push_str(" ORDER BY i.series_uid, i.instance_number, i.sop_instance_uid");
+    w
+}
+
+/// Instances of the permit's study, narrowed to a series and/or one instance.
+pub async fn list_instances(
+    db: &Db,
+    permit: &Permit<ImagingRead>,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Vec<InstanceRow>, sqlx::Error> {
+    let w = instances_of(permit, series, sop);
+    let sql = format!("SELECT i.* FROM instances i{}", w.sql);
     let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
     rows.iter()
         .map(|r| {
@@ -563,22 +568,8 @@ pub async fn metadata(
     series: Option<&str>,
     sop: Option<&str>,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let study = permit.target().id.clone().unwrap_or_default();
-    let mut w = Where::new();
-    let s = w.arg(study);
-    w.push(&format!("i.study_uid = {s}"));
-    if let Some(x) = series {
-        let p = w.arg(x);
-        w.push(&format!("i.series_uid = {p}"));
-    }
-    if let Some(x) = sop {
-        let p = w.arg(x);
-        w.push(&format!("i.sop_instance_uid = {p}"));
-    }
-    let sql = format!(
-        "SELECT i.metadata FROM instances i{} ORDER BY i.series_uid, i.instance_number, i.sop_instance_uid",
-        w.sql
-    );
+    let w = instances_of(permit, series, sop);
+    let sql = format!("SELECT i.metadata FROM instances i{}", w.sql);
     let rows: Vec<Option<String>> =
         w.bind_scalar(sqlx::query_scalar(&sql)).fetch_all(db.pool()).await?;
     Ok(rows.into_iter().flatten().collect())

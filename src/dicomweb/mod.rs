@@ -553,6 +553,50 @@ fn frames_acceptable(accept: &str, stored_ts: &str) -> bool {
     })
 }
 
+/// Reads and joins byte ranges of one stored object (a frame's fragments, say).
+async fn read_ranges(
+    ctx: &RequestCtx,
+    key: &str,
+    ranges: impl IntoIterator<Item = &(u64, u64)>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    for (off, len) in ranges {
+        let part =
+            ctx.state.objects.get_range(key, *off..off + len).await.map_err(ApiError::internal)?;
+        out.extend_from_slice(&part);
+    }
+    Ok(out)
+}
+
+/// A `multipart/related; type="application/octet-stream"` answer of the given parts, each
+/// labelled with `part_type`; `ts` (if any) is also named on the whole.
+fn octet_multipart(parts: Vec<Vec<u8>>, part_type: &str, ts: Option<&str>) -> Response {
+    let boundary = format!("ferry-{}", crate::auth::tokens::random_id(12));
+    let mut body = Vec::with_capacity(parts.iter().map(|p| p.len() + 128).sum());
+    for p in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Type: {part_type}\r\nContent-Length: {}\r\n\r\n",
+                p.len()
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&p);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let ts = ts.map(|t| format!("; transfer-syntax={t}")).unwrap_or_default();
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/octet-stream\"{ts}; boundary={boundary}"
+        ))
+        .expect("ASCII"),
+    );
+    resp
+}
+
 async fn frames(
     ctx: RequestCtx,
     headers: HeaderMap,
@@ -589,41 +633,14 @@ async fn frames(
     if wanted.iter().any(|n| *n > index.len()) {
         return Err(ApiError::NotFound { what: "frame" });
     }
-    let boundary = format!("ferry-{}", crate::auth::tokens::random_id(12));
     let ts_out =
         if crate::archive::frames::is_native(&ts) { "1.2.840.10008.1.2.1".to_string() } else { ts };
-    let mut body = Vec::new();
+    let mut parts = Vec::with_capacity(wanted.len());
     for n in wanted {
-        let mut frame = Vec::new();
-        for (off, len) in &index[n - 1] {
-            let part = ctx
-                .state
-                .objects
-                .get_range(&key, *off..off + len)
-                .await
-                .map_err(ApiError::internal)?;
-            frame.extend_from_slice(&part);
-        }
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Type: application/octet-stream; transfer-syntax={ts_out}\r\nContent-Length: {}\r\n\r\n",
-                frame.len()
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&frame);
-        body.extend_from_slice(b"\r\n");
+        parts.push(read_ranges(&ctx, &key, &index[n - 1]).await?);
     }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/octet-stream\"; transfer-syntax={ts_out}; boundary={boundary}"
-        ))
-        .expect("ASCII"),
-    );
-    Ok(resp)
+    let part_type = format!("application/octet-stream; transfer-syntax={ts_out}");
+    Ok(octet_multipart(parts, &part_type, Some(&ts_out)))
 }
 
 /// A bulk value (other than pixel data, which is served as frames), read from the stored
@@ -642,17 +659,7 @@ async fn bulkdata(
         .ok_or(ApiError::NotFound { what: "instance" })?;
     let bytes = if tag_num == 0x7FE0_0010 {
         let index = index.ok_or(ApiError::NotFound { what: "bulk data" })?;
-        let mut all = Vec::new();
-        for (off, len) in index.iter().flatten() {
-            all.extend_from_slice(
-                &ctx.state
-                    .objects
-                    .get_range(&key, *off..off + len)
-                    .await
-                    .map_err(ApiError::internal)?,
-            );
-        }
-        all
+        read_ranges(&ctx, &key, index.iter().flatten()).await?
     } else {
         let file = ctx.state.objects.get(&key).await.map_err(ApiError::internal)?;
         tokio::task::spawn_blocking(move || -> Option<Vec<u8>> {
@@ -668,23 +675,7 @@ async fn bulkdata(
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound { what: "bulk data" })?
     };
-    let boundary = format!("ferry-{}", crate::auth::tokens::random_id(12));
-    let mut body = format!(
-        "--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        bytes.len()
-    )
-    .into_bytes();
-    body.extend_from_slice(&bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/octet-stream\"; boundary={boundary}"
-        ))
-        .expect("ASCII"),
-    );
-    Ok(resp)
+    Ok(octet_multipart(vec![bytes], "application/octet-stream", None))
 }
 
 // ---- shares ----

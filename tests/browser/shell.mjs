@@ -1,43 +1,24 @@
 // Real-browser checks of the web shell: sign-in, the home page per role, the admin pages, and
 // that a clinician cannot open them. Run by tests/it/browser.rs with FERRY_URL set.
-import { chromium } from 'playwright-core';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { base, check, expect, fail, finish, launch, signIn } from './lib.mjs';
 
-const base = process.env.FERRY_URL;
 const shots = process.env.SHOTS_DIR || tmpdir();
-if (!base) { console.error('FERRY_URL is not set'); process.exit(2); }
+const browser = await launch();
 
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try { await fn(); passed++; console.log(`ok   ${name}`); }
-  catch (e) { failed++; console.log(`FAIL ${name}: ${e.message}`); }
-}
-function expect(cond, msg) { if (!cond) throw new Error(msg); }
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  // Playwright gives every launch a fresh, empty profile directory of its own.
-});
-
-async function signIn(user) {
+async function openAs(user) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const failures = [];
   page.on('pageerror', e => failures.push(`page error: ${e.message}`));
   page.on('console', m => { if (m.type() === 'error' && !/status of 40[13]/.test(m.text())) failures.push(m.text()); });
-  await page.goto(`${base}/#/login`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', 'ferry-demo');
-  await page.click('button[type=submit]');
-  await page.waitForSelector('#home-title', { timeout: 15000 });
+  await signIn(page, user);
   return { context, page, failures };
 }
 
 try {
-  const admin = await signIn('admin');
+  const admin = await openAs('admin');
   await check('admin sees the administration home', async () => {
     const title = await admin.page.textContent('#home-title');
     expect(title.includes('Site administration') && title.includes('City Hospital'), `title: ${title}`);
@@ -90,7 +71,7 @@ try {
   });
   await admin.context.close();
 
-  const zhao = await signIn('dr-zhao');
+  const zhao = await openAs('dr-zhao');
   await check('dr-zhao sees the clinic home, without administration', async () => {
     const title = await zhao.page.textContent('#home-title');
     expect(title.includes('Clinic') && title.includes('Island Clinic'), `title: ${title}`);
@@ -113,10 +94,8 @@ try {
   });
   await zhao.context.close();
 } catch (e) {
-  failed++;
-  console.log(`FAIL setup: ${e.stack || e.message}`);
+  fail(e);
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

@@ -1,21 +1,9 @@
 // Real-browser check of the upload page: a clinician sends a multi-chunk DICOM file; the
 // connection drops once mid-upload (one PATCH aborted); the page resumes and the study appears.
 // Run by tests/it/browser.rs with FERRY_URL, UPLOAD_FILE and UPLOAD_STUDY set.
-import { chromium } from 'playwright-core';
+import { base, check, expect, fail, finish, launch, signIn } from './lib.mjs';
 
-const base = process.env.FERRY_URL;
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try { await fn(); passed++; console.log(`ok   ${name}`); }
-  catch (e) { failed++; console.log(`FAIL ${name}: ${e.message}`); }
-}
-function expect(cond, msg) { if (!cond) throw new Error(msg); }
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await (await browser.newContext()).newPage();
   let patches = 0, aborted = 0;
@@ -26,11 +14,7 @@ try {
     }
     return route.continue();
   });
-  await page.goto(`${base}/#/login`);
-  await page.fill('input[name=username]', 'dr-zhao');
-  await page.fill('input[name=password]', 'ferry-demo');
-  await page.click('button[type=submit]');
-  await page.waitForSelector('#home-title');
+  await signIn(page, 'dr-zhao');
   await check('the upload page sends a file through a dropped connection', async () => {
     await page.goto(`${base}/#/studies`);
     await page.click('#upload-link');
@@ -46,10 +30,8 @@ try {
     await page.waitForSelector(`tr[data-study="${process.env.UPLOAD_STUDY}"]`, { timeout: 20000 });
   });
 } catch (e) {
-  failed++;
-  console.log(`FAIL setup: ${e.stack || e.message}`);
+  fail(e);
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

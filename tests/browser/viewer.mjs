@@ -1,25 +1,13 @@
 // Real-browser check of the OHIF viewer served by Ferry: a clinician opens each study from
 // Ferry's study list in OHIF; the viewport must show non-blank pixels and no request may fail.
 // Run by tests/it/browser.rs with FERRY_URL and FERRY_STUDIES (comma-separated UIDs) set.
-import { chromium } from 'playwright-core';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { base, check, expect, fail, finish, launch, signIn } from './lib.mjs';
 
-const base = process.env.FERRY_URL;
 const studies = (process.env.FERRY_STUDIES || '').split(',').filter(Boolean);
 const shots = process.env.SHOTS_DIR || tmpdir();
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try { await fn(); passed++; console.log(`ok   ${name}`); }
-  catch (e) { failed++; console.log(`FAIL ${name}: ${e.message}`); }
-}
-function expect(cond, msg) { if (!cond) throw new Error(msg); }
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const ok = new Set(), bad = [], aborted = [];
   for (const uid of studies) {
@@ -28,11 +16,7 @@ try {
     const page = await context.newPage();
     page.on('response', r => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); else ok.add(r.url()); });
     page.on('requestfailed', r => aborted.push(`${r.failure()?.errorText} ${r.url()}`));
-    await page.goto(`${base}/#/login`);
-    await page.fill('input[name=username]', 'dr-zhao');
-    await page.fill('input[name=password]', 'ferry-demo');
-    await page.click('button[type=submit]');
-    await page.waitForSelector('#home-title');
+    await signIn(page, 'dr-zhao');
     await check(`study ${uid} opens in OHIF with pixels`, async () => {
       await page.goto(`${base}/#/studies`);
       await page.waitForSelector(`tr[data-study="${uid}"] a.open-viewer`, { timeout: 20000 });
@@ -61,10 +45,8 @@ try {
     expect(unanswered.length === 0, `failed requests: ${unanswered.slice(0, 5).join('; ')}`);
   });
 } catch (e) {
-  failed++;
-  console.log(`FAIL setup: ${e.stack || e.message}`);
+  fail(e);
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

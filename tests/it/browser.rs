@@ -60,20 +60,7 @@ async fn upload_page_resumes_after_a_dropped_connection() {
     let s = TestServer::start().await;
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("three-megabytes.dcm");
-    let script = "import sys, os, pydicom\n\
-        from pydicom.data import get_testdata_file\n\
-        from pydicom.uid import generate_uid\n\
-        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
-        ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid()\n\
-        ds.SOPInstanceUID = generate_uid(); ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n\
-        ds.Rows = 512; ds.Columns = 512; ds.NumberOfFrames = 6\n\
-        ds.PixelData = os.urandom(512 * 512 * 2 * 6)\n\
-        ds.save_as(sys.argv[1], enforce_file_format=True)\n\
-        print(ds.StudyInstanceUID)\n";
-    let out =
-        Command::new("python3").args(["-c", script, file.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let study = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let study = crate::support::synthetic_instance(&file, 6);
     let out = run_node(
         "upload.mjs",
         &s,

@@ -374,3 +374,25 @@ pub fn split_multipart(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
 pub fn dj<'a>(v: &'a Value, tag: &str) -> &'a Value {
     &v[tag]["Value"][0]
 }
+
+/// Writes a synthetic CT instance to `path`: CT_small's header with fresh UIDs and `frames`
+/// random 512×512 16-bit frames. Returns its Study Instance UID.
+pub fn synthetic_instance(path: &Path, frames: usize) -> String {
+    let script = "import sys, os, pydicom\n\
+        from pydicom.data import get_testdata_file\n\
+        from pydicom.uid import generate_uid\n\
+        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
+        ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid()\n\
+        ds.SOPInstanceUID = generate_uid(); ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n\
+        n = int(sys.argv[2])\n\
+        ds.Rows = 512; ds.Columns = 512; ds.NumberOfFrames = n\n\
+        ds.PixelData = os.urandom(512 * 512 * 2 * n)\n\
+        ds.save_as(sys.argv[1], enforce_file_format=True)\n\
+        print(ds.StudyInstanceUID)\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, path.to_str().unwrap(), &frames.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

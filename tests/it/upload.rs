@@ -110,28 +110,12 @@ async fn tus_create_head_patch_complete_and_terminate() {
     assert_eq!(status["result"]["failed"][0]["status"], 0xC000);
 }
 
-/// A 20 MB multi-frame instance made with pydicom.
-fn big_instance(path: &std::path::Path) {
-    let script = "import sys, os, pydicom\n\
-        from pydicom.data import get_testdata_file\n\
-        from pydicom.uid import generate_uid\n\
-        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
-        ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid()\n\
-        ds.SOPInstanceUID = generate_uid(); ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n\
-        ds.Rows = 512; ds.Columns = 512; ds.NumberOfFrames = 40\n\
-        ds.PixelData = os.urandom(512 * 512 * 2 * 40)\n\
-        ds.save_as(sys.argv[1], enforce_file_format=True)\n";
-    let out =
-        Command::new("python3").args(["-c", script, path.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_ferry_upload_resumes_and_completes() {
     let s = TestServer::start().await;
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("big.dcm");
-    big_instance(&file);
+    crate::support::synthetic_instance(&file, 40);
     let token = String::from_utf8(s.cli(&["token", "create", "--user", "dr-zhao"]).stdout)
         .unwrap()
         .trim()
