@@ -69,6 +69,8 @@ pub struct DicomwebSettings {
     pub max_request_mib: u64,
     #[serde(deserialize_with = "lenient")]
     pub max_results: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub ingest_parallelism: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -304,6 +306,9 @@ impl Settings {
         }
         if self.dicomweb.max_instance_mib == 0 || self.dicomweb.max_request_mib == 0 {
             return Err(key_err("dicomweb.max_instance_mib", "size limits must be at least 1 MiB"));
+        }
+        if !(1..=64).contains(&self.dicomweb.ingest_parallelism) {
+            return Err(key_err("dicomweb.ingest_parallelism", "must be between 1 and 64"));
         }
         if self.dicomweb.max_results == 0 {
             return Err(key_err("dicomweb.max_results", "must be at least 1"));

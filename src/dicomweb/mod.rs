@@ -121,11 +121,20 @@ async fn stow_inner(
     let mut parts =
         multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
     let base = base_url(&ctx, &headers);
-    let (mut stored, mut failed) = (vec![], vec![]);
-    let mut studies: Vec<String> = vec![];
-    let mut conflict = false;
+    // Parts are read one after another, but checked and stored several at a time (bounded),
+    // so object-store round trips (S3) overlap with parsing and with reading the next part.
+    let window = limits.ingest_parallelism.max(1);
+    let permit = std::sync::Arc::new(permit);
+    let mut inflight: tokio::task::JoinSet<(usize, PartResult)> = tokio::task::JoinSet::new();
+    let mut results: Vec<(usize, PartResult)> = vec![];
     let mut broken = None;
+    let mut n = 0usize;
     loop {
+        while inflight.len() >= window {
+            if let Some(Ok(r)) = inflight.join_next().await {
+                results.push(r);
+            }
+        }
         let field = match parts.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
@@ -134,35 +143,67 @@ async fn stow_inner(
                 break;
             }
         };
+        n += 1;
         let part_type = field.content_type().map(|m| m.essence_str().to_string());
         if part_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("application/dicom")) {
-            failed.push(fail(CANNOT_UNDERSTAND));
             tracing::info!("STOW part refused: not application/dicom");
+            results.push((n, PartResult::Failed(fail(CANNOT_UNDERSTAND), false)));
             continue;
         }
         let bytes = match field.bytes().await {
             Ok(b) => b,
             Err(e) => {
                 let too_big = matches!(e, multer::Error::FieldSizeExceeded { .. });
-                failed.push(fail(if too_big { OUT_OF_RESOURCES } else { CANNOT_UNDERSTAND }));
+                let status = if too_big { OUT_OF_RESOURCES } else { CANNOT_UNDERSTAND };
+                results.push((n, PartResult::Failed(fail(status), false)));
                 if !too_big {
                     broken = Some(multipart_problem(&e));
                 }
                 break;
             }
         };
-        let st = &ctx.state;
-        match store::ingest(&st.db, &st.objects, &permit, bytes, study.as_deref(), ctx.now()).await
-        {
-            Ok((inst, _)) => {
-                let (inst_class, inst_uid, inst_study, inst_series) =
-                    (inst.sop_class_uid, inst.sop_instance_uid, inst.study_uid, inst.series_uid);
+        let (state, permit, study, now) =
+            (ctx.state.clone(), permit.clone(), study.clone(), ctx.now());
+        inflight.spawn(async move {
+            let r = store::ingest(&state.db, &state.objects, &permit, bytes, study.as_deref(), now).await;
+            (n, match r {
+                Ok((inst, _)) => PartResult::Stored(inst.sop_class_uid, inst.sop_instance_uid, inst.study_uid, inst.series_uid),
+                Err((mismatch, rejection)) => {
+                    tracing::info!(status = rejection.status, reason = %rejection.reason, "STOW instance refused");
+                    let conflict = mismatch || rejection.status == DUPLICATE_INSTANCE;
+                    PartResult::Failed(
+                        StowItem {
+                            sop_class_uid: rejection.sop_class_uid,
+                            sop_instance_uid: rejection.sop_instance_uid,
+                            retrieve_url: None,
+                            failure: Some(rejection.status),
+                            warning: None,
+                        },
+                        conflict,
+                    )
+                }
+            })
+        });
+    }
+    while let Some(r) = inflight.join_next().await {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => return Err(ApiError::internal(e)),
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    let (mut stored, mut failed) = (vec![], vec![]);
+    let mut studies: Vec<String> = vec![];
+    let mut conflict = false;
+    for (_, r) in results {
+        match r {
+            PartResult::Stored(class, uid, inst_study, inst_series) => {
                 stored.push(StowItem {
                     retrieve_url: Some(format!(
-                        "{base}/studies/{inst_study}/series/{inst_series}/instances/{inst_uid}"
+                        "{base}/studies/{inst_study}/series/{inst_series}/instances/{uid}"
                     )),
-                    sop_class_uid: Some(inst_class),
-                    sop_instance_uid: Some(inst_uid),
+                    sop_class_uid: Some(class),
+                    sop_instance_uid: Some(uid),
                     failure: None,
                     warning: None,
                 });
@@ -170,16 +211,9 @@ async fn stow_inner(
                     studies.push(inst_study);
                 }
             }
-            Err((mismatch, rejection)) => {
-                conflict |= mismatch || rejection.status == DUPLICATE_INSTANCE;
-                tracing::info!(status = rejection.status, reason = %rejection.reason, "STOW instance refused");
-                failed.push(StowItem {
-                    sop_class_uid: rejection.sop_class_uid,
-                    sop_instance_uid: rejection.sop_instance_uid,
-                    retrieve_url: None,
-                    failure: Some(rejection.status),
-                    warning: None,
-                });
+            PartResult::Failed(item, c) => {
+                conflict |= c;
+                failed.push(item);
             }
         }
     }
@@ -210,6 +244,14 @@ async fn stow_inner(
     };
     let study_url = (studies.len() == 1).then(|| format!("{base}/studies/{}", studies[0]));
     Ok(dicom_json(status, json::stow_response(study_url, &stored, &failed)))
+}
+
+/// What became of one part of a STOW-RS request.
+enum PartResult {
+    /// (class, instance, study, series)
+    Stored(String, String, String, String),
+    /// The failure item, and whether it is a conflict (study mismatch, different duplicate).
+    Failed(StowItem, bool),
 }
 
 fn fail(status: u16) -> StowItem {
