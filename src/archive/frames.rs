@@ -48,22 +48,31 @@ impl Walker<'_> {
             return Some((Header { group, element, len: u32le(self.b, p + 4)? }, p + 8));
         }
         let vr = self.b.get(p + 4..p + 6)?;
-        let long = matches!(
+        let long = !matches!(
             vr,
-            b"OB"
-                | b"OD"
-                | b"OF"
-                | b"OL"
-                | b"OV"
-                | b"OW"
-                | b"SQ"
-                | b"SV"
-                | b"UC"
-                | b"UN"
-                | b"UR"
-                | b"UT"
-                | b"UV"
+            b"AE"
+                | b"AS"
+                | b"AT"
+                | b"CS"
+                | b"DA"
+                | b"DS"
+                | b"DT"
+                | b"FL"
+                | b"FD"
+                | b"IS"
+                | b"LO"
+                | b"LT"
+                | b"PN"
+                | b"SH"
+                | b"SL"
+                | b"SS"
+                | b"ST"
+                | b"TM"
+                | b"UI"
+                | b"UL"
+                | b"US"
         );
+        // Unknown VRs are read as UN, which has the long form.
         if long {
             Some((Header { group, element, len: u32le(self.b, p + 8)? }, p + 12))
         } else {

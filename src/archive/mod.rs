@@ -4,6 +4,7 @@
 
 pub mod frames;
 pub mod json;
+pub mod lengths;
 pub mod parse;
 pub mod store;
 

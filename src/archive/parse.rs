@@ -33,6 +33,9 @@ fn uid(obj: &DefaultDicomObject, tag: Tag, name: &str) -> Result<String, Rejecti
     Ok(v)
 }
 
+/// A deflated data set may inflate to at most this many bytes.
+const MAX_INFLATED: u64 = 1 << 30;
+
 /// Values larger than this (base64 text) go out as BulkDataURI instead of InlineBinary.
 const INLINE_LIMIT: usize = 1400;
 
@@ -98,6 +101,14 @@ pub fn parse(bytes: &[u8]) -> Result<Instance, Rejection> {
             CANNOT_UNDERSTAND,
             "not a DICOM Part 10 file (no DICM marker after the 128-byte preamble)",
         ));
+    }
+    // Refuse declared lengths that exceed what was received before the parser allocates them.
+    if let Err(ids) = super::lengths::check(bytes, MAX_INFLATED) {
+        return Err(Rejection::new(
+            CANNOT_UNDERSTAND,
+            "element lengths do not fit the data received (truncated or corrupt)",
+        )
+        .of(ids.sop_class_uid.filter(|u| is_uid(u)), ids.sop_instance_uid.filter(|u| is_uid(u))));
     }
     let obj = match OpenFileOptions::new()
         .read_preamble(ReadPreamble::Always)
@@ -223,5 +234,26 @@ mod tests {
         for bad in ["", "1..2", "1.2.", "1.2a", &"1".repeat(65)] {
             assert!(!is_uid(bad), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    /// Found by the fuzzer: a CT_small variant declaring a 2.5 GB element exhausted memory in
+    /// the parser. It must now be refused, cheaply.
+    #[test]
+    fn huge_declared_length_is_refused() {
+        let bytes = include_bytes!("../../tests/data/fuzz/oom-declared-length.dcm");
+        let e = super::parse(bytes).unwrap_err();
+        assert_eq!(e.status, super::CANNOT_UNDERSTAND);
+        assert!(e.reason.contains("lengths"), "{}", e.reason);
+    }
+
+    /// Found by the fuzzer: an unknown VR (read as UN, 4-byte length) hid a huge length from
+    /// a check that took unknown VRs for the short form.
+    #[test]
+    fn unknown_vr_is_read_with_the_long_length() {
+        let bytes = include_bytes!("../../tests/data/fuzz/oom-unknown-vr-length.dcm");
+        assert_eq!(super::parse(bytes).unwrap_err().status, super::CANNOT_UNDERSTAND);
     }
 }
