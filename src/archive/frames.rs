@@ -5,6 +5,10 @@
 //! syntaxes and every encapsulated one. Big-endian and deflated files get no index (their
 //! frames need decoding, which comes with rendering).
 
+use dicom_core::Tag;
+
+use super::lengths::Walk;
+
 /// Byte ranges (offset, length) in the file, per frame; a frame of several fragments has
 /// several ranges.
 pub type FrameIndex = Vec<Vec<(u64, u64)>>;
@@ -19,126 +23,20 @@ pub fn is_native(ts: &str) -> bool {
     ts == IMPLICIT_LE || ts == EXPLICIT_LE || ts == EXPLICIT_BE
 }
 
-struct Walker<'a> {
-    b: &'a [u8],
-    explicit: bool,
-}
-
-struct Header {
-    group: u16,
-    element: u16,
-    len: u32,
-}
-
-fn u16le(b: &[u8], p: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(p..p + 2)?.try_into().ok()?))
-}
-
-fn u32le(b: &[u8], p: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(p..p + 4)?.try_into().ok()?))
-}
-
-impl Walker<'_> {
-    /// Reads an element header at `p`; returns it and where its value starts.
-    fn header(&self, p: usize) -> Option<(Header, usize)> {
-        let group = u16le(self.b, p)?;
-        let element = u16le(self.b, p + 2)?;
-        // Item and delimitation tags carry no VR in any syntax.
-        if group == 0xFFFE || !self.explicit {
-            return Some((Header { group, element, len: u32le(self.b, p + 4)? }, p + 8));
-        }
-        let vr = self.b.get(p + 4..p + 6)?;
-        let long = !matches!(
-            vr,
-            b"AE"
-                | b"AS"
-                | b"AT"
-                | b"CS"
-                | b"DA"
-                | b"DS"
-                | b"DT"
-                | b"FL"
-                | b"FD"
-                | b"IS"
-                | b"LO"
-                | b"LT"
-                | b"PN"
-                | b"SH"
-                | b"SL"
-                | b"SS"
-                | b"ST"
-                | b"TM"
-                | b"UI"
-                | b"UL"
-                | b"US"
-        );
-        // Unknown VRs are read as UN, which has the long form.
-        if long {
-            Some((Header { group, element, len: u32le(self.b, p + 8)? }, p + 12))
-        } else {
-            Some((Header { group, element, len: u16le(self.b, p + 6)? as u32 }, p + 8))
-        }
-    }
-
-    /// Skips an undefined-length sequence's items starting at `p`; returns the position after
-    /// its delimitation item.
-    fn skip_undefined(&self, mut p: usize, depth: u8) -> Option<usize> {
-        if depth > 16 {
-            return None;
-        }
-        loop {
-            let (h, v) = self.header(p)?;
-            match (h.group, h.element) {
-                (0xFFFE, 0xE0DD) => return Some(v),
-                (0xFFFE, 0xE000) if h.len == u32::MAX => p = self.skip_item(v, depth + 1)?,
-                (0xFFFE, 0xE000) => p = v.checked_add(h.len as usize)?,
-                _ => return None,
-            }
-        }
-    }
-
-    /// Skips the elements of an undefined-length item up to its delimitation.
-    fn skip_item(&self, mut p: usize, depth: u8) -> Option<usize> {
-        loop {
-            let (h, v) = self.header(p)?;
-            if (h.group, h.element) == (0xFFFE, 0xE00D) {
-                return Some(v);
-            }
-            p = if h.len == u32::MAX {
-                self.skip_undefined(v, depth + 1)?
-            } else {
-                v.checked_add(h.len as usize)?
-            };
-        }
-    }
-}
-
 /// The top-level Pixel Data element: (value offset, length; `u32::MAX` = encapsulated).
 fn pixel_data(b: &[u8], ts: &str) -> Option<(usize, u32)> {
-    if b.get(128..132)? != b"DICM" {
-        return None;
-    }
-    // The file meta group is always explicit VR little endian.
-    let meta = Walker { b, explicit: true };
-    let mut p = 132;
-    loop {
-        let (h, v) = meta.header(p)?;
-        if h.group != 0x0002 {
-            break;
-        }
-        p = v.checked_add(h.len as usize)?;
-    }
-    let w = Walker { b, explicit: ts != IMPLICIT_LE };
+    let mut p = Walk::after_meta(b)?;
+    let w = Walk::little_endian(b, ts == IMPLICIT_LE);
     while p < b.len() {
-        let (h, v) = w.header(p)?;
-        if (h.group, h.element) == (0x7FE0, 0x0010) {
+        let (h, v) = w.head(p).ok()?;
+        if h.tag == Tag(0x7FE0, 0x0010) {
             return Some((v, h.len));
         }
-        if h.group > 0x7FE0 {
+        if h.tag.0 > 0x7FE0 {
             return None;
         }
         p = if h.len == u32::MAX {
-            w.skip_undefined(v, 0)?
+            w.items(v, b.len(), 0, !w.is_sequence(&h)).ok()?
         } else {
             v.checked_add(h.len as usize)?
         };
@@ -174,19 +72,19 @@ pub fn index(
         return Some((0..n as u64).map(|i| vec![(start as u64 + i * size, size)]).collect());
     }
     // Encapsulated: the Basic Offset Table item, then one item per fragment.
-    let w = Walker { b, explicit: true };
-    let (bot, mut p) = w.header(start)?;
-    if (bot.group, bot.element) != (0xFFFE, 0xE000) || bot.len == u32::MAX {
+    let w = Walk::little_endian(b, false);
+    let (bot, mut p) = w.head(start).ok()?;
+    if bot.tag != Tag(0xFFFE, 0xE000) || bot.len == u32::MAX {
         return None;
     }
     let offsets: Vec<u64> =
-        (0..bot.len as usize / 4).filter_map(|i| u32le(b, p + i * 4).map(u64::from)).collect();
+        (0..bot.len as usize / 4).filter_map(|i| w.u32_at(p + i * 4).map(u64::from)).collect();
     p += bot.len as usize;
     let first_fragment = p;
     let mut fragments = vec![];
     loop {
-        let (h, v) = w.header(p)?;
-        match (h.group, h.element) {
+        let (h, v) = w.head(p).ok()?;
+        match (h.tag.0, h.tag.1) {
             (0xFFFE, 0xE0DD) => break,
             (0xFFFE, 0xE000) if h.len != u32::MAX && v + h.len as usize <= b.len() => {
                 // (item start relative to the first fragment, value offset, length)

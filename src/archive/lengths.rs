@@ -25,7 +25,8 @@ pub struct Refused {
     pub sop_instance_uid: Option<String>,
 }
 
-struct Walk<'a> {
+/// A reader of element headers in one encoding (shared with `frames`).
+pub(crate) struct Walk<'a> {
     b: &'a [u8],
     explicit: bool,
     big_endian: bool,
@@ -33,13 +34,38 @@ struct Walk<'a> {
     ids: std::cell::RefCell<Refused>,
 }
 
-struct Head {
-    tag: Tag,
+pub(crate) struct Head {
+    pub tag: Tag,
     vr: Option<[u8; 2]>,
-    len: u32,
+    pub len: u32,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    /// A little-endian walker: explicit VR unless `implicit`.
+    pub(crate) fn little_endian(b: &'a [u8], implicit: bool) -> Self {
+        Walk { b, explicit: !implicit, big_endian: false, ids: Default::default() }
+    }
+
+    /// Where the data set starts: after the file meta group (explicit VR little endian).
+    pub(crate) fn after_meta(b: &[u8]) -> Option<usize> {
+        if b.get(128..132)? != b"DICM" {
+            return None;
+        }
+        let meta = Walk::little_endian(b, false);
+        let mut p = 132;
+        while let Ok((h, v)) = meta.head(p) {
+            if h.tag.0 != 0x0002 {
+                break;
+            }
+            p = v.checked_add(h.len as usize).filter(|e| *e <= b.len())?;
+        }
+        Some(p)
+    }
+
+    pub(crate) fn u32_at(&self, p: usize) -> Option<u32> {
+        self.u32(p).ok()
+    }
+
     fn u16(&self, p: usize) -> Result<u16, Bad> {
         let s: [u8; 2] = self.b.get(p..p + 2).ok_or(Bad)?.try_into().map_err(|_| Bad)?;
         Ok(if self.big_endian { u16::from_be_bytes(s) } else { u16::from_le_bytes(s) })
@@ -50,7 +76,7 @@ impl Walk<'_> {
         Ok(if self.big_endian { u32::from_be_bytes(s) } else { u32::from_le_bytes(s) })
     }
 
-    fn head(&self, p: usize) -> Result<(Head, usize), Bad> {
+    pub(crate) fn head(&self, p: usize) -> Result<(Head, usize), Bad> {
         let tag = Tag(self.u16(p)?, self.u16(p + 2)?);
         if tag.0 == 0xFFFE || !self.explicit {
             return Ok((Head { tag, vr: None, len: self.u32(p + 4)? }, p + 8));
@@ -88,7 +114,7 @@ impl Walk<'_> {
         }
     }
 
-    fn is_sequence(&self, h: &Head) -> bool {
+    pub(crate) fn is_sequence(&self, h: &Head) -> bool {
         match h.vr {
             Some(vr) => &vr == b"SQ",
             None => StandardDataDictionary
@@ -135,7 +161,13 @@ impl Walk<'_> {
 
     /// Items from `p` up to `end` or a sequence delimiter. Opaque items (pixel fragments)
     /// are only checked to fit; others hold elements.
-    fn items(&self, mut p: usize, end: usize, depth: u8, opaque: bool) -> Result<usize, Bad> {
+    pub(crate) fn items(
+        &self,
+        mut p: usize,
+        end: usize,
+        depth: u8,
+        opaque: bool,
+    ) -> Result<usize, Bad> {
         if depth > MAX_DEPTH {
             return Err(Bad);
         }

@@ -27,16 +27,16 @@ pub const DICOM_JSON: &str = "application/dicom+json";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/studies", get(search_studies).post(stow))
-        .route("/studies/{study}", get(retrieve_study).post(stow_into))
+        .route("/studies/{study}", get(retrieve_level).post(stow_into))
         .route("/studies/{study}/series", get(search_series))
-        .route("/studies/{study}/series/{series}", get(retrieve_series))
+        .route("/studies/{study}/series/{series}", get(retrieve_level))
         .route("/studies/{study}/series/{series}/instances", get(search_instances))
-        .route("/studies/{study}/series/{series}/instances/{instance}", get(retrieve_instance))
-        .route("/studies/{study}/metadata", get(study_metadata))
-        .route("/studies/{study}/series/{series}/metadata", get(series_metadata))
+        .route("/studies/{study}/series/{series}/instances/{instance}", get(retrieve_level))
+        .route("/studies/{study}/metadata", get(metadata_level))
+        .route("/studies/{study}/series/{series}/metadata", get(metadata_level))
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/metadata",
-            get(instance_metadata),
+            get(metadata_level),
         )
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(frames))
         .route(
@@ -421,28 +421,39 @@ async fn search_instances(
 
 // ---- WADO-RS ----
 
-async fn retrieve_study(
-    ctx: RequestCtx,
-    headers: HeaderMap,
-    PathParams(study): PathParams<String>,
-) -> Result<Response, ApiError> {
-    retrieve(ctx, headers, study, None, None).await
+/// A study, series or instance addressed by the path (`{study}[/series/{series}[/instances/{instance}]]`).
+struct Level {
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
 }
 
-async fn retrieve_series(
-    ctx: RequestCtx,
-    headers: HeaderMap,
-    PathParams((study, series)): PathParams<(String, String)>,
-) -> Result<Response, ApiError> {
-    retrieve(ctx, headers, study, Some(series), None).await
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Level {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let PathParams(mut m) =
+            PathParams::<std::collections::HashMap<String, String>>::from_request_parts(
+                parts, state,
+            )
+            .await?;
+        Ok(Level {
+            study: m.remove("study").ok_or(ApiError::NotFound { what: "study" })?,
+            series: m.remove("series"),
+            instance: m.remove("instance"),
+        })
+    }
 }
 
-async fn retrieve_instance(
+async fn retrieve_level(
     ctx: RequestCtx,
     headers: HeaderMap,
-    PathParams((study, series, instance)): PathParams<(String, String, String)>,
+    l: Level,
 ) -> Result<Response, ApiError> {
-    retrieve(ctx, headers, study, Some(series), Some(instance)).await
+    retrieve(ctx, headers, l.study, l.series, l.instance).await
 }
 
 /// Streams the instances as `multipart/related; type="application/dicom"`, one object read
@@ -550,28 +561,12 @@ async fn metadata_response(
     Ok(r)
 }
 
-async fn study_metadata(
+async fn metadata_level(
     ctx: RequestCtx,
     headers: HeaderMap,
-    PathParams(study): PathParams<String>,
+    l: Level,
 ) -> Result<Response, ApiError> {
-    metadata_response(ctx, headers, study, None, None).await
-}
-
-async fn series_metadata(
-    ctx: RequestCtx,
-    headers: HeaderMap,
-    PathParams((study, series)): PathParams<(String, String)>,
-) -> Result<Response, ApiError> {
-    metadata_response(ctx, headers, study, Some(series), None).await
-}
-
-async fn instance_metadata(
-    ctx: RequestCtx,
-    headers: HeaderMap,
-    PathParams((study, series, instance)): PathParams<(String, String, String)>,
-) -> Result<Response, ApiError> {
-    metadata_response(ctx, headers, study, Some(series), Some(instance)).await
+    metadata_response(ctx, headers, l.study, l.series, l.instance).await
 }
 
 /// What the client accepts for frames: the stored syntax (`transfer-syntax=*`, or the stored
