@@ -299,31 +299,8 @@ async fn get_frames(
     let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
     let body = r.bytes().await.unwrap();
     // Parts carry application/octet-stream with the transfer syntax.
-    let mut parts = vec![];
-    let delim = format!("--{boundary}");
-    let text = body.to_vec();
-    let mut pos = 0;
-    while let Some(rel) = text[pos..].windows(delim.len()).position(|w| w == delim.as_bytes()) {
-        let start = pos + rel + delim.len();
-        if text[start..].starts_with(b"--") {
-            break;
-        }
-        let head_end = start + text[start..].windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&text[start..head_end]).to_lowercase();
-        assert!(
-            head.contains("content-type: application/octet-stream; transfer-syntax="),
-            "{head}"
-        );
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        parts.push(text[head_end + 4..head_end + 4 + len].to_vec());
-        pos = head_end + 4 + len;
-    }
+    let parts =
+        crate::support::split_parts(&body, &boundary, "application/octet-stream; transfer-syntax=");
     (status, parts, ct)
 }
 

@@ -341,6 +341,11 @@ impl Client {
 
 /// Splits a multipart body into part bodies (using each part's Content-Length).
 pub fn split_multipart(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
+    split_parts(body, boundary, "application/dicom")
+}
+
+/// Splits a multipart body whose parts must all declare `content-type: {part_type}…`.
+pub fn split_parts(body: &[u8], boundary: &str, part_type: &str) -> Vec<Vec<u8>> {
     let mut parts = vec![];
     let delim = format!("--{boundary}");
     let mut pos = 0;
@@ -356,7 +361,7 @@ pub fn split_multipart(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
         }
         let head_end = pos + body[pos..].windows(4).position(|w| w == b"\r\n\r\n").unwrap();
         let head = String::from_utf8_lossy(&body[pos..head_end]).to_lowercase();
-        assert!(head.contains("content-type: application/dicom"), "{head}");
+        assert!(head.contains(&format!("content-type: {part_type}")), "{head}");
         let len: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length: "))
