@@ -32,6 +32,9 @@ pub struct Inner {
     pub throttle: LoginThrottle,
     /// Uploads being written right now.
     pub uploads_busy: crate::upload::Busy,
+    /// Bounds how many frames are decoded at once (one per core): decoding is CPU work on
+    /// blocking threads, and a burst of thumbnails must not starve everything else.
+    pub decoders: Arc<tokio::sync::Semaphore>,
 }
 
 impl Deref for AppState {
@@ -56,6 +59,9 @@ impl AppState {
             metrics: Metrics::default(),
             throttle,
             uploads_busy: Default::default(),
+            decoders: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })))
     }
 }

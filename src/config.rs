@@ -71,6 +71,8 @@ pub struct DicomwebSettings {
     pub max_results: u32,
     #[serde(deserialize_with = "lenient")]
     pub ingest_parallelism: usize,
+    #[serde(deserialize_with = "lenient")]
+    pub max_bundle_entries: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,6 +311,9 @@ impl Settings {
         }
         if !(1..=64).contains(&self.dicomweb.ingest_parallelism) {
             return Err(key_err("dicomweb.ingest_parallelism", "must be between 1 and 64"));
+        }
+        if self.dicomweb.max_bundle_entries == 0 {
+            return Err(key_err("dicomweb.max_bundle_entries", "must be at least 1"));
         }
         if self.dicomweb.max_results == 0 {
             return Err(key_err("dicomweb.max_results", "must be at least 1"));

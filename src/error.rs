@@ -37,6 +37,10 @@ pub enum ApiError {
     NotAcceptable { detail: String },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request is understood but the stored content cannot be processed (pixel data
+    /// that does not decode, say).
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
     #[error("service unavailable")]
     Unavailable { detail: String },
     /// Anything the client cannot fix. The cause is logged, never sent.
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -97,7 +102,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthenticated { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::Csrf => "csrf_failed",
             ApiError::NotFound { .. } => "not_found",
@@ -117,6 +123,7 @@ impl ApiError {
             ApiError::BadRequest { detail, .. }
             | ApiError::Unauthenticated { detail, .. }
             | ApiError::Conflict { detail, .. }
+            | ApiError::Unprocessable { detail, .. }
             | ApiError::Forbidden { detail }
             | ApiError::TooManyRequests { detail, .. }
             | ApiError::UnsupportedMediaType { detail }

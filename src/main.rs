@@ -217,7 +217,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             };
             let summary = ferry::upload::client::run(&args.paths, &opts).await?;
             println!(
-                "{} file(s) stored{}, {} refused",
+                "{} instance(s) stored{}, {} refused",
                 summary.stored,
                 if summary.resumed > 0 {
                     format!(" ({} resumed)", summary.resumed)

@@ -6,6 +6,7 @@ pub mod frames;
 pub mod json;
 pub mod lengths;
 pub mod parse;
+pub mod render;
 pub mod store;
 
 use crate::phi::Phi;

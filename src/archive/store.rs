@@ -385,27 +385,8 @@ pub async fn search_studies(
     permit: &Permit<ImagingSearch>,
     q: &StudyQuery,
 ) -> Result<Vec<StudyRow>, sqlx::Error> {
-    let site = permit.site().map(|s| s.to_string()).unwrap_or_default();
     let mut w = Where::new();
-    let me = w.arg(site);
-    w.push(&format!(
-        "(st.origin_site = {me} OR EXISTS (SELECT 1 FROM study_shares sh WHERE sh.study_uid = st.study_uid AND sh.site_id = {me}))"
-    ));
-    w.text("st.patient_name", &q.patient_name);
-    w.text("st.patient_id", &q.patient_id);
-    w.text("st.accession_number", &q.accession_number);
-    w.text("st.study_description", &q.study_description);
-    w.text("st.study_id", &q.study_id);
-    w.text("st.referring_physician", &q.referring_physician);
-    w.date_range("st.study_date", &q.study_date);
-    w.in_list("st.study_uid", &q.study_uids);
-    if !q.modalities.is_empty() {
-        let marks: Vec<String> = q.modalities.iter().map(|m| w.arg(m.clone())).collect();
-        w.push(&format!(
-            "EXISTS (SELECT 1 FROM series m WHERE m.study_uid = st.study_uid AND m.modality IN ({}))",
-            marks.join(", ")
-        ));
-    }
+    w.visible_study_filters(permit, q);
     let limit = w.arg((q.limit + 1).to_string());
     let offset = w.arg(q.offset.to_string());
     let sql = format!(
@@ -425,25 +406,178 @@ pub async fn search_studies(
         .bind(&uid)
         .fetch_all(db.pool())
         .await?;
-        out.push(StudyRow {
-            origin_site: r.try_get("origin_site")?,
-            patient_name: opt(r, "patient_name")?,
-            patient_id: opt(r, "patient_id")?,
-            patient_birth_date: opt(r, "patient_birth_date")?,
-            patient_sex: opt(r, "patient_sex")?,
-            study_date: opt(r, "study_date")?,
-            study_time: opt(r, "study_time")?,
-            accession_number: opt(r, "accession_number")?,
-            study_description: opt(r, "study_description")?,
-            study_id: opt(r, "study_id")?,
-            referring_physician: opt(r, "referring_physician")?,
-            modalities: modalities.into_iter().flatten().collect(),
-            series_count: r.try_get("series_count")?,
-            instance_count: r.try_get("instance_count")?,
-            study_uid: uid,
-        });
+        let mut row = study_row(r)?;
+        row.modalities = modalities.into_iter().flatten().collect();
+        row.series_count = r.try_get("series_count")?;
+        row.instance_count = r.try_get("instance_count")?;
+        out.push(row);
     }
     Ok(out)
+}
+
+/// The study columns a joined series or instance search selects (`STUDY_COLUMNS`).
+const STUDY_COLUMNS: &str = "st.origin_site, st.patient_name, st.patient_id, \
+    st.patient_birth_date, st.patient_sex, st.study_date, st.study_time, st.accession_number, \
+    st.study_description, st.study_id, st.referring_physician";
+
+/// A study's attributes from a row holding the study columns (counts and modalities left
+/// empty).
+fn study_row(r: &AnyRow) -> Result<StudyRow, sqlx::Error> {
+    Ok(StudyRow {
+        study_uid: r.try_get("study_uid")?,
+        origin_site: r.try_get("origin_site")?,
+        patient_name: opt(r, "patient_name")?,
+        patient_id: opt(r, "patient_id")?,
+        patient_birth_date: opt(r, "patient_birth_date")?,
+        patient_sex: opt(r, "patient_sex")?,
+        study_date: opt(r, "study_date")?,
+        study_time: opt(r, "study_time")?,
+        accession_number: opt(r, "accession_number")?,
+        study_description: opt(r, "study_description")?,
+        study_id: opt(r, "study_id")?,
+        referring_physician: opt(r, "referring_physician")?,
+        modalities: vec![],
+        series_count: 0,
+        instance_count: 0,
+    })
+}
+
+/// Series and instance matching across every visible study (the un-nested QIDO forms):
+/// study attributes as in [`StudyQuery`] plus series and instance keys.
+#[derive(Debug, Clone, Default)]
+pub struct LevelQuery {
+    pub study: StudyQuery,
+    pub series_uids: Vec<String>,
+    pub modality: Option<String>,
+    pub series_number: Option<i64>,
+    pub sop_uids: Vec<String>,
+    pub sop_class_uids: Vec<String>,
+    pub instance_number: Option<i64>,
+}
+
+impl Where {
+    /// Studies the permit's site may see, matching the study-level keys of `q`.
+    fn visible_study_filters(&mut self, permit: &Permit<ImagingSearch>, q: &StudyQuery) {
+        let site = permit.site().map(|s| s.to_string()).unwrap_or_default();
+        let me = self.arg(site);
+        self.push(&format!(
+            "(st.origin_site = {me} OR EXISTS (SELECT 1 FROM study_shares sh WHERE sh.study_uid = st.study_uid AND sh.site_id = {me}))"
+        ));
+        self.text("st.patient_name", &q.patient_name);
+        self.text("st.patient_id", &q.patient_id);
+        self.text("st.accession_number", &q.accession_number);
+        self.text("st.study_description", &q.study_description);
+        self.text("st.study_id", &q.study_id);
+        self.text("st.referring_physician", &q.referring_physician);
+        self.date_range("st.study_date", &q.study_date);
+        self.in_list("st.study_uid", &q.study_uids);
+        if !q.modalities.is_empty() {
+            let marks: Vec<String> = q.modalities.iter().map(|m| self.arg(m.clone())).collect();
+            self.push(&format!(
+                "EXISTS (SELECT 1 FROM series m WHERE m.study_uid = st.study_uid AND m.modality IN ({}))",
+                marks.join(", ")
+            ));
+        }
+    }
+
+    fn series_filters(&mut self, q: &LevelQuery) {
+        self.in_list("se.series_uid", &q.series_uids);
+        if let Some(m) = q.modality.as_deref().filter(|m| !m.is_empty()) {
+            let p = self.arg(m);
+            self.push(&format!("se.modality = {p}"));
+        }
+        if let Some(n) = q.series_number {
+            let p = self.arg(n.to_string());
+            self.push(&format!("se.series_number = CAST({p} AS BIGINT)"));
+        }
+    }
+
+    fn page(&mut self, q: &StudyQuery) -> String {
+        let limit = self.arg((q.limit + 1).to_string());
+        let offset = self.arg(q.offset.to_string());
+        format!(" LIMIT CAST({limit} AS BIGINT) OFFSET CAST({offset} AS BIGINT)")
+    }
+}
+
+/// Series of every visible study matching `q` (un-nested `/series`), with their study.
+/// Returns one more row than the limit when there are more.
+pub async fn search_all_series(
+    db: &Db,
+    permit: &Permit<ImagingSearch>,
+    q: &LevelQuery,
+) -> Result<Vec<(StudyRow, SeriesRow)>, sqlx::Error> {
+    let mut w = Where::new();
+    w.visible_study_filters(permit, &q.study);
+    w.series_filters(q);
+    let page = w.page(&q.study);
+    let sql = format!(
+        "SELECT se.*, {STUDY_COLUMNS}, \
+           (SELECT COUNT(*) FROM instances i WHERE i.series_uid = se.series_uid) AS instance_count \
+         FROM series se JOIN studies st ON st.study_uid = se.study_uid{} \
+         ORDER BY st.study_date DESC, se.study_uid, se.series_number, se.series_uid{page}",
+        w.sql
+    );
+    let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
+    rows.iter().map(|r| Ok((study_row(r)?, series_row(r)?))).collect()
+}
+
+/// Instances of every visible study matching `q` (un-nested `/instances`, or
+/// `/studies/{s}/instances` with the study in `q`), with their study.
+pub async fn search_all_instances(
+    db: &Db,
+    permit: &Permit<ImagingSearch>,
+    q: &LevelQuery,
+) -> Result<Vec<(StudyRow, InstanceRow)>, sqlx::Error> {
+    let mut w = Where::new();
+    w.visible_study_filters(permit, &q.study);
+    w.series_filters(q);
+    w.in_list("i.sop_instance_uid", &q.sop_uids);
+    w.in_list("i.sop_class_uid", &q.sop_class_uids);
+    if let Some(n) = q.instance_number {
+        let p = w.arg(n.to_string());
+        w.push(&format!("i.instance_number = CAST({p} AS BIGINT)"));
+    }
+    let page = w.page(&q.study);
+    let sql = format!(
+        "SELECT i.*, {STUDY_COLUMNS} FROM instances i \
+         JOIN series se ON se.series_uid = i.series_uid \
+         JOIN studies st ON st.study_uid = i.study_uid{} \
+         ORDER BY st.study_date DESC, i.study_uid, i.series_uid, i.instance_number, i.sop_instance_uid{page}",
+        w.sql
+    );
+    let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
+    rows.iter().map(|r| Ok((study_row(r)?, instance_row(r)?))).collect()
+}
+
+/// The stored metadata (DICOM JSON) of the first instance of a visible study, series or
+/// instance, for `includefield` values the index does not hold.
+pub async fn first_metadata(
+    db: &Db,
+    permit: &Permit<ImagingSearch>,
+    study: &str,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Option<String>, sqlx::Error> {
+    let mut w = Where::new();
+    w.visible_study_filters(permit, &StudyQuery::default());
+    let s = w.arg(study);
+    w.push(&format!("i.study_uid = {s}"));
+    if let Some(x) = series {
+        let p = w.arg(x);
+        w.push(&format!("i.series_uid = {p}"));
+    }
+    if let Some(x) = sop {
+        let p = w.arg(x);
+        w.push(&format!("i.sop_instance_uid = {p}"));
+    }
+    let sql = format!(
+        "SELECT i.metadata FROM instances i JOIN studies st ON st.study_uid = i.study_uid{} \
+         ORDER BY i.series_uid, i.instance_number, i.sop_instance_uid LIMIT 1",
+        w.sql
+    );
+    let row: Option<Option<String>> =
+        w.bind_scalar(sqlx::query_scalar(&sql)).fetch_optional(db.pool()).await?;
+    Ok(row.flatten())
 }
 
 /// A series as QIDO reports it.
@@ -480,19 +614,19 @@ pub async fn list_series(
         w.sql
     );
     let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(SeriesRow {
-                study_uid: r.try_get("study_uid")?,
-                series_uid: r.try_get("series_uid")?,
-                modality: opt(r, "modality")?,
-                series_number: r.try_get("series_number")?,
-                series_description: opt(r, "series_description")?,
-                series_date: opt(r, "series_date")?,
-                instance_count: r.try_get("instance_count")?,
-            })
-        })
-        .collect()
+    rows.iter().map(series_row).collect()
+}
+
+fn series_row(r: &AnyRow) -> Result<SeriesRow, sqlx::Error> {
+    Ok(SeriesRow {
+        study_uid: r.try_get("study_uid")?,
+        series_uid: r.try_get("series_uid")?,
+        modality: opt(r, "modality")?,
+        series_number: r.try_get("series_number")?,
+        series_description: opt(r, "series_description")?,
+        series_date: opt(r, "series_date")?,
+        instance_count: r.try_get("instance_count")?,
+    })
 }
 
 /// An instance of the index.
@@ -541,24 +675,24 @@ pub async fn list_instances(
     let w = instances_of(permit, series, sop);
     let sql = format!("SELECT i.* FROM instances i{}", w.sql);
     let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(InstanceRow {
-                study_uid: r.try_get("study_uid")?,
-                series_uid: r.try_get("series_uid")?,
-                sop_instance_uid: r.try_get("sop_instance_uid")?,
-                sop_class_uid: r.try_get("sop_class_uid")?,
-                transfer_syntax: r.try_get("transfer_syntax")?,
-                instance_number: r.try_get("instance_number")?,
-                rows: r.try_get("rows_count")?,
-                columns: r.try_get("columns_count")?,
-                frames: r.try_get("frames")?,
-                bits_allocated: r.try_get("bits_allocated")?,
-                size: r.try_get("size")?,
-                object_key: r.try_get("object_key")?,
-            })
-        })
-        .collect()
+    rows.iter().map(instance_row).collect()
+}
+
+fn instance_row(r: &AnyRow) -> Result<InstanceRow, sqlx::Error> {
+    Ok(InstanceRow {
+        study_uid: r.try_get("study_uid")?,
+        series_uid: r.try_get("series_uid")?,
+        sop_instance_uid: r.try_get("sop_instance_uid")?,
+        sop_class_uid: r.try_get("sop_class_uid")?,
+        transfer_syntax: r.try_get("transfer_syntax")?,
+        instance_number: r.try_get("instance_number")?,
+        rows: r.try_get("rows_count")?,
+        columns: r.try_get("columns_count")?,
+        frames: r.try_get("frames")?,
+        bits_allocated: r.try_get("bits_allocated")?,
+        size: r.try_get("size")?,
+        object_key: r.try_get("object_key")?,
+    })
 }
 
 /// The stored metadata of the permit's study (narrowed to a series or instance), in order.
@@ -573,6 +707,21 @@ pub async fn metadata(
     let rows: Vec<Option<String>> =
         w.bind_scalar(sqlx::query_scalar(&sql)).fetch_all(db.pool()).await?;
     Ok(rows.into_iter().flatten().collect())
+}
+
+/// The stored metadata of the first instance of the permit's study (narrowed to a series or
+/// instance), for `includefield` values the index does not hold.
+pub async fn first_metadata_of(
+    db: &Db,
+    permit: &Permit<ImagingRead>,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> Result<Option<String>, sqlx::Error> {
+    let w = instances_of(permit, series, sop);
+    let sql = format!("SELECT i.metadata FROM instances i{} LIMIT 1", w.sql);
+    let row: Option<Option<String>> =
+        w.bind_scalar(sqlx::query_scalar(&sql)).fetch_optional(db.pool()).await?;
+    Ok(row.flatten())
 }
 
 /// Where one instance's frames lie: (object key, transfer syntax, frame index if known).

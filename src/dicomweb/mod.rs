@@ -22,6 +22,8 @@ use crate::auth::policy::{ImagingRead, ImagingSearch, ImagingStore, Permit, Stud
 use crate::error::{ApiError, JsonBody, PathParams};
 use crate::network::SiteId;
 
+mod render;
+
 pub const DICOM_JSON: &str = "application/dicom+json";
 
 pub fn router() -> Router<AppState> {
@@ -31,6 +33,9 @@ pub fn router() -> Router<AppState> {
         .route("/studies/{study}/series", get(search_series))
         .route("/studies/{study}/series/{series}", get(retrieve_level))
         .route("/studies/{study}/series/{series}/instances", get(search_instances))
+        .route("/studies/{study}/instances", get(search_study_instances))
+        .route("/series", get(search_all_series))
+        .route("/instances", get(search_all_instances))
         .route("/studies/{study}/series/{series}/instances/{instance}", get(retrieve_level))
         .route("/studies/{study}/metadata", get(metadata_level))
         .route("/studies/{study}/series/{series}/metadata", get(metadata_level))
@@ -39,6 +44,26 @@ pub fn router() -> Router<AppState> {
             get(metadata_level),
         )
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(frames))
+        .route("/studies/{study}/rendered", get(render::rendered))
+        .route("/studies/{study}/series/{series}/rendered", get(render::rendered))
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/rendered",
+            get(render::rendered),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+            get(render::rendered),
+        )
+        .route("/studies/{study}/thumbnail", get(render::thumbnail))
+        .route("/studies/{study}/series/{series}/thumbnail", get(render::thumbnail))
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+            get(render::thumbnail),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail",
+            get(render::thumbnail),
+        )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}",
             get(bulkdata),
@@ -319,13 +344,12 @@ fn valid_date_query(v: &str) -> bool {
     }
 }
 
-async fn search_studies(
-    ctx: RequestCtx,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let pairs = query_pairs(raw);
-    let text = |k: &str, t: &str| param(&pairs, k, t).map(str::to_string);
+/// The study-level keys of a QIDO query, and the limit the client asked for (if any).
+fn study_query(
+    pairs: &[(String, String)],
+    cap: i64,
+) -> Result<(StudyQuery, Option<i64>), ApiError> {
+    let text = |k: &str, t: &str| param(pairs, k, t).map(str::to_string);
     let study_date = text("StudyDate", "00080020");
     if let Some(d) = &study_date
         && !valid_date_query(d)
@@ -335,9 +359,7 @@ async fn search_studies(
             "StudyDate must be YYYYMMDD or a range YYYYMMDD-YYYYMMDD",
         ));
     }
-    let cap = ctx.state.settings.dicomweb.max_results as i64;
-    let asked = number(&pairs, "limit")?;
-    let limit = asked.unwrap_or(cap).clamp(1, cap);
+    let asked = number(pairs, "limit")?;
     let q = StudyQuery {
         patient_name: text("PatientName", "00100010"),
         patient_id: text("PatientID", "00100020"),
@@ -346,21 +368,51 @@ async fn search_studies(
         study_id: text("StudyID", "00200010"),
         referring_physician: text("ReferringPhysicianName", "00080090"),
         study_date,
-        study_uids: uid_list(param(&pairs, "StudyInstanceUID", "0020000D"))?,
-        modalities: param(&pairs, "ModalitiesInStudy", "00080061")
+        study_uids: uid_list(param(pairs, "StudyInstanceUID", "0020000D"))?,
+        modalities: param(pairs, "ModalitiesInStudy", "00080061")
             .map(|v| v.split(['\\', ',']).filter(|m| !m.is_empty()).map(str::to_string).collect())
             .unwrap_or_default(),
-        limit,
-        offset: number(&pairs, "offset")?.unwrap_or(0),
+        limit: asked.unwrap_or(cap).clamp(1, cap),
+        offset: number(pairs, "offset")?.unwrap_or(0),
     };
-    let site = ctx.actor.user.site.clone();
-    let permit: Permit<ImagingSearch> = ctx.permit(Target::site(&site, "study", None)).await?;
-    let mut rows = store::search_studies(&ctx.state.db, &permit, &q).await?;
-    let truncated = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let base = base_url(&ctx, &headers);
-    let body = Value::Array(rows.iter().map(|r| json::study(r, &base)).collect());
-    let mut resp = dicom_json(StatusCode::OK, body);
+    Ok((q, asked))
+}
+
+/// The series- and instance-level keys of an un-nested QIDO query.
+fn level_query(
+    pairs: &[(String, String)],
+    cap: i64,
+) -> Result<(store::LevelQuery, Option<i64>), ApiError> {
+    let (study, asked) = study_query(pairs, cap)?;
+    let int = |k: &str, t: &str| -> Result<Option<i64>, ApiError> {
+        param(pairs, k, t)
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    ApiError::bad_request("invalid_query", format!("`{k}` must be an integer"))
+                })
+            })
+            .transpose()
+    };
+    Ok((
+        store::LevelQuery {
+            study,
+            series_uids: uid_list(param(pairs, "SeriesInstanceUID", "0020000E"))?,
+            modality: param(pairs, "Modality", "00080060").map(str::to_string),
+            series_number: int("SeriesNumber", "00200011")?,
+            sop_uids: uid_list(param(pairs, "SOPInstanceUID", "00080018"))?,
+            sop_class_uids: uid_list(param(pairs, "SOPClassUID", "00080016"))?,
+            instance_number: int("InstanceNumber", "00200013")?,
+        },
+        asked,
+    ))
+}
+
+/// Trims a result list to the limit and answers it, with the standard Warning when the
+/// server's cap (not the client's own limit) cut it short.
+fn page_response(mut items: Vec<Value>, limit: i64, asked: Option<i64>, cap: i64) -> Response {
+    let truncated = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let mut resp = dicom_json(StatusCode::OK, Value::Array(items));
     if truncated && asked.is_none_or(|a| a > cap) {
         resp.headers_mut().insert(
             header::WARNING,
@@ -369,7 +421,180 @@ async fn search_studies(
             ),
         );
     }
-    Ok(resp)
+    resp
+}
+
+/// The attributes named by `includefield` (keywords or tags, repeated or comma-separated),
+/// as 8-digit tags; `all` is accepted and adds what the stored metadata holds.
+fn include_fields(pairs: &[(String, String)]) -> Result<Vec<String>, ApiError> {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    let dict = dicom_dictionary_std::StandardDataDictionary;
+    let mut out = vec![];
+    for (_, v) in pairs.iter().filter(|(k, _)| k.eq_ignore_ascii_case("includefield")) {
+        for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            if f.eq_ignore_ascii_case("all") {
+                out.push("all".to_string());
+            } else if f.len() == 8 && f.bytes().all(|b| b.is_ascii_hexdigit()) {
+                out.push(f.to_ascii_uppercase());
+            } else if let Some(e) = dict.by_name(f) {
+                let t = e.tag_range().inner();
+                out.push(format!("{:04X}{:04X}", t.group(), t.element()));
+            } else {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("includefield `{f}` is neither a DICOM keyword nor a tag"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Adds the included fields a result lacks, from stored DICOM JSON metadata (bulk values are
+/// never copied into search results).
+fn add_fields(item: &mut Value, metadata: Option<&str>, fields: &[String]) {
+    let (Some(obj), Some(meta)) =
+        (item.as_object_mut(), metadata.and_then(|m| serde_json::from_str::<Value>(m).ok()))
+    else {
+        return;
+    };
+    let Some(meta) = meta.as_object() else { return };
+    let all = fields.iter().any(|f| f == "all");
+    for (tag, v) in meta {
+        let wanted = all || fields.contains(tag);
+        if wanted && !obj.contains_key(tag) && v.get("BulkDataURI").is_none() && tag != "7FE00010" {
+            obj.insert(tag.clone(), v.clone());
+        }
+    }
+}
+
+/// A search result's study attributes, for the un-nested forms (which carry their study).
+fn study_part(r: &store::StudyRow, base: &str) -> serde_json::Map<String, Value> {
+    let mut m = json::study(r, base).as_object().cloned().unwrap_or_default();
+    for count in ["00080061", "00201206", "00201208", "00081190"] {
+        m.remove(count);
+    }
+    m
+}
+
+async fn search_studies(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw);
+    let cap = ctx.state.settings.dicomweb.max_results as i64;
+    let (q, asked) = study_query(&pairs, cap)?;
+    let fields = include_fields(&pairs)?;
+    let site = ctx.actor.user.site.clone();
+    let permit: Permit<ImagingSearch> = ctx.permit(Target::site(&site, "study", None)).await?;
+    let rows = store::search_studies(&ctx.state.db, &permit, &q).await?;
+    let base = base_url(&ctx, &headers);
+    let mut items = Vec::with_capacity(rows.len());
+    for (n, r) in rows.iter().enumerate() {
+        let mut item = json::study(r, &base);
+        if !fields.is_empty() && (n as i64) < q.limit {
+            let meta =
+                store::first_metadata(&ctx.state.db, &permit, &r.study_uid, None, None).await?;
+            add_fields(&mut item, meta.as_deref(), &fields);
+        }
+        items.push(item);
+    }
+    Ok(page_response(items, q.limit, asked, cap))
+}
+
+/// Un-nested `/series`: series of every study the user may see, with their study's
+/// attributes.
+async fn search_all_series(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw);
+    let cap = ctx.state.settings.dicomweb.max_results as i64;
+    let (q, asked) = level_query(&pairs, cap)?;
+    let fields = include_fields(&pairs)?;
+    let site = ctx.actor.user.site.clone();
+    let permit: Permit<ImagingSearch> = ctx.permit(Target::site(&site, "series", None)).await?;
+    let rows = store::search_all_series(&ctx.state.db, &permit, &q).await?;
+    let base = base_url(&ctx, &headers);
+    let mut items = Vec::with_capacity(rows.len());
+    for (n, (st, se)) in rows.iter().enumerate() {
+        let mut m = study_part(st, &base);
+        m.extend(json::series(se, &base).as_object().cloned().unwrap_or_default());
+        let mut item = Value::Object(m);
+        if !fields.is_empty() && (n as i64) < q.study.limit {
+            let meta = store::first_metadata(
+                &ctx.state.db,
+                &permit,
+                &se.study_uid,
+                Some(&se.series_uid),
+                None,
+            )
+            .await?;
+            add_fields(&mut item, meta.as_deref(), &fields);
+        }
+        items.push(item);
+    }
+    Ok(page_response(items, q.study.limit, asked, cap))
+}
+
+/// Un-nested `/instances`, and `/studies/{study}/instances` (the same with the study fixed).
+async fn instances_matching(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    study: Option<String>,
+    raw: Option<String>,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw);
+    let cap = ctx.state.settings.dicomweb.max_results as i64;
+    let (mut q, asked) = level_query(&pairs, cap)?;
+    let fields = include_fields(&pairs)?;
+    if let Some(s) = &study {
+        // The study must be visible (404 and audited otherwise), then it is one more key.
+        study_permit(&ctx, s).await?;
+        q.study.study_uids = vec![s.clone()];
+    }
+    let site = ctx.actor.user.site.clone();
+    let permit: Permit<ImagingSearch> = ctx.permit(Target::site(&site, "instance", None)).await?;
+    let rows = store::search_all_instances(&ctx.state.db, &permit, &q).await?;
+    let base = base_url(&ctx, &headers);
+    let mut items = Vec::with_capacity(rows.len());
+    for (n, (st, i)) in rows.iter().enumerate() {
+        let mut m = study_part(st, &base);
+        m.extend(json::instance(i, &base).as_object().cloned().unwrap_or_default());
+        let mut item = Value::Object(m);
+        if !fields.is_empty() && (n as i64) < q.study.limit {
+            let meta = store::first_metadata(
+                &ctx.state.db,
+                &permit,
+                &i.study_uid,
+                Some(&i.series_uid),
+                Some(&i.sop_instance_uid),
+            )
+            .await?;
+            add_fields(&mut item, meta.as_deref(), &fields);
+        }
+        items.push(item);
+    }
+    Ok(page_response(items, q.study.limit, asked, cap))
+}
+
+async fn search_all_instances(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    instances_matching(ctx, headers, None, raw).await
+}
+
+async fn search_study_instances(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams(study): PathParams<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    instances_matching(ctx, headers, Some(study), raw).await
 }
 
 /// The permit to read a study, or 404 — the same answer whether the study does not exist or
@@ -393,39 +618,65 @@ async fn search_series(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(raw);
+    let fields = include_fields(&pairs)?;
     let permit = study_permit(&ctx, &study).await?;
     let uids = uid_list(param(&pairs, "SeriesInstanceUID", "0020000E"))?;
     let rows =
         store::list_series(&ctx.state.db, &permit, param(&pairs, "Modality", "00080060"), &uids)
             .await?;
     let base = base_url(&ctx, &headers);
-    Ok(dicom_json(
-        StatusCode::OK,
-        Value::Array(rows.iter().map(|r| json::series(r, &base)).collect()),
-    ))
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut item = json::series(r, &base);
+        if !fields.is_empty() {
+            let meta =
+                store::first_metadata_of(&ctx.state.db, &permit, Some(&r.series_uid), None).await?;
+            add_fields(&mut item, meta.as_deref(), &fields);
+        }
+        items.push(item);
+    }
+    Ok(dicom_json(StatusCode::OK, Value::Array(items)))
 }
 
 async fn search_instances(
     ctx: RequestCtx,
     headers: HeaderMap,
     PathParams((study, series)): PathParams<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw);
+    let fields = include_fields(&pairs)?;
+    let sops = uid_list(param(&pairs, "SOPInstanceUID", "00080018"))?;
     let permit = study_permit(&ctx, &study).await?;
     let rows = store::list_instances(&ctx.state.db, &permit, Some(&series), None).await?;
     let base = base_url(&ctx, &headers);
-    Ok(dicom_json(
-        StatusCode::OK,
-        Value::Array(rows.iter().map(|r| json::instance(r, &base)).collect()),
-    ))
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows.iter().filter(|r| sops.is_empty() || sops.contains(&r.sop_instance_uid)) {
+        let mut item = json::instance(r, &base);
+        if !fields.is_empty() {
+            let meta = store::first_metadata_of(
+                &ctx.state.db,
+                &permit,
+                Some(&series),
+                Some(&r.sop_instance_uid),
+            )
+            .await?;
+            add_fields(&mut item, meta.as_deref(), &fields);
+        }
+        items.push(item);
+    }
+    Ok(dicom_json(StatusCode::OK, Value::Array(items)))
 }
 
 // ---- WADO-RS ----
 
-/// A study, series or instance addressed by the path (`{study}[/series/{series}[/instances/{instance}]]`).
+/// A study, series, instance or frames addressed by the path
+/// (`{study}[/series/{series}[/instances/{instance}[/frames/{frames}]]]`).
 struct Level {
     study: String,
     series: Option<String>,
     instance: Option<String>,
+    frames: Option<String>,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Level {
@@ -444,6 +695,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Level {
             study: m.remove("study").ok_or(ApiError::NotFound { what: "study" })?,
             series: m.remove("series"),
             instance: m.remove("instance"),
+            frames: m.remove("frames"),
         })
     }
 }
@@ -569,23 +821,40 @@ async fn metadata_level(
     metadata_response(ctx, headers, l.study, l.series, l.instance).await
 }
 
+/// How frames may be sent to this client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameForm {
+    /// The bytes as stored (native, or the stored compressed syntax).
+    AsStored,
+    /// Decoded to native little endian (the client wants uncompressed, the stored frames
+    /// are compressed).
+    Decoded,
+}
+
 /// What the client accepts for frames: the stored syntax (`transfer-syntax=*`, or the stored
-/// one named), or only uncompressed.
-fn frames_acceptable(accept: &str, stored_ts: &str) -> bool {
+/// one named), or uncompressed (explicit VR little endian, which compressed frames are
+/// decoded to). The first acceptable media range wins.
+fn frames_form(accept: &str, stored_ts: &str) -> Option<FrameForm> {
+    const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
     let native = crate::archive::frames::is_native(stored_ts) && stored_ts != "1.2.840.10008.1.2.2";
-    accept.split(',').any(|a| {
+    let uncompressed = if native { FrameForm::AsStored } else { FrameForm::Decoded };
+    accept.split(',').find_map(|a| {
         let a = a.trim().to_ascii_lowercase();
         if a.starts_with("*/*") {
-            return true;
+            return Some(FrameForm::AsStored);
         }
         let ts = a
             .split(';')
             .find_map(|p| p.trim().strip_prefix("transfer-syntax="))
             .map(|t| t.trim_matches('"'));
+        let octets = a.contains("application/octet-stream") || !a.contains("image/");
         match ts {
-            Some("*") => true,
-            Some(t) => t == stored_ts || (native && t == "1.2.840.10008.1.2.1"),
-            None => native || a.contains("image/") && !a.contains("application/octet-stream"),
+            Some("*") => Some(FrameForm::AsStored),
+            Some(t) if t == stored_ts => Some(FrameForm::AsStored),
+            Some(EXPLICIT_LE) => Some(uncompressed),
+            Some(_) => None,
+            None if octets => Some(uncompressed),
+            None => Some(FrameForm::AsStored),
         }
     })
 }
@@ -654,12 +923,29 @@ async fn frames(
         .await?
         .ok_or(ApiError::NotFound { what: "instance" })?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
-    if !frames_acceptable(accept, &ts) {
+    let Some(form) = frames_form(accept, &ts) else {
         return Err(ApiError::NotAcceptable {
             detail: format!(
-                "frames of this instance are available as stored (transfer-syntax={ts}); decoding to other syntaxes is not available yet"
+                "frames of this instance are sent as stored (transfer-syntax={ts}) or uncompressed (transfer-syntax=1.2.840.10008.1.2.1)"
             ),
         });
+    };
+    if form == FrameForm::Decoded || index.is_none() {
+        // Compressed frames asked for uncompressed, or frames that could not be indexed
+        // (big endian, deflated): decode each one.
+        if let Some(i) = &index
+            && wanted.iter().any(|n| *n > i.len())
+        {
+            return Err(ApiError::NotFound { what: "frame" });
+        }
+        let mut parts = Vec::with_capacity(wanted.len());
+        for n in wanted {
+            let obj = render::load_frame(&ctx, &key, &ts, index.as_ref(), n).await?;
+            parts.push(render::blocking(&ctx, move || obj.native()).await?);
+        }
+        let explicit = "1.2.840.10008.1.2.1";
+        let part_type = format!("application/octet-stream; transfer-syntax={explicit}");
+        return Ok(octet_multipart(parts, &part_type, Some(explicit)));
     }
     let index = index.ok_or_else(|| {
         ApiError::bad_request(

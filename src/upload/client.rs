@@ -22,9 +22,10 @@ pub struct Options {
     pub state_file: PathBuf,
 }
 
-/// What happened to each file.
+/// What happened to each file (a zip bundle counts each of its instances).
 #[derive(Debug, Default)]
 pub struct Summary {
+    /// Instances stored.
     pub stored: usize,
     pub failed: Vec<(PathBuf, String)>,
     pub resumed: usize,
@@ -255,12 +256,18 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
         // What became of it?
         let r = req(reqwest::Method::GET, &format!("{server}{loc}")).send().await?;
         let v: serde_json::Value = r.json().await.context("reading the upload's result")?;
-        let failed = v["result"]["failed"].as_array().cloned().unwrap_or_default();
-        if failed.is_empty() {
-            summary.stored += 1;
-        } else {
-            let reason = failed[0]["reason"].as_str().unwrap_or("refused").to_string();
+        let result = &v["result"];
+        summary.stored += result["stored"].as_array().map_or(0, Vec::len);
+        for f in result["failed"].as_array().into_iter().flatten() {
+            let reason = f["reason"].as_str().unwrap_or("refused");
+            let reason = match f["entry"].as_u64() {
+                Some(n) => format!("entry {n}: {reason}"),
+                None => reason.to_string(),
+            };
             summary.failed.push((file.clone(), reason));
+        }
+        if let Some(why) = result["refused"].as_str() {
+            summary.failed.push((file.clone(), why.to_string()));
         }
         state.remove(&key);
         save_state(&opts.state_file, &state)?;

@@ -1,8 +1,10 @@
 //! Resumable uploads, tus 1.0 (core, creation, termination) at `/api/uploads`: for clinics on
 //! poor links, an interrupted upload continues from the last byte the server holds. Bytes are
 //! staged in `<data.dir>/uploads/`; a complete upload is checked and stored like any STOW-RS
-//! instance. Only the person who created an upload can see or continue it.
+//! instance, or, for a zip bundle, entry by entry (`bundle`). Only the person who created an
+//! upload can see or continue it.
 
+pub mod bundle;
 pub mod client;
 
 use std::collections::HashSet;
@@ -61,8 +63,11 @@ fn tus(mut r: Response) -> Response {
     r
 }
 
+/// The largest upload: a zip bundle may be as large as a STOW-RS request; a single instance
+/// is held to the per-instance limit when it completes.
 fn max_length(state: &AppState) -> u64 {
-    state.settings.dicomweb.max_instance_mib * 1024 * 1024
+    let d = &state.settings.dicomweb;
+    d.max_request_mib.max(d.max_instance_mib) * 1024 * 1024
 }
 
 /// `OPTIONS /api/uploads`: what this server speaks.
@@ -253,29 +258,110 @@ pub async fn patch(
     Ok(r)
 }
 
-/// Checks and stores a complete upload, records the outcome, removes the staged bytes.
+/// What a finished upload stored and refused.
+#[derive(Default)]
+struct Outcome {
+    stored: Vec<Value>,
+    failed: Vec<Value>,
+    studies: Vec<(String, usize)>,
+}
+
+impl Outcome {
+    async fn ingest(
+        &mut self,
+        ctx: &RequestCtx,
+        permit: &Permit<ImagingStore>,
+        bytes: Bytes,
+        entry: Option<usize>,
+    ) {
+        let st = &ctx.state;
+        match store::ingest(&st.db, &st.objects, permit, bytes, None, ctx.now()).await {
+            Ok((inst, _)) => {
+                match self.studies.iter_mut().find(|(s, _)| *s == inst.study_uid) {
+                    Some((_, n)) => *n += 1,
+                    None => self.studies.push((inst.study_uid.clone(), 1)),
+                }
+                self.stored.push(json!({"entry": entry, "study": inst.study_uid, "series": inst.series_uid, "instance": inst.sop_instance_uid}));
+            }
+            Err((_, r)) => self.refuse(entry, r),
+        }
+    }
+
+    fn refuse(&mut self, entry: Option<usize>, r: crate::archive::Rejection) {
+        self.failed.push(json!({
+            "entry": entry, "instance": r.sop_instance_uid, "status": r.status, "reason": r.reason,
+        }));
+    }
+}
+
+/// Checks and stores a complete upload (one instance, or every entry of a zip bundle),
+/// records the outcome, removes the staged bytes.
 async fn finish(ctx: &RequestCtx, id: &str, path: &std::path::Path) -> Result<(), ApiError> {
-    let bytes = Bytes::from(tokio::fs::read(path).await.map_err(ApiError::internal)?);
     let site = ctx.actor.user.site.clone();
     let permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "study", None)).await?;
     let st = &ctx.state;
-    let result = match store::ingest(&st.db, &st.objects, &permit, bytes, None, ctx.now()).await {
-        Ok((inst, _)) => {
-            ctx.audit(
-                "imaging.stored",
-                "study",
-                Some(inst.study_uid.clone()),
-                Some(site.to_string()),
-                crate::audit::Outcome::Success,
-                Some("1 instance(s) stored by resumable upload".into()),
-            )
-            .await?;
-            json!({"stored": [{"study": inst.study_uid, "series": inst.series_uid, "instance": inst.sop_instance_uid}], "failed": []})
+    let limits = &st.settings.dicomweb;
+    let max_instance = limits.max_instance_mib * 1024 * 1024;
+    let mut head = [0u8; 4];
+    let size = {
+        use tokio::io::AsyncReadExt;
+        let mut f = tokio::fs::File::open(path).await.map_err(ApiError::internal)?;
+        let n = f.read(&mut head).await.map_err(ApiError::internal)?;
+        if n < 4 {
+            head = [0; 4];
         }
-        Err((_, r)) => json!({"stored": [], "failed": [{
-            "instance": r.sop_instance_uid, "status": r.status, "reason": r.reason,
-        }]}),
+        f.metadata().await.map_err(ApiError::internal)?.len()
     };
+    let mut out = Outcome::default();
+    let mut skipped = 0;
+    let mut refused: Option<String> = None;
+    if bundle::is_zip(&head) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bundle::Entry>(1);
+        let bundle_limits = bundle::Limits {
+            max_entries: limits.max_bundle_entries as usize,
+            max_entry_bytes: max_instance,
+            max_total_bytes: limits.max_request_mib * 1024 * 1024,
+        };
+        let reader = tokio::task::spawn_blocking({
+            let path = path.to_path_buf();
+            move || bundle::read(path, bundle_limits, tx)
+        });
+        while let Some((n, entry)) = rx.recv().await {
+            match entry {
+                Ok(bytes) => out.ingest(ctx, &permit, Bytes::from(bytes), Some(n)).await,
+                Err(r) => out.refuse(Some(n), r),
+            }
+        }
+        match reader.await.map_err(ApiError::internal)? {
+            Ok(n) => skipped = n,
+            Err(reason) => refused = Some(reason),
+        }
+    } else if size > max_instance {
+        out.refuse(
+            None,
+            crate::archive::Rejection::new(
+                crate::archive::status::OUT_OF_RESOURCES,
+                "the file is larger than the per-instance limit (dicomweb.max_instance_mib)",
+            ),
+        );
+    } else {
+        let bytes = Bytes::from(tokio::fs::read(path).await.map_err(ApiError::internal)?);
+        out.ingest(ctx, &permit, bytes, None).await;
+    }
+    for (study, n) in &out.studies {
+        ctx.audit(
+            "imaging.stored",
+            "study",
+            Some(study.clone()),
+            Some(site.to_string()),
+            crate::audit::Outcome::Success,
+            Some(format!("{n} instance(s) stored by resumable upload")),
+        )
+        .await?;
+    }
+    let result = json!({
+        "stored": out.stored, "failed": out.failed, "skipped": skipped, "refused": refused,
+    });
     sqlx::query("UPDATE uploads SET completed_at = $1, result = $2 WHERE id = $3")
         .bind(ctx.now())
         .bind(result.to_string())

@@ -117,6 +117,48 @@ async fn archive_round_trip((sql, obj): (Sql, Obj)) {
     assert_eq!(dj(&inst[0], "00080018"), CT_SOP);
     assert_eq!(dj(&inst[0], "00280010"), 128);
 
+    // The un-nested forms carry their study's attributes; includefield adds stored values.
+    let get = |path: String| {
+        let zhao = &zhao;
+        async move {
+            let r = zhao.get(&path).await;
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<Vec<Value>>().await.unwrap()
+        }
+    };
+    let all_series = get("/dicomweb/series".into()).await;
+    assert_eq!(all_series.len(), 3);
+    let ct_series = get("/dicomweb/series?Modality=CT&includefield=Manufacturer".into()).await;
+    assert_eq!(ct_series.len(), 1);
+    assert_eq!(dj(&ct_series[0], "0020000E"), CT_SERIES);
+    assert_eq!(dj(&ct_series[0], "00100010")["Alphabetic"], "CompressedSamples^CT1");
+    assert_eq!(dj(&ct_series[0], "00080070"), "GE MEDICAL SYSTEMS");
+    let mr =
+        get(format!("/dicomweb/instances?SOPInstanceUID={MR_SOP}&includefield=00180050")).await;
+    assert_eq!(mr.len(), 1);
+    assert_eq!(dj(&mr[0], "00080018"), MR_SOP);
+    assert!(mr[0].get("00180050").is_some(), "SliceThickness included: {}", mr[0]);
+    assert!(mr[0].get("7FE00010").is_none());
+    assert_eq!(get("/dicomweb/instances?limit=2".into()).await.len(), 2);
+    assert_eq!(get("/dicomweb/instances?PatientName=*ct1".into()).await.len(), 1);
+    let in_study = get(format!("/dicomweb/studies/{CT_STUDY}/instances")).await;
+    assert_eq!(in_study.len(), 1);
+    assert_eq!(dj(&in_study[0], "00080018"), CT_SOP);
+    let studies =
+        get(format!("/dicomweb/studies?StudyInstanceUID={CT_STUDY}&includefield=Manufacturer,KVP"))
+            .await;
+    assert_eq!(dj(&studies[0], "00080070"), "GE MEDICAL SYSTEMS");
+    assert_eq!(dj(&studies[0], "00180060"), 120);
+    let series_inc =
+        get(format!("/dicomweb/studies/{CT_STUDY}/series?includefield=00080070")).await;
+    assert_eq!(dj(&series_inc[0], "00080070"), "GE MEDICAL SYSTEMS");
+    let (st, p) = problem(zhao.get("/dicomweb/studies?includefield=NoSuchKeyword").await).await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (400, "invalid_query"));
+    let ma = s.login("dr-ma").await;
+    assert_eq!(ma.get("/dicomweb/series").await.json::<Vec<Value>>().await.unwrap().len(), 0);
+    assert_eq!(ma.get("/dicomweb/instances").await.json::<Vec<Value>>().await.unwrap().len(), 0);
+    assert_eq!(ma.get(&format!("/dicomweb/studies/{CT_STUDY}/instances")).await.status(), 404);
+
     // WADO-RS gives back the bytes exactly as sent.
     let (st, parts) = zhao
         .wado(&format!("/dicomweb/studies/{CT_STUDY}/series/{CT_SERIES}/instances/{CT_SOP}"))
@@ -342,13 +384,18 @@ async fn metadata_and_frames_as_ohif_asks_for_them() {
     assert_eq!((st, parts.len()), (200, 1));
     assert!(parts[0] == expected_frames("CT_small.dcm", &[1])[0], "native frame differs");
     assert_eq!(parts[0].len(), 128 * 128 * 2);
-    // Uncompressed asked of a native instance: fine; of a JPEG one: not yet.
+    // Uncompressed asked of a native instance: as stored; of a JPEG one: decoded (checked
+    // against dcmtk in render.rs); a syntax neither stored nor uncompressed: 406.
     let plain = "multipart/related; type=\"application/octet-stream\"";
     assert_eq!(get_frames(&zhao, &ct_path, plain).await.0, 200);
-    let (st, p) = problem(
-        zhao.req(reqwest::Method::GET, &path).header("accept", plain).send().await.unwrap(),
-    )
-    .await;
+    let (st, parts, ct_header) = get_frames(&zhao, &path, plain).await;
+    assert_eq!((st, parts.len()), (200, 2));
+    assert!(ct_header.contains("transfer-syntax=1.2.840.10008.1.2.1;"), "{ct_header}");
+    assert_eq!(parts[0].len(), 320 * 240 * 3);
+    let j2k = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.4.90";
+    let (st, p) =
+        problem(zhao.req(reqwest::Method::GET, &path).header("accept", j2k).send().await.unwrap())
+            .await;
     assert_eq!((st, p["code"].as_str().unwrap()), (406, "not_acceptable"));
     // Bad and missing frame numbers.
     let base = format!("/dicomweb/studies/{US_STUDY}/series/{us_series}/instances/{us_sop}/frames");
@@ -534,4 +581,38 @@ async fn kill_during_ingest_then_resend_gives_each_instance_once() {
     assert!(got == sent, "instances differ from what was sent");
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     child.wait().unwrap();
+}
+
+/// The PyPI `dicomweb-client`, a DICOMweb client Ferry's tests do not control, stores,
+/// searches and retrieves through every service (tests/peers/dicomweb_client_session.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dicomweb_client_from_pypi_stores_searches_and_retrieves() {
+    let s = TestServer::start().await;
+    let out = s.cli(&["token", "create", "--user", "dr-zhao"]);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/dicomweb_client_session.py");
+    let url = s.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args([script, &url, &token]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let us_sop = "1.2.840.114340.3.8251017118051.3.20160503.121539.16117.4";
+    assert_eq!(v["stored"], json!([us_sop, CT_SOP])); // sorted
+    assert_eq!(v["failed"], 0);
+    assert_eq!(v["studies_ct1"], json!([CT_STUDY]));
+    assert_eq!(v["studies_all"], 2);
+    assert_eq!(v["series"], json!([CT_SERIES]));
+    assert_eq!(v["instances"], json!([CT_SOP]));
+    assert_eq!(v["instance_slice_thickness"], 5.0);
+    assert_eq!(v["retrieved_sop"], CT_SOP);
+    assert_eq!(v["retrieved_pixels_equal"], true);
+    assert_eq!(v["metadata_rows"], 128);
+    assert_eq!(v["frame_equal"], true);
+    assert_eq!(v["us_frame_is_jpeg"], true);
+    assert_eq!(v["rendered_png"], true);
+    s.stop().await;
 }

@@ -13,6 +13,7 @@ mod dimse;
 mod errors;
 mod ops;
 mod phi_logs;
+mod render;
 mod store_objects;
 mod store_sql;
 mod upload;

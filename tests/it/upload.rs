@@ -178,7 +178,7 @@ async fn interrupted_ferry_upload_resumes_and_completes() {
         .parse()
         .unwrap();
     assert!(at >= held, "resumed at {at}, the server held {held}");
-    assert!(stdout.contains("1 file(s) stored (1 resumed), 0 refused"), "{stdout}");
+    assert!(stdout.contains("1 instance(s) stored (1 resumed), 0 refused"), "{stdout}");
     assert!(stderr.contains("100%"), "progress is shown: {stderr}");
     // The instance arrived whole.
     let zhao = s.login("dr-zhao").await;
@@ -191,4 +191,130 @@ async fn interrupted_ferry_upload_resumes_and_completes() {
     let remembered: Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(remembered.as_object().unwrap().len(), 0, "finished uploads are forgotten");
+}
+
+/// Builds the test bundles with Python's zipfile: `a.zip` (two instances, a directory, a
+/// DICOMDIR, a text file, a nested zip), `b.zip` (a 64 MiB bomb, an entry whose declared size
+/// lies, the CT again), `c.zip` (more entries than allowed).
+fn bundles(dir: &std::path::Path) {
+    let script = r#"
+import sys, io, zipfile, struct
+from pydicom.data import get_testdata_file
+d = sys.argv[1]
+ct = open(get_testdata_file('CT_small.dcm'), 'rb').read()
+mr = open(get_testdata_file('MR_small.dcm'), 'rb').read()
+inner = io.BytesIO()
+with zipfile.ZipFile(inner, 'w') as z:
+    z.writestr('x.dcm', ct)
+with zipfile.ZipFile(d + '/a.zip', 'w', zipfile.ZIP_DEFLATED) as z:
+    z.writestr('SMITH^JOHN/ct.dcm', ct)
+    z.writestr('SMITH^JOHN/', b'')
+    z.writestr('mr.dcm', mr)
+    z.writestr('DICOMDIR', b'not an instance')
+    z.writestr('readme.txt', b'exported by the workstation')
+    z.writestr('inner.zip', inner.getvalue())
+with zipfile.ZipFile(d + '/b.zip', 'w', zipfile.ZIP_DEFLATED) as z:
+    z.writestr('bomb.dcm', bytes(64 << 20))
+    z.writestr('liar.dcm', bytes(3 << 20))
+    z.writestr('ct.dcm', ct)
+# liar.dcm declares 1000 bytes in both headers but inflates to 3 MiB.
+b = bytearray(open(d + '/b.zip', 'rb').read())
+for sig, off in ((b'PK\x03\x04', 22), (b'PK\x01\x02', 24)):
+    p = 0
+    while True:
+        p = b.find(sig, p)
+        if p < 0: break
+        name_at = p + (30 if sig == b'PK\x03\x04' else 46)
+        if b[name_at:name_at + 8] == b'liar.dcm':
+            b[p + off:p + off + 4] = struct.pack('<I', 1000)
+        p += 4
+open(d + '/b.zip', 'wb').write(b)
+with zipfile.ZipFile(d + '/c.zip', 'w') as z:
+    for i in range(7):
+        z.writestr('%d.dcm' % i, ct)
+"#;
+    let out = Command::new("python3").args(["-c", script, dir.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Uploads `bytes` in one tus PATCH; returns the upload's status document.
+async fn upload_whole(c: &crate::support::Client, bytes: &[u8]) -> Value {
+    let r = c
+        .req(reqwest::Method::POST, "/api/uploads")
+        .header("upload-length", bytes.len())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let r = c
+        .req(reqwest::Method::PATCH, &loc)
+        .header("upload-offset", 0)
+        .header("content-type", "application/offset+octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let v: Value = c.get(&loc).await.json().await.unwrap();
+    assert_eq!(v["complete"], true);
+    v["result"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zip_bundles_store_each_entry_and_refuse_bombs() {
+    let s = TestServer::start_with(
+        crate::support::Sql::Sqlite,
+        crate::support::Obj::Local,
+        &[("FERRY__DICOMWEB__MAX_INSTANCE_MIB", "1"), ("FERRY__DICOMWEB__MAX_BUNDLE_ENTRIES", "6")],
+    )
+    .await;
+    let zhao = s.login("dr-zhao").await;
+    let dir = tempfile::tempdir().unwrap();
+    bundles(dir.path());
+    let read = |n: &str| std::fs::read(dir.path().join(n)).unwrap();
+
+    // Two instances stored, the text file and the nested zip refused by entry number, the
+    // directory and DICOMDIR skipped.
+    let a = upload_whole(&zhao, &read("a.zip")).await;
+    let stored: Vec<u64> =
+        a["stored"].as_array().unwrap().iter().map(|e| e["entry"].as_u64().unwrap()).collect();
+    assert_eq!(stored, [1, 3], "{a}");
+    let failed = a["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{a}");
+    assert_eq!(
+        (failed[0]["entry"].as_u64(), failed[0]["status"].as_u64()),
+        (Some(5), Some(0xC000))
+    );
+    assert_eq!(failed[1]["entry"], 6);
+    assert!(failed[1]["reason"].as_str().unwrap().contains("nested"));
+    assert_eq!(a["skipped"], 2);
+    assert!(!a.to_string().contains("SMITH"), "entry names are not reported: {a}");
+    assert_eq!(zhao.wado(&format!("/dicomweb/studies/{CT_STUDY}")).await.1.len(), 1);
+    let events = crate::support::audit_events(&s, "action=imaging.stored").await;
+    assert_eq!(events.len(), 2, "one event per study");
+
+    // The bomb is refused by its size, the lying entry by what it inflates to; the CT again
+    // is an idempotent success; nothing of the bomb or the liar is stored.
+    let b = upload_whole(&zhao, &read("b.zip")).await;
+    let failed = b["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{b}");
+    assert_eq!(
+        (failed[0]["entry"].as_u64(), failed[0]["status"].as_u64()),
+        (Some(1), Some(0xA700))
+    );
+    assert_eq!(failed[1]["entry"], 2);
+    assert!([0xA700, 0xC000].contains(&failed[1]["status"].as_u64().unwrap()), "{b}");
+    assert_eq!(b["stored"][0]["entry"], 3);
+    let all: Vec<Value> = zhao.get("/dicomweb/instances").await.json().await.unwrap();
+    assert_eq!(all.len(), 2);
+
+    // Too many entries: the whole bundle is refused, saying which limit.
+    let c = upload_whole(&zhao, &read("c.zip")).await;
+    assert!(c["refused"].as_str().unwrap().contains("max_bundle_entries"), "{c}");
+    assert_eq!(c["stored"].as_array().unwrap().len(), 0);
+    // A single file over the per-instance limit is refused the same way.
+    let big = upload_whole(&zhao, &vec![0u8; (1 << 20) + 1]).await;
+    assert_eq!(big["failed"][0]["status"], 0xA700);
+    s.stop().await;
 }

@@ -546,11 +546,17 @@ function uploadPage() {
       state.textContent = 'sending';
       try {
         const result = await tusUpload(f, n => { bar.value = n; done[i] = n; update(); });
-        if (result.failed && result.failed.length) {
-          state.textContent = `refused: ${result.failed[0].reason}`;
+        const stored = (result.stored || []).length;
+        const failed = result.failed || [];
+        if (result.refused || (failed.length && !stored)) {
+          state.textContent = `refused: ${result.refused || failed[0].reason}`;
+          state.className = 'upload-state denied';
+        } else if (failed.length) {
+          // A bundle with some entries refused: say how many, and the first reason.
+          state.textContent = `stored ${stored}, refused ${failed.length} (entry ${failed[0].entry}: ${failed[0].reason})`;
           state.className = 'upload-state denied';
         } else {
-          state.textContent = 'stored';
+          state.textContent = stored > 1 ? `stored ${stored} instances` : 'stored';
         }
       } catch (e) {
         state.textContent = `failed: ${e.message}`;
