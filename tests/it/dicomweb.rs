@@ -49,9 +49,14 @@ fn uids(studies: &[Value]) -> Vec<String> {
     v
 }
 
-backend_tests!(sqlite_local => (crate::support::Sql::Sqlite, crate::support::Obj::Local),
-    postgres_s3 => (crate::support::Sql::Postgres, crate::support::Obj::S3);
-    [archive_round_trip]);
+archive_backends!([
+    archive_round_trip,
+    one_good_and_one_truncated_instance_is_202_with_the_reason,
+    bad_input_gets_clear_failures_and_stores_nothing,
+    other_sites_see_a_study_only_once_it_is_shared,
+    metadata_and_frames_as_ohif_asks_for_them,
+    dicomweb_client_from_pypi_stores_searches_and_retrieves,
+]);
 
 async fn archive_round_trip((sql, obj): (Sql, Obj)) {
     let s = TestServer::start_with(sql, obj, &[]).await;
@@ -173,9 +178,8 @@ async fn archive_round_trip((sql, obj): (Sql, Obj)) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_good_and_one_truncated_instance_is_202_with_the_reason() {
-    let s = TestServer::start().await;
+async fn one_good_and_one_truncated_instance_is_202_with_the_reason((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let zhao = s.login("dr-zhao").await;
     let (st, v) = zhao
         .stow("/dicomweb/studies", &[&testfile("CT_small.dcm"), &testfile("MR_truncated.dcm")])
@@ -194,9 +198,8 @@ async fn one_good_and_one_truncated_instance_is_202_with_the_reason() {
     assert_eq!(s.state.objects.list("instances").await.unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_clear_failures_and_stores_nothing() {
-    let s = TestServer::start().await;
+async fn bad_input_gets_clear_failures_and_stores_nothing((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let zhao = s.login("dr-zhao").await;
     // Wrong media type.
     let r = zhao
@@ -234,9 +237,8 @@ async fn bad_input_gets_clear_failures_and_stores_nothing() {
 
 /// A clinician of mountain-clinic cannot find or retrieve an island-clinic study (404,
 /// audited) until it is shared with mountain-clinic.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_sites_see_a_study_only_once_it_is_shared() {
-    let s = TestServer::start().await;
+async fn other_sites_see_a_study_only_once_it_is_shared((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let zhao = s.login("dr-zhao").await;
     let ct = testfile("CT_small.dcm");
     assert_eq!(zhao.stow("/dicomweb/studies", &[&ct]).await.0, 200);
@@ -346,9 +348,8 @@ async fn get_frames(
     (status, parts, ct)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metadata_and_frames_as_ohif_asks_for_them() {
-    let s = TestServer::start().await;
+async fn metadata_and_frames_as_ohif_asks_for_them((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let zhao = s.login("dr-zhao").await;
     let (us, ct) = (testfile("examples_ybr_color.dcm"), testfile("CT_small.dcm"));
     assert_eq!(zhao.stow("/dicomweb/studies", &[&us, &ct]).await.0, 200);
@@ -585,9 +586,8 @@ async fn kill_during_ingest_then_resend_gives_each_instance_once() {
 
 /// The PyPI `dicomweb-client`, a DICOMweb client Ferry's tests do not control, stores,
 /// searches and retrieves through every service (tests/peers/dicomweb_client_session.py).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dicomweb_client_from_pypi_stores_searches_and_retrieves() {
-    let s = TestServer::start().await;
+async fn dicomweb_client_from_pypi_stores_searches_and_retrieves((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let out = s.cli(&["token", "create", "--user", "dr-zhao"]);
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();

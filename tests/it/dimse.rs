@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{TestServer, audit_events, dj, testfile};
+use crate::support::{Obj, Sql, TestServer, audit_events, dj, testfile};
 
 const CT_STUDY: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
 const US_STUDY: &str = "1.2.840.114340.3.8251017118051.1.20160503.120850.2171";
@@ -58,11 +58,12 @@ async fn echo_from_registered_devices_only() {
     assert_eq!(events[2]["site"], "island-clinic");
 }
 
+archive_backends!([storescu_to_qido_to_wado_byte_identical, pynetdicom_stores_too]);
+
 /// storescu → Ferry → QIDO finds the study → WADO-RS returns the instance with the data set
 /// as sent (uncompressed and JPEG baseline).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storescu_to_qido_to_wado_byte_identical() {
-    let s = TestServer::start().await;
+async fn storescu_to_qido_to_wado_byte_identical((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let ct = dcmtk(
         "storescu",
         &["-aet", "ISLANDCT", "-aec", "FERRY", &testfile_path("CT_small.dcm")],
@@ -152,9 +153,8 @@ async fn storescu_to_qido_to_wado_byte_identical() {
     assert_eq!(stored.len(), 4, "one per association: two first sends, two re-sends");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pynetdicom_stores_too() {
-    let s = TestServer::start().await;
+async fn pynetdicom_stores_too((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let script = format!(
         r#"
 import sys

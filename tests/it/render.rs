@@ -2,7 +2,12 @@
 //! decoders and the uncompressed originals), WADO-RS `rendered` and `thumbnail` (checked
 //! against the DICOM window formula), and clear refusals for what cannot be decoded.
 
-use crate::support::{Client, TestServer, audit_events, dj, problem, testfile};
+use crate::support::{Client, Obj, Sql, TestServer, audit_events, dj, problem, testfile};
+
+archive_backends!([
+    compressed_frames_decode_to_what_reference_decoders_give,
+    rendered_and_thumbnails_at_every_level,
+]);
 
 const PLAIN: &str = "multipart/related; type=\"application/octet-stream\"";
 
@@ -99,9 +104,8 @@ async fn plain_frames(c: &Client, path: &str) -> (u16, Vec<Vec<u8>>, String) {
     (st, parts, ct)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compressed_frames_decode_to_what_reference_decoders_give() {
-    let s = TestServer::start().await;
+async fn compressed_frames_decode_to_what_reference_decoders_give((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let zhao = s.login("dr-zhao").await;
     // The uncompressed original of the MR variants.
     let mr = native_frames(&testfile_path("MR_small.dcm"), None);
@@ -225,9 +229,8 @@ async fn image(c: &Client, path: &str, accept: &str) -> (u16, Vec<u8>) {
     (st, r.bytes().await.unwrap().to_vec())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rendered_and_thumbnails_at_every_level() {
-    let s = TestServer::start().await;
+async fn rendered_and_thumbnails_at_every_level((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let zhao = s.login("dr-zhao").await;
     let mr_path = store(&zhao, &testfile("MR_small.dcm")).await;
     let raw = native_frames(&testfile_path("MR_small.dcm"), None).remove(0);

@@ -20,6 +20,21 @@ macro_rules! backend_tests {
     };
 }
 
+/// The archive's cases on every pair of backends: SQLite or PostgreSQL, local directory or
+/// Garage S3 (`sqlite_local::case`, `sqlite_s3::case`, `postgres_local::case`,
+/// `postgres_s3::case`), each calling `case((sql, obj))`.
+macro_rules! archive_backends {
+    ($names:tt) => {
+        backend_tests!(
+            sqlite_local => (crate::support::Sql::Sqlite, crate::support::Obj::Local),
+            sqlite_s3 => (crate::support::Sql::Sqlite, crate::support::Obj::S3),
+            postgres_local => (crate::support::Sql::Postgres, crate::support::Obj::Local),
+            postgres_s3 => (crate::support::Sql::Postgres, crate::support::Obj::S3);
+            $names
+        );
+    };
+}
+
 use std::path::{Path, PathBuf};
 
 use ferry::app::{AppState, Application};

@@ -6,13 +6,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{TestServer, problem, testfile};
+use crate::support::{Obj, Sql, TestServer, problem, testfile};
 
 const CT_STUDY: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tus_create_head_patch_complete_and_terminate() {
-    let s = TestServer::start().await;
+archive_backends!([
+    tus_create_head_patch_complete_and_terminate,
+    zip_bundles_store_each_entry_and_refuse_bombs,
+]);
+
+async fn tus_create_head_patch_complete_and_terminate((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
     let zhao = s.login("dr-zhao").await;
     let ct = testfile("CT_small.dcm");
     let r = zhao.req(reqwest::Method::OPTIONS, "/api/uploads").send().await.unwrap();
@@ -261,11 +265,10 @@ async fn upload_whole(c: &crate::support::Client, bytes: &[u8]) -> Value {
     v["result"].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zip_bundles_store_each_entry_and_refuse_bombs() {
+async fn zip_bundles_store_each_entry_and_refuse_bombs((sql, obj): (Sql, Obj)) {
     let s = TestServer::start_with(
-        crate::support::Sql::Sqlite,
-        crate::support::Obj::Local,
+        sql,
+        obj,
         &[("FERRY__DICOMWEB__MAX_INSTANCE_MIB", "1"), ("FERRY__DICOMWEB__MAX_BUNDLE_ENTRIES", "6")],
     )
     .await;
