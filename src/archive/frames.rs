@@ -23,17 +23,22 @@ pub fn is_native(ts: &str) -> bool {
     ts == IMPLICIT_LE || ts == EXPLICIT_LE || ts == EXPLICIT_BE
 }
 
-/// The top-level Pixel Data element: (value offset, length; `u32::MAX` = encapsulated).
-fn pixel_data(b: &[u8], ts: &str) -> Option<(usize, u32)> {
+/// Where the top-level Pixel Data element is: `Some(Some((value offset, length)))` (length
+/// `u32::MAX` = encapsulated), `Some(None)` when the data set has none, `None` when the
+/// structure cannot be walked here (big endian, deflated, or malformed).
+pub fn pixel_data_location(b: &[u8], ts: &str) -> Option<Option<(usize, u32)>> {
+    if ts == EXPLICIT_BE || DEFLATE.contains(&ts) {
+        return None;
+    }
     let mut p = Walk::after_meta(b)?;
     let w = Walk::little_endian(b, ts == IMPLICIT_LE);
     while p < b.len() {
         let (h, v) = w.head(p).ok()?;
         if h.tag == Tag(0x7FE0, 0x0010) {
-            return Some((v, h.len));
+            return Some(Some((v, h.len)));
         }
         if h.tag.0 > 0x7FE0 {
-            return None;
+            return Some(None);
         }
         p = if h.len == u32::MAX {
             w.items(v, b.len(), 0, !w.is_sequence(&h)).ok()?
@@ -41,7 +46,11 @@ fn pixel_data(b: &[u8], ts: &str) -> Option<(usize, u32)> {
             v.checked_add(h.len as usize)?
         };
     }
-    None
+    Some(None)
+}
+
+fn pixel_data(b: &[u8], ts: &str) -> Option<(usize, u32)> {
+    pixel_data_location(b, ts).flatten()
 }
 
 /// Builds the frame index, or None when it cannot be built safely (the frame endpoint then

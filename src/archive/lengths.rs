@@ -48,18 +48,7 @@ impl<'a> Walk<'a> {
 
     /// Where the data set starts: after the file meta group (explicit VR little endian).
     pub(crate) fn after_meta(b: &[u8]) -> Option<usize> {
-        if b.get(128..132)? != b"DICM" {
-            return None;
-        }
-        let meta = Walk::little_endian(b, false);
-        let mut p = 132;
-        while let Ok((h, v)) = meta.head(p) {
-            if h.tag.0 != 0x0002 {
-                break;
-            }
-            p = v.checked_add(h.len as usize).filter(|e| *e <= b.len())?;
-        }
-        Some(p)
+        file_meta(b).map(|(p, _)| p)
     }
 
     pub(crate) fn u32_at(&self, p: usize) -> Option<u32> {
@@ -194,6 +183,28 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// The file meta group of a Part 10 file: where the data set starts and the transfer syntax
+/// it names; None when there is no `DICM` marker or a meta element overruns the bytes.
+pub(crate) fn file_meta(b: &[u8]) -> Option<(usize, String)> {
+    if b.get(128..132)? != b"DICM" {
+        return None;
+    }
+    let meta = Walk::little_endian(b, false);
+    let mut p = 132;
+    let mut ts = String::new();
+    while let Ok((h, v)) = meta.head(p) {
+        if h.tag.0 != 0x0002 {
+            break;
+        }
+        let e = v.checked_add(h.len as usize).filter(|e| *e <= b.len())?;
+        if h.tag == Tag(0x0002, 0x0010) {
+            ts = String::from_utf8_lossy(&b[v..e]).trim_end_matches(['\0', ' ']).to_string();
+        }
+        p = e;
+    }
+    Some((p, ts))
+}
+
 /// Checks a Part 10 file (`DICM` at 128), its data set read in the transfer syntax its file
 /// meta names. Deflated data sets are inflated first, up to `max_inflated` bytes.
 pub fn check(b: &[u8], max_inflated: u64) -> Result<(), Refused> {
@@ -202,23 +213,8 @@ pub fn check(b: &[u8], max_inflated: u64) -> Result<(), Refused> {
 }
 
 fn check_inner(b: &[u8], max_inflated: u64, ids: &std::cell::RefCell<Refused>) -> Result<(), Bad> {
-    if b.get(128..132) != Some(b"DICM".as_slice()) {
-        return Err(Bad);
-    }
     // The file meta group: explicit VR little endian, group 0002 only.
-    let meta = Walk { b, explicit: true, big_endian: false, ids: Default::default() };
-    let mut p = 132;
-    let mut ts = String::new();
-    while let Ok((h, v)) = meta.head(p) {
-        if h.tag.0 != 0x0002 {
-            break;
-        }
-        let e = v.checked_add(h.len as usize).filter(|e| *e <= b.len()).ok_or(Bad)?;
-        if h.tag == Tag(0x0002, 0x0010) {
-            ts = String::from_utf8_lossy(&b[v..e]).trim_end_matches(['\0', ' ']).to_string();
-        }
-        p = e;
-    }
+    let (p, ts) = file_meta(b).ok_or(Bad)?;
     let ts = ts.as_str();
     if DEFLATE.contains(&ts) {
         let mut inflated = Vec::new();

@@ -40,11 +40,19 @@ const MAX_INFLATED: u64 = 1 << 30;
 const INLINE_LIMIT: usize = 1400;
 
 /// The data set as DICOM JSON, pixel data and large binary values as BulkDataURIs.
-fn metadata_json(obj: &DefaultDicomObject, path: &str) -> Result<String, Rejection> {
+/// `pixel_vr` announces Pixel Data the object was read without.
+fn metadata_json(
+    obj: &DefaultDicomObject,
+    path: &str,
+    pixel_vr: Option<&str>,
+) -> Result<String, Rejection> {
     let failed =
         |_| Rejection::new(CANNOT_UNDERSTAND, "the data set cannot be expressed as DICOM JSON");
     let mut v = dicom_json::to_value(&**obj).map_err(failed)?;
     numbers_as_numbers(&mut v);
+    if let (serde_json::Value::Object(map), Some(vr)) = (&mut v, pixel_vr) {
+        map.insert("7FE00010".into(), serde_json::json!({"vr": vr}));
+    }
     if let serde_json::Value::Object(map) = &mut v {
         for (tag, attr) in map.iter_mut() {
             let big = tag == "7FE00010"
@@ -110,10 +118,16 @@ pub fn parse(bytes: &[u8]) -> Result<Instance, Rejection> {
         )
         .of(ids.sop_class_uid.filter(|u| is_uid(u)), ids.sop_instance_uid.filter(|u| is_uid(u))));
     }
-    let obj = match OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Always)
-        .from_reader(Cursor::new(bytes))
-    {
+    // Everything indexed or put in the metadata lies before Pixel Data, so the parser stops
+    // there: the pixel bytes (most of the file) are neither copied nor base64-encoded. Where
+    // the structure cannot be walked here (big endian, deflated), the whole data set is read.
+    let pixel = super::lengths::file_meta(bytes)
+        .and_then(|(_, ts)| super::frames::pixel_data_location(bytes, &ts));
+    let mut opts = OpenFileOptions::new().read_preamble(ReadPreamble::Always);
+    if pixel.is_some() {
+        opts = opts.read_until(tags::PIXEL_DATA);
+    }
+    let obj = match opts.from_reader(Cursor::new(bytes)) {
         Ok(obj) => obj,
         Err(_) => {
             // Name the instance in the refusal if its header, at least, can be read.
@@ -177,7 +191,14 @@ pub fn parse(bytes: &[u8]) -> Result<Instance, Rejection> {
         frames,
     );
     let path = format!("studies/{study_uid}/series/{series_uid}/instances/{sop_instance_uid}");
-    let metadata = metadata_json(&obj, &path).map_err(named)?;
+    // Pixel data not read (see above) is still announced, as bulk data.
+    let pixel_vr = match pixel {
+        Some(Some((_, len))) if len == u32::MAX => Some("OB"),
+        Some(Some(_)) if bits_allocated.unwrap_or(8) > 8 => Some("OW"),
+        Some(Some(_)) => Some("OB"),
+        _ => None,
+    };
+    let metadata = metadata_json(&obj, &path, pixel_vr).map_err(named)?;
     Ok(Instance {
         metadata,
         frame_index,

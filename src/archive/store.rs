@@ -44,24 +44,27 @@ pub async fn store_instance(
         .site()
         .ok_or_else(|| Rejection::new(NOT_AUTHORISED, "no site to store for"))?
         .to_string();
-    let origin: Option<String> =
-        sqlx::query_scalar("SELECT origin_site FROM studies WHERE study_uid = $1")
-            .bind(&inst.study_uid)
-            .fetch_optional(db.pool())
-            .await
-            .map_err(index_down)?;
+    // What the index holds of this study, instance and series, in one round trip.
+    let row = sqlx::query(
+        "SELECT (SELECT origin_site FROM studies WHERE study_uid = $1) AS origin, \
+           (SELECT sha256 FROM instances WHERE sop_instance_uid = $2) AS sha256, \
+           (SELECT study_uid FROM series WHERE series_uid = $3) AS series_study",
+    )
+    .bind(&inst.study_uid)
+    .bind(&inst.sop_instance_uid)
+    .bind(&inst.series_uid)
+    .fetch_one(db.pool())
+    .await
+    .map_err(index_down)?;
+    let origin: Option<String> = row.try_get("origin").map_err(index_down)?;
+    let have: Option<String> = row.try_get("sha256").map_err(index_down)?;
+    let series_study: Option<String> = row.try_get("series_study").map_err(index_down)?;
     if origin.as_ref().is_some_and(|o| *o != site) {
         return Err(Rejection::new(NOT_AUTHORISED, "this study belongs to another site"));
     }
-    if let Some(stored) = existing(db, inst, sha256).await? {
+    if let Some(stored) = judge(have, sha256)? {
         return Ok(stored);
     }
-    let series_study: Option<String> =
-        sqlx::query_scalar("SELECT study_uid FROM series WHERE series_uid = $1")
-            .bind(&inst.series_uid)
-            .fetch_optional(db.pool())
-            .await
-            .map_err(index_down)?;
     if series_study.as_ref().is_some_and(|s| *s != inst.study_uid) {
         return Err(Rejection::new(PROCESSING_FAILURE, "this series belongs to another study"));
     }
@@ -197,6 +200,12 @@ async fn existing(db: &Db, inst: &Instance, sha256: &str) -> Result<Option<Store
             .fetch_optional(db.pool())
             .await
             .map_err(index_down)?;
+    judge(have, sha256)
+}
+
+/// An instance already stored under this UID (its SHA-256, if any) against the one arriving:
+/// identical bytes are a success, different bytes a refusal.
+fn judge(have: Option<String>, sha256: &str) -> Result<Option<Stored>, Rejection> {
     match have {
         None => Ok(None),
         Some(h) if h == sha256 => Ok(Some(Stored::AlreadyPresent)),

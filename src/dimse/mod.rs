@@ -151,11 +151,42 @@ async fn record(
     }
 }
 
+/// Keeps the peer's sends flowing: Linux delays ACKs (up to 40 ms), and a sender that leaves
+/// Nagle on — dcmtk's storescu does by default — holds the last short segment of every
+/// instance until that ACK comes, so each C-STORE waited tens of milliseconds for nothing.
+/// Quick-ACK mode lapses on its own, so it is re-armed before every read. Holds a duplicate
+/// of the socket's descriptor because the association owns the stream.
+struct AckNow(Option<std::net::TcpStream>);
+
+impl AckNow {
+    fn new(socket: TcpStream) -> std::io::Result<(TcpStream, AckNow)> {
+        let std = socket.into_std()?;
+        let dup = std.try_clone().ok();
+        Ok((TcpStream::from_std(std)?, AckNow(dup)))
+    }
+
+    fn arm(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(s) = &self.0 {
+            let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
+        }
+    }
+}
+
+async fn receive(
+    assoc: &mut AsyncServerAssociation<TcpStream>,
+    ack: &AckNow,
+) -> Result<Pdu, dicom_ul::association::Error> {
+    ack.arm();
+    assoc.receive().await
+}
+
 async fn serve_association(
     state: &AppState,
     socket: TcpStream,
     peer: SocketAddr,
 ) -> anyhow::Result<()> {
+    let (socket, ack) = AckNow::new(socket)?;
     let settings = &state.settings.dimse;
     let devices = Arc::new(Devices {
         sites: registered_devices(state).await?,
@@ -199,7 +230,7 @@ async fn serve_association(
     let mut permit = None;
 
     loop {
-        let pdu = match assoc.receive().await {
+        let pdu = match receive(&mut assoc, &ack).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::info!(error = %e, "DIMSE receive ended");
@@ -219,7 +250,7 @@ async fn serve_association(
                     }
                 }
                 while !complete {
-                    match assoc.receive().await? {
+                    match receive(&mut assoc, &ack).await? {
                         Pdu::PData { data } => {
                             for v in data {
                                 if v.value_type == PDataValueType::Command {
@@ -244,7 +275,7 @@ async fn serve_association(
                 if has_data {
                     let mut last = false;
                     while !last {
-                        match assoc.receive().await? {
+                        match receive(&mut assoc, &ack).await? {
                             Pdu::PData { data } => {
                                 for v in data {
                                     if v.value_type == PDataValueType::Data {
