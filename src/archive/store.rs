@@ -408,18 +408,30 @@ pub async fn search_studies(
     let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        let uid: String = r.try_get("study_uid")?;
-        let modalities: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT DISTINCT modality FROM series WHERE study_uid = $1 ORDER BY modality",
-        )
-        .bind(&uid)
-        .fetch_all(db.pool())
-        .await?;
         let mut row = study_row(r)?;
-        row.modalities = modalities.into_iter().flatten().collect();
         row.series_count = r.try_get("series_count")?;
         row.instance_count = r.try_get("instance_count")?;
         out.push(row);
+    }
+    // ModalitiesInStudy of the whole page in one query, not one per study.
+    if !out.is_empty() {
+        let mut m = Where::new();
+        let uids: Vec<String> = out.iter().map(|r| r.study_uid.clone()).collect();
+        m.in_list("study_uid", &uids);
+        let sql = format!(
+            "SELECT DISTINCT study_uid, modality FROM series{} ORDER BY study_uid, modality",
+            m.sql
+        );
+        let pairs = m.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
+        let mut by_study: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for p in &pairs {
+            if let Some(modality) = opt(p, "modality")? {
+                by_study.entry(p.try_get("study_uid")?).or_default().push(modality);
+            }
+        }
+        for row in &mut out {
+            row.modalities = by_study.remove(&row.study_uid).unwrap_or_default();
+        }
     }
     Ok(out)
 }
