@@ -73,6 +73,16 @@ pub struct DicomwebSettings {
     pub ingest_parallelism: usize,
     #[serde(deserialize_with = "lenient")]
     pub max_bundle_entries: u32,
+    /// What a different instance under a stored SOP Instance UID does: `refuse` (0x0111) or
+    /// `replace` (audited as `imaging.replaced`).
+    pub on_duplicate: String,
+}
+
+impl DicomwebSettings {
+    /// Whether a different instance under a stored SOP Instance UID replaces it.
+    pub fn replaces(&self) -> bool {
+        self.on_duplicate == "replace"
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -311,6 +321,9 @@ impl Settings {
         }
         if !(1..=64).contains(&self.dicomweb.ingest_parallelism) {
             return Err(key_err("dicomweb.ingest_parallelism", "must be between 1 and 64"));
+        }
+        if !matches!(self.dicomweb.on_duplicate.as_str(), "refuse" | "replace") {
+            return Err(key_err("dicomweb.on_duplicate", "must be `refuse` or `replace`"));
         }
         if self.dicomweb.max_bundle_entries == 0 {
             return Err(key_err("dicomweb.max_bundle_entries", "must be at least 1"));

@@ -20,6 +20,9 @@ pub enum Stored {
     New,
     /// The identical instance was already there: an idempotent success.
     AlreadyPresent,
+    /// A different instance was there under this SOP Instance UID and was replaced
+    /// (`dicomweb.on_duplicate = "replace"`).
+    Replaced,
 }
 
 pub fn object_key(study: &str, series: &str, sop: &str) -> String {
@@ -30,7 +33,10 @@ fn index_down(_: sqlx::Error) -> Rejection {
     Rejection::new(PROCESSING_FAILURE, "the archive index is unavailable; send again later")
 }
 
-/// Stores one checked instance for the permit's site. `sha256` is of `bytes`.
+/// Stores one checked instance for the permit's site. `sha256` is of `bytes`. A different
+/// instance already stored under the same SOP Instance UID is refused, or, with
+/// `replace_as` (the actor to audit), replaced.
+#[allow(clippy::too_many_arguments)]
 pub async fn store_instance(
     db: &Db,
     objects: &Objects,
@@ -38,6 +44,7 @@ pub async fn store_instance(
     inst: &Instance,
     bytes: Bytes,
     sha256: &str,
+    replace_as: Option<&str>,
     now: i64,
 ) -> Result<Stored, Rejection> {
     let site = permit
@@ -61,6 +68,11 @@ pub async fn store_instance(
     let series_study: Option<String> = row.try_get("series_study").map_err(index_down)?;
     if origin.as_ref().is_some_and(|o| *o != site) {
         return Err(Rejection::new(NOT_AUTHORISED, "this study belongs to another site"));
+    }
+    if let (Some(old), Some(actor)) = (&have, replace_as)
+        && old != sha256
+    {
+        return replace_instance(db, objects, &site, inst, bytes, sha256, old, actor, now).await;
     }
     if let Some(stored) = judge(have, sha256)? {
         return Ok(stored);
@@ -153,6 +165,113 @@ pub async fn store_instance(
     }
 }
 
+/// Replaces the stored instance `old_sha` under this SOP Instance UID by `inst`: the new bytes
+/// go under a new key, then the row is updated and the replacement audited in one
+/// transaction, then the old bytes are removed. Readers see the old instance or the new one,
+/// never a mix; a crash leaves at most an unreferenced object.
+#[allow(clippy::too_many_arguments)]
+async fn replace_instance(
+    db: &Db,
+    objects: &Objects,
+    site: &str,
+    inst: &Instance,
+    bytes: Bytes,
+    sha256: &str,
+    old_sha: &str,
+    actor: &str,
+    now: i64,
+) -> Result<Stored, Rejection> {
+    let old = sqlx::query(
+        "SELECT study_uid, series_uid, object_key FROM instances WHERE sop_instance_uid = $1",
+    )
+    .bind(&inst.sop_instance_uid)
+    .fetch_optional(db.pool())
+    .await
+    .map_err(index_down)?
+    .ok_or_else(|| Rejection::new(PROCESSING_FAILURE, "concurrent store; send again"))?;
+    let (old_study, old_series, old_key): (String, String, String) = (
+        old.try_get("study_uid").map_err(index_down)?,
+        old.try_get("series_uid").map_err(index_down)?,
+        old.try_get("object_key").map_err(index_down)?,
+    );
+    if old_study != inst.study_uid || old_series != inst.series_uid {
+        return Err(Rejection::new(
+            DUPLICATE_INSTANCE,
+            "a different instance with this SOP Instance UID is stored in another series; it is not replaced",
+        ));
+    }
+    let key = format!(
+        "{}~{}",
+        object_key(&inst.study_uid, &inst.series_uid, &inst.sop_instance_uid),
+        &sha256[..16]
+    );
+    let size = bytes.len() as i64;
+    objects.put(&key, bytes).await.map_err(|e| {
+        tracing::error!(error = %e, "object store write failed");
+        Rejection::new(OUT_OF_RESOURCES, "the object store is unavailable; send again later")
+    })?;
+    let mut tx = db.pool().begin().await.map_err(index_down)?;
+    let updated = sqlx::query(
+        "UPDATE instances SET sop_class_uid = $1, transfer_syntax = $2, instance_number = $3, \
+           rows_count = $4, columns_count = $5, frames = $6, bits_allocated = $7, size = $8, \
+           sha256 = $9, object_key = $10, metadata = $11, frame_index = $12, created_at = $13 \
+         WHERE sop_instance_uid = $14 AND sha256 = $15",
+    )
+    .bind(&inst.sop_class_uid)
+    .bind(&inst.transfer_syntax)
+    .bind(inst.instance_number)
+    .bind(inst.rows)
+    .bind(inst.columns)
+    .bind(inst.frames)
+    .bind(inst.bits_allocated)
+    .bind(size)
+    .bind(sha256)
+    .bind(&key)
+    .bind(&inst.metadata)
+    .bind(inst.frame_index.as_ref().and_then(|f| serde_json::to_string(f).ok()))
+    .bind(now)
+    .bind(&inst.sop_instance_uid)
+    .bind(old_sha)
+    .execute(&mut *tx)
+    .await
+    .map_err(index_down)?;
+    if updated.rows_affected() != 1 {
+        drop(tx);
+        let _ = objects.delete(&key).await;
+        return Err(Rejection::new(
+            PROCESSING_FAILURE,
+            "the instance changed meanwhile; send again",
+        ));
+    }
+    crate::audit::record_on(
+        &mut *tx,
+        &crate::audit::NewEvent {
+            at: now,
+            actor: Some(actor.to_string()),
+            actor_site: Some(site.to_string()),
+            site: Some(site.to_string()),
+            action: "imaging.replaced",
+            resource_kind: "instance",
+            resource_id: Some(inst.sop_instance_uid.clone()),
+            outcome: crate::audit::Outcome::Success,
+            client_addr: None,
+            detail: Some(format!(
+                "study {}; the stored instance had other content",
+                inst.study_uid
+            )),
+        },
+    )
+    .await
+    .map_err(index_down)?;
+    tx.commit().await.map_err(index_down)?;
+    if old_key != key
+        && let Err(e) = objects.delete(&old_key).await
+    {
+        tracing::warn!(error = %e, "replaced instance bytes could not be removed");
+    }
+    Ok(Stored::Replaced)
+}
+
 /// Checks one Part 10 file (on a blocking thread) and stores it for the permit's site. With
 /// `expected_study`, an instance of another study is refused (0x0110, a conflict). Returns
 /// the checked instance, or the refusal naming the instance when it could be read, and
@@ -163,6 +282,7 @@ pub async fn ingest(
     permit: &Permit<ImagingStore>,
     bytes: Bytes,
     expected_study: Option<&str>,
+    replace_as: Option<&str>,
     now: i64,
 ) -> Result<(Instance, Stored), (bool, Rejection)> {
     let b = bytes.clone();
@@ -186,7 +306,7 @@ pub async fn ingest(
             )),
         ));
     }
-    let stored = store_instance(db, objects, permit, &inst, bytes, &sha, now)
+    let stored = store_instance(db, objects, permit, &inst, bytes, &sha, replace_as, now)
         .await
         .map_err(|r| (false, named(r)))?;
     Ok((inst, stored))
@@ -331,6 +451,11 @@ impl Where {
                 .collect();
             let p = self.arg(pat);
             self.push(&format!("LOWER({col}) LIKE LOWER({p}) ESCAPE '\\'"));
+            // The literal prefix as a range too, so the index on LOWER(col) narrows the scan.
+            if let Some((from, to)) = prefix_range(v) {
+                let (a, b) = (self.arg(from), self.arg(to));
+                self.push(&format!("LOWER({col}) >= {a} AND LOWER({col}) < {b}"));
+            }
         } else {
             let p = self.arg(v);
             self.push(&format!("LOWER({col}) = LOWER({p})"));
@@ -381,6 +506,23 @@ impl Where {
         }
         q
     }
+}
+
+/// The range `[from, to)` holding every lowered value that starts with the literal prefix of
+/// a wildcard pattern. Only ASCII letters and digits are used (trailing `z` and `9` dropped),
+/// so the bounds order the same way bytewise and under the usual database collations, where
+/// punctuation may be ignored; None when no such prefix remains.
+fn prefix_range(pattern: &str) -> Option<(String, String)> {
+    let literal: String = pattern
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let trimmed = literal.trim_end_matches(['z', '9']);
+    let last = trimmed.chars().last()?;
+    let next = (last as u8 + 1) as char;
+    let to = format!("{}{next}", &trimmed[..trimmed.len() - 1]);
+    Some((trimmed.to_string(), to))
 }
 
 fn opt(row: &AnyRow, col: &str) -> Result<Option<String>, sqlx::Error> {
@@ -769,4 +911,23 @@ pub async fn frame_source(
         r.try_get("transfer_syntax")?,
         index.and_then(|i| serde_json::from_str(&i).ok()),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_range;
+
+    #[test]
+    fn wildcard_prefixes_become_safe_ranges() {
+        let r = prefix_range;
+        assert_eq!(r("Smith*"), Some(("smith".into(), "smiti".into())));
+        // Only letters and digits: the PN separator ends the literal prefix.
+        assert_eq!(r("SCALE^PAT*"), Some(("scale".into(), "scalf".into())));
+        // A trailing z or 9 has no successor among letters and digits: it is dropped.
+        assert_eq!(r("Liz*"), Some(("li".into(), "lj".into())));
+        assert_eq!(r("A19*"), Some(("a1".into(), "a2".into())));
+        assert_eq!(r("*son"), None);
+        assert_eq!(r("zz*"), None);
+        assert_eq!(r("?ohn"), None);
+    }
 }

@@ -73,6 +73,15 @@ pub struct Event {
 /// Appends an event. Callers treat a failure as a failure of the request: no access goes
 /// unrecorded.
 pub async fn record(db: &Db, e: &NewEvent) -> Result<(), sqlx::Error> {
+    record_on(db.pool(), e).await
+}
+
+/// Appends an event on a given connection or transaction, so that it commits (or not) with
+/// the change it records.
+pub async fn record_on<'e, E>(ex: E, e: &NewEvent) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query(
         "INSERT INTO audit_events (at, actor, actor_site, site_id, action, resource_kind, resource_id, outcome, client_addr, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -87,7 +96,7 @@ pub async fn record(db: &Db, e: &NewEvent) -> Result<(), sqlx::Error> {
     .bind(e.outcome.as_str())
     .bind(e.client_addr.clone())
     .bind(e.detail.clone())
-    .execute(db.pool())
+    .execute(ex)
     .await?;
     Ok(())
 }

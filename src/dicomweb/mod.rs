@@ -149,6 +149,7 @@ async fn stow_inner(
     // Parts are read one after another, but checked and stored several at a time (bounded),
     // so object-store round trips (S3) overlap with parsing and with reading the next part.
     let window = limits.ingest_parallelism.max(1);
+    let replace_as = limits.replaces().then(|| ctx.actor.user.id.to_string());
     let permit = std::sync::Arc::new(permit);
     let mut inflight: tokio::task::JoinSet<(usize, PartResult)> = tokio::task::JoinSet::new();
     let mut results: Vec<(usize, PartResult)> = vec![];
@@ -189,8 +190,9 @@ async fn stow_inner(
         };
         let (state, permit, study, now) =
             (ctx.state.clone(), permit.clone(), study.clone(), ctx.now());
+        let replace_as = replace_as.clone();
         inflight.spawn(async move {
-            let r = store::ingest(&state.db, &state.objects, &permit, bytes, study.as_deref(), now).await;
+            let r = store::ingest(&state.db, &state.objects, &permit, bytes, study.as_deref(), replace_as.as_deref(), now).await;
             (n, match r {
                 Ok((inst, _)) => PartResult::Stored(inst.sop_class_uid, inst.sop_instance_uid, inst.study_uid, inst.series_uid),
                 Err((mismatch, rejection)) => {

@@ -324,12 +324,18 @@ async fn serve_association(
                                 }
                                 let file = part10(&class, &instance, &ts, &data_set)?;
                                 let p = permit.as_ref().expect("set above");
+                                let replace_as = state
+                                    .settings
+                                    .dicomweb
+                                    .replaces()
+                                    .then(|| format!("device:{ae}"));
                                 match store::ingest(
                                     &state.db,
                                     &state.objects,
                                     p,
                                     Bytes::from(file),
                                     None,
+                                    replace_as.as_deref(),
                                     now_ms(),
                                 )
                                 .await

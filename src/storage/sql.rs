@@ -81,6 +81,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_uploads.sql"),
         postgres: include_str!("../../migrations/postgres/0004_uploads.sql"),
     },
+    Migration {
+        version: 5,
+        name: "case-insensitive search indexes",
+        sqlite: include_str!("../../migrations/sqlite/0005_search_indexes.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_search_indexes.sql"),
+    },
 ];
 
 impl Db {

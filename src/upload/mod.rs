@@ -275,7 +275,18 @@ impl Outcome {
         entry: Option<usize>,
     ) {
         let st = &ctx.state;
-        match store::ingest(&st.db, &st.objects, permit, bytes, None, ctx.now()).await {
+        let replace_as = st.settings.dicomweb.replaces().then(|| ctx.actor.user.id.to_string());
+        match store::ingest(
+            &st.db,
+            &st.objects,
+            permit,
+            bytes,
+            None,
+            replace_as.as_deref(),
+            ctx.now(),
+        )
+        .await
+        {
             Ok((inst, _)) => {
                 match self.studies.iter_mut().find(|(s, _)| *s == inst.study_uid) {
                     Some((_, n)) => *n += 1,

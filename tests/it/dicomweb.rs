@@ -56,6 +56,7 @@ archive_backends!([
     other_sites_see_a_study_only_once_it_is_shared,
     metadata_and_frames_as_ohif_asks_for_them,
     dicomweb_client_from_pypi_stores_searches_and_retrieves,
+    a_different_instance_replaces_the_stored_one_when_configured,
 ]);
 
 async fn archive_round_trip((sql, obj): (Sql, Obj)) {
@@ -614,5 +615,71 @@ async fn dicomweb_client_from_pypi_stores_searches_and_retrieves((sql, obj): (Sq
     assert_eq!(v["frame_equal"], true);
     assert_eq!(v["us_frame_is_jpeg"], true);
     assert_eq!(v["rendered_png"], true);
+    s.stop().await;
+}
+
+/// CT_small with the same UIDs and other content (a corrected instance, as a modality resends).
+fn corrected_ct() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("ct.dcm");
+    let script = "import sys, pydicom\n\
+        from pydicom.data import get_testdata_file\n\
+        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
+        ds.InstanceNumber = 99; ds.ImageComments = 'corrected'\n\
+        ds.save_as(sys.argv[1], enforce_file_format=True)\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, out_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(out_path).unwrap()
+}
+
+/// With `dicomweb.on_duplicate = "replace"`, a different instance under a stored SOP Instance
+/// UID replaces it: the new bytes are served, the index follows, the old bytes are gone and
+/// the replacement is in the audit trail.
+async fn a_different_instance_replaces_the_stored_one_when_configured((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[("FERRY__DICOMWEB__ON_DUPLICATE", "replace")]).await;
+    let zhao = s.login("dr-zhao").await;
+    let (ct, fixed) = (testfile("CT_small.dcm"), corrected_ct());
+    assert_ne!(ct, fixed);
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&ct]).await.0, 200);
+    let (st, v) = zhao.stow("/dicomweb/studies", &[&fixed]).await;
+    assert_eq!((st, referenced(&v)), (200, vec![CT_SOP.to_string()]), "{v}");
+    let path = format!("/dicomweb/studies/{CT_STUDY}/series/{CT_SERIES}/instances/{CT_SOP}");
+    let (_, parts) = zhao.wado(&path).await;
+    assert!(parts.len() == 1 && parts[0] == fixed, "the corrected instance is served");
+    let inst: Vec<Value> = zhao
+        .get(&format!("/dicomweb/studies/{CT_STUDY}/series/{CT_SERIES}/instances"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((inst.len(), dj(&inst[0], "00200013")), (1, &json!(99)));
+    let meta: Vec<Value> = zhao.get(&format!("{path}/metadata")).await.json().await.unwrap();
+    assert_eq!(dj(&meta[0], "00204000"), "corrected");
+    // The corrected instance sent again is idempotent: no second replacement.
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&fixed]).await.0, 200);
+    let events = audit_events(&s, "action=imaging.replaced").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (&events[0]["resource_id"], &events[0]["actor"]),
+        (&json!(CT_SOP), &json!("dr-zhao"))
+    );
+    if obj == Obj::Local {
+        let mut copies = 0;
+        let mut dirs = vec![s.data_dir().join("objects")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.to_string_lossy().contains(CT_SOP) {
+                    copies += 1;
+                }
+            }
+        }
+        assert_eq!(copies, 1, "the replaced bytes are removed");
+    }
     s.stop().await;
 }
