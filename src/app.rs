@@ -35,6 +35,8 @@ pub struct Inner {
     /// Bounds how many frames are decoded at once (one per core): decoding is CPU work on
     /// blocking threads, and a burst of thumbnails must not starve everything else.
     pub decoders: Arc<tokio::sync::Semaphore>,
+    /// ICE servers and the TURN secret for call pages.
+    pub turn: crate::config::Turn,
 }
 
 impl Deref for AppState {
@@ -52,6 +54,7 @@ impl AppState {
         db.migrate().await?;
         let objects = crate::storage::Objects::open(&settings.object_target()?)?;
         let throttle = LoginThrottle::new(settings.auth.login_attempts_per_minute);
+        let turn = settings.turn_target()?;
         Ok(AppState(Arc::new(Inner {
             settings,
             db,
@@ -62,6 +65,7 @@ impl AppState {
             decoders: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            turn,
         })))
     }
 }

@@ -35,7 +35,41 @@ pub struct Settings {
     pub dicomweb: DicomwebSettings,
     pub dimse: DimseSettings,
     pub viewer: ViewerSettings,
+    pub turn: TurnSettings,
     pub log: LogSettings,
+}
+
+/// ICE servers handed to call pages (`GET /api/turn`), with TURN credentials in coturn's REST
+/// scheme when a shared secret is set.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnSettings {
+    /// Comma-separated `stun:`, `turn:` and `turns:` URLs.
+    pub urls: String,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    #[serde(deserialize_with = "lenient")]
+    pub ttl_secs: u64,
+}
+
+impl std::fmt::Debug for TurnSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnSettings")
+            .field("urls", &self.urls)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("secret_file", &self.secret_file)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
+    }
+}
+
+/// The ICE servers and TURN secret, resolved once at start.
+#[derive(Clone)]
+pub struct Turn {
+    pub stun: Vec<String>,
+    pub turn: Vec<String>,
+    pub secret: Option<Secret>,
+    pub ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -441,6 +475,41 @@ impl Settings {
             "objects.url",
             "must be empty (local directory), file:///PATH or s3://BUCKET[/prefix]",
         ))
+    }
+}
+
+impl Settings {
+    /// The ICE servers: `turn.urls` split by scheme, and the TURN secret (from `turn.secret`
+    /// or `turn.secret_file`). TURN URLs without a secret are refused: they could not be used.
+    pub fn turn_target(&self) -> Result<Turn, ConfigError> {
+        let t = &self.turn;
+        let (mut stun, mut turn) = (vec![], vec![]);
+        for u in t.urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            if u.starts_with("stun:") || u.starts_with("stuns:") {
+                stun.push(u.to_string());
+            } else if u.starts_with("turn:") || u.starts_with("turns:") {
+                turn.push(u.to_string());
+            } else {
+                return Err(key_err(
+                    "turn.urls",
+                    format!("`{u}` is not a stun:, turn: or turns: URL"),
+                ));
+            }
+        }
+        let secret = match (t.secret.as_deref().filter(|s| !s.is_empty()), &t.secret_file) {
+            (None, None) => None,
+            (inline, file) => Some(Secret(secret_value(inline, file.as_deref(), "turn.secret")?)),
+        };
+        if !turn.is_empty() && secret.is_none() {
+            return Err(key_err(
+                "turn.secret",
+                "turn: URLs need the shared secret (or turn.secret_file)",
+            ));
+        }
+        if !(60..=86_400).contains(&t.ttl_secs) {
+            return Err(key_err("turn.ttl_secs", "must be between 60 and 86400"));
+        }
+        Ok(Turn { stun, turn, secret, ttl_secs: t.ttl_secs })
     }
 }
 

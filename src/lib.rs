@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod network;
 pub mod operator;
 pub mod phi;
+pub mod signal;
 pub mod storage;
 pub mod time;
 pub mod upload;

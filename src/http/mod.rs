@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(admin::audit_json))
         .route("/audit.csv", get(admin::audit_csv))
         .route("/studies/{study}/shares", post(crate::dicomweb::share))
+        .route("/turn", get(crate::signal::turn::credentials))
         .route("/uploads", post(crate::upload::create).options(crate::upload::options))
         .route(
             "/uploads/{id}",

@@ -14,6 +14,7 @@ mod errors;
 mod ops;
 mod phi_logs;
 mod render;
+mod signal;
 mod store_objects;
 mod store_sql;
 mod upload;

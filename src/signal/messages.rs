@@ -1,0 +1,144 @@
+//! Signalling messages, version 1 (`docs/signalling.md`): what clients send and what the
+//! server sends back, as JSON objects tagged by `type`, each carrying `"v": 1`.
+
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+/// A message from a client.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Enter a room (or resume one's place after a dropped connection).
+    Join {
+        v: u32,
+        room: String,
+    },
+    Leave {
+        v: u32,
+        room: String,
+    },
+    /// An SDP offer to one participant of the room.
+    Offer {
+        v: u32,
+        room: String,
+        to: String,
+        sdp: String,
+    },
+    Answer {
+        v: u32,
+        room: String,
+        to: String,
+        sdp: String,
+    },
+    /// A trickled ICE candidate (opaque to the server).
+    Candidate {
+        v: u32,
+        room: String,
+        to: String,
+        candidate: serde_json::Value,
+    },
+    /// A chat line to everyone in the room.
+    Chat {
+        v: u32,
+        room: String,
+        text: String,
+    },
+}
+
+impl ClientMsg {
+    pub fn version(&self) -> u32 {
+        match self {
+            ClientMsg::Join { v, .. }
+            | ClientMsg::Leave { v, .. }
+            | ClientMsg::Offer { v, .. }
+            | ClientMsg::Answer { v, .. }
+            | ClientMsg::Candidate { v, .. }
+            | ClientMsg::Chat { v, .. } => *v,
+        }
+    }
+}
+
+/// A participant as others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    pub user: String,
+    /// Connected now (false while within the reconnect grace period).
+    pub online: bool,
+}
+
+/// A message from the server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMsg {
+    /// You are in the room; `resumed` when you took back your place after a drop.
+    Joined {
+        v: u32,
+        room: String,
+        peers: Vec<Peer>,
+        resumed: bool,
+    },
+    Left {
+        v: u32,
+        room: String,
+    },
+    PeerJoined {
+        v: u32,
+        room: String,
+        user: String,
+    },
+    /// A participant's connection dropped; they may come back within the grace period.
+    PeerAway {
+        v: u32,
+        room: String,
+        user: String,
+    },
+    /// A participant came back: renegotiate with them (ICE restart).
+    PeerResumed {
+        v: u32,
+        room: String,
+        user: String,
+    },
+    PeerLeft {
+        v: u32,
+        room: String,
+        user: String,
+    },
+    Offer {
+        v: u32,
+        room: String,
+        from: String,
+        sdp: String,
+    },
+    Answer {
+        v: u32,
+        room: String,
+        from: String,
+        sdp: String,
+    },
+    Candidate {
+        v: u32,
+        room: String,
+        from: String,
+        candidate: serde_json::Value,
+    },
+    Chat {
+        v: u32,
+        room: String,
+        from: String,
+        text: String,
+        at: i64,
+    },
+    /// Something the server refused; `code` is stable, `detail` is for people.
+    Error {
+        v: u32,
+        code: &'static str,
+        detail: String,
+    },
+}
+
+impl ServerMsg {
+    pub fn error(code: &'static str, detail: impl Into<String>) -> Self {
+        ServerMsg::Error { v: VERSION, code, detail: detail.into() }
+    }
+}
