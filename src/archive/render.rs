@@ -184,11 +184,18 @@ impl FrameObject {
     }
 
     fn decode(&self) -> Result<DecodedPixelData<'_>, DecodeError> {
-        let ts = self.obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
-        use dicom_transfer_syntax_registry::TransferSyntaxIndex;
-        let known = dicom_transfer_syntax_registry::TransferSyntaxRegistry
-            .get(&ts)
-            .map(|t| t.name().to_string());
+        use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+        let ts = self.obj.meta().transfer_syntax().trim_end_matches('\0');
+        match TransferSyntaxRegistry.get(ts) {
+            Some(t) if t.can_decode_all() => {}
+            known => {
+                let name =
+                    known.map_or_else(|| format!("transfer syntax {ts}"), |t| t.name().into());
+                return Err(DecodeError::Unsupported(format!(
+                    "frames in {name} cannot be decoded by this server; retrieve them as stored (transfer-syntax=*)"
+                )));
+            }
+        }
         if self.obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
             return Err(DecodeError::Unsupported("this instance holds no pixel data".into()));
         }
@@ -204,17 +211,8 @@ impl FrameObject {
             return Err(DecodeError::BadParameter("no such frame".into()));
         }
         self.obj.decode_pixel_data_frame(self.frame).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("nsupported") || msg.contains("not supported") || msg.contains("adapter")
-            {
-                DecodeError::Unsupported(format!(
-                    "frames in {} cannot be decoded by this server; retrieve them as stored (transfer-syntax=*)",
-                    known.unwrap_or_else(|| format!("transfer syntax {ts}"))
-                ))
-            } else {
-                tracing::info!(error = %msg, "pixel data did not decode");
-                DecodeError::Corrupt
-            }
+            tracing::info!(error = %e, "pixel data did not decode");
+            DecodeError::Corrupt
         })
     }
 

@@ -702,7 +702,7 @@ pub async fn search_all_instances(
     }
     let page = w.page(&q.study);
     let sql = format!(
-        "SELECT i.*, {STUDY_COLUMNS} FROM instances i \
+        "SELECT {INSTANCE_COLUMNS}, {STUDY_COLUMNS} FROM instances i \
          JOIN series se ON se.series_uid = i.series_uid \
          JOIN studies st ON st.study_uid = i.study_uid{} \
          ORDER BY st.study_date DESC, i.study_uid, i.series_uid, i.instance_number, i.sop_instance_uid{page}",
@@ -836,10 +836,16 @@ pub async fn list_instances(
     sop: Option<&str>,
 ) -> Result<Vec<InstanceRow>, sqlx::Error> {
     let w = instances_of(permit, series, sop);
-    let sql = format!("SELECT i.* FROM instances i{}", w.sql);
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i{}", w.sql);
     let rows = w.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
     rows.iter().map(instance_row).collect()
 }
+
+/// The instance columns `instance_row` reads — not `i.*`, which would drag each instance's
+/// metadata and frame index along into every listing and retrieve.
+const INSTANCE_COLUMNS: &str = "i.study_uid, i.series_uid, i.sop_instance_uid, i.sop_class_uid, \
+    i.transfer_syntax, i.instance_number, i.rows_count, i.columns_count, i.frames, \
+    i.bits_allocated, i.size, i.object_key";
 
 fn instance_row(r: &AnyRow) -> Result<InstanceRow, sqlx::Error> {
     Ok(InstanceRow {

@@ -470,13 +470,38 @@ fn add_fields(item: &mut Value, metadata: Option<&str>, fields: &[String]) {
     }
 }
 
-/// A search result's study attributes, for the un-nested forms (which carry their study).
-fn study_part(r: &store::StudyRow, base: &str) -> serde_json::Map<String, Value> {
-    let mut m = json::study(r, base).as_object().cloned().unwrap_or_default();
-    for count in ["00080061", "00201206", "00201208", "00081190"] {
-        m.remove(count);
+/// Adds the `includefield` attributes to the first `limit` results, result `n` from the stored
+/// metadata `meta(n)` fetches. Nothing is fetched when no fields were asked for.
+async fn include<F, Fut>(
+    items: &mut [Value],
+    fields: &[String],
+    limit: usize,
+    mut meta: F,
+) -> Result<(), ApiError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, sqlx::Error>>,
+{
+    if fields.is_empty() {
+        return Ok(());
     }
-    m
+    for (n, item) in items.iter_mut().take(limit).enumerate() {
+        add_fields(item, meta(n).await?.as_deref(), fields);
+    }
+    Ok(())
+}
+
+/// An un-nested result (series or instance attributes) with its study's attributes, which
+/// the un-nested forms carry; the study's own counts and URL are left out.
+fn with_study(st: &store::StudyRow, item: Value, base: &str) -> Value {
+    let mut m = json::study(st, base).as_object().cloned().unwrap_or_default();
+    for key in ["00080061", "00201206", "00201208", "00081190"] {
+        m.remove(key);
+    }
+    if let Value::Object(own) = item {
+        m.extend(own);
+    }
+    Value::Object(m)
 }
 
 async fn search_studies(
@@ -492,16 +517,12 @@ async fn search_studies(
     let permit: Permit<ImagingSearch> = ctx.permit(Target::site(&site, "study", None)).await?;
     let rows = store::search_studies(&ctx.state.db, &permit, &q).await?;
     let base = base_url(&ctx, &headers);
-    let mut items = Vec::with_capacity(rows.len());
-    for (n, r) in rows.iter().enumerate() {
-        let mut item = json::study(r, &base);
-        if !fields.is_empty() && (n as i64) < q.limit {
-            let meta =
-                store::first_metadata(&ctx.state.db, &permit, &r.study_uid, None, None).await?;
-            add_fields(&mut item, meta.as_deref(), &fields);
-        }
-        items.push(item);
-    }
+    let mut items: Vec<Value> = rows.iter().map(|r| json::study(r, &base)).collect();
+    let db = &ctx.state.db;
+    include(&mut items, &fields, q.limit as usize, |n| {
+        store::first_metadata(db, &permit, &rows[n].study_uid, None, None)
+    })
+    .await?;
     Ok(page_response(items, q.limit, asked, cap))
 }
 
@@ -520,24 +541,14 @@ async fn search_all_series(
     let permit: Permit<ImagingSearch> = ctx.permit(Target::site(&site, "series", None)).await?;
     let rows = store::search_all_series(&ctx.state.db, &permit, &q).await?;
     let base = base_url(&ctx, &headers);
-    let mut items = Vec::with_capacity(rows.len());
-    for (n, (st, se)) in rows.iter().enumerate() {
-        let mut m = study_part(st, &base);
-        m.extend(json::series(se, &base).as_object().cloned().unwrap_or_default());
-        let mut item = Value::Object(m);
-        if !fields.is_empty() && (n as i64) < q.study.limit {
-            let meta = store::first_metadata(
-                &ctx.state.db,
-                &permit,
-                &se.study_uid,
-                Some(&se.series_uid),
-                None,
-            )
-            .await?;
-            add_fields(&mut item, meta.as_deref(), &fields);
-        }
-        items.push(item);
-    }
+    let mut items: Vec<Value> =
+        rows.iter().map(|(st, se)| with_study(st, json::series(se, &base), &base)).collect();
+    let db = &ctx.state.db;
+    include(&mut items, &fields, q.study.limit as usize, |n| {
+        let se = &rows[n].1;
+        store::first_metadata(db, &permit, &se.study_uid, Some(&se.series_uid), None)
+    })
+    .await?;
     Ok(page_response(items, q.study.limit, asked, cap))
 }
 
@@ -561,24 +572,20 @@ async fn instances_matching(
     let permit: Permit<ImagingSearch> = ctx.permit(Target::site(&site, "instance", None)).await?;
     let rows = store::search_all_instances(&ctx.state.db, &permit, &q).await?;
     let base = base_url(&ctx, &headers);
-    let mut items = Vec::with_capacity(rows.len());
-    for (n, (st, i)) in rows.iter().enumerate() {
-        let mut m = study_part(st, &base);
-        m.extend(json::instance(i, &base).as_object().cloned().unwrap_or_default());
-        let mut item = Value::Object(m);
-        if !fields.is_empty() && (n as i64) < q.study.limit {
-            let meta = store::first_metadata(
-                &ctx.state.db,
-                &permit,
-                &i.study_uid,
-                Some(&i.series_uid),
-                Some(&i.sop_instance_uid),
-            )
-            .await?;
-            add_fields(&mut item, meta.as_deref(), &fields);
-        }
-        items.push(item);
-    }
+    let mut items: Vec<Value> =
+        rows.iter().map(|(st, i)| with_study(st, json::instance(i, &base), &base)).collect();
+    let db = &ctx.state.db;
+    include(&mut items, &fields, q.study.limit as usize, |n| {
+        let i = &rows[n].1;
+        store::first_metadata(
+            db,
+            &permit,
+            &i.study_uid,
+            Some(&i.series_uid),
+            Some(&i.sop_instance_uid),
+        )
+    })
+    .await?;
     Ok(page_response(items, q.study.limit, asked, cap))
 }
 
@@ -627,16 +634,12 @@ async fn search_series(
         store::list_series(&ctx.state.db, &permit, param(&pairs, "Modality", "00080060"), &uids)
             .await?;
     let base = base_url(&ctx, &headers);
-    let mut items = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let mut item = json::series(r, &base);
-        if !fields.is_empty() {
-            let meta =
-                store::first_metadata_of(&ctx.state.db, &permit, Some(&r.series_uid), None).await?;
-            add_fields(&mut item, meta.as_deref(), &fields);
-        }
-        items.push(item);
-    }
+    let mut items: Vec<Value> = rows.iter().map(|r| json::series(r, &base)).collect();
+    let db = &ctx.state.db;
+    include(&mut items, &fields, rows.len(), |n| {
+        store::first_metadata_of(db, &permit, Some(&rows[n].series_uid), None)
+    })
+    .await?;
     Ok(dicom_json(StatusCode::OK, Value::Array(items)))
 }
 
@@ -650,23 +653,15 @@ async fn search_instances(
     let fields = include_fields(&pairs)?;
     let sops = uid_list(param(&pairs, "SOPInstanceUID", "00080018"))?;
     let permit = study_permit(&ctx, &study).await?;
-    let rows = store::list_instances(&ctx.state.db, &permit, Some(&series), None).await?;
+    let mut rows = store::list_instances(&ctx.state.db, &permit, Some(&series), None).await?;
+    rows.retain(|r| sops.is_empty() || sops.contains(&r.sop_instance_uid));
     let base = base_url(&ctx, &headers);
-    let mut items = Vec::with_capacity(rows.len());
-    for r in rows.iter().filter(|r| sops.is_empty() || sops.contains(&r.sop_instance_uid)) {
-        let mut item = json::instance(r, &base);
-        if !fields.is_empty() {
-            let meta = store::first_metadata_of(
-                &ctx.state.db,
-                &permit,
-                Some(&series),
-                Some(&r.sop_instance_uid),
-            )
-            .await?;
-            add_fields(&mut item, meta.as_deref(), &fields);
-        }
-        items.push(item);
-    }
+    let mut items: Vec<Value> = rows.iter().map(|r| json::instance(r, &base)).collect();
+    let db = &ctx.state.db;
+    include(&mut items, &fields, rows.len(), |n| {
+        store::first_metadata_of(db, &permit, Some(&series), Some(&rows[n].sop_instance_uid))
+    })
+    .await?;
     Ok(dicom_json(StatusCode::OK, Value::Array(items)))
 }
 
