@@ -37,6 +37,10 @@ pub struct Inner {
     pub decoders: Arc<tokio::sync::Semaphore>,
     /// ICE servers and the TURN secret for call pages.
     pub turn: crate::config::Turn,
+    /// The signalling hub: call rooms, presence, live consult events.
+    pub hub: crate::signal::hub::Hub,
+    /// Cancelled to stop the server; long-lived tasks and sockets watch it.
+    pub shutdown: CancellationToken,
 }
 
 impl Deref for AppState {
@@ -55,7 +59,19 @@ impl AppState {
         let objects = crate::storage::Objects::open(&settings.object_target()?)?;
         let throttle = LoginThrottle::new(settings.auth.login_attempts_per_minute);
         let turn = settings.turn_target()?;
-        Ok(AppState(Arc::new(Inner {
+        let shutdown = CancellationToken::new();
+        let g = &settings.signal;
+        let limits = crate::signal::core::Limits {
+            max_message_bytes: g.max_message_kib * 1024,
+            burst: g.burst,
+            per_second: g.per_second,
+            max_rooms_per_user: g.max_rooms_per_user,
+            grace_ms: g.grace_secs as i64 * 1000,
+            strikes_to_close: g.strikes_to_close,
+        };
+        let (joins_tx, joins_rx) = tokio::sync::mpsc::channel(10_000);
+        let hub = crate::signal::hub::Hub::start(limits, joins_tx, shutdown.clone());
+        let state = AppState(Arc::new(Inner {
             settings,
             db,
             objects,
@@ -66,7 +82,11 @@ impl AppState {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             turn,
-        })))
+            hub,
+            shutdown,
+        }));
+        crate::consult::http::start_background(state.clone(), joins_rx).await?;
+        Ok(state)
     }
 }
 
@@ -213,14 +233,8 @@ impl Application {
         };
         let dimse_addr = dimse.as_ref().map(|d| d.local_addr()).transpose()?;
         let state = AppState::open(settings).await?;
-        Ok(Application {
-            state,
-            listener,
-            local_addr,
-            dimse,
-            dimse_addr,
-            shutdown: CancellationToken::new(),
-        })
+        let shutdown = state.shutdown.clone();
+        Ok(Application { state, listener, local_addr, dimse, dimse_addr, shutdown })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

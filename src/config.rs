@@ -36,7 +36,48 @@ pub struct Settings {
     pub dimse: DimseSettings,
     pub viewer: ViewerSettings,
     pub turn: TurnSettings,
+    pub consult: ConsultSettings,
+    pub signal: SignalSettings,
     pub log: LogSettings,
+}
+
+/// Timers of consult requests (`docs/consults.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsultSettings {
+    /// An unanswered emergency is offered to every specialist of the specialty after this.
+    #[serde(deserialize_with = "lenient")]
+    pub emergency_escalate_secs: u64,
+    /// An unanswered emergency expires after this.
+    #[serde(deserialize_with = "lenient")]
+    pub emergency_expire_secs: u64,
+    /// Any other unanswered request expires after this.
+    #[serde(deserialize_with = "lenient")]
+    pub expire_hours: u64,
+}
+
+/// Limits of the signalling WebSocket (`docs/signalling.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSettings {
+    #[serde(deserialize_with = "lenient")]
+    pub max_message_kib: usize,
+    #[serde(deserialize_with = "lenient")]
+    pub burst: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub per_second: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub max_rooms_per_user: usize,
+    #[serde(deserialize_with = "lenient")]
+    pub grace_secs: u64,
+    #[serde(deserialize_with = "lenient")]
+    pub strikes_to_close: u32,
+    /// Open sockets at once, across everyone; more are refused with 503.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections: usize,
+    /// Open sockets of one person at once.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections_per_user: usize,
 }
 
 /// ICE servers handed to call pages (`GET /api/turn`), with TURN credentials in coturn's REST
@@ -50,6 +91,11 @@ pub struct TurnSettings {
     pub secret_file: Option<PathBuf>,
     #[serde(deserialize_with = "lenient")]
     pub ttl_secs: u64,
+    /// Tell call pages to use relayed candidates only (`iceTransportPolicy: "relay"`): hides
+    /// the endpoints' addresses from each other, and gets through firewalls that allow only
+    /// the TURN server.
+    #[serde(deserialize_with = "lenient")]
+    pub relay_only: bool,
 }
 
 impl std::fmt::Debug for TurnSettings {
@@ -59,6 +105,7 @@ impl std::fmt::Debug for TurnSettings {
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
             .field("secret_file", &self.secret_file)
             .field("ttl_secs", &self.ttl_secs)
+            .field("relay_only", &self.relay_only)
             .finish()
     }
 }
@@ -70,6 +117,7 @@ pub struct Turn {
     pub turn: Vec<String>,
     pub secret: Option<Secret>,
     pub ttl_secs: u64,
+    pub relay_only: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -379,6 +427,30 @@ impl Settings {
         if !(4096..=131_072).contains(&self.dimse.max_pdu_length) {
             return Err(key_err("dimse.max_pdu_length", "must be between 4096 and 131072"));
         }
+        let c = &self.consult;
+        if c.emergency_escalate_secs == 0 || c.emergency_expire_secs <= c.emergency_escalate_secs {
+            return Err(key_err(
+                "consult.emergency_expire_secs",
+                "must be longer than consult.emergency_escalate_secs (at least 1)",
+            ));
+        }
+        if c.expire_hours == 0 {
+            return Err(key_err("consult.expire_hours", "must be at least 1"));
+        }
+        let g = &self.signal;
+        for (key, v) in [
+            ("signal.max_message_kib", g.max_message_kib as u64),
+            ("signal.burst", g.burst as u64),
+            ("signal.per_second", g.per_second as u64),
+            ("signal.max_rooms_per_user", g.max_rooms_per_user as u64),
+            ("signal.strikes_to_close", g.strikes_to_close as u64),
+            ("signal.max_connections", g.max_connections as u64),
+            ("signal.max_connections_per_user", g.max_connections_per_user as u64),
+        ] {
+            if v == 0 {
+                return Err(key_err(key, "must be at least 1"));
+            }
+        }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::filter::EnvFilter>() {
             return Err(key_err("log.level", e.to_string()));
         }
@@ -509,7 +581,10 @@ impl Settings {
         if !(60..=86_400).contains(&t.ttl_secs) {
             return Err(key_err("turn.ttl_secs", "must be between 60 and 86400"));
         }
-        Ok(Turn { stun, turn, secret, ttl_secs: t.ttl_secs })
+        if t.relay_only && turn.is_empty() {
+            return Err(key_err("turn.relay_only", "needs turn: URLs in turn.urls"));
+        }
+        Ok(Turn { stun, turn, secret, ttl_secs: t.ttl_secs, relay_only: t.relay_only })
     }
 }
 

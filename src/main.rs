@@ -45,6 +45,25 @@ enum Command {
     /// Send DICOM files (or folders of them) to a Ferry server, resumably: run the same
     /// command again after an interruption and it continues where it stopped.
     Upload(UploadArgs),
+    /// Load tests that print figures.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// The signalling WebSocket: N clients in N/2 call rooms negotiating at a steady rate.
+    Signal {
+        /// Clients (even): half callers, half specialists.
+        #[arg(long, default_value_t = 5000)]
+        clients: usize,
+        /// Seconds of negotiation after everyone has joined.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Seconds between one pair's negotiations (offer, answer, 8 candidates).
+        #[arg(long, default_value_t = 5.0)]
+        interval_secs: f64,
+    },
 }
 
 #[derive(Args)]
@@ -207,6 +226,9 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(settings, args).await,
+        Command::Bench(BenchCmd::Signal { clients, seconds, interval_secs }) => {
+            ferry::bench::run(ferry::bench::SignalBench { clients, seconds, interval_secs }).await
+        }
         Command::Upload(args) => {
             let opts = ferry::upload::client::Options {
                 server: args.server,

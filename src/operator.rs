@@ -39,6 +39,7 @@ pub async fn add_site(state: &AppState, new: NewSite) -> anyhow::Result<Site> {
         kind: "site",
         id: Some(new.id.to_string()),
         shared_with: vec![],
+        parties: vec![],
     };
     let p = permit::<policy::SiteCreate>(state, target).await?;
     Ok(store::create_site(&state.db, &p, new, now_ms()).await?)

@@ -39,16 +39,32 @@ pub struct Target {
     pub subject: Option<UserId>,
     pub kind: &'static str,
     pub id: Option<String>,
-    /// Sites the resource is shared with beyond its own (studies: shares, later consults).
+    /// Sites the resource is shared with beyond its own (studies: shares).
     pub shared_with: Vec<SiteId>,
+    /// People it is addressed to beyond its own site (a consult's specialists).
+    pub parties: Vec<UserId>,
 }
 
 impl Target {
     pub fn network() -> Target {
-        Target { site: None, subject: None, kind: "network", id: None, shared_with: vec![] }
+        Target {
+            site: None,
+            subject: None,
+            kind: "network",
+            id: None,
+            shared_with: vec![],
+            parties: vec![],
+        }
     }
     pub fn site(site: &SiteId, kind: &'static str, id: Option<String>) -> Target {
-        Target { site: Some(site.clone()), subject: None, kind, id, shared_with: vec![] }
+        Target {
+            site: Some(site.clone()),
+            subject: None,
+            kind,
+            id,
+            shared_with: vec![],
+            parties: vec![],
+        }
     }
     pub fn of_user(site: &SiteId, user: &UserId, kind: &'static str, id: Option<String>) -> Target {
         Target {
@@ -57,6 +73,7 @@ impl Target {
             kind,
             id,
             shared_with: vec![],
+            parties: vec![],
         }
     }
 }
@@ -76,6 +93,9 @@ pub enum Rule {
     OwnSite,
     /// Anyone of the target site or of a site it is shared with (patient data).
     SiteOrShared,
+    /// Anyone of the target site, or a person it is addressed to (a consult: its requesting
+    /// clinic, the specialists who may answer it, the one who accepted it).
+    SiteOrParty,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +130,13 @@ pub fn decide(actor: &ActorView, rule: Rule, target: &Target) -> Decision {
             Decision::Allow
         }
         Rule::SiteOrShared => Decision::Deny("not shared with your site"),
+        Rule::SiteOrParty
+            if target.site.as_ref() == Some(&actor.site)
+                || target.parties.contains(&actor.user) =>
+        {
+            Decision::Allow
+        }
+        Rule::SiteOrParty => Decision::Deny("not addressed to you or your site"),
     }
 }
 
@@ -167,6 +194,16 @@ actions! {
     ImagingRead = "imaging.read", SiteOrShared, audit: true, hidden: true;
     /// Sharing a study of one's own site with another site.
     StudyShare = "study.share", OwnSite, audit: true, hidden: true;
+    /// Requesting a consult for one's own site (clinicians only; the creation itself is
+    /// audited with the new consult, in one transaction).
+    ConsultCreate = "consult.create", OwnSite, audit: false, hidden: false;
+    /// Listing the consults that concern one (the list holds only what they may read).
+    ConsultSearch = "consult.search", AnyUser, audit: true, hidden: false;
+    /// Reading a consult: its case, studies and opinions.
+    ConsultRead = "consult.read", SiteOrParty, audit: true, hidden: true;
+    /// A step in a consult's life (accept, decline, cancel, complete, sign, acknowledge): the
+    /// consult core decides which steps the person may take; the step is audited by name.
+    ConsultUpdate = "consult.update", SiteOrParty, audit: false, hidden: true;
 }
 
 /// Proof that the policy allowed action `A` on a target. Only this module makes them.

@@ -44,6 +44,7 @@ pub async fn create_site(
         kind: "site",
         id: Some(new.id.to_string()),
         shared_with: vec![],
+        parties: vec![],
     };
     let permit = ctx.permit::<SiteCreate>(target).await?;
     let site = store::create_site(&ctx.state.db, &permit, new, ctx.now()).await?;

@@ -12,6 +12,7 @@ use axum::routing::{delete, get, post};
 use tower::ServiceBuilder;
 
 use crate::app::AppState;
+use crate::consult::http as consult;
 use crate::error::ApiError;
 
 pub fn router(state: AppState) -> Router {
@@ -32,6 +33,16 @@ pub fn router(state: AppState) -> Router {
         .route("/audit.csv", get(admin::audit_csv))
         .route("/studies/{study}/shares", post(crate::dicomweb::share))
         .route("/turn", get(crate::signal::turn::credentials))
+        .route("/ws", get(crate::signal::ws::upgrade))
+        .route("/consults", get(consult::list).post(consult::create))
+        .route("/consults/{id}", get(consult::get))
+        .route("/consults/{id}/accept", post(consult::accept))
+        .route("/consults/{id}/decline", post(consult::decline))
+        .route("/consults/{id}/cancel", post(consult::cancel))
+        .route("/consults/{id}/complete", post(consult::complete))
+        .route("/consults/{id}/opinions", post(consult::sign))
+        .route("/consults/{id}/acknowledge", post(consult::acknowledge))
+        .route("/specialists", get(consult::specialists))
         .route("/uploads", post(crate::upload::create).options(crate::upload::options))
         .route(
             "/uploads/{id}",
@@ -70,7 +81,8 @@ pub fn router(state: AppState) -> Router {
 async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
     let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Same origin only: the call page shows the viewer beside the call in a frame.
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

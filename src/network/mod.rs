@@ -15,7 +15,7 @@ pub struct ParseError {
     pub why: String,
 }
 
-fn perr(what: &'static str, why: impl Into<String>) -> ParseError {
+pub(crate) fn perr(what: &'static str, why: impl Into<String>) -> ParseError {
     ParseError { what, why: why.into() }
 }
 
@@ -92,7 +92,7 @@ slug_type!(
 macro_rules! word_enum {
     ($(#[$m:meta])* $name:ident, $what:literal { $($var:ident = $text:literal),* $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub enum $name { $($var),* }
 
@@ -102,28 +102,29 @@ macro_rules! word_enum {
                 match self { $($name::$var => $text),* }
             }
         }
-        impl FromStr for $name {
-            type Err = ParseError;
-            fn from_str(s: &str) -> Result<Self, ParseError> {
+        impl std::str::FromStr for $name {
+            type Err = $crate::network::ParseError;
+            fn from_str(s: &str) -> Result<Self, $crate::network::ParseError> {
                 match s {
                     $($text => Ok($name::$var),)*
-                    _ => Err(perr($what, format!(
+                    _ => Err($crate::network::perr($what, format!(
                         "`{s}` is not one of: {}", [$($text),*].join(", ")))),
                 }
             }
         }
         impl TryFrom<String> for $name {
-            type Error = ParseError;
-            fn try_from(s: String) -> Result<Self, ParseError> { s.parse() }
+            type Error = $crate::network::ParseError;
+            fn try_from(s: String) -> Result<Self, $crate::network::ParseError> { s.parse() }
         }
         impl From<$name> for String {
             fn from(v: $name) -> String { v.as_str().to_string() }
         }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
         }
     };
 }
+pub(crate) use word_enum;
 
 word_enum!(
     /// Where a site stands in the referral network.

@@ -64,6 +64,11 @@ pub enum Input {
     },
     /// Time passes (expires grace periods).
     Tick,
+    /// A message for every connection of these people (consult events).
+    Notify {
+        users: Vec<String>,
+        msg: ServerMsg,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +81,8 @@ pub enum Effect {
         room: String,
         allowed: bool,
     },
+    /// A person's first connection opened, or their last one closed.
+    Online(String, bool),
 }
 
 struct Conn {
@@ -100,11 +107,32 @@ pub struct Core {
     limits: Limits,
     conns: HashMap<ConnId, Conn>,
     rooms: HashMap<String, Room>,
+    /// Connections of each person.
+    by_user: HashMap<String, Vec<ConnId>>,
+    /// Connections that asked for presence.
+    watchers: HashSet<ConnId>,
 }
 
 impl Core {
     pub fn new(limits: Limits) -> Self {
-        Core { limits, conns: HashMap::new(), rooms: HashMap::new() }
+        Core { limits, ..Default::default() }
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Tells every watcher that `user` came online or went offline.
+    fn presence(&self, user: &str, online: bool, out: &mut Vec<Effect>) {
+        out.push(Effect::Online(user.to_string(), online));
+        let msg = ServerMsg::Presence {
+            v: VERSION,
+            users: vec![Peer { user: user.to_string(), online }],
+        };
+        for c in &self.watchers {
+            out.push(Effect::Send(*c, msg.clone()));
+        }
     }
 
     pub fn handle(&mut self, now: i64, input: Input) -> Vec<Effect> {
@@ -129,7 +157,20 @@ impl Core {
             }
             Input::Connected { conn, user } => {
                 let burst = self.limits.burst as f64;
+                out.push(Effect::Send(conn, ServerMsg::Welcome { v: VERSION, user: user.clone() }));
+                let mine = self.by_user.entry(user.clone()).or_default();
+                mine.push(conn);
+                if mine.len() == 1 {
+                    self.presence(&user, true, &mut out);
+                }
                 self.conns.insert(conn, Conn { user, tokens: burst, refilled_at: now, strikes: 0 });
+            }
+            Input::Notify { users, msg } => {
+                for u in &users {
+                    for c in self.by_user.get(u).into_iter().flatten() {
+                        out.push(Effect::Send(*c, msg.clone()));
+                    }
+                }
             }
             Input::Disconnected { conn } => self.drop_conn(now, conn, &mut out),
             Input::Text { conn, text } => self.text(now, conn, &text, &mut out),
@@ -141,6 +182,14 @@ impl Core {
     /// A connection went away: its places are kept for the grace period.
     fn drop_conn(&mut self, now: i64, conn: ConnId, out: &mut Vec<Effect>) {
         let Some(c) = self.conns.remove(&conn) else { return };
+        self.watchers.remove(&conn);
+        if let Some(mine) = self.by_user.get_mut(&c.user) {
+            mine.retain(|x| *x != conn);
+            if mine.is_empty() {
+                self.by_user.remove(&c.user);
+                self.presence(&c.user, false, out);
+            }
+        }
         for (room, r) in &mut self.rooms {
             if let Some(m) = r.members.get_mut(&c.user).filter(|m| m.conn == Some(conn)) {
                 m.conn = None;
@@ -245,6 +294,19 @@ impl Core {
                     candidate,
                 };
                 self.relay(conn, &user, &room, &to, m, out)
+            }
+            ClientMsg::Watch { presence, .. } => {
+                if presence {
+                    self.watchers.insert(conn);
+                    let users = self
+                        .by_user
+                        .keys()
+                        .map(|u| Peer { user: u.clone(), online: true })
+                        .collect();
+                    out.push(Effect::Send(conn, ServerMsg::Presence { v: VERSION, users }));
+                } else {
+                    self.watchers.remove(&conn);
+                }
             }
             ClientMsg::Chat { room, text, .. } => match self.member_room(conn, &user, &room) {
                 Some(r) => {
@@ -526,5 +588,51 @@ mod tests {
         let e = core.handle(2, Input::Close { room: "c1".into() });
         assert_eq!(types(&e, 9), ["left"]);
         assert_eq!(sent(&core.handle(3, say(9, join("c1"))), 9)[0]["code"], "not_allowed");
+    }
+
+    #[test]
+    fn watchers_see_presence_and_people_get_their_consult_events() {
+        let mut core = Core::new(Limits::default());
+        let e = core.handle(0, Input::Connected { conn: 1, user: "dr-li".into() });
+        assert_eq!(sent(&e, 1), [serde_json::json!({"v": 1, "type": "welcome", "user": "dr-li"})]);
+        assert!(e.contains(&Effect::Online("dr-li".into(), true)));
+        let e =
+            core.handle(0, say(1, serde_json::json!({"v": 1, "type": "watch", "presence": true})));
+        assert_eq!(sent(&e, 1)[0]["users"], serde_json::json!([{"user": "dr-li", "online": true}]));
+        // dr-zhao on two devices: online once, offline when the last one closes.
+        let e = core.handle(1, Input::Connected { conn: 2, user: "dr-zhao".into() });
+        assert_eq!(
+            sent(&e, 1)[0]["users"],
+            serde_json::json!([{"user": "dr-zhao", "online": true}])
+        );
+        assert!(
+            sent(&core.handle(2, Input::Connected { conn: 3, user: "dr-zhao".into() }), 1)
+                .is_empty()
+        );
+        let msg = ServerMsg::Consult {
+            v: VERSION,
+            consult: "cs_1".into(),
+            event: "requested",
+            state: "requested",
+        };
+        let e =
+            core.handle(3, Input::Notify { users: vec!["dr-zhao".into(), "nobody".into()], msg });
+        assert_eq!(
+            (types(&e, 2), types(&e, 3), types(&e, 1)),
+            (vec!["consult".to_string()], vec!["consult".to_string()], vec![])
+        );
+        assert!(sent(&core.handle(4, Input::Disconnected { conn: 2 }), 1).is_empty());
+        let e = core.handle(5, Input::Disconnected { conn: 3 });
+        assert_eq!(
+            sent(&e, 1)[0]["users"],
+            serde_json::json!([{"user": "dr-zhao", "online": false}])
+        );
+        assert!(e.contains(&Effect::Online("dr-zhao".into(), false)));
+        // Unwatching stops it.
+        core.handle(6, say(1, serde_json::json!({"v": 1, "type": "watch", "presence": false})));
+        assert!(
+            sent(&core.handle(7, Input::Connected { conn: 4, user: "dr-ma".into() }), 1).is_empty()
+        );
+        assert_eq!(core.connections(), 2);
     }
 }

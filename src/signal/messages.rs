@@ -44,6 +44,11 @@ pub enum ClientMsg {
         room: String,
         text: String,
     },
+    /// Start (or stop) receiving who is online.
+    Watch {
+        v: u32,
+        presence: bool,
+    },
 }
 
 impl ClientMsg {
@@ -54,7 +59,8 @@ impl ClientMsg {
             | ClientMsg::Offer { v, .. }
             | ClientMsg::Answer { v, .. }
             | ClientMsg::Candidate { v, .. }
-            | ClientMsg::Chat { v, .. } => *v,
+            | ClientMsg::Chat { v, .. }
+            | ClientMsg::Watch { v, .. } => *v,
         }
     }
 }
@@ -128,6 +134,24 @@ pub enum ServerMsg {
         from: String,
         text: String,
         at: i64,
+    },
+    /// The first message on a socket: who the server took the client for.
+    Welcome {
+        v: u32,
+        user: String,
+    },
+    /// Who is online: a snapshot after `watch`, then single changes.
+    Presence {
+        v: u32,
+        users: Vec<Peer>,
+    },
+    /// Something happened to a consult that concerns the receiver; the rest is fetched over
+    /// HTTP (`GET /api/consults/{consult}`).
+    Consult {
+        v: u32,
+        consult: String,
+        event: &'static str,
+        state: &'static str,
     },
     /// Something the server refused; `code` is stable, `detail` is for people.
     Error {

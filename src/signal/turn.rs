@@ -35,7 +35,8 @@ pub fn ice_servers(turn: &Turn, user: &str, now_ms: i64) -> Value {
             "credential": password(&secret.0, &username),
         }));
     }
-    json!({"iceServers": servers, "ttl": turn.ttl_secs, "expires": expires})
+    let policy = if turn.relay_only { "relay" } else { "all" };
+    json!({"iceServers": servers, "iceTransportPolicy": policy, "ttl": turn.ttl_secs, "expires": expires})
 }
 
 pub async fn credentials(ctx: RequestCtx) -> Result<Json<Value>, ApiError> {
@@ -63,6 +64,7 @@ mod tests {
             ],
             secret: Some(Secret("s3cret".into())),
             ttl_secs: 600,
+            relay_only: false,
         };
         let v = ice_servers(&turn, "dr-zhao", 1_000_000_000_000);
         assert_eq!(v["iceServers"][0], json!({"urls": ["stun:turn.example:3478"]}));
@@ -70,6 +72,9 @@ mod tests {
         assert_eq!(t["username"], "1000000600:dr-zhao");
         assert_eq!(t["credential"], password("s3cret", "1000000600:dr-zhao"));
         assert_eq!(t["urls"][1], "turns:turn.example:443");
+        assert_eq!(v["iceTransportPolicy"], "all");
+        let relayed = Turn { relay_only: true, ..turn.clone() };
+        assert_eq!(ice_servers(&relayed, "u", 0)["iceTransportPolicy"], "relay");
         // Without TURN URLs, STUN only.
         let stun_only = Turn { turn: vec![], secret: None, ..turn };
         assert_eq!(ice_servers(&stun_only, "u", 0)["iceServers"].as_array().unwrap().len(), 1);

@@ -87,6 +87,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_search_indexes.sql"),
         postgres: include_str!("../../migrations/postgres/0005_search_indexes.sql"),
     },
+    Migration {
+        version: 6,
+        name: "consults",
+        sqlite: include_str!("../../migrations/sqlite/0006_consults.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_consults.sql"),
+    },
 ];
 
 impl Db {

@@ -39,6 +39,20 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
     .unwrap();
     let (token, _) =
         operator::create_token(state, &user.parse().unwrap(), "t", None).await.unwrap();
+    // A consult of that site, cancelled: reading it is a policy question (the site and the
+    // people it is addressed to); a step on it passes the policy and meets the consult's own
+    // rule (it has ended: 409), where a policy refusal is 404.
+    let requester = s.login(user).await;
+    let r = requester
+        .post(
+            "/api/consults",
+            json!({"specialty": "radiology", "urgency": "routine", "summary": "matrix case"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let consult = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let r = requester.post(&format!("/api/consults/{consult}/cancel"), json!({})).await;
+    assert_eq!(r.status(), 200);
     let c = |action, method, path: String, body: Option<Value>| Case {
         action,
         method,
@@ -109,6 +123,23 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
         },
         c("imaging.search", "GET", "/dicomweb/studies".into(), None),
         c("imaging.read", "GET", format!("/dicomweb/studies/{study}/series"), None),
+        c(
+            "consult.create",
+            "POST",
+            "/api/consults".into(),
+            Some(json!({"specialty": "radiology", "urgency": "urgent", "summary": "case"})),
+        ),
+        c("consult.search", "GET", "/api/consults".into(), None),
+        c("consult.read", "GET", format!("/api/consults/{consult}"), None),
+        Case {
+            allowed_status: Some(409),
+            ..c(
+                "consult.update",
+                "POST",
+                format!("/api/consults/{consult}/cancel"),
+                Some(json!({})),
+            )
+        },
         c(
             "study.share",
             "POST",
@@ -189,9 +220,12 @@ async fn role_by_site_by_route_matrix() {
                     (AnyUser, _) => true,
                     // Sending always stores for the sender's own site.
                     (OwnSite, _) if case.action == "imaging.store" => true,
-                    // Patient data: the clinic's own people only; the city admin is of neither.
-                    (OwnSite | SiteOrShared, Some(_)) => which == "own",
-                    (OwnSite | SiteOrShared, None) => false,
+                    // Consults are requested for one's own site, by clinicians only.
+                    (OwnSite, r) if case.action == "consult.create" => *r == Some(Role::Clinician),
+                    // Patient data: the clinic's own people only; the city admin is of neither
+                    // (nor a specialist a consult is addressed to).
+                    (OwnSite | SiteOrShared | SiteOrParty, Some(_)) => which == "own",
+                    (OwnSite | SiteOrShared | SiteOrParty, None) => false,
                     (_, None) => true, // the root-site admin administers both clinics
                     (_, Some(Role::Admin)) => which == "own",
                     _ => false,

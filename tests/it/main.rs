@@ -8,6 +8,7 @@ mod support;
 mod access;
 mod auth;
 mod browser;
+mod consult;
 mod dicomweb;
 mod dimse;
 mod errors;

@@ -416,3 +416,65 @@ pub fn synthetic_instance(path: &Path, frames: usize) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// Debian's coturn on a free loopback port with the REST-credential secret, in a temporary
+/// directory; stopped when dropped.
+pub struct Coturn {
+    pub port: u16,
+    dir: TempDir,
+    child: std::process::Child,
+}
+
+impl Coturn {
+    pub fn start(secret: &str) -> Coturn {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Relay ports in a range of their own, away from the listening port.
+        let relay = 20_000 + (port % 20_000);
+        let conf = dir.path().join("turnserver.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\n\
+                 min-port={relay}\nmax-port={}\nuse-auth-secret\nstatic-auth-secret={secret}\n\
+                 realm=ferry.test\nallow-loopback-peers\nno-cli\ncli-password=not-used\n\
+                 no-tls\nno-dtls\nfingerprint\nsimple-log\nverbose\nlog-file={}\npidfile={}\nuserdb={}\n",
+                relay + 200,
+                dir.path().join("turn.log").display(),
+                dir.path().join("turn.pid").display(),
+                dir.path().join("turndb").display(),
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("/usr/bin/turnserver")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("turnserver runs (scripts/install-deps installs coturn)");
+        // Ready when its TCP listener accepts.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "coturn did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Coturn { port, dir, child }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("turn.log")).unwrap_or_default()
+    }
+
+    /// Relay allocations coturn granted (from its log).
+    pub fn allocations(&self) -> usize {
+        self.log().matches("ALLOCATE processed, success").count()
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

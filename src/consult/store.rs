@@ -1,0 +1,282 @@
+//! SQL for consults. A step is saved with a check that nobody changed the consult since it
+//! was read (`updated_at` and `state` as read), in one transaction with its audit event, so
+//! two specialists accepting at once cannot both win and no step goes unrecorded.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::*;
+use crate::audit::{self, NewEvent};
+use crate::auth::policy::{ConsultCreate, ConsultSearch, Permit};
+use crate::network::{Role, split_list};
+use crate::storage::Db;
+
+const COLS: &str = "id, from_site, requested_by, specialty, specialist, urgency, summary, \
+    scheduled_at, state, accepted_by, accepted_at, decline_reason, cancel_reason, escalated_at, \
+    call_started_at, completed_at, ack_by, ack_at, ack_version, created_at, updated_at";
+
+fn parsed<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(|_| sqlx::Error::Decode(format!("bad {col} in consults").into()))
+}
+
+fn parsed_opt<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>, sqlx::Error> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| s.parse().map_err(|_| sqlx::Error::Decode(format!("bad {col} in consults").into())))
+        .transpose()
+}
+
+fn from_row(row: &AnyRow) -> Result<Consult, sqlx::Error> {
+    let ack_by: Option<UserId> = parsed_opt(row, "ack_by")?;
+    Ok(Consult {
+        id: row.try_get("id")?,
+        from_site: parsed(row, "from_site")?,
+        requested_by: parsed(row, "requested_by")?,
+        specialty: parsed(row, "specialty")?,
+        specialist: parsed_opt(row, "specialist")?,
+        urgency: parsed(row, "urgency")?,
+        summary: row.try_get("summary")?,
+        scheduled_at: row.try_get("scheduled_at")?,
+        state: parsed(row, "state")?,
+        accepted_by: parsed_opt(row, "accepted_by")?,
+        accepted_at: row.try_get("accepted_at")?,
+        decline_reason: row.try_get("decline_reason")?,
+        cancel_reason: row.try_get("cancel_reason")?,
+        escalated_at: row.try_get("escalated_at")?,
+        call_started_at: row.try_get("call_started_at")?,
+        completed_at: row.try_get("completed_at")?,
+        ack: match ack_by {
+            Some(by) => Some(Ack {
+                by,
+                at: row.try_get::<Option<i64>, _>("ack_at")?.unwrap_or(0),
+                version: row.try_get::<Option<i64>, _>("ack_version")?.unwrap_or(0),
+            }),
+            None => None,
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        studies: vec![],
+        opinions: vec![],
+        declined_by: vec![],
+    })
+}
+
+/// Fills in studies, opinions and declines.
+async fn complete(db: &Db, mut c: Consult) -> Result<Consult, sqlx::Error> {
+    c.studies = sqlx::query_scalar(
+        "SELECT study_uid FROM consult_studies WHERE consult_id = $1 ORDER BY study_uid",
+    )
+    .bind(&c.id)
+    .fetch_all(db.pool())
+    .await?;
+    let rows = sqlx::query(
+        "SELECT version, text, signed_by, signed_at FROM consult_opinions WHERE consult_id = $1 ORDER BY version",
+    )
+    .bind(&c.id)
+    .fetch_all(db.pool())
+    .await?;
+    c.opinions = rows
+        .iter()
+        .map(|r| {
+            Ok(Opinion {
+                version: r.try_get("version")?,
+                text: r.try_get("text")?,
+                signed_by: parsed(r, "signed_by")?,
+                signed_at: r.try_get("signed_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    let declined: Vec<String> =
+        sqlx::query_scalar("SELECT user_id FROM consult_declines WHERE consult_id = $1")
+            .bind(&c.id)
+            .fetch_all(db.pool())
+            .await?;
+    c.declined_by = declined.into_iter().filter_map(|u| u.parse().ok()).collect();
+    Ok(c)
+}
+
+/// Loads a consult to decide about it (structural, like `archive::store::study_sites`): the
+/// caller obtains a permit before any of it leaves the server.
+pub(crate) async fn load(db: &Db, id: &str) -> Result<Option<Consult>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLS} FROM consults WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    match row {
+        Some(r) => Ok(Some(complete(db, from_row(&r)?).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Every active specialist of the network (a few hundred people at most).
+pub async fn specialists(db: &Db) -> Result<Vec<Specialist>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, display_name, site_id, roles, specialties FROM users WHERE disabled = 0 ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut out = vec![];
+    for r in rows {
+        let roles: Vec<Role> = split_list(&r.try_get::<String, _>("roles")?);
+        if !roles.contains(&Role::Specialist) {
+            continue;
+        }
+        out.push(Specialist {
+            id: parsed(&r, "id")?,
+            display_name: r.try_get("display_name")?,
+            site: parsed(&r, "site_id")?,
+            specialties: split_list(&r.try_get::<String, _>("specialties")?),
+        });
+    }
+    Ok(out)
+}
+
+/// Stores a new consult and its studies, with its audit event.
+pub async fn create(
+    db: &Db,
+    _: &Permit<ConsultCreate>,
+    c: &Consult,
+    event: &NewEvent,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO consults (id, from_site, requested_by, specialty, specialist, urgency, summary, scheduled_at, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&c.id)
+    .bind(c.from_site.as_str())
+    .bind(c.requested_by.as_str())
+    .bind(c.specialty.as_str())
+    .bind(c.specialist.as_ref().map(|s| s.to_string()))
+    .bind(c.urgency.as_str())
+    .bind(&c.summary)
+    .bind(c.scheduled_at)
+    .bind(c.state.as_str())
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    for s in &c.studies {
+        sqlx::query("INSERT INTO consult_studies (consult_id, study_uid) VALUES ($1, $2)")
+            .bind(&c.id)
+            .bind(s)
+            .execute(&mut *tx)
+            .await?;
+    }
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await
+}
+
+/// Saves the change a step (or a timer) made to `c`, which was read as `was`; false when
+/// someone else changed it in between (nothing is saved then).
+pub async fn save(
+    db: &Db,
+    was: &Consult,
+    c: &Consult,
+    event: &NewEvent,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let updated = sqlx::query(
+        "UPDATE consults SET state = $1, accepted_by = $2, accepted_at = $3, decline_reason = $4, \
+         cancel_reason = $5, escalated_at = $6, call_started_at = $7, completed_at = $8, \
+         ack_by = $9, ack_at = $10, ack_version = $11, updated_at = $12 \
+         WHERE id = $13 AND state = $14 AND updated_at = $15",
+    )
+    .bind(c.state.as_str())
+    .bind(c.accepted_by.as_ref().map(|u| u.to_string()))
+    .bind(c.accepted_at)
+    .bind(c.decline_reason.clone())
+    .bind(c.cancel_reason.clone())
+    .bind(c.escalated_at)
+    .bind(c.call_started_at)
+    .bind(c.completed_at)
+    .bind(c.ack.as_ref().map(|a| a.by.to_string()))
+    .bind(c.ack.as_ref().map(|a| a.at))
+    .bind(c.ack.as_ref().map(|a| a.version))
+    .bind(c.updated_at)
+    .bind(&c.id)
+    .bind(was.state.as_str())
+    .bind(was.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
+    for o in c.opinions.iter().skip(was.opinions.len()) {
+        sqlx::query(
+            "INSERT INTO consult_opinions (consult_id, version, text, signed_by, signed_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&c.id)
+        .bind(o.version)
+        .bind(&o.text)
+        .bind(o.signed_by.as_str())
+        .bind(o.signed_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for u in c.declined_by.iter().skip(was.declined_by.len()) {
+        let reason = match c.state {
+            State::Declined => c.decline_reason.clone(),
+            _ => None,
+        };
+        sqlx::query(
+            "INSERT INTO consult_declines (consult_id, user_id, reason, at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&c.id)
+        .bind(u.as_str())
+        .bind(reason.unwrap_or_default())
+        .bind(c.updated_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Consults that may concern `actor`: their site's, those they accepted, and open requests of
+/// their specialties (the caller keeps only what the core says they may read).
+pub async fn candidates(
+    db: &Db,
+    _: &Permit<ConsultSearch>,
+    actor: &crate::auth::policy::ActorView,
+    specialties: &[Specialty],
+    limit: i64,
+) -> Result<Vec<Consult>, sqlx::Error> {
+    let mut sql = format!(
+        "SELECT {COLS} FROM consults WHERE from_site = $1 OR accepted_by = $2 OR specialist = $2"
+    );
+    if !specialties.is_empty() && actor.has_role(Role::Specialist) {
+        let list: Vec<String> = (0..specialties.len()).map(|i| format!("${}", i + 4)).collect();
+        sql.push_str(&format!(" OR (state = 'requested' AND specialty IN ({}))", list.join(", ")));
+    }
+    sql.push_str(" ORDER BY created_at DESC LIMIT $3");
+    let mut q = sqlx::query(&sql).bind(actor.site.as_str()).bind(actor.user.as_str()).bind(limit);
+    if actor.has_role(Role::Specialist) {
+        for s in specialties {
+            q = q.bind(s.as_str());
+        }
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    let mut out = vec![];
+    for r in rows {
+        out.push(complete(db, from_row(&r)?).await?);
+    }
+    Ok(out)
+}
+
+/// Consults in the given states (timers: open requests; start-up: rooms to open).
+pub async fn in_states(db: &Db, states: &[State]) -> Result<Vec<Consult>, sqlx::Error> {
+    let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM consults WHERE state IN ({}) ORDER BY created_at",
+        list.join(", ")
+    ))
+    .fetch_all(db.pool())
+    .await?;
+    let mut out = vec![];
+    for r in rows {
+        out.push(complete(db, from_row(&r)?).await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,419 @@
+//! Video consults over HTTP and the signalling WebSocket at `/api/ws`, against the real
+//! server: the request reaching the specialists live, accept, the call room (participants
+//! only, refusals audited), a dropped socket resuming its place, the signed opinion and its
+//! amendment, acknowledgement; escalation and expiry; the socket's limits.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::{Client, Obj, Sql, TestServer, audit_events, problem, testfile};
+
+const CT_STUDY: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A signalling client authenticated by a bearer token. Messages of different kinds
+/// interleave (presence, consult events, call messages), so waiting for one kind keeps the
+/// others for later waits.
+struct Ws {
+    socket: Socket,
+    backlog: Vec<Value>,
+}
+
+async fn token_for(s: &TestServer, user: &str) -> String {
+    let (_, secret) =
+        ferry::operator::create_token(&s.state, &user.parse().unwrap(), "ws", None).await.unwrap();
+    secret
+}
+
+fn ws_request(
+    s: &TestServer,
+    token: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req =
+        format!("{}/api/ws", s.url.replacen("http", "ws", 1)).into_client_request().unwrap();
+    if let Some(t) = token {
+        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    req
+}
+
+impl Ws {
+    async fn open(s: &TestServer, user: &str) -> Ws {
+        let token = token_for(s, user).await;
+        Ws::with_token(s, &token).await
+    }
+
+    async fn with_token(s: &TestServer, token: &str) -> Ws {
+        let (socket, _) = tokio_tungstenite::connect_async(ws_request(s, Some(token)))
+            .await
+            .expect("socket opens");
+        let mut ws = Ws { socket, backlog: vec![] };
+        let hello = ws.until("welcome").await;
+        assert!(hello["user"].is_string(), "{hello}");
+        ws
+    }
+
+    async fn say(&mut self, v: Value) {
+        self.raw(v.to_string()).await
+    }
+
+    async fn raw(&mut self, text: String) {
+        self.socket.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next text message from the socket (10 s at most).
+    async fn read(&mut self) -> Value {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("socket open")
+                .expect("no socket error");
+            match m {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Close(f) => panic!("socket closed: {f:?}; unread: {:?}", self.backlog),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The first message, kept or new, that `want` accepts.
+    async fn find(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&want) {
+            return self.backlog.remove(i);
+        }
+        loop {
+            let m = self.read().await;
+            if want(&m) {
+                return m;
+            }
+            self.backlog.push(m);
+        }
+    }
+
+    async fn until(&mut self, kind: &str) -> Value {
+        self.find(|m| m["type"] == kind).await
+    }
+
+    /// Waits for a `consult` event with this `event` name.
+    async fn consult_event(&mut self, event: &str) -> Value {
+        self.find(|m| m["type"] == "consult" && m["event"] == event).await
+    }
+
+    /// Waits until the server closes the socket; returns the close code.
+    async fn closed(&mut self) -> Option<u16> {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("closed within 10 s");
+            match m {
+                Some(Ok(Message::Close(f))) => return f.map(|f| f.code.into()),
+                None | Some(Err(_)) => return None,
+                _ => continue,
+            }
+        }
+    }
+}
+
+fn join(room: &str) -> Value {
+    json!({"v": 1, "type": "join", "room": room})
+}
+
+async fn consult_json(c: &Client, id: &str) -> Value {
+    let r = c.get(&format!("/api/consults/{id}")).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn ok(r: reqwest::Response) -> Value {
+    let st = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert!(st.is_success(), "{st} {body}");
+    body
+}
+
+async fn consult_lifecycle(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let (zhao, li, ma, chen) = (
+        s.login("dr-zhao").await,
+        s.login("dr-li").await,
+        s.login("dr-ma").await,
+        s.login("dr-chen").await,
+    );
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&testfile("CT_small.dcm")]).await.0, 200);
+    // Before the request, city-hospital cannot see the island's study.
+    assert_eq!(li.get(&format!("/dicomweb/studies/{CT_STUDY}/metadata")).await.status(), 404);
+
+    // dr-li's inbox is open, watching presence: dr-zhao comes online.
+    let mut li_ws = Ws::open(&s, "dr-li").await;
+    li_ws.say(json!({"v": 1, "type": "watch", "presence": true})).await;
+    assert_eq!(li_ws.until("presence").await["users"], json!([{"user": "dr-li", "online": true}]));
+    let mut zhao_ws = Ws::open(&s, "dr-zhao").await;
+    assert_eq!(
+        li_ws.until("presence").await["users"],
+        json!([{"user": "dr-zhao", "online": true}])
+    );
+    let v: Value = ok(zhao.get("/api/specialists?specialty=radiology").await).await;
+    assert_eq!(
+        v["specialists"],
+        json!([{"id": "dr-li", "display_name": "Dr Li (radiology)", "site": "city-hospital", "specialties": ["radiology"], "online": true}])
+    );
+
+    // Only clinicians request, only their own site's studies, only existing specialties.
+    let body = json!({"specialty": "radiology", "urgency": "urgent", "summary": "Fall from a boat; chest pain.", "studies": [CT_STUDY]});
+    assert_eq!(problem(li.post("/api/consults", body.clone()).await).await.0, 403);
+    assert_eq!(
+        problem(ma.post("/api/consults", body.clone()).await).await.0,
+        404,
+        "not ma's study"
+    );
+    let nobody = json!({"specialty": "dermatology", "urgency": "routine", "summary": "rash"});
+    let (st, p) = problem(zhao.post("/api/consults", nobody).await).await;
+    assert_eq!((st, p["code"].as_str()), (400, Some("invalid_value")), "{p}");
+    let bad = json!({"specialty": "radiology", "urgency": "whenever", "summary": "x"});
+    assert_eq!(problem(zhao.post("/api/consults", bad).await).await.0, 400);
+
+    let r = zhao.post("/api/consults", body).await;
+    assert_eq!(r.status(), 201);
+    let c: Value = r.json().await.unwrap();
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!((c["state"].as_str(), c["can"].clone()), (Some("requested"), json!(["cancel"])));
+    // Pushed live to the specialist's inbox.
+    let pushed = li_ws.consult_event("requested").await;
+    assert_eq!(
+        (pushed["consult"].as_str(), pushed["state"].as_str()),
+        (Some(id.as_str()), Some("requested"))
+    );
+    let inbox: Value = ok(li.get("/api/consults").await).await;
+    assert_eq!(inbox["consults"][0]["id"], id.as_str());
+    assert_eq!(inbox["consults"][0]["can"], json!(["accept", "decline"]));
+    // The study is shared with the specialist's site through the policy.
+    assert_eq!(li.get(&format!("/dicomweb/studies/{CT_STUDY}/metadata")).await.status(), 200);
+    // Other clinics, and specialists of other specialties, do not see it at all (audited).
+    for other in [&ma, &chen] {
+        assert_eq!(problem(other.get(&format!("/api/consults/{id}")).await).await.0, 404);
+        let list: Value = ok(other.get("/api/consults").await).await;
+        assert!(list["consults"].as_array().unwrap().iter().all(|c| c["id"] != id.as_str()));
+    }
+    let denied = audit_events(&s, "user=dr-ma&action=consult.read&outcome=denied").await;
+    assert_eq!(denied.len(), 1);
+
+    // The requester cannot accept; dr-li accepts; a second accept finds it taken.
+    assert_eq!(
+        problem(zhao.post(&format!("/api/consults/{id}/accept"), json!({})).await).await.0,
+        403
+    );
+    let c = ok(li.post(&format!("/api/consults/{id}/accept"), json!({})).await).await;
+    assert_eq!(c["state"], "accepted");
+    assert_eq!(zhao_ws.consult_event("accepted").await["consult"], id.as_str());
+    let (st, p) = problem(li.post(&format!("/api/consults/{id}/accept"), json!({})).await).await;
+    assert_eq!((st, p["code"].as_str()), (409, Some("conflict")));
+
+    // The call room: dr-ma is refused (and audited); the participants meet.
+    let mut ma_ws = Ws::open(&s, "dr-ma").await;
+    ma_ws.say(join(&id)).await;
+    assert_eq!(ma_ws.until("error").await["code"], "not_allowed");
+    zhao_ws.say(join(&id)).await;
+    let joined = zhao_ws.until("joined").await;
+    assert_eq!(joined["peers"], json!([]));
+    li_ws.say(join(&id)).await;
+    assert_eq!(li_ws.until("joined").await["peers"], json!([{"user": "dr-zhao", "online": true}]));
+    assert_eq!(zhao_ws.until("peer-joined").await["user"], "dr-li");
+    // The first join started the call.
+    zhao_ws.consult_event("in-call").await;
+    assert_eq!(consult_json(&zhao, &id).await["state"], "in_call");
+    li_ws
+        .say(json!({"v": 1, "type": "offer", "room": id, "to": "dr-zhao", "sdp": "v=0 offer"}))
+        .await;
+    let offer = zhao_ws.until("offer").await;
+    assert_eq!((offer["from"].as_str(), offer["sdp"].as_str()), (Some("dr-li"), Some("v=0 offer")));
+    // dr-ma cannot slip a message into the room either.
+    ma_ws.say(json!({"v": 1, "type": "chat", "room": id, "text": "hello?"})).await;
+    assert_eq!(ma_ws.until("error").await["code"], "not_in_room");
+    let joins = audit_events(&s, "action=consult.join").await;
+    let outcome = |u: &str| {
+        joins
+            .iter()
+            .filter(|e| e["actor"] == u)
+            .map(|e| e["outcome"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcome("dr-ma"), ["denied"]);
+    assert_eq!(outcome("dr-zhao"), ["allowed"]);
+
+    // dr-zhao's socket drops: dr-li sees them away; a new socket resumes the place, and dr-li
+    // is told to renegotiate.
+    drop(zhao_ws);
+    assert_eq!(li_ws.until("peer-away").await["user"], "dr-zhao");
+    let mut zhao_ws = Ws::open(&s, "dr-zhao").await;
+    zhao_ws.say(join(&id)).await;
+    let back = zhao_ws.until("joined").await;
+    assert_eq!(back["resumed"], true);
+    assert_eq!(li_ws.until("peer-resumed").await["user"], "dr-zhao");
+    li_ws
+        .say(json!({"v": 1, "type": "offer", "room": id, "to": "dr-zhao", "sdp": "v=0 restart"}))
+        .await;
+    assert_eq!(zhao_ws.until("offer").await["sdp"], "v=0 restart");
+
+    // The requester cannot sign; dr-li signs: completed, the room closes, the clinic hears.
+    let (st, _) =
+        problem(zhao.post(&format!("/api/consults/{id}/opinions"), json!({"text": "x"})).await)
+            .await;
+    assert_eq!(st, 403);
+    let c = ok(li
+        .post(&format!("/api/consults/{id}/opinions"), json!({"text": "No rib fracture seen."}))
+        .await)
+    .await;
+    assert_eq!(c["state"], "completed");
+    assert_eq!(li_ws.until("left").await["room"], id.as_str());
+    assert_eq!(zhao_ws.consult_event("opinion").await["state"], "completed");
+    let c = consult_json(&zhao, &id).await;
+    assert_eq!(c["opinions"][0]["signed_by"], "dr-li");
+    assert_eq!(c["can"], json!(["acknowledge"]));
+    let c = ok(zhao.post(&format!("/api/consults/{id}/acknowledge"), json!({})).await).await;
+    assert_eq!(c["acknowledged"]["version"], 1);
+    // An amendment is a new signed version; the first stays as signed.
+    ok(li
+        .post(
+            &format!("/api/consults/{id}/opinions"),
+            json!({"text": "Amended: hairline fracture of rib 6."}),
+        )
+        .await)
+    .await;
+    let c = consult_json(&zhao, &id).await;
+    let versions: Vec<(i64, &str)> = c["opinions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["version"].as_i64().unwrap(), o["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        versions,
+        [(1, "No rib fracture seen."), (2, "Amended: hairline fracture of rib 6.")]
+    );
+    assert_eq!(c["can"], json!(["acknowledge"]), "the amendment awaits acknowledgement");
+    ok(zhao.post(&format!("/api/consults/{id}/acknowledge"), json!({})).await).await;
+    // Signed opinions cannot be changed, even in the database.
+    let tamper = sqlx::query("UPDATE consult_opinions SET text = 'changed' WHERE version = 1")
+        .execute(s.state.db.pool())
+        .await;
+    assert!(tamper.is_err(), "the schema refuses changes to signed opinions");
+
+    // Every step is in the audit trail, without the case text.
+    let events = audit_events(&s, &format!("resource=consult:{id}")).await;
+    let actions: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for a in [
+        "consult.create",
+        "consult.read",
+        "consult.accept",
+        "consult.join",
+        "consult.call",
+        "consult.sign",
+        "consult.acknowledge",
+    ] {
+        assert!(actions.contains(a), "{a} missing from {actions:?}");
+    }
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains("rib") && !all.contains("boat"), "case text in the audit trail");
+    s.stop().await;
+}
+
+backend_tests!(
+    sqlite => crate::support::Sql::Sqlite,
+    postgres => crate::support::Sql::Postgres;
+    [consult_lifecycle]
+);
+
+/// An emergency for a named specialist, unanswered: escalated to every radiologist (pushed to
+/// those online), then expired. The timers are driven with a clock in the future.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_emergency_escalates_then_expires() {
+    let s = TestServer::start().await;
+    let admin = s.login("admin").await;
+    let wu = json!({"id": "dr-wu", "display_name": "Dr Wu", "roles": ["specialist"], "specialties": ["radiology"], "password": "wu-password-1"});
+    ok(admin.post("/api/sites/county-hospital/users", wu).await).await;
+    let zhao = s.login("dr-zhao").await;
+    let wu = s.login_pw("dr-wu", "wu-password-1").await.unwrap();
+    let mut wu_ws = Ws::open(&s, "dr-wu").await;
+    let c = ok(zhao.post("/api/consults", json!({"specialty": "radiology", "specialist": "dr-li", "urgency": "emergency", "summary": "Unconscious diver"})).await).await;
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(problem(wu.get(&format!("/api/consults/{id}")).await).await.0, 404, "named dr-li");
+    let now = ferry::time::now_ms();
+    assert_eq!(ferry::consult::http::timers_once(&s.state, now + 60_000).await.unwrap(), 0);
+    assert_eq!(ferry::consult::http::timers_once(&s.state, now + 121_000).await.unwrap(), 1);
+    let pushed = wu_ws.consult_event("escalated").await;
+    assert_eq!(pushed["consult"], id.as_str());
+    let c = consult_json(&wu, &id).await;
+    assert_eq!(
+        (c["escalated"].as_bool(), c["can"].clone()),
+        (Some(true), json!(["accept", "decline"]))
+    );
+    assert_eq!(ferry::consult::http::timers_once(&s.state, now + 1_801_000).await.unwrap(), 1);
+    assert_eq!(consult_json(&zhao, &id).await["state"], "expired");
+    let (st, _) = problem(wu.post(&format!("/api/consults/{id}/accept"), json!({})).await).await;
+    assert_eq!(st, 404, "an expired request is no longer addressed to anyone");
+    let events = audit_events(&s, &format!("resource=consult:{id}")).await;
+    assert!(events.iter().any(|e| e["action"] == "consult.escalate"));
+    assert!(events.iter().any(|e| e["action"] == "consult.expire"));
+    s.stop().await;
+}
+
+/// The socket's limits: too large, too fast, not a message — each answered with an error, and
+/// a socket that keeps at it is closed; the server carries on. Cross-site pages and
+/// unauthenticated upgrades are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_limits_answer_with_errors_then_close() {
+    let s = TestServer::start_with(
+        Sql::Sqlite,
+        Obj::Local,
+        &[
+            ("FERRY__SIGNAL__MAX_MESSAGE_KIB", "1"),
+            ("FERRY__SIGNAL__BURST", "3"),
+            ("FERRY__SIGNAL__PER_SECOND", "1"),
+            ("FERRY__SIGNAL__STRIKES_TO_CLOSE", "6"),
+            ("FERRY__SIGNAL__MAX_CONNECTIONS_PER_USER", "2"),
+        ],
+    )
+    .await;
+    let mut ws = Ws::open(&s, "dr-zhao").await;
+    ws.raw("x".repeat(2000)).await;
+    assert_eq!(ws.until("error").await["code"], "message_too_large");
+    ws.raw("{not json".into()).await;
+    assert_eq!(ws.until("error").await["code"], "invalid_message");
+    ws.say(json!({"v": 7, "type": "leave", "room": "r"})).await;
+    assert_eq!(ws.until("error").await["code"], "unsupported_version");
+    // The burst of 3 is spent: too fast.
+    for _ in 0..3 {
+        ws.say(json!({"v": 1, "type": "leave", "room": "r"})).await;
+    }
+    assert_eq!(ws.until("error").await["code"], "rate_limited");
+    // Six refusals: the server closes the socket.
+    assert_eq!(ws.closed().await, Some(1008));
+    // A frame far beyond the limit closes the socket without being read whole.
+    let mut ws = Ws::open(&s, "dr-zhao").await;
+    ws.raw("y".repeat(64 * 1024)).await;
+    assert!(matches!(ws.closed().await, Some(1009) | None));
+    // Per-person connection limit.
+    let token = token_for(&s, "dr-li").await;
+    let (_a, _b) = (Ws::with_token(&s, &token).await, Ws::with_token(&s, &token).await);
+    let Err(err) = tokio_tungstenite::connect_async(ws_request(&s, Some(&token))).await else {
+        panic!("a third socket of dr-li was let in");
+    };
+    assert!(err.to_string().contains("429"), "{err}");
+    // No credentials: 401; a page of another origin: 403.
+    let err = tokio_tungstenite::connect_async(ws_request(&s, None)).await.err().unwrap();
+    assert!(err.to_string().contains("401"), "{err}");
+    let mut req = ws_request(&s, Some(&token_for(&s, "dr-ma").await));
+    req.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.err().unwrap();
+    assert!(err.to_string().contains("403"), "{err}");
+    assert_eq!(s.anonymous().get("/healthz").await.status(), 200);
+    s.stop().await;
+}
