@@ -40,7 +40,8 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    /// The Prometheus text; `sockets` is the signalling sockets open now.
+    pub fn render(&self, sockets: usize) -> String {
         let m = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         out.push_str("# HELP ferry_http_requests_total HTTP requests answered.\n");
@@ -72,6 +73,9 @@ impl Metrics {
             let _ =
                 writeln!(out, "ferry_http_request_duration_seconds_count{{{labels}}} {}", s.count);
         }
+        out.push_str("# HELP ferry_signal_sockets Signalling WebSockets open now.\n");
+        out.push_str("# TYPE ferry_signal_sockets gauge\n");
+        let _ = writeln!(out, "ferry_signal_sockets {}", sockets);
         out
     }
 }
@@ -106,7 +110,7 @@ mod tests {
         let m = Metrics::default();
         m.observe("GET", "/api/sites", 200, 0.003);
         m.observe("GET", "/api/sites", 200, 0.2);
-        let text = m.render();
+        let text = m.render(0);
         assert!(text.contains(
             "ferry_http_requests_total{method=\"GET\",route=\"/api/sites\",status=\"200\"} 2"
         ));

@@ -12,9 +12,10 @@ use crate::auth::RequestCtx;
 
 pub const PREFIX: &str = "/viewer";
 
+/// The viewer may be framed by Ferry's own pages (the call page shows it beside the call).
 const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:; \
     worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
-    font-src 'self' data:; connect-src 'self' data: blob:; frame-ancestors 'none'";
+    font-src 'self' data:; connect-src 'self' data: blob:; frame-ancestors 'self'";
 
 /// The OHIF configuration: one DICOMweb data source, this server, same origin.
 fn app_config() -> String {

@@ -41,6 +41,8 @@ pub struct Hub {
     tx: mpsc::Sender<Cmd>,
     /// Open sockets per person (presence for HTTP answers, and the per-person limit).
     online: Arc<Mutex<HashMap<String, usize>>>,
+    /// Open sockets in all.
+    sockets: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Hub {
@@ -53,7 +55,7 @@ impl Hub {
         let (tx, rx) = mpsc::channel(4096);
         let online = Arc::new(Mutex::new(HashMap::new()));
         tokio::spawn(run(Core::new(limits), rx, joins, stop));
-        Hub { tx, online }
+        Hub { tx, online, sockets: Default::default() }
     }
 
     async fn send(&self, cmd: Cmd) {
@@ -95,26 +97,48 @@ impl Hub {
         self.online.lock().expect("not poisoned").get(user).is_some_and(|n| *n > 0)
     }
 
-    /// Counts a new socket of `user`, unless they already hold `max`; the guard uncounts it.
-    pub(super) fn admit(&self, user: &str, max: usize) -> Option<OnlineGuard> {
+    /// Sockets open now.
+    pub fn sockets(&self) -> usize {
+        self.sockets.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a new socket of `user`, unless they already hold `per_user` or the server
+    /// `total`; the guard uncounts it. `Err(true)` when the server is full.
+    pub(super) fn admit(
+        &self,
+        user: &str,
+        per_user: usize,
+        total: usize,
+    ) -> Result<OnlineGuard, bool> {
+        use std::sync::atomic::Ordering::SeqCst;
         let mut m = self.online.lock().expect("not poisoned");
         let n = m.entry(user.to_string()).or_default();
-        if *n >= max {
-            return None;
+        if *n >= per_user {
+            return Err(false);
+        }
+        if self.sockets.fetch_add(1, SeqCst) >= total {
+            self.sockets.fetch_sub(1, SeqCst);
+            return Err(true);
         }
         *n += 1;
-        Some(OnlineGuard { online: self.online.clone(), user: user.to_string() })
+        Ok(OnlineGuard {
+            online: self.online.clone(),
+            sockets: self.sockets.clone(),
+            user: user.to_string(),
+        })
     }
 }
 
 /// Uncounts a socket when it ends.
 pub struct OnlineGuard {
     online: Arc<Mutex<HashMap<String, usize>>>,
+    sockets: Arc<std::sync::atomic::AtomicUsize>,
     user: String,
 }
 
 impl Drop for OnlineGuard {
     fn drop(&mut self) {
+        self.sockets.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let mut m = self.online.lock().expect("not poisoned");
         if let Some(n) = m.get_mut(&self.user) {
             *n -= 1;

@@ -2,7 +2,7 @@
 //! cookie or bearer token), refuses cross-site pages and sockets beyond the limits, then only
 //! moves text frames between the socket and the hub. Pings find dead peers.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -17,7 +17,6 @@ use crate::auth::RequestCtx;
 use crate::error::ApiError;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
-static OPEN: AtomicUsize = AtomicUsize::new(0);
 
 /// How often the server pings an idle socket; two unanswered pings end it.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -43,42 +42,40 @@ pub async fn upgrade(
     let g = &ctx.state.settings.signal;
     let user = ctx.actor.user.id.to_string();
     let hub = ctx.state.hub.clone();
-    let Some(guard) = hub.admit(&user, g.max_connections_per_user) else {
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: 5,
-            detail: format!(
-                "at most {} open connections per person; close another tab",
-                g.max_connections_per_user
-            ),
-        });
+    let guard = match hub.admit(&user, g.max_connections_per_user, g.max_connections) {
+        Ok(g) => g,
+        Err(true) => {
+            return Err(ApiError::Unavailable {
+                detail: "the server holds all the connections it can; try again shortly".into(),
+            });
+        }
+        Err(false) => {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: 5,
+                detail: format!(
+                    "at most {} open connections per person; close another tab",
+                    g.max_connections_per_user
+                ),
+            });
+        }
     };
-    if OPEN.fetch_add(1, Ordering::SeqCst) >= g.max_connections {
-        OPEN.fetch_sub(1, Ordering::SeqCst);
-        return Err(ApiError::Unavailable {
-            detail: "the server holds all the calls it can".into(),
-        });
-    }
-    let open = OpenGuard;
     let stop = ctx.state.shutdown.clone();
     // Frames up to 4× the message limit reach the core, which answers "too large"; beyond
     // that the socket is closed without reading the rest.
     let max = g.max_message_kib * 1024 * 4;
-    Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
-        let _held = (guard, open);
+    // Small buffers: an idle socket should cost a few KB, not tungstenite's default 128 KiB
+    // read buffer (it grows for the rare large message); writes go out at once; a peer that
+    // stops reading cannot make the server buffer more than 1 MiB for it.
+    let ws = ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20);
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _held = guard;
         serve(socket, hub, user, stop).await
     }))
-}
-
-struct OpenGuard;
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Sockets open now (for `/metrics`).
-pub fn open_sockets() -> usize {
-    OPEN.load(Ordering::Relaxed)
 }
 
 async fn serve(

@@ -5,13 +5,21 @@ import { chromium } from 'playwright-core';
 export const base = process.env.FERRY_URL;
 if (!base) { console.error('FERRY_URL is not set'); process.exit(2); }
 
-export function launch() {
+export function launch(extra = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     // Playwright gives every launch a fresh, empty profile directory of its own.
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extra],
   });
+}
+
+// A browser for calls: a fake camera and microphone granted without asking, peer connections
+// over loopback, and host candidates with their real addresses (not mDNS names, which do not
+// resolve in a container).
+export function launchMedia() {
+  return launch(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns']);
 }
 
 let passed = 0, failed = 0;

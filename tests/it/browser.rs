@@ -73,3 +73,53 @@ async fn upload_page_resumes_after_a_dropped_connection() {
     assert_eq!(st, 200);
     assert!(parts[0] == std::fs::read(&file).unwrap(), "stored bytes differ from the file");
 }
+
+/// The call, in two Chromium instances with fake camera and microphone: dr-zhao
+/// requests a radiology consult with a study, dr-li accepts live from the inbox, both join;
+/// each side receives video frames and audio; chat; dr-zhao's socket is cut mid-call and the
+/// call recovers (ICE restart); the study opens in the viewer beside the call; dr-li signs an
+/// opinion that dr-zhao sees and acknowledges; dr-ma of mountain-clinic is refused the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_consult_from_request_to_signed_opinion() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&testfile("CT_small.dcm")]).await.0, 200);
+    let study = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
+    let out = run_node("consult.mjs", &s, vec![("CONSULT_STUDY", study.to_string())]).await;
+    assert!(out.contains("10 passed, 0 failed"), "{out}");
+    // The server's record of it: completed, signed, acknowledged; dr-ma's attempt audited.
+    let joins = crate::support::audit_events(&s, "action=consult.join&outcome=denied").await;
+    assert!(joins.iter().any(|e| e["actor"] == "dr-ma"), "{joins:?}");
+}
+
+/// coturn on loopback with the REST secret shared with Ferry; Ferry tells call pages to use
+/// relayed candidates only. The call connects through the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_forced_through_coturn_connects() {
+    let turn = crate::support::Coturn::start("shared-turn-secret");
+    let urls = format!(
+        "turn:127.0.0.1:{p}?transport=udp, turn:127.0.0.1:{p}?transport=tcp",
+        p = turn.port
+    );
+    let s = TestServer::start_with(
+        crate::support::Sql::Sqlite,
+        crate::support::Obj::Local,
+        &[
+            ("FERRY__TURN__URLS", urls.as_str()),
+            ("FERRY__TURN__SECRET", "shared-turn-secret"),
+            ("FERRY__TURN__RELAY_ONLY", "true"),
+        ],
+    )
+    .await;
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&testfile("CT_small.dcm")]).await.0, 200);
+    let study = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
+    let out = run_node(
+        "consult.mjs",
+        &s,
+        vec![("CONSULT_STUDY", study.to_string()), ("CALL_MODE", "relay".to_string())],
+    )
+    .await;
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
+    assert!(turn.allocations() > 0, "coturn saw no allocation:\n{}", turn.log());
+}
