@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use std::sync::Mutex;
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -226,6 +226,7 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
                         }
                     }
                     m = rx.next() => {
+                        let arrived = stamp();
                         let Some(Ok(Message::Text(t))) = m else {
                             if matches!(m, Some(Ok(_))) { continue }
                             anyhow::bail!("socket closed mid-run");
@@ -237,7 +238,9 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
                             continue;
                         }
                         if let Some(sent) = body.split(' ').next().and_then(|s| s.parse::<u64>().ok()) {
-                            latencies.lock().await.push(stamp().saturating_sub(sent));
+                            // Stamped on arrival, before anything else this client does.
+                            let took = arrived.saturating_sub(sent);
+                            latencies.lock().expect("not poisoned").push(took);
                             relayed.fetch_add(1, Ordering::Relaxed);
                         }
                         if v["type"] == "offer" {
@@ -282,7 +285,7 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
             failed += 1;
         }
     }
-    let mut lat = std::mem::take(&mut *latencies.lock().await);
+    let mut lat = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
     lat.sort_unstable();
     let n = relayed.load(Ordering::Relaxed);
     let _ = child.kill().await;

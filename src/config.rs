@@ -434,10 +434,20 @@ impl Settings {
                 "must be longer than consult.emergency_escalate_secs (at least 1)",
             ));
         }
-        if c.expire_hours == 0 {
-            return Err(key_err("consult.expire_hours", "must be at least 1"));
+        if c.emergency_expire_secs > 7 * 86_400 {
+            return Err(key_err(
+                "consult.emergency_expire_secs",
+                "must be at most 604800 (a week)",
+            ));
         }
+        if !(1..=8_760).contains(&c.expire_hours) {
+            return Err(key_err("consult.expire_hours", "must be between 1 and 8760 (a year)"));
+        }
+
         let g = &self.signal;
+        if g.grace_secs > 3_600 {
+            return Err(key_err("signal.grace_secs", "must be at most 3600"));
+        }
         for (key, v) in [
             ("signal.max_message_kib", g.max_message_kib as u64),
             ("signal.burst", g.burst as u64),

@@ -368,6 +368,21 @@ pub async fn share_study(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let study = permit.target().id.clone().unwrap_or_default();
+    share_study_on(db.pool(), &study, with, by, now).await
+}
+
+/// The share itself, on a given connection or transaction (a consult's studies are shared in
+/// the transaction that stores the consult). Callers hold a `StudyShare` permit for `study`.
+pub(crate) async fn share_study_on<'e, E>(
+    ex: E,
+    study: &str,
+    with: &SiteId,
+    by: &str,
+    now: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query(
         "INSERT INTO study_shares (study_uid, site_id, shared_by, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (study_uid, site_id) DO NOTHING",
@@ -376,7 +391,7 @@ pub async fn share_study(
     .bind(with.as_str())
     .bind(by)
     .bind(now)
-    .execute(db.pool())
+    .execute(ex)
     .await?;
     Ok(())
 }

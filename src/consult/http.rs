@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::app::AppState;
 use crate::archive::is_uid;
-use crate::archive::store::{share_study, study_sites};
+use crate::archive::store::study_sites;
 use crate::audit::{NewEvent, Outcome};
 use crate::auth::RequestCtx;
 use crate::auth::policy::{
@@ -101,43 +101,36 @@ async fn announce(state: &AppState, was: &Consult, c: &Consult, ev: Event, all: 
     hub.notify(concerned(was, c, all), &c.id, ev.name(), c.state.as_str()).await;
 }
 
-/// Shares the consult's studies with the sites of the specialists who may answer it, so the
-/// policy lets them open the images.
-async fn share_studies(
-    state: &AppState,
-    c: &Consult,
-    all: &[Specialist],
-    by: &str,
-    now: i64,
-) -> Result<(), ApiError> {
+/// The shares that give the sites of the specialists who may answer `c` its studies, so the
+/// policy lets them open the images; stored with the consult's change, in its transaction.
+fn shares_for(c: &Consult, all: &[Specialist], by: &str, now: i64) -> Vec<store::Share> {
     let mut sites: Vec<SiteId> = c.answerers(all).iter().map(|s| s.site.clone()).collect();
     sites.sort();
     sites.dedup();
     sites.retain(|s| *s != c.from_site);
+    let mut out = vec![];
     for study in &c.studies {
         let t = Target::site(&c.from_site, "study", Some(study.clone()));
+        // The requester attached the study under their own StudyShare permit (create); an
+        // escalation widens the same consult's shares by rule.
         let permit: Permit<StudyShare> = policy::operator_permit(t);
         for site in &sites {
-            share_study(&state.db, &permit, site, by, now).await?;
-            crate::audit::record(
-                &state.db,
-                &NewEvent {
-                    at: now,
-                    actor: Some(by.to_string()),
-                    actor_site: Some(c.from_site.to_string()),
-                    site: Some(c.from_site.to_string()),
-                    action: "study.shared",
-                    resource_kind: "study",
-                    resource_id: Some(study.clone()),
-                    outcome: Outcome::Success,
-                    detail: Some(format!("with {site} for consult {}", c.id)),
-                    client_addr: None,
-                },
-            )
-            .await?;
+            let event = NewEvent {
+                at: now,
+                actor: Some(by.to_string()),
+                actor_site: Some(c.from_site.to_string()),
+                site: Some(c.from_site.to_string()),
+                action: "study.shared",
+                resource_kind: "study",
+                resource_id: Some(study.clone()),
+                outcome: Outcome::Success,
+                detail: Some(format!("with {site} for consult {}", c.id)),
+                client_addr: None,
+            };
+            out.push(store::Share::new(&permit, site.clone(), event));
         }
     }
-    Ok(())
+    out
 }
 
 use crate::auth::policy::Permit;
@@ -224,8 +217,7 @@ pub async fn create(
         t.shared_with = shared;
         let _: Permit<StudyShare> = ctx.permit(t).await?;
     }
-    let c = Consult {
-        id: new_consult_id(),
+    let request = Request {
         from_site: site,
         requested_by: me.user.id.clone(),
         specialty: body.specialty,
@@ -233,21 +225,9 @@ pub async fn create(
         urgency: body.urgency,
         summary: body.summary,
         scheduled_at: body.scheduled_at,
-        state: State::Requested,
-        accepted_by: None,
-        accepted_at: None,
-        decline_reason: None,
-        cancel_reason: None,
-        escalated_at: None,
-        call_started_at: None,
-        completed_at: None,
-        ack: None,
-        created_at: now,
-        updated_at: now,
         studies,
-        opinions: vec![],
-        declined_by: vec![],
     };
+    let c = Consult::new(request, now);
     if c.answerers(&all).is_empty() {
         return Err(ApiError::bad_request(
             "invalid_value",
@@ -255,14 +235,9 @@ pub async fn create(
         ));
     }
     let detail = format!("{} {}", c.urgency, c.specialty);
-    store::create(
-        &ctx.state.db,
-        &_permit,
-        &c,
-        &event(Some(&ctx), &c, "consult.create", Outcome::Success, detail),
-    )
-    .await?;
-    share_studies(&ctx.state, &c, &all, me.user.id.as_str(), now).await?;
+    let shares = shares_for(&c, &all, me.user.id.as_str(), now);
+    let ev = event(Some(&ctx), &c, "consult.create", Outcome::Success, detail);
+    store::create(&ctx.state.db, &_permit, &c, &ev, &shares).await?;
     let mut users: Vec<String> = c.parties(&all).iter().map(|u| u.to_string()).collect();
     users.sort();
     ctx.state.hub.notify(users, &c.id, Event::Requested.name(), c.state.as_str()).await;
@@ -289,6 +264,11 @@ pub async fn list(ctx: RequestCtx) -> Result<Json<Value>, ApiError> {
         (open_rank, -c.created_at)
     });
     let now = ctx.now();
+    // The list carries each case's summary: every consult in it is a read, and recorded so.
+    for c in &found {
+        let e = event(Some(&ctx), c, "consult.read", Outcome::Allowed, "listed");
+        crate::audit::record(&ctx.state.db, &e).await?;
+    }
     let consults: Vec<Value> = found.iter().map(|c| view(c, &me.view, &all, now)).collect();
     Ok(Json(json!({ "consults": consults })))
 }
@@ -344,6 +324,7 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
         &was,
         &c,
         &event(Some(&ctx), &c, action, Outcome::Success, detail),
+        &[],
     )
     .await?;
     if !saved {
@@ -505,7 +486,7 @@ async fn record_join(state: &AppState, d: &JoinDecision) -> anyhow::Result<()> {
             ..event(None, &c, "consult.call", Outcome::Success, "the call started")
         };
         e.at = now;
-        if store::save(&state.db, &was, &c, &e).await? {
+        if store::save(&state.db, &was, &c, &e, &[]).await? {
             announce(state, &was, &c, Event::InCall, &all).await;
         }
     }
@@ -545,13 +526,19 @@ pub async fn timers_once(state: &AppState, now: i64) -> anyhow::Result<usize> {
         let action = if ev == Event::Escalated { "consult.escalate" } else { "consult.expire" };
         let mut e = event(None, &c, action, Outcome::Success, ev.name());
         e.at = now;
-        if !store::save(&state.db, &was, &c, &e).await? {
-            continue; // answered meanwhile
-        }
-        if ev == Event::Escalated {
-            share_studies(state, &c, &all, c.requested_by.as_str(), now)
-                .await
-                .map_err(|e| anyhow::anyhow!("sharing the studies of an escalated consult: {e}"))?;
+        // An escalation shares the studies with the newly addressed sites, in the same
+        // transaction: either both happen or neither (and the next tick tries again).
+        let shares = match ev {
+            Event::Escalated => shares_for(&c, &all, c.requested_by.as_str(), now),
+            _ => vec![],
+        };
+        match store::save(&state.db, &was, &c, &e, &shares).await {
+            Ok(true) => {}
+            Ok(false) => continue, // answered meanwhile
+            Err(err) => {
+                tracing::warn!(error = %err, consult = %c.id, "could not save a consult timer");
+                continue;
+            }
         }
         announce(state, &was, &c, ev, &all).await;
         changed += 1;

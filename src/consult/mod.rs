@@ -97,6 +97,49 @@ pub struct Consult {
     pub declined_by: Vec<UserId>,
 }
 
+/// What a clinician asks for: the parts of a consult that its requester sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub from_site: SiteId,
+    pub requested_by: UserId,
+    pub specialty: Specialty,
+    pub specialist: Option<UserId>,
+    pub urgency: Urgency,
+    pub summary: String,
+    pub scheduled_at: Option<i64>,
+    pub studies: Vec<String>,
+}
+
+impl Consult {
+    /// A new request, made at `now`.
+    pub fn new(r: Request, now: i64) -> Consult {
+        Consult {
+            id: new_consult_id(),
+            from_site: r.from_site,
+            requested_by: r.requested_by,
+            specialty: r.specialty,
+            specialist: r.specialist,
+            urgency: r.urgency,
+            summary: r.summary,
+            scheduled_at: r.scheduled_at,
+            state: State::Requested,
+            accepted_by: None,
+            accepted_at: None,
+            decline_reason: None,
+            cancel_reason: None,
+            escalated_at: None,
+            call_started_at: None,
+            completed_at: None,
+            ack: None,
+            created_at: now,
+            updated_at: now,
+            studies: r.studies,
+            opinions: vec![],
+            declined_by: vec![],
+        }
+    }
+}
+
 /// A specialist who could answer consults: who, where, what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Specialist {
@@ -129,7 +172,6 @@ impl Consult {
             _ => vec![],
         };
         p.extend(self.accepted_by.clone());
-        p.extend(self.specialist.clone());
         p.push(self.requested_by.clone());
         p.sort();
         p.dedup();
@@ -282,10 +324,11 @@ pub fn apply(
                 return Err(Invalid("a decline needs a reason (at most 500 characters)"));
             }
             c.declined_by.push(me.clone());
+            // The latest reason is kept (and stored with each decline); the clinic sees why.
+            c.decline_reason = Some(reason);
             let ended = c.answerers(all).is_empty();
             if ended {
                 c.state = State::Declined;
-                c.decline_reason = Some(reason);
             }
             Event::Declined { ended }
         }
@@ -357,7 +400,7 @@ pub fn apply(
             Event::Acknowledged
         }
     };
-    c.updated_at = now;
+    c.updated_at = next_stamp(c, now);
     Ok(event)
 }
 
@@ -383,6 +426,12 @@ pub fn possible_steps(
         .filter(|(_, step)| apply(&mut c.clone(), actor, all, step.clone(), now).is_ok())
         .map(|(name, _)| name)
         .collect()
+}
+
+/// The change stamp after a change at `now`: always later than the one read, so that the
+/// store's "nobody changed it since" check catches two changes within one millisecond.
+fn next_stamp(c: &Consult, now: i64) -> i64 {
+    now.max(c.updated_at + 1)
 }
 
 /// Timers of unanswered requests.
@@ -413,7 +462,7 @@ pub fn due(c: &mut Consult, t: &Timers, now: i64) -> Option<Event> {
         if c.urgency == Urgency::Emergency { t.emergency_expire_ms } else { t.expire_ms };
     if waited >= expire_after {
         c.state = State::Expired;
-        c.updated_at = now;
+        c.updated_at = next_stamp(c, now);
         return Some(Event::Expired);
     }
     if c.urgency == Urgency::Emergency
@@ -421,7 +470,7 @@ pub fn due(c: &mut Consult, t: &Timers, now: i64) -> Option<Event> {
         && waited >= t.emergency_escalate_ms
     {
         c.escalated_at = Some(now);
-        c.updated_at = now;
+        c.updated_at = next_stamp(c, now);
         return Some(Event::Escalated);
     }
     None
@@ -458,8 +507,7 @@ mod tests {
     }
 
     fn consult(urgency: Urgency, named: Option<&str>) -> Consult {
-        Consult {
-            id: new_consult_id(),
+        let r = Request {
             from_site: "island-clinic".parse().unwrap(),
             requested_by: "dr-zhao".parse().unwrap(),
             specialty: "radiology".parse().unwrap(),
@@ -467,21 +515,9 @@ mod tests {
             urgency,
             summary: "case".into(),
             scheduled_at: None,
-            state: State::Requested,
-            accepted_by: None,
-            accepted_at: None,
-            decline_reason: None,
-            cancel_reason: None,
-            escalated_at: None,
-            call_started_at: None,
-            completed_at: None,
-            ack: None,
-            created_at: 1_000,
-            updated_at: 1_000,
             studies: vec![],
-            opinions: vec![],
-            declined_by: vec![],
-        }
+        };
+        Consult::new(r, 1_000)
     }
 
     #[test]
@@ -577,21 +613,29 @@ mod tests {
             apply(&mut c, &li, &all, Step::Decline { reason: "off duty".into() }, 2),
             Ok(Event::Declined { ended: false })
         );
-        assert_eq!(c.state, State::Requested);
+        assert_eq!((c.state, c.decline_reason.as_deref()), (State::Requested, Some("off duty")));
         assert!(possible_steps(&c, &li, &all, 3).is_empty(), "out of dr-li's inbox");
+        assert!(!c.parties(&all).iter().any(|p| p.as_str() == "dr-li"), "and out of its readers");
         assert_eq!(
             apply(&mut c, &wu, &all, Step::Decline { reason: "not my field".into() }, 4),
             Ok(Event::Declined { ended: true })
         );
         assert_eq!((c.state, c.decline_reason.as_deref()), (State::Declined, Some("not my field")));
 
-        // A named specialist's decline ends it at once.
+        // A named specialist's decline ends it at once, and they keep no access to it.
         let mut c = consult(Urgency::Routine, Some("dr-wu"));
         assert!(possible_steps(&c, &li, &all, 1).is_empty(), "named someone else");
         assert_eq!(
             apply(&mut c, &wu, &all, Step::Decline { reason: "busy".into() }, 2),
             Ok(Event::Declined { ended: true })
         );
+        assert_eq!(c.parties(&all), ["dr-zhao".parse::<UserId>().unwrap()]);
+        // Two changes within one millisecond still leave different stamps, so the store's
+        // "unchanged since read" check tells them apart.
+        let mut c = consult(Urgency::Routine, None);
+        let before = c.updated_at;
+        apply(&mut c, &li, &all, Step::Decline { reason: "later".into() }, before).unwrap();
+        assert!(c.updated_at > before);
         // The requester can cancel while open; not twice.
         let zhao = actor("dr-zhao", "island-clinic", &[Role::Clinician]);
         let mut c = consult(Urgency::Routine, None);

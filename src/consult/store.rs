@@ -6,8 +6,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::*;
+use crate::archive::store::share_study_on;
 use crate::audit::{self, NewEvent};
-use crate::auth::policy::{ConsultCreate, ConsultSearch, Permit};
+use crate::auth::policy::{ConsultCreate, ConsultSearch, Permit, StudyShare};
 use crate::network::{Role, split_list};
 use crate::storage::Db;
 
@@ -131,12 +132,35 @@ pub async fn specialists(db: &Db) -> Result<Vec<Specialist>, sqlx::Error> {
     Ok(out)
 }
 
-/// Stores a new consult and its studies, with its audit event.
+/// A study shared with a site because of a consult, with its audit event.
+pub struct Share {
+    study: String,
+    site: SiteId,
+    event: NewEvent,
+}
+
+impl Share {
+    pub fn new(permit: &Permit<StudyShare>, site: SiteId, event: NewEvent) -> Share {
+        Share { study: permit.target().id.clone().unwrap_or_default(), site, event }
+    }
+}
+
+async fn put_shares(tx: &mut sqlx::AnyConnection, shares: &[Share]) -> Result<(), sqlx::Error> {
+    for s in shares {
+        let by = s.event.actor.as_deref().unwrap_or("ferry");
+        share_study_on(&mut *tx, &s.study, &s.site, by, s.event.at).await?;
+        audit::record_on(&mut *tx, &s.event).await?;
+    }
+    Ok(())
+}
+
+/// Stores a new consult, its studies and their shares, with its audit event, all or nothing.
 pub async fn create(
     db: &Db,
     _: &Permit<ConsultCreate>,
     c: &Consult,
     event: &NewEvent,
+    shares: &[Share],
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     sqlx::query(
@@ -163,6 +187,7 @@ pub async fn create(
             .execute(&mut *tx)
             .await?;
     }
+    put_shares(&mut tx, shares).await?;
     audit::record_on(&mut *tx, event).await?;
     tx.commit().await
 }
@@ -174,6 +199,7 @@ pub async fn save(
     was: &Consult,
     c: &Consult,
     event: &NewEvent,
+    shares: &[Share],
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     let updated = sqlx::query(
@@ -215,10 +241,7 @@ pub async fn save(
         .await?;
     }
     for u in c.declined_by.iter().skip(was.declined_by.len()) {
-        let reason = match c.state {
-            State::Declined => c.decline_reason.clone(),
-            _ => None,
-        };
+        let reason = c.decline_reason.clone();
         sqlx::query(
             "INSERT INTO consult_declines (consult_id, user_id, reason, at) VALUES ($1, $2, $3, $4)",
         )
@@ -229,6 +252,7 @@ pub async fn save(
         .execute(&mut *tx)
         .await?;
     }
+    put_shares(&mut tx, shares).await?;
     audit::record_on(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(true)

@@ -327,7 +327,15 @@ impl Core {
 
     fn join(&mut self, conn: ConnId, user: &str, room: String, out: &mut Vec<Effect>) {
         let allowed = self.rooms.get(&room).is_some_and(|r| r.allowed.contains(user));
-        out.push(Effect::Audit { user: user.to_string(), room: room.clone(), allowed });
+        let again = self
+            .rooms
+            .get(&room)
+            .and_then(|r| r.members.get(user))
+            .is_some_and(|m| m.conn == Some(conn));
+        // A join repeated on the same connection changes nothing and is not recorded again.
+        if !again {
+            out.push(Effect::Audit { user: user.to_string(), room: room.clone(), allowed });
+        }
         if !allowed {
             // The same answer whether the room does not exist or is someone else's.
             return self.refuse(conn, "not_allowed", "no such room, or it is not yours", out);
@@ -383,12 +391,14 @@ impl Core {
         msg: ServerMsg,
         out: &mut Vec<Effect>,
     ) {
+        // Candidates trickle in around drops and reconnects; telling the sender is enough,
+        // these are not counted as strikes.
         let Some(r) = self.member_room(conn, user, room) else {
-            return self.refuse(conn, "not_in_room", "you are not in that room", out);
+            return tell(conn, "not_in_room", "you are not in that room", out);
         };
         match r.members.get(to).and_then(|m| m.conn) {
             Some(target) if to != user => out.push(Effect::Send(target, msg)),
-            _ => self.refuse(
+            _ => tell(
                 conn,
                 "peer_unavailable",
                 "that participant is not connected to this room",
@@ -396,6 +406,11 @@ impl Core {
             ),
         }
     }
+}
+
+/// An error for the sender that is not held against them.
+fn tell(conn: ConnId, code: &'static str, detail: &str, out: &mut Vec<Effect>) {
+    out.push(Effect::Send(conn, ServerMsg::error(code, detail)));
 }
 
 /// Sends `msg` to every connected member of the room except `except`.
@@ -634,5 +649,29 @@ mod tests {
             sent(&core.handle(7, Input::Connected { conn: 4, user: "dr-ma".into() }), 1).is_empty()
         );
         assert_eq!(core.connections(), 2);
+    }
+
+    #[test]
+    fn races_around_reconnects_are_answered_but_not_held_against_anyone() {
+        let limits = Limits { strikes_to_close: 3, ..Limits::default() };
+        let mut core = Core::new(limits);
+        core.handle(
+            0,
+            Input::Open { room: "c1".into(), participants: vec!["a".into(), "b".into()] },
+        );
+        core.handle(0, Input::Connected { conn: 1, user: "a".into() });
+        let e = core.handle(0, say(1, join("c1")));
+        assert!(e.iter().any(|x| matches!(x, Effect::Audit { .. })));
+        // Joining again on the same socket changes nothing and is not recorded twice.
+        let e = core.handle(1, say(1, join("c1")));
+        assert!(!e.iter().any(|x| matches!(x, Effect::Audit { .. })), "{e:?}");
+        assert_eq!(types(&e, 1), ["joined"]);
+        // Candidates for a peer who is not (or no longer) there: told, never closed.
+        for t in 0..10 {
+            let cand = serde_json::json!({"v": 1, "type": "candidate", "room": "c1", "to": "b", "candidate": {}});
+            let e = core.handle(2 + t, say(1, cand));
+            assert_eq!(sent(&e, 1)[0]["code"], "peer_unavailable");
+            assert!(!e.iter().any(|x| matches!(x, Effect::Close(..))));
+        }
     }
 }

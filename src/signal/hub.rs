@@ -197,11 +197,13 @@ async fn run(
                         pending.push((now, Input::Disconnected { conn }));
                     }
                     Effect::Audit { user, room, allowed } => {
-                        // Audited and acted on by the consult shell. If its queue is full the
-                        // hub waits rather than leave a join unrecorded.
+                        // Audited and acted on by the consult shell. If its queue is full, a
+                        // task waits to hand it over: the hub never waits on the shell (which
+                        // itself talks to the hub), and no join goes unrecorded.
                         let d = JoinDecision { user, room, allowed };
                         if let Err(mpsc::error::TrySendError::Full(d)) = joins.try_send(d) {
-                            let _ = joins.send(d).await;
+                            let joins = joins.clone();
+                            tokio::spawn(async move { joins.send(d).await });
                         }
                     }
                     Effect::Online(..) => {}

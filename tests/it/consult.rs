@@ -192,6 +192,9 @@ async fn consult_lifecycle(sql: Sql) {
     );
     let inbox: Value = ok(li.get("/api/consults").await).await;
     assert_eq!(inbox["consults"][0]["id"], id.as_str());
+    // The list shows the case: it is recorded as a read of that consult.
+    let q = format!("user=dr-li&action=consult.read&resource=consult:{id}");
+    assert_eq!(audit_events(&s, &q).await.len(), 1);
     assert_eq!(inbox["consults"][0]["can"], json!(["accept", "decline"]));
     // The study is shared with the specialist's site through the policy.
     assert_eq!(li.get(&format!("/dicomweb/studies/{CT_STUDY}/metadata")).await.status(), 200);
