@@ -197,7 +197,8 @@ pub async fn create(
             format!("studies: at most {MAX_STUDIES}"),
         ));
     }
-    let all = store::specialists(&ctx.state.db).await?;
+    let all =
+        store::specialists(&ctx.state.db, Some(std::slice::from_ref(&body.specialty))).await?;
     if let Some(named) = &body.specialist
         && !all.iter().any(|s| &s.id == named && s.specialties.contains(&body.specialty))
     {
@@ -247,9 +248,9 @@ pub async fn create(
 pub async fn list(ctx: RequestCtx) -> Result<Json<Value>, ApiError> {
     let permit: Permit<ConsultSearch> = ctx.permit(Target::network()).await?;
     let me = &ctx.actor;
-    let all = store::specialists(&ctx.state.db).await?;
     let mut found =
         store::candidates(&ctx.state.db, &permit, &me.view, &me.user.specialties, 200).await?;
+    let all = store::answerers_of(&ctx.state.db, &found.iter().collect::<Vec<_>>()).await?;
     found.retain(|c| {
         policy::decide(&me.view, Rule::SiteOrParty, &target(c, &all)) == policy::Decision::Allow
     });
@@ -279,7 +280,7 @@ async fn load_for(ctx: &RequestCtx, id: &str) -> Result<(Consult, Vec<Specialist
         false => None,
     }
     .ok_or(ApiError::NotFound { what: "consult" })?;
-    let all = store::specialists(&ctx.state.db).await?;
+    let all = store::answerers_of(&ctx.state.db, &[&c]).await?;
     Ok((c, all))
 }
 
@@ -407,7 +408,8 @@ pub async fn specialists(
     QueryParams(q): QueryParams<SpecialistQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let _: Permit<SiteList> = ctx.permit(Target::network()).await?;
-    let all = store::specialists(&ctx.state.db).await?;
+    let of = q.specialty.clone().map(|s| vec![s]);
+    let all = store::specialists(&ctx.state.db, of.as_deref()).await?;
     let hub = &ctx.state.hub;
     let list: Vec<Value> = all
         .iter()
@@ -477,7 +479,8 @@ async fn record_join(state: &AppState, d: &JoinDecision) -> anyhow::Result<()> {
     .await?;
     let (Some(mut c), Some(user), true) = (consult, user, d.allowed) else { return Ok(()) };
     let view = crate::auth::actor_view(state, &user).await?;
-    let all = store::specialists(&state.db).await?;
+    // A consult with a call room is accepted: nobody beyond its participants is concerned.
+    let all = store::answerers_of(&state.db, &[&c]).await?;
     let was = c.clone();
     if let Ok(Event::InCall) = apply(&mut c, &view, &all, Step::Join, now) {
         let mut e = NewEvent {
@@ -518,7 +521,7 @@ pub async fn timers_once(state: &AppState, now: i64) -> anyhow::Result<usize> {
     if open.is_empty() {
         return Ok(0);
     }
-    let all = store::specialists(&state.db).await?;
+    let all = store::answerers_of(&state.db, &open.iter().collect::<Vec<_>>()).await?;
     let mut changed = 0;
     for mut c in open {
         let was = c.clone();

@@ -302,9 +302,7 @@ pub fn apply(
         actor.has_role(Role::Specialist) && c.answerers(all).iter().any(|s| &s.id == me);
     let clinician_of_site = actor.site == c.from_site && actor.has_role(Role::Clinician);
     let event = match step {
-        Step::Accept | Step::Decline { .. } if !may_answer => {
-            return Err(NotYours("only a specialist this consult is addressed to can answer it"));
-        }
+        // The state first: whoever may read the consult may learn that it is taken.
         Step::Accept | Step::Decline { .. } if !c.state.is_open() => {
             return Err(WrongState(match c.state {
                 State::Accepted | State::InCall | State::Completed => {
@@ -312,6 +310,9 @@ pub fn apply(
                 }
                 _ => "this consult is no longer open",
             }));
+        }
+        Step::Accept | Step::Decline { .. } if !may_answer => {
+            return Err(NotYours("only a specialist this consult is addressed to can answer it"));
         }
         Step::Accept => {
             c.state = State::Accepted;

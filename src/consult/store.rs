@@ -109,13 +109,30 @@ pub(crate) async fn load(db: &Db, id: &str) -> Result<Option<Consult>, sqlx::Err
     }
 }
 
-/// Every active specialist of the network (a few hundred people at most).
-pub async fn specialists(db: &Db) -> Result<Vec<Specialist>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, display_name, site_id, roles, specialties FROM users WHERE disabled = 0 ORDER BY id",
-    )
-    .fetch_all(db.pool())
-    .await?;
+/// The active specialists of the network with any of `of` (all of them for None). Only
+/// open requests need them (to know who may answer), so callers ask for those specialties.
+pub async fn specialists(
+    db: &Db,
+    of: Option<&[Specialty]>,
+) -> Result<Vec<Specialist>, sqlx::Error> {
+    let mut sql = String::from(
+        "SELECT id, display_name, site_id, roles, specialties FROM users \
+         WHERE disabled = 0 AND (',' || roles || ',') LIKE '%,specialist,%'",
+    );
+    if let Some(of) = of {
+        if of.is_empty() {
+            return Ok(vec![]);
+        }
+        let any: Vec<String> =
+            (1..=of.len()).map(|i| format!("(',' || specialties || ',') LIKE ${i}")).collect();
+        sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+    }
+    sql.push_str(" ORDER BY id");
+    let mut q = sqlx::query(&sql);
+    for s in of.unwrap_or_default() {
+        q = q.bind(format!("%,{s},%"));
+    }
+    let rows = q.fetch_all(db.pool()).await?;
     let mut out = vec![];
     for r in rows {
         let roles: Vec<Role> = split_list(&r.try_get::<String, _>("roles")?);
@@ -256,6 +273,15 @@ pub async fn save(
     audit::record_on(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Who may answer the open ones among `consults`: the specialists of their specialties.
+pub async fn answerers_of(db: &Db, consults: &[&Consult]) -> Result<Vec<Specialist>, sqlx::Error> {
+    let mut of: Vec<Specialty> =
+        consults.iter().filter(|c| c.state.is_open()).map(|c| c.specialty.clone()).collect();
+    of.sort();
+    of.dedup();
+    specialists(db, Some(&of)).await
 }
 
 /// Consults that may concern `actor`: their site's, those they accepted, and open requests of
