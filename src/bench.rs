@@ -189,7 +189,9 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
             let permit = limit.acquire_owned().await.expect("open");
             let mut req = format!("{url}/api/ws").into_client_request()?;
             req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-            let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+            // TCP_NODELAY, as browsers do: without it the candidates that follow an offer wait
+            // for the server's delayed ACK (~40 ms, Nagle's algorithm).
+            let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
             let (mut tx, mut rx) = ws.split();
             tx.send(Message::Text(json!({"v": 1, "type": "join", "room": room}).to_string().into())).await?;
             // Until joined (welcome, maybe presence, joined).
@@ -272,12 +274,14 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
     let per_conn_kib = (rss_idle.saturating_sub(rss_before)) as f64 / opts.clients as f64;
 
     let cpu0 = cpu_ticks(pid);
+    let client_cpu0 = cpu_ticks(std::process::id());
     let t1 = Instant::now();
     go.notify_waiters();
     tokio::time::sleep(Duration::from_secs(opts.seconds)).await;
     stop.cancel();
     let busy = t1.elapsed().as_secs_f64();
     let cpu = (cpu_ticks(pid) - cpu0) as f64 / 100.0;
+    let client_cpu = (cpu_ticks(std::process::id()) - client_cpu0) as f64 / 100.0;
     let rss_busy = rss_kib(pid);
     let mut failed = 0;
     for t in tasks {
@@ -323,6 +327,7 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
         "  server CPU while busy        {:.0} % of one core ({cpu:.1} s in {busy:.1} s)",
         cpu / busy * 100.0
     );
+    println!("  clients' CPU (same machine)  {:.0} % of one core", client_cpu / busy * 100.0);
     println!("  clients that ended in error  {failed}");
     anyhow::ensure!(failed == 0, "{failed} clients ended in error");
     Ok(())
