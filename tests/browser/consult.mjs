@@ -4,7 +4,9 @@
 // call survives dr-zhao's signalling socket dropping (ICE restart on the same connection);
 // dr-ma (Mountain Clinic) is refused the room; dr-li signs the opinion, dr-zhao acknowledges it.
 // With CALL_MODE=relay only the call is set up, and its media must go through the TURN relay.
-// Run by tests/it/browser.rs with FERRY_URL, CONSULT_STUDY and CALL_MODE (full or relay) set.
+// With CALL_MODE=weak the relay is capped far below what video needs: the call page must step
+// down to audio only by itself, say so, and the audio must go on.
+// Run by tests/it/browser.rs with FERRY_URL, CONSULT_STUDY and CALL_MODE (full, relay or weak).
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { base, check, expect, fail, finish, launchMedia, signIn } from './lib.mjs';
@@ -54,6 +56,26 @@ function mediaGrows(page) {
       await new Promise(r => setTimeout(r, 250));
       const now = await sample();
       if (now.t - first.t >= 1000 && now.frames > first.frames && now.audio > first.audio) return { ok: true, first, now };
+      if (now.t - first.t > timeout) return { ok: false, first, now };
+    }
+  }, T);
+}
+
+// Polls until the inbound audio packets have grown over at least a second.
+function audioFlows(page) {
+  return page.evaluate(async timeout => {
+    const sample = async () => {
+      let audio = 0;
+      for (const pc of window.ferryCall.pcs.values()) {
+        (await pc.getStats()).forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'audio') audio += r.packetsReceived || 0; });
+      }
+      return { audio, t: Date.now() };
+    };
+    const first = await sample();
+    for (;;) {
+      await new Promise(r => setTimeout(r, 250));
+      const now = await sample();
+      if (now.t - first.t >= 1000 && now.audio > first.audio) return { ok: true, first, now };
       if (now.t - first.t > timeout) return { ok: false, first, now };
     }
   }, T);
@@ -141,7 +163,33 @@ try {
     expect(await b.$('#remotes video[data-peer="dr-zhao"]'), 'dr-li has no video of dr-zhao');
   });
 
-  if (mode === 'relay') {
+  if (mode === 'weak') {
+    await check('over a link too thin for video, the call steps down to audio only and says so', async () => {
+      for (const [who, p] of [['dr-zhao', a], ['dr-li', b]]) {
+        await p.waitForSelector('#step-down-notice:not([hidden])', { timeout: 60000 })
+          .catch(async () => {
+            const q = await p.evaluate(async () => {
+              const out = { quality: window.ferryCall.quality, rtp: [] };
+              for (const pc of window.ferryCall.pcs.values()) {
+                (await pc.getStats()).forEach(r => {
+                  if ((r.type === 'outbound-rtp' || r.type === 'inbound-rtp') && r.kind === 'video') {
+                    out.rtp.push({ type: r.type, fps: r.framesPerSecond, limit: r.qualityLimitationReason,
+                      height: r.frameHeight, target: r.targetBitrate, lost: r.packetsLost });
+                  }
+                });
+              }
+              return out;
+            });
+            throw new Error(`${who}: no step down; last stats ${JSON.stringify(q)}`);
+          });
+        const pressed = await p.getAttribute('#audio-only', 'aria-pressed');
+        expect(pressed === 'true', `${who}: audio-only control shows ${pressed}`);
+        const r = await audioFlows(p);
+        expect(r.ok, `${who}: audio stopped: ${JSON.stringify(r)}`);
+      }
+    });
+    await screenshots(a, b);
+  } else if (mode === 'relay') {
     await check('the media goes through the TURN relay on both sides', async () => {
       for (const [who, p] of [['dr-zhao', a], ['dr-li', b]]) {
         const pairs = await selectedPairs(p);

@@ -11,7 +11,11 @@ async fn run_node(
     extra: Vec<(&'static str, String)>,
 ) -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-    let shots = s.dir.path().join("shots");
+    // FERRY_SHOTS_DIR keeps the screenshots for a person to look at; else they go with the
+    // server's temporary directory.
+    let shots = std::env::var_os("FERRY_SHOTS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| s.dir.path().join("shots"));
     std::fs::create_dir_all(&shots).unwrap();
     let url = s.url.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -96,7 +100,7 @@ async fn a_video_consult_from_request_to_signed_opinion() {
 /// relayed candidates only. The call connects through the relay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_forced_through_coturn_connects() {
-    let turn = crate::support::Coturn::start("shared-turn-secret");
+    let turn = crate::support::Coturn::start("shared-turn-secret", None);
     let urls = format!(
         "turn:127.0.0.1:{p}?transport=udp, turn:127.0.0.1:{p}?transport=tcp",
         p = turn.port
@@ -122,4 +126,33 @@ async fn a_call_forced_through_coturn_connects() {
     .await;
     assert!(out.contains("5 passed, 0 failed"), "{out}");
     assert!(turn.allocations() > 0, "coturn saw no allocation:\n{}", turn.log());
+}
+
+/// A thin island link: coturn relays at most 7 KB/s per session (56 kbit/s), enough for the
+/// voice and far too little for video. The call page steps down to audio only by itself, says
+/// so, and the audio goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_thin_link_the_call_steps_down_to_audio() {
+    let turn = crate::support::Coturn::start("shared-turn-secret", Some(7_000));
+    let urls = format!("turn:127.0.0.1:{}?transport=udp", turn.port);
+    let s = TestServer::start_with(
+        crate::support::Sql::Sqlite,
+        crate::support::Obj::Local,
+        &[
+            ("FERRY__TURN__URLS", urls.as_str()),
+            ("FERRY__TURN__SECRET", "shared-turn-secret"),
+            ("FERRY__TURN__RELAY_ONLY", "true"),
+        ],
+    )
+    .await;
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&testfile("CT_small.dcm")]).await.0, 200);
+    let study = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
+    let out = run_node(
+        "consult.mjs",
+        &s,
+        vec![("CONSULT_STUDY", study.to_string()), ("CALL_MODE", "weak".to_string())],
+    )
+    .await;
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
 }

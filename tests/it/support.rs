@@ -426,7 +426,9 @@ pub struct Coturn {
 }
 
 impl Coturn {
-    pub fn start(secret: &str) -> Coturn {
+    /// `max_bps`: bytes per second each relayed session may carry (coturn drops the rest),
+    /// to imitate a thin island link.
+    pub fn start(secret: &str, max_bps: Option<u32>) -> Coturn {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // Relay ports in a range of their own, away from the listening port.
@@ -438,11 +440,12 @@ impl Coturn {
                 "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\n\
                  min-port={relay}\nmax-port={}\nuse-auth-secret\nstatic-auth-secret={secret}\n\
                  realm=ferry.test\nallow-loopback-peers\nno-cli\ncli-password=not-used\n\
-                 no-tls\nno-dtls\nfingerprint\nsimple-log\nverbose\nlog-file={}\npidfile={}\nuserdb={}\n",
+                 no-tls\nno-dtls\nfingerprint\nsimple-log\nverbose\nlog-file={}\npidfile={}\nuserdb={}\n{}",
                 relay + 200,
                 dir.path().join("turn.log").display(),
                 dir.path().join("turn.pid").display(),
                 dir.path().join("turndb").display(),
+                max_bps.map(|b| format!("max-bps={b}\n")).unwrap_or_default(),
             ),
         )
         .unwrap();

@@ -1331,22 +1331,28 @@ function callPage(id) {
   // ---- connection quality ----
   async function readStats(p) {
     const stats = await p.pc.getStats();
-    let pairId = null, pair = null, remoteRtt, lost = 0, received = 0, limit = null, fps;
+    let pairId = null, pair = null, remoteRtt, lost = 0, received = 0, limit = null, fps, sentBytes = 0, height;
     stats.forEach(r => { if (r.type === 'transport' && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId; });
     stats.forEach(r => {
       if (r.type === 'candidate-pair' && (pairId ? r.id === pairId : r.nominated && r.state === 'succeeded')) pair = r;
       else if (r.type === 'inbound-rtp') { lost += r.packetsLost || 0; received += r.packetsReceived || 0; }
-      else if (r.type === 'outbound-rtp' && r.kind === 'video') { limit = r.qualityLimitationReason; fps = r.framesPerSecond; }
+      else if (r.type === 'outbound-rtp' && r.kind === 'video') {
+        limit = r.qualityLimitationReason; fps = r.framesPerSecond; sentBytes += r.bytesSent || 0; height = r.frameHeight;
+      }
       else if (r.type === 'remote-inbound-rtp' && r.roundTripTime !== undefined && remoteRtt === undefined) remoteRtt = r.roundTripTime;
     });
     const rtt = pair && pair.currentRoundTripTime !== undefined ? pair.currentRoundTripTime : remoteRtt;
     // Loss over the last interval, not since the call began.
-    const prev = p.counts || { lost: 0, received: 0 };
-    p.counts = { lost, received };
+    const prev = p.counts || { lost: 0, received: 0, sentBytes: 0, at: 0 };
+    const at = performance.now();
+    p.counts = { lost, received, sentBytes, at };
     const dl = Math.max(0, lost - prev.lost), dr = Math.max(0, received - prev.received);
-    // A camera video the encoder can only send at a few frames a second, for want of bandwidth.
-    // (A shared screen is often sent slowly on purpose, so it does not count.)
-    const starved = !call.audioOnly && !screen && limit === 'bandwidth' && fps !== undefined && fps < 8;
+    const kbps = prev.at ? Math.max(0, sentBytes - prev.sentBytes) * 8 / (at - prev.at) : null;
+    // Camera video that the link cannot carry: held back for bandwidth to a few frames a
+    // second, to a postage stamp, or to a trickle of bits no picture can be made of. (A shared
+    // screen is often sent slowly on purpose, so it does not count.)
+    const starved = !call.audioOnly && !screen && limit === 'bandwidth'
+      && ((fps !== undefined && fps < 8) || (height !== undefined && height < 120) || (kbps !== null && kbps < 40));
     return { rtt: rtt === undefined ? null : rtt * 1000, loss: dl + dr ? dl / (dl + dr) : 0, starved, limit, fps: fps ?? null };
   }
 
