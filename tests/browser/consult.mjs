@@ -223,6 +223,45 @@ try {
       }
     });
 
+    await check('mute, camera off and screen sharing do what they say', async () => {
+      const localTracks = p => p.evaluate(() => {
+        const s = document.querySelector('video#local').srcObject;
+        return { audio: s.getAudioTracks().map(t => t.enabled), video: s.getVideoTracks().map(t => t.enabled) };
+      });
+      await a.click('#mute');
+      expect(await a.getAttribute('#mute', 'aria-pressed') === 'true', 'mute not pressed');
+      expect((await localTracks(a)).audio.every(e => !e), 'microphone still on after mute');
+      await a.click('#mute');
+      expect((await localTracks(a)).audio.every(e => e), 'microphone not back on');
+      await a.click('#camera');
+      expect((await localTracks(a)).video.every(e => !e), 'camera still on');
+      await a.click('#camera');
+      expect((await localTracks(a)).video.every(e => e), 'camera not back on');
+      // dr-li shares the screen (16:9); dr-zhao receives it instead of the camera (4:3), and
+      // the camera again when the sharing stops.
+      const shapeBecomes = (p, wide) => p.evaluate(async ([wide, timeout]) => {
+        const start = Date.now();
+        let shape = null;
+        while (Date.now() - start < timeout) {
+          for (const pc of window.ferryCall.pcs.values()) {
+            (await pc.getStats()).forEach(r => {
+              if (r.type === 'inbound-rtp' && r.kind === 'video' && r.frameWidth) shape = r.frameWidth / r.frameHeight;
+            });
+          }
+          if (shape && (wide ? shape > 1.6 : shape < 1.5)) return shape;
+          await new Promise(r => setTimeout(r, 250));
+        }
+        return shape;
+      }, [wide, T]);
+      await b.click('#screen');
+      await b.waitForSelector('#screen[aria-pressed="true"]', { timeout: T });
+      const shared = await shapeBecomes(a, true);
+      expect(shared > 1.6, `dr-zhao does not receive the screen (frame shape ${shared})`);
+      await b.click('#screen');
+      const camera = await shapeBecomes(a, false);
+      expect(camera < 1.5, `the camera did not come back after sharing (frame shape ${camera})`);
+    });
+
     await check("dr-zhao's socket drops mid-call: it reconnects, ICE restarts, media goes on", async () => {
       const opens = await a.evaluate(() => {
         window.ferryTestPc = window.ferryCall.pcs.get('dr-li');

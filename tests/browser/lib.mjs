@@ -19,7 +19,9 @@ export function launch(extra = []) {
 // resolve in a container).
 export function launchMedia() {
   return launch(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns']);
+    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    // Screen sharing picks the (virtual) screen without a dialog.
+    '--auto-select-desktop-capture-source=Entire screen']);
 }
 
 let passed = 0, failed = 0;

@@ -90,7 +90,7 @@ async fn a_video_consult_from_request_to_signed_opinion() {
     assert_eq!(zhao.stow("/dicomweb/studies", &[&testfile("CT_small.dcm")]).await.0, 200);
     let study = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
     let out = run_node("consult.mjs", &s, vec![("CONSULT_STUDY", study.to_string())]).await;
-    assert!(out.contains("10 passed, 0 failed"), "{out}");
+    assert!(out.contains("11 passed, 0 failed"), "{out}");
     // The server's record of it: completed, signed, acknowledged; dr-ma's attempt audited.
     let joins = crate::support::audit_events(&s, "action=consult.join&outcome=denied").await;
     assert!(joins.iter().any(|e| e["actor"] == "dr-ma"), "{joins:?}");
