@@ -115,7 +115,14 @@ pub async fn update_user(
     let target = user_target(&ctx, &user).await?;
     let permit = ctx.permit::<UserUpdate>(target).await?;
     let hash = hash_new_password(&ctx, patch.password.take()).await?;
-    Ok(Json(store::update_user(&ctx.state.db, &permit, patch, hash).await?))
+    let disabled = patch.disabled == Some(true);
+    let updated = store::update_user(&ctx.state.db, &permit, patch, hash).await?;
+    if disabled {
+        // A disabled account's live sockets (calls, inbox) end now, not at their next reconnect.
+        let who = crate::signal::hub::Revoke::User(updated.id.to_string());
+        ctx.state.hub.revoke(who).await;
+    }
+    Ok(Json(updated))
 }
 
 // ---- devices ----
@@ -212,6 +219,7 @@ pub async fn revoke_token(
     let permit =
         ctx.permit::<TokenRevoke>(Target::of_user(&site, &owner, "token", Some(token))).await?;
     let t = tokens::revoke(&ctx.state.db, &permit, ctx.now()).await?;
+    ctx.state.hub.revoke(crate::signal::hub::Revoke::Credential(t.id.clone())).await;
     Ok(Json(t))
 }
 

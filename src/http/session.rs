@@ -48,6 +48,8 @@ pub async fn login(
 pub async fn logout(ctx: RequestCtx) -> Result<Response, ApiError> {
     if let AuthVia::Session { id_hash, .. } = &ctx.actor.via {
         sessions::end(&ctx.state.db, id_hash).await?;
+        // The session's live sockets end with it.
+        ctx.state.hub.revoke(crate::signal::hub::Revoke::Credential(id_hash.clone())).await;
         ctx.audit(
             "logout",
             "session",

@@ -22,7 +22,23 @@ pub enum Outgoing {
 
 enum Cmd {
     Input(Input),
-    Register { conn: ConnId, user: String, tx: mpsc::Sender<Outgoing> },
+    Register { conn: ConnId, user: String, credential: String, tx: mpsc::Sender<Outgoing> },
+    Revoke(Revoke),
+}
+
+/// Whose sockets to close because their access ended.
+#[derive(Debug, Clone)]
+pub enum Revoke {
+    /// Those opened with this session (its id hash) or bearer token (its id).
+    Credential(String),
+    /// All of a person's (account disabled).
+    User(String),
+}
+
+struct Sock {
+    tx: mpsc::Sender<Outgoing>,
+    user: String,
+    credential: String,
 }
 
 /// A join decided by the core, for the shell to audit and to start the consult's call.
@@ -88,8 +104,20 @@ impl Hub {
         self.input(Input::Notify { users, msg }).await
     }
 
-    pub(super) async fn register(&self, conn: ConnId, user: String, tx: mpsc::Sender<Outgoing>) {
-        self.send(Cmd::Register { conn, user, tx }).await
+    /// A new socket of `user`, opened with `credential` (a session's id hash or a token's id).
+    pub(super) async fn register(
+        &self,
+        conn: ConnId,
+        user: String,
+        credential: String,
+        tx: mpsc::Sender<Outgoing>,
+    ) {
+        self.send(Cmd::Register { conn, user, credential, tx }).await
+    }
+
+    /// Closes the sockets whose access has ended (logout, a revoked token, a disabled account).
+    pub async fn revoke(&self, which: Revoke) {
+        self.send(Cmd::Revoke(which)).await
     }
 
     /// Whether `user` has a socket open now.
@@ -155,44 +183,66 @@ async fn run(
     joins: mpsc::Sender<JoinDecision>,
     stop: CancellationToken,
 ) {
-    let mut sockets: HashMap<ConnId, mpsc::Sender<Outgoing>> = HashMap::new();
+    let mut sockets: HashMap<ConnId, Sock> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let input = tokio::select! {
+        let inputs = tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tick.tick() => Input::Tick,
+            _ = tick.tick() => vec![Input::Tick],
             cmd = rx.recv() => match cmd {
                 None => break,
-                Some(Cmd::Input(i)) => i,
-                Some(Cmd::Register { conn, user, tx }) => {
-                    sockets.insert(conn, tx);
-                    Input::Connected { conn, user }
+                Some(Cmd::Input(i)) => vec![i],
+                Some(Cmd::Register { conn, user, credential, tx }) => {
+                    sockets.insert(conn, Sock { tx, user: user.clone(), credential });
+                    vec![Input::Connected { conn, user }]
+                }
+                Some(Cmd::Revoke(which)) => {
+                    let ended: Vec<ConnId> = sockets
+                        .iter()
+                        .filter(|(_, s)| match &which {
+                            Revoke::Credential(c) => &s.credential == c,
+                            Revoke::User(u) => &s.user == u,
+                        })
+                        .map(|(c, _)| *c)
+                        .collect();
+                    ended
+                        .into_iter()
+                        .map(|conn| {
+                            if let Some(s) = sockets.remove(&conn) {
+                                let _ = s.tx.try_send(Outgoing::Close("your access has ended"));
+                            }
+                            Input::Disconnected { conn }
+                        })
+                        .collect()
                 }
             },
         };
-        if let Input::Disconnected { conn } = &input {
-            sockets.remove(conn);
+        let now = crate::time::now_ms();
+        let mut pending: Vec<(i64, Input)> = inputs.into_iter().rev().map(|i| (now, i)).collect();
+        for (_, input) in &pending {
+            if let Input::Disconnected { conn } = input {
+                sockets.remove(conn);
+            }
         }
-        let mut pending = vec![(crate::time::now_ms(), input)];
         while let Some((now, input)) = pending.pop() {
             for effect in core.handle(now, input) {
                 match effect {
                     Effect::Send(conn, msg) => {
-                        let Some(tx) = sockets.get(&conn) else { continue };
+                        let Some(s) = sockets.get(&conn) else { continue };
                         let text = serde_json::to_string(&msg).expect("messages serialise");
-                        if tx.try_send(Outgoing::Text(text)).is_err() {
+                        if s.tx.try_send(Outgoing::Text(text)).is_err() {
                             // Too slow (or already gone): close it, and let the core forget
                             // it as if it had dropped.
-                            if let Some(tx) = sockets.remove(&conn) {
-                                let _ = tx.try_send(Outgoing::Close("too slow to keep up"));
+                            if let Some(s) = sockets.remove(&conn) {
+                                let _ = s.tx.try_send(Outgoing::Close("too slow to keep up"));
                             }
                             pending.push((now, Input::Disconnected { conn }));
                         }
                     }
                     Effect::Close(conn, why) => {
-                        if let Some(tx) = sockets.remove(&conn) {
-                            let _ = tx.try_send(Outgoing::Close(why));
+                        if let Some(s) = sockets.remove(&conn) {
+                            let _ = s.tx.try_send(Outgoing::Close(why));
                         }
                         pending.push((now, Input::Disconnected { conn }));
                     }
@@ -211,7 +261,7 @@ async fn run(
             }
         }
     }
-    for (_, tx) in sockets {
-        let _ = tx.try_send(Outgoing::Close("server shutting down"));
+    for (_, s) in sockets {
+        let _ = s.tx.try_send(Outgoing::Close("server shutting down"));
     }
 }

@@ -41,6 +41,10 @@ pub async fn upgrade(
     }
     let g = &ctx.state.settings.signal;
     let user = ctx.actor.user.id.to_string();
+    let credential = match &ctx.actor.via {
+        crate::auth::AuthVia::Session { id_hash, .. } => id_hash.clone(),
+        crate::auth::AuthVia::Token { id } => id.clone(),
+    };
     let hub = ctx.state.hub.clone();
     let guard = match hub.admit(&user, g.max_connections_per_user, g.max_connections) {
         Ok(g) => g,
@@ -74,7 +78,7 @@ pub async fn upgrade(
         .max_write_buffer_size(1 << 20);
     Ok(ws.on_upgrade(move |socket| async move {
         let _held = guard;
-        serve(socket, hub, user, stop).await
+        serve(socket, hub, user, credential, stop).await
     }))
 }
 
@@ -82,11 +86,12 @@ async fn serve(
     socket: WebSocket,
     hub: Hub,
     user: String,
+    credential: String,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel(SOCKET_QUEUE);
-    hub.register(conn, user, tx).await;
+    hub.register(conn, user, credential, tx).await;
     let (mut sink, mut stream) = socket.split();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;

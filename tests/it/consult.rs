@@ -420,3 +420,52 @@ async fn socket_limits_answer_with_errors_then_close() {
     assert_eq!(s.anonymous().get("/healthz").await.status(), 200);
     s.stop().await;
 }
+
+/// Access that ends ends the live sockets too: a revoked token's socket and a disabled
+/// account's sockets are closed at once, not at their next reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_tokens_and_disabled_accounts_lose_their_sockets() {
+    let s = TestServer::start().await;
+    let (token, secret) =
+        ferry::operator::create_token(&s.state, &"dr-zhao".parse().unwrap(), "ws", None)
+            .await
+            .unwrap();
+    let mut revoked = Ws::with_token(&s, &secret).await;
+    let mut other = Ws::open(&s, "dr-zhao").await;
+    let zhao = s.login("dr-zhao").await;
+    ok(zhao.send("DELETE", &format!("/api/tokens/{}", token.id), None).await).await;
+    assert_eq!(revoked.closed().await, Some(1008));
+    // The same person's other socket (another token) stays.
+    other.say(json!({"v": 1, "type": "watch", "presence": true})).await;
+    assert_eq!(other.until("presence").await["type"], "presence");
+    // Signing out ends the socket opened with that session (the browser's).
+    let http = reqwest::Client::new();
+    let r = http
+        .post(s.at("/api/auth/login"))
+        .json(&json!({"username": "dr-zhao", "password": crate::support::DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+    let mut req = ws_request(&s, None);
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut browser = Ws { socket, backlog: vec![] };
+    assert_eq!(browser.until("welcome").await["user"], "dr-zhao");
+    let r = http
+        .post(s.at("/api/auth/logout"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(browser.closed().await, Some(1008));
+    // An administrator disables the account: every socket of it closes.
+    let admin = s.login("admin").await;
+    let r = admin.send("PATCH", "/api/users/dr-zhao", Some(json!({"disabled": true}))).await;
+    ok(r).await;
+    assert_eq!(other.closed().await, Some(1008));
+    s.stop().await;
+}
