@@ -358,6 +358,23 @@ async fn an_unanswered_emergency_escalates_then_expires() {
         (c["escalated"].as_bool(), c["can"].clone()),
         (Some(true), json!(["accept", "decline"]))
     );
+    // Another emergency, escalated too; dr-li takes it and dr-wu is told it is taken.
+    let body = json!({"specialty": "radiology", "urgency": "emergency", "summary": "Burns"});
+    let taken =
+        ok(zhao.post("/api/consults", body).await).await["id"].as_str().unwrap().to_string();
+    wu_ws.consult_event("requested").await;
+    let li = s.login("dr-li").await;
+    ok(li.post(&format!("/api/consults/{taken}/accept"), json!({})).await).await;
+    let told = wu_ws.consult_event("accepted").await;
+    assert_eq!(
+        (told["consult"].as_str(), told["state"].as_str()),
+        (Some(taken.as_str()), Some("accepted"))
+    );
+    assert_eq!(
+        problem(wu.get(&format!("/api/consults/{taken}")).await).await.0,
+        404,
+        "no longer dr-wu's to read"
+    );
     assert_eq!(ferry::consult::http::timers_once(&s.state, now + 1_801_000).await.unwrap(), 1);
     assert_eq!(consult_json(&zhao, &id).await["state"], "expired");
     let (st, _) = problem(wu.post(&format!("/api/consults/{id}/accept"), json!({})).await).await;

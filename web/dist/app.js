@@ -779,7 +779,7 @@ async function newConsultPage() {
 
 function consultsPage() {
   const show = startPage();
-  const err = h('div'), banners = h('div'), list = h('div');
+  const err = h('div'), banners = h('div'), list = h('div'), taken = h('div');
   const people = h('ul', { id: 'presence', class: 'presence' });
   let consults = [], specialists = [], seq = 0;
   const declining = new Map(); // consult id -> reason typed so far, kept across live refreshes
@@ -865,8 +865,16 @@ function consultsPage() {
     } catch (e) { if (mine === seq) err.replaceChildren(errorBox(e)); }
   }
 
-  // Live: every consult event refetches the list; presence redraws the panel.
-  listen('consult', load);
+  // Live: every consult event refetches the list; presence redraws the panel. A request that
+  // someone else accepted leaves this inbox, with a word saying so.
+  listen('consult', async msg => {
+    const before = consults.find(c => c.id === msg.consult && c.state === 'requested');
+    await load();
+    if (msg.event === 'accepted' && before && !consults.some(c => c.id === msg.consult && c.can.length)) {
+      taken.prepend(h('div', { class: 'notice taken', role: 'status', 'data-consult': before.id },
+        `${URGENCY[before.urgency] || before.urgency} ${before.specialty} request from ${before.from_site}: taken by another specialist.`));
+    }
+  });
   listen('open', load);
   listen('presence', drawPresence);
   setNeed('presence', { type: 'watch', presence: true });
@@ -876,7 +884,7 @@ function consultsPage() {
 
   show(h('h1', {}, can('consult.answer') ? 'Consult inbox' : 'Video consults'),
     can('consult.request') ? h('p', {}, h('a', { class: 'button', href: '#/consults/new', id: 'new-consult' }, 'Request a video consult')) : null,
-    banners, err,
+    banners, taken, err,
     h('div', { class: 'consults-layout' },
       h('section', {}, list),
       h('aside', { class: 'box' }, h('h2', {}, 'Who is online'), people)));
@@ -985,16 +993,22 @@ function consultPage(id) {
     ];
   }
 
+  let takenByOther = false;
   async function load() {
     const mine = ++seq;
     try {
       const c = await api('GET', consultPath(id));
       if (mine === seq) show(...render(c));
     } catch (e) {
-      if (mine === seq) show(h('h1', {}, 'Consult'), errorBox(e), h('p', {}, h('a', { href: '#/consults' }, 'All consults')));
+      if (mine !== seq) return;
+      // Open while another specialist accepted it: say so, rather than "not found".
+      const why = takenByOther && e.status === 404
+        ? h('div', { class: 'notice taken', role: 'status' }, 'Another specialist accepted this consult; it has left your inbox.')
+        : errorBox(e);
+      show(h('h1', {}, 'Consult'), why, h('p', {}, h('a', { href: '#/consults' }, 'All consults')));
     }
   }
-  listen('consult', m => { if (m.consult === id) load(); });
+  listen('consult', m => { if (m.consult === id) { takenByOther = m.event === 'accepted'; load(); } });
   listen('open', load);
   load();
 }
