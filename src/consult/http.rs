@@ -101,20 +101,20 @@ async fn announce(state: &AppState, was: &Consult, c: &Consult, ev: Event, all: 
     hub.notify(concerned(was, c, all), &c.id, ev.name(), c.state.as_str()).await;
 }
 
-/// The shares that give the sites of the specialists who may answer `c` its studies, so the
-/// policy lets them open the images; stored with the consult's change, in its transaction.
-fn shares_for(c: &Consult, all: &[Specialist], by: &str, now: i64) -> Vec<store::Share> {
-    let mut sites: Vec<SiteId> = c.answerers(all).iter().map(|s| s.site.clone()).collect();
-    sites.sort();
-    sites.dedup();
-    sites.retain(|s| *s != c.from_site);
-    let mut out = vec![];
-    for study in &c.studies {
-        let t = Target::site(&c.from_site, "study", Some(study.clone()));
-        // The requester attached the study under their own StudyShare permit (create); an
-        // escalation widens the same consult's shares by rule.
-        let permit: Permit<StudyShare> = policy::operator_permit(t);
-        for site in &sites {
+/// The shares that give the consultant's site (`to`) the consult's studies, so the policy lets
+/// them open the images; stored with the acceptance, in its transaction. Nobody else's site
+/// gets them: specialists who only could have answered decide on the case summary.
+fn shares_for(c: &Consult, to: &SiteId, by: &str, now: i64) -> Vec<store::Share> {
+    if *to == c.from_site {
+        return vec![];
+    }
+    c.studies
+        .iter()
+        .map(|study| {
+            let t = Target::site(&c.from_site, "study", Some(study.clone()));
+            // The requester attached the study under their own StudyShare permit (checked and
+            // audited when the consult was made); accepting the consult carries it out.
+            let permit: Permit<StudyShare> = policy::operator_permit(t);
             let event = NewEvent {
                 at: now,
                 actor: Some(by.to_string()),
@@ -124,13 +124,12 @@ fn shares_for(c: &Consult, all: &[Specialist], by: &str, now: i64) -> Vec<store:
                 resource_kind: "study",
                 resource_id: Some(study.clone()),
                 outcome: Outcome::Success,
-                detail: Some(format!("with {site} for consult {}", c.id)),
+                detail: Some(format!("with {to} for consult {}", c.id)),
                 client_addr: None,
             };
-            out.push(store::Share::new(&permit, site.clone(), event));
-        }
-    }
-    out
+            store::Share::new(&permit, to.clone(), event)
+        })
+        .collect()
 }
 
 use crate::auth::policy::Permit;
@@ -236,9 +235,8 @@ pub async fn create(
         ));
     }
     let detail = format!("{} {}", c.urgency, c.specialty);
-    let shares = shares_for(&c, &all, me.user.id.as_str(), now);
     let ev = event(Some(&ctx), &c, "consult.create", Outcome::Success, detail);
-    store::create(&ctx.state.db, &_permit, &c, &ev, &shares).await?;
+    store::create(&ctx.state.db, &_permit, &c, &ev).await?;
     let mut users: Vec<String> = c.parties(&all).iter().map(|u| u.to_string()).collect();
     users.sort();
     ctx.state.hub.notify(users, &c.id, Event::Requested.name(), c.state.as_str()).await;
@@ -320,14 +318,13 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
         Event::Acknowledged => format!("version {}", c.ack.as_ref().map_or(0, |a| a.version)),
         other => other.name().to_string(),
     };
-    let saved = store::save(
-        &ctx.state.db,
-        &was,
-        &c,
-        &event(Some(&ctx), &c, action, Outcome::Success, detail),
-        &[],
-    )
-    .await?;
+    // The consultant's site receives the studies with the acceptance, all or nothing.
+    let shares = match ev {
+        Event::Accepted => shares_for(&c, &ctx.actor.user.site, c.requested_by.as_str(), now),
+        _ => vec![],
+    };
+    let e = event(Some(&ctx), &c, action, Outcome::Success, detail);
+    let saved = store::save(&ctx.state.db, &was, &c, &e, &shares).await?;
     if !saved {
         let r = Refusal::WrongState("someone changed this consult a moment ago; look again");
         crate::audit::record(&ctx.state.db, &refused(&r)).await?;
@@ -529,13 +526,7 @@ pub async fn timers_once(state: &AppState, now: i64) -> anyhow::Result<usize> {
         let action = if ev == Event::Escalated { "consult.escalate" } else { "consult.expire" };
         let mut e = event(None, &c, action, Outcome::Success, ev.name());
         e.at = now;
-        // An escalation shares the studies with the newly addressed sites, in the same
-        // transaction: either both happen or neither (and the next tick tries again).
-        let shares = match ev {
-            Event::Escalated => shares_for(&c, &all, c.requested_by.as_str(), now),
-            _ => vec![],
-        };
-        match store::save(&state.db, &was, &c, &e, &shares).await {
+        match store::save(&state.db, &was, &c, &e, &[]).await {
             Ok(true) => {}
             Ok(false) => continue, // answered meanwhile
             Err(err) => {

@@ -171,13 +171,12 @@ async fn put_shares(tx: &mut sqlx::AnyConnection, shares: &[Share]) -> Result<()
     Ok(())
 }
 
-/// Stores a new consult, its studies and their shares, with its audit event, all or nothing.
+/// Stores a new consult and its studies with its audit event, all or nothing.
 pub async fn create(
     db: &Db,
     _: &Permit<ConsultCreate>,
     c: &Consult,
     event: &NewEvent,
-    shares: &[Share],
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     sqlx::query(
@@ -204,7 +203,6 @@ pub async fn create(
             .execute(&mut *tx)
             .await?;
     }
-    put_shares(&mut tx, shares).await?;
     audit::record_on(&mut *tx, event).await?;
     tx.commit().await
 }

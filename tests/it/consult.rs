@@ -196,8 +196,8 @@ async fn consult_lifecycle(sql: Sql) {
     let q = format!("user=dr-li&action=consult.read&resource=consult:{id}");
     assert_eq!(audit_events(&s, &q).await.len(), 1);
     assert_eq!(inbox["consults"][0]["can"], json!(["accept", "decline"]));
-    // The study is shared with the specialist's site through the policy.
-    assert_eq!(li.get(&format!("/dicomweb/studies/{CT_STUDY}/metadata")).await.status(), 200);
+    // The images are not shared yet: specialists decide on the case summary.
+    assert_eq!(li.get(&format!("/dicomweb/studies/{CT_STUDY}/metadata")).await.status(), 404);
     // Other clinics, and specialists of other specialties, do not see it at all (audited).
     for other in [&ma, &chen] {
         assert_eq!(problem(other.get(&format!("/api/consults/{id}")).await).await.0, 404);
@@ -215,6 +215,10 @@ async fn consult_lifecycle(sql: Sql) {
     let c = ok(li.post(&format!("/api/consults/{id}/accept"), json!({})).await).await;
     assert_eq!(c["state"], "accepted");
     assert_eq!(zhao_ws.consult_event("accepted").await["consult"], id.as_str());
+    // Accepting shares the study with the consultant's site, through the policy.
+    assert_eq!(li.get(&format!("/dicomweb/studies/{CT_STUDY}/metadata")).await.status(), 200);
+    let shared = audit_events(&s, &format!("action=study.shared&resource=study:{CT_STUDY}")).await;
+    assert_eq!(shared.len(), 1, "{shared:?}");
     let (st, p) = problem(li.post(&format!("/api/consults/{id}/accept"), json!({})).await).await;
     assert_eq!((st, p["code"].as_str()), (409, Some("conflict")));
 

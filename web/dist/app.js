@@ -979,10 +979,14 @@ function consultPage(id) {
         ]),
         h('h2', {}, 'Case summary'), h('div', { class: 'summary' }, c.summary),
         h('h2', {}, 'Studies'),
-        c.studies.length
-          ? h('ul', { id: 'consult-studies' }, c.studies.map(uid => h('li', {},
-            h('a', { class: 'open-study', href: viewerUrl(uid), target: '_blank', rel: 'noopener' }, 'Open in viewer'), ' ', h('code', {}, uid))))
-          : h('p', { class: 'muted' }, 'No studies attached.')),
+        // Another site's images reach the consultant's site when they accept, not before.
+        c.studies.length && c.state === 'requested' && c.from_site !== me.site.id
+          ? h('p', { class: 'muted', id: 'studies-on-accept' },
+            `${c.studies.length} ${c.studies.length === 1 ? 'study' : 'studies'} attached; the images open once you accept.`)
+          : c.studies.length
+            ? h('ul', { id: 'consult-studies' }, c.studies.map(uid => h('li', {},
+              h('a', { class: 'open-study', href: viewerUrl(uid), target: '_blank', rel: 'noopener' }, 'Open in viewer'), ' ', h('code', {}, uid))))
+            : h('p', { class: 'muted' }, 'No studies attached.')),
       err,
       buttons.length ? h('div', { class: 'actions-bar' }, buttons) : null,
       opinions ? [h('h2', {}, c.opinions.length > 1 ? 'Signed opinions (every version is kept)' : 'Signed opinion'), opinions] : null,
