@@ -96,11 +96,11 @@ async fn a_video_consult_from_request_to_signed_opinion() {
     assert!(joins.iter().any(|e| e["actor"] == "dr-ma"), "{joins:?}");
 }
 
-/// coturn on loopback with the REST secret shared with Ferry; Ferry tells call pages to use
-/// relayed candidates only. The call connects through the relay.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_forced_through_coturn_connects() {
-    let turn = crate::support::Coturn::start("shared-turn-secret", None);
+/// A consult call through Debian's coturn on loopback (REST secret shared with Ferry, which
+/// tells call pages to use relayed candidates only), relaying at most `max_bps` bytes per
+/// second per session if given; `consult.mjs` in `mode` must pass all its checks.
+async fn relayed_call(max_bps: Option<u32>, mode: &str, checks: usize) -> crate::support::Coturn {
+    let turn = crate::support::Coturn::start("shared-turn-secret", max_bps);
     let urls = format!(
         "turn:127.0.0.1:{p}?transport=udp, turn:127.0.0.1:{p}?transport=tcp",
         p = turn.port
@@ -118,13 +118,16 @@ async fn a_call_forced_through_coturn_connects() {
     let zhao = s.login("dr-zhao").await;
     assert_eq!(zhao.stow("/dicomweb/studies", &[&testfile("CT_small.dcm")]).await.0, 200);
     let study = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
-    let out = run_node(
-        "consult.mjs",
-        &s,
-        vec![("CONSULT_STUDY", study.to_string()), ("CALL_MODE", "relay".to_string())],
-    )
-    .await;
-    assert!(out.contains("5 passed, 0 failed"), "{out}");
+    let env = vec![("CONSULT_STUDY", study.to_string()), ("CALL_MODE", mode.to_string())];
+    let out = run_node("consult.mjs", &s, env).await;
+    assert!(out.contains(&format!("{checks} passed, 0 failed")), "{out}");
+    turn
+}
+
+/// The call connects through the relay (media on relay candidates on both sides).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_forced_through_coturn_connects() {
+    let turn = relayed_call(None, "relay", 5).await;
     assert!(turn.allocations() > 0, "coturn saw no allocation:\n{}", turn.log());
 }
 
@@ -133,26 +136,5 @@ async fn a_call_forced_through_coturn_connects() {
 /// so, and the audio goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_a_thin_link_the_call_steps_down_to_audio() {
-    let turn = crate::support::Coturn::start("shared-turn-secret", Some(7_000));
-    let urls = format!("turn:127.0.0.1:{}?transport=udp", turn.port);
-    let s = TestServer::start_with(
-        crate::support::Sql::Sqlite,
-        crate::support::Obj::Local,
-        &[
-            ("FERRY__TURN__URLS", urls.as_str()),
-            ("FERRY__TURN__SECRET", "shared-turn-secret"),
-            ("FERRY__TURN__RELAY_ONLY", "true"),
-        ],
-    )
-    .await;
-    let zhao = s.login("dr-zhao").await;
-    assert_eq!(zhao.stow("/dicomweb/studies", &[&testfile("CT_small.dcm")]).await.0, 200);
-    let study = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
-    let out = run_node(
-        "consult.mjs",
-        &s,
-        vec![("CONSULT_STUDY", study.to_string()), ("CALL_MODE", "weak".to_string())],
-    )
-    .await;
-    assert!(out.contains("5 passed, 0 failed"), "{out}");
+    relayed_call(Some(7_000), "weak", 5).await;
 }
