@@ -298,7 +298,10 @@ pub async fn candidates(
         let list: Vec<String> = (0..specialties.len()).map(|i| format!("${}", i + 4)).collect();
         sql.push_str(&format!(" OR (state = 'requested' AND specialty IN ({}))", list.join(", ")));
     }
-    sql.push_str(" ORDER BY created_at DESC LIMIT $3");
+    // Open requests first, so a long history does not push one out; then the newest.
+    sql.push_str(
+        " ORDER BY CASE WHEN state = 'requested' THEN 0 ELSE 1 END, created_at DESC LIMIT $3",
+    );
     let mut q = sqlx::query(&sql).bind(actor.site.as_str()).bind(actor.user.as_str()).bind(limit);
     if actor.has_role(Role::Specialist) {
         for s in specialties {
