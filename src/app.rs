@@ -60,15 +60,7 @@ impl AppState {
         let throttle = LoginThrottle::new(settings.auth.login_attempts_per_minute);
         let turn = settings.turn_target()?;
         let shutdown = CancellationToken::new();
-        let g = &settings.signal;
-        let limits = crate::signal::core::Limits {
-            max_message_bytes: g.max_message_kib * 1024,
-            burst: g.burst,
-            per_second: g.per_second,
-            max_rooms_per_user: g.max_rooms_per_user,
-            grace_ms: g.grace_secs as i64 * 1000,
-            strikes_to_close: g.strikes_to_close,
-        };
+        let limits = crate::signal::core::Limits::from(&settings.signal);
         let (joins_tx, joins_rx) = tokio::sync::mpsc::channel(10_000);
         let hub = crate::signal::hub::Hub::start(limits, joins_tx, shutdown.clone());
         let state = AppState(Arc::new(Inner {

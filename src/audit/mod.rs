@@ -76,6 +76,15 @@ pub async fn record(db: &Db, e: &NewEvent) -> Result<(), sqlx::Error> {
     record_on(db.pool(), e).await
 }
 
+/// Appends several events in one transaction (one commit): all recorded, or none and an error.
+pub async fn record_all(db: &Db, events: &[NewEvent]) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    for e in events {
+        record_on(&mut *tx, e).await?;
+    }
+    tx.commit().await
+}
+
 /// Appends an event on a given connection or transaction, so that it commits (or not) with
 /// the change it records.
 pub async fn record_on<'e, E>(ex: E, e: &NewEvent) -> Result<(), sqlx::Error>

@@ -58,23 +58,39 @@ fn target(c: &Consult, all: &[Specialist]) -> Target {
     t
 }
 
+/// Who did something to a consult, for the audit trail.
+enum By<'a> {
+    /// A person over HTTP (with their address).
+    Request(&'a RequestCtx),
+    /// A person through the signalling socket (joining the call).
+    User(&'a crate::network::User),
+    /// The server's own timers.
+    Server,
+}
+
 fn event(
-    ctx: Option<&RequestCtx>,
+    by: By<'_>,
+    at: i64,
     c: &Consult,
     action: &'static str,
     outcome: Outcome,
     detail: impl Into<String>,
 ) -> NewEvent {
+    let (user, client) = match by {
+        By::Request(ctx) => (Some(&ctx.actor.user), ctx.client.map(|a| a.to_string())),
+        By::User(u) => (Some(u), None),
+        By::Server => (None, None),
+    };
     NewEvent {
-        at: crate::time::now_ms(),
-        actor: ctx.map(|x| x.actor.user.id.to_string()),
-        actor_site: ctx.map(|x| x.actor.user.site.to_string()),
+        at,
+        actor: user.map(|u| u.id.to_string()),
+        actor_site: user.map(|u| u.site.to_string()),
         site: Some(c.from_site.to_string()),
         action,
         resource_kind: "consult",
         resource_id: Some(c.id.clone()),
         outcome,
-        client_addr: ctx.and_then(|x| x.client.map(|a| a.to_string())),
+        client_addr: client,
         detail: Some(detail.into()),
     }
 }
@@ -235,10 +251,9 @@ pub async fn create(
         ));
     }
     let detail = format!("{} {}", c.urgency, c.specialty);
-    let ev = event(Some(&ctx), &c, "consult.create", Outcome::Success, detail);
+    let ev = event(By::Request(&ctx), now, &c, "consult.create", Outcome::Success, detail);
     store::create(&ctx.state.db, &_permit, &c, &ev).await?;
-    let mut users: Vec<String> = c.parties(&all).iter().map(|u| u.to_string()).collect();
-    users.sort();
+    let users = c.parties(&all).iter().map(|u| u.to_string()).collect();
     ctx.state.hub.notify(users, &c.id, Event::Requested.name(), c.state.as_str()).await;
     Ok((StatusCode::CREATED, Json(view(&c, &me.view, &all, now))))
 }
@@ -264,10 +279,11 @@ pub async fn list(ctx: RequestCtx) -> Result<Json<Value>, ApiError> {
     });
     let now = ctx.now();
     // The list carries each case's summary: every consult in it is a read, and recorded so.
-    for c in &found {
-        let e = event(Some(&ctx), c, "consult.read", Outcome::Allowed, "listed");
-        crate::audit::record(&ctx.state.db, &e).await?;
-    }
+    let reads: Vec<NewEvent> = found
+        .iter()
+        .map(|c| event(By::Request(&ctx), now, c, "consult.read", Outcome::Allowed, "listed"))
+        .collect();
+    crate::audit::record_all(&ctx.state.db, &reads).await?;
     let consults: Vec<Value> = found.iter().map(|c| view(c, &me.view, &all, now)).collect();
     Ok(Json(json!({ "consults": consults })))
 }
@@ -299,7 +315,8 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
     let was = c.clone();
     let action = step.action();
     let now = ctx.now();
-    let refused = |r: &Refusal| event(Some(&ctx), &was, action, Outcome::Failure, r.to_string());
+    let refused =
+        |r: &Refusal| event(By::Request(&ctx), now, &was, action, Outcome::Failure, r.to_string());
     let ev = match apply(&mut c, &ctx.actor.view, &all, step, now) {
         Ok(ev) => ev,
         Err(r) => {
@@ -323,7 +340,7 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
         Event::Accepted => shares_for(&c, &ctx.actor.user.site, c.requested_by.as_str(), now),
         _ => vec![],
     };
-    let e = event(Some(&ctx), &c, action, Outcome::Success, detail);
+    let e = event(By::Request(&ctx), now, &c, action, Outcome::Success, detail);
     let saved = store::save(&ctx.state.db, &was, &c, &e, &shares).await?;
     if !saved {
         let r = Refusal::WrongState("someone changed this consult a moment ago; look again");
@@ -480,12 +497,8 @@ async fn record_join(state: &AppState, d: &JoinDecision) -> anyhow::Result<()> {
     let all = store::answerers_of(&state.db, &[&c]).await?;
     let was = c.clone();
     if let Ok(Event::InCall) = apply(&mut c, &view, &all, Step::Join, now) {
-        let mut e = NewEvent {
-            actor: Some(d.user.clone()),
-            actor_site: Some(user.site.to_string()),
-            ..event(None, &c, "consult.call", Outcome::Success, "the call started")
-        };
-        e.at = now;
+        let e =
+            event(By::User(&user), now, &c, "consult.call", Outcome::Success, "the call started");
         if store::save(&state.db, &was, &c, &e, &[]).await? {
             announce(state, &was, &c, Event::InCall, &all).await;
         }
@@ -524,8 +537,7 @@ pub async fn timers_once(state: &AppState, now: i64) -> anyhow::Result<usize> {
         let was = c.clone();
         let Some(ev) = due(&mut c, &timers, now) else { continue };
         let action = if ev == Event::Escalated { "consult.escalate" } else { "consult.expire" };
-        let mut e = event(None, &c, action, Outcome::Success, ev.name());
-        e.at = now;
+        let e = event(By::Server, now, &c, action, Outcome::Success, ev.name());
         match store::save(&state.db, &was, &c, &e, &[]).await {
             Ok(true) => {}
             Ok(false) => continue, // answered meanwhile

@@ -256,7 +256,6 @@ async fn run(
                             tokio::spawn(async move { joins.send(d).await });
                         }
                     }
-                    Effect::Online(..) => {}
                 }
             }
         }

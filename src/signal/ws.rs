@@ -110,6 +110,7 @@ async fn serve(
                     unanswered = 0;
                     hub.input(Input::Text { conn, text: t.as_str().to_owned() }).await;
                 }
+                // Binary frames are not part of the protocol: refused like malformed text.
                 Some(Ok(Message::Binary(_))) => {
                     hub.input(Input::Text { conn, text: String::new() }).await;
                 }

@@ -36,10 +36,11 @@ function settled(page) {
     .some(pc => pc.connectionState === 'connected' && pc.signalingState === 'stable'), null, { timeout: T });
 }
 
-// Samples the inbound video frames decoded and audio samples received, then polls until both
-// have grown and at least a second has passed (or the time is up).
-function mediaGrows(page) {
-  return page.evaluate(async timeout => {
+// Samples the inbound video frames decoded and audio samples received, then polls until the
+// audio — and the video, unless `video` is false (an audio-only call) — has grown and at
+// least a second has passed (or the time is up).
+function mediaGrows(page, video = true) {
+  return page.evaluate(async ([video, timeout]) => {
     const sample = async () => {
       let frames = 0, audio = 0;
       for (const pc of window.ferryCall.pcs.values()) {
@@ -55,30 +56,11 @@ function mediaGrows(page) {
     for (;;) {
       await new Promise(r => setTimeout(r, 250));
       const now = await sample();
-      if (now.t - first.t >= 1000 && now.frames > first.frames && now.audio > first.audio) return { ok: true, first, now };
+      const grew = now.audio > first.audio && (!video || now.frames > first.frames);
+      if (now.t - first.t >= 1000 && grew) return { ok: true, first, now };
       if (now.t - first.t > timeout) return { ok: false, first, now };
     }
-  }, T);
-}
-
-// Polls until the inbound audio packets have grown over at least a second.
-function audioFlows(page) {
-  return page.evaluate(async timeout => {
-    const sample = async () => {
-      let audio = 0;
-      for (const pc of window.ferryCall.pcs.values()) {
-        (await pc.getStats()).forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'audio') audio += r.packetsReceived || 0; });
-      }
-      return { audio, t: Date.now() };
-    };
-    const first = await sample();
-    for (;;) {
-      await new Promise(r => setTimeout(r, 250));
-      const now = await sample();
-      if (now.t - first.t >= 1000 && now.audio > first.audio) return { ok: true, first, now };
-      if (now.t - first.t > timeout) return { ok: false, first, now };
-    }
-  }, T);
+  }, [video, T]);
 }
 
 // The candidate types of each connection's selected pair.
@@ -184,7 +166,7 @@ try {
           });
         const pressed = await p.getAttribute('#audio-only', 'aria-pressed');
         expect(pressed === 'true', `${who}: audio-only control shows ${pressed}`);
-        const r = await audioFlows(p);
+        const r = await mediaGrows(p, false);
         expect(r.ok, `${who}: audio stopped: ${JSON.stringify(r)}`);
       }
     });
