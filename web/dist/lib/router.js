@@ -1,0 +1,69 @@
+// Routes: the page a location hash names. Pure, so the tests can read every route.
+
+/**
+ * @typedef {{ name: 'login', next: string | null }
+ *   | { name: 'home' } | { name: 'tokens' } | { name: 'studies' } | { name: 'upload' }
+ *   | { name: 'consults' } | { name: 'consult-new' }
+ *   | { name: 'consult', id: string } | { name: 'call', id: string }
+ *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'audit' }
+ *   | { name: 'not-found' }} Route
+ */
+
+/** @param {string} s */
+function decode(s) {
+  try { return decodeURIComponent(s); } catch (_) { return s; }
+}
+
+/**
+ * Where a sign-in may send the person afterwards: a route of this app (`#/…`) or a page of
+ * this server (`/viewer/…`), never another origin and never the sign-in page itself.
+ * @param {string | null | undefined} next
+ * @returns {string | null}
+ */
+export function safeNext(next) {
+  if (!next || typeof next !== 'string') return null;
+  if (next.startsWith('#/')) return next.startsWith('#/login') ? null : next;
+  // A path on this server: one leading slash, no scheme-relative "//host", no backslashes.
+  if (/^\/(?![/\\])[^\\\s]*$/.test(next)) return next;
+  return null;
+}
+
+/**
+ * The sign-in page's hash, remembering where to go afterwards.
+ * @param {string | null | undefined} next
+ */
+export function loginHash(next) {
+  const safe = safeNext(next);
+  return safe && safe !== '#/' ? `#/login?next=${encodeURIComponent(safe)}` : '#/login';
+}
+
+/**
+ * @param {string} hash location.hash, e.g. "#/consults/c_1"
+ * @returns {Route}
+ */
+export function parseRoute(hash) {
+  const full = hash || '#/';
+  const q = full.indexOf('?');
+  const path = q < 0 ? full : full.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : full.slice(q + 1));
+  if (path === '#/login') return { name: 'login', next: safeNext(query.get('next')) };
+  if (path === '#/' || path === '#' || path === '') return { name: 'home' };
+  if (path === '#/tokens') return { name: 'tokens' };
+  if (path === '#/studies') return { name: 'studies' };
+  if (path === '#/upload') return { name: 'upload' };
+  if (path === '#/consults') return { name: 'consults' };
+  if (path === '#/consults/new') return { name: 'consult-new' };
+  let m;
+  if ((m = /^#\/consults\/([^/]+)$/.exec(path))) return { name: 'consult', id: decode(m[1]) };
+  if ((m = /^#\/call\/([^/]+)$/.exec(path))) return { name: 'call', id: decode(m[1]) };
+  if (path === '#/admin/users') return { name: 'admin', tab: 'users' };
+  if (path === '#/admin/devices') return { name: 'admin', tab: 'devices' };
+  if (path === '#/admin/audit') return { name: 'admin', tab: 'audit' };
+  if (path === '#/admin' || path.startsWith('#/admin/')) return { name: 'admin', tab: 'sites' };
+  return { name: 'not-found' };
+}
+
+/** @param {string} id */
+export const consultHash = id => `#/consults/${encodeURIComponent(id)}`;
+/** @param {string} id */
+export const callHash = id => `#/call/${encodeURIComponent(id)}`;

@@ -1,0 +1,70 @@
+// Administration: a site's devices (modalities, ECG carts, upload clients) and the API tokens
+// of its people.
+
+import { api } from '../../lib/api.js';
+import { field, formValues, h, raw, startPage, table } from '../../lib/dom.js';
+import { errorBox } from '../../lib/errors.js';
+import { label, t } from '../../lib/i18n.js';
+import { me } from '../../lib/session.js';
+import { tokenForm, tokenTable } from '../tokens.js';
+import { adminTabs, sitePicker } from './common.js';
+
+export const DEVICE_KINDS = ['modality', 'ecg-cart', 'uploader'];
+
+/**
+ * @param {string} [site]
+ * @param {string | null} [tokenUser]
+ */
+export async function devicesPage(site = me().site.id, tokenUser = null) {
+  const show = startPage();
+  const err = h('div');
+  /** @type {{ id: string, name: string, kind: string, ae_title?: string | null }[]} */
+  let devices = [];
+  /** @type {import('../../lib/session.js').User[]} */
+  let users = [];
+  try {
+    devices = (await api('GET', `/api/sites/${encodeURIComponent(site)}/devices`)).devices;
+    users = (await api('GET', `/api/sites/${encodeURIComponent(site)}/users`)).users;
+  } catch (e) { err.append(errorBox(e)); }
+  const form = h('form', { class: 'box' },
+    h('h2', {}, t('devices.add_title')),
+    h('div', { class: 'row' },
+      field(t('devices.kind'), h('select', { name: 'kind' }, DEVICE_KINDS.map(k => h('option', { value: k }, label('device_kind', k))))),
+      field(t('devices.name'), h('input', { name: 'name', required: true })),
+      field(t('devices.ae_title'), h('input', { name: 'ae_title', maxlength: 16, translate: 'no' }))),
+    h('p', {}, h('button', { class: 'primary', type: 'submit' }, t('devices.add'))));
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const v = formValues(form);
+    /** @type {Record<string, string>} */
+    const body = { kind: v.kind, name: v.name };
+    if (v.ae_title) body.ae_title = v.ae_title;
+    try { await api('POST', `/api/sites/${encodeURIComponent(site)}/devices`, body); devicesPage(site, tokenUser); }
+    catch (e) { err.replaceChildren(errorBox(e)); }
+  });
+  const tokenUserSel = h('select', { name: 'user' }, h('option', { value: '' }, t('devices.choose_person')),
+    users.map(u => h('option', { value: u.id, selected: u.id === tokenUser, translate: 'no' }, `${u.display_name} (${u.id})`)));
+  tokenUserSel.addEventListener('change', () => devicesPage(site, tokenUserSel.value || null));
+  /** @type {HTMLElement[]} */
+  const tokenPart = [h('h2', {}, t('devices.tokens_title')), h('div', { class: 'row box' }, field(t('devices.person'), tokenUserSel))];
+  if (tokenUser) {
+    const refresh = () => devicesPage(site, tokenUser);
+    try {
+      const tokens = (await api('GET', `/api/users/${encodeURIComponent(tokenUser)}/tokens`)).tokens;
+      tokenPart.push(tokenTable(tokens, err, refresh), tokenForm(tokenUser, err, refresh));
+    } catch (e) { err.append(errorBox(e)); }
+  }
+  show(h('h1', {}, t('admin.title')), adminTabs('devices'),
+    h('div', { class: 'row box' }, await sitePicker(s => devicesPage(s), site)), err,
+    table([t('devices.col.name'), t('devices.col.kind'), t('devices.col.ae_title'), t('devices.col.id'),
+      h('span', { class: 'visually-hidden' }, t('common.actions'))], devices.map(d => h('tr', {},
+      h('td', {}, raw(d.name)), h('td', {}, label('device_kind', d.kind)), h('td', {}, d.ae_title ? raw(d.ae_title, 'code') : '—'),
+      h('td', {}, raw(d.id, 'code')),
+      h('td', {}, h('button', {
+        class: 'small', type: 'button', 'aria-label': t('devices.remove_named', { name: d.name }), onclick: async () => {
+          try { await api('DELETE', `/api/devices/${encodeURIComponent(d.id)}`); devicesPage(site, tokenUser); }
+          catch (e) { err.replaceChildren(errorBox(e)); }
+        },
+      }, t('devices.remove')))))),
+    form, ...tokenPart);
+}

@@ -1,0 +1,46 @@
+// Imaging studies of the person's site and those shared with it: search, open in the viewer.
+
+import { qido } from '../lib/api.js';
+import { study, studyQuery, viewerUrl } from '../lib/dicom.js';
+import { field, formValues, h, raw, startPage, table } from '../lib/dom.js';
+import { errorBox } from '../lib/errors.js';
+import { dicomDate, list, personName } from '../lib/format.js';
+import { locale, ohifLanguage, t } from '../lib/i18n.js';
+import { me } from '../lib/session.js';
+
+export const MODALITIES = ['CT', 'MR', 'US', 'CR', 'DX', 'MG', 'XA', 'ECG'];
+
+/** @param {URLSearchParams} [params] */
+export async function studiesPage(params = new URLSearchParams()) {
+  const show = startPage();
+  const err = h('div');
+  /** @type {import('../lib/dicom.js').Study[]} */
+  let studies = [];
+  const query = studyQuery({
+    name: params.get('name'), id: params.get('id'), modality: params.get('modality'),
+    from: params.get('from'), to: params.get('to'),
+  });
+  try { studies = (await qido('studies', query)).map(study); } catch (e) { err.append(errorBox(e)); }
+  const val = (/** @type {string} */ k) => params.get(k) || '';
+  const form = h('form', { class: 'box', id: 'study-search', role: 'search' },
+    h('div', { class: 'row' },
+      field(t('studies.patient_name'), h('input', { name: 'name', value: val('name') })),
+      field(t('studies.patient_id'), h('input', { name: 'id', value: val('id'), translate: 'no' })),
+      field(t('studies.modality'), h('select', { name: 'modality' }, ['', ...MODALITIES].map(m =>
+        h('option', { value: m, selected: m === val('modality') }, m || t('common.any'))))),
+      field(t('studies.from'), h('input', { name: 'from', type: 'date', value: val('from') })),
+      field(t('studies.to'), h('input', { name: 'to', type: 'date', value: val('to') }))),
+    h('p', {}, h('button', { class: 'primary', type: 'submit' }, t('studies.search'))));
+  form.addEventListener('submit', ev => { ev.preventDefault(); studiesPage(new URLSearchParams(formValues(form))); });
+  const lng = ohifLanguage(locale());
+  show(h('h1', {}, t('studies.title')),
+    h('p', { class: 'muted' }, t('studies.intro', { site: me().site.name }), ' ',
+      h('a', { class: 'button', href: '#/upload', id: 'upload-link' }, t('studies.send'))), form, err,
+    table([t('studies.col.patient'), t('studies.col.patient_id'), t('studies.col.date'), t('studies.col.modalities'),
+      t('studies.col.description'), t('studies.col.counts'), h('span', { class: 'visually-hidden' }, t('common.actions'))],
+    studies.map(s => h('tr', { 'data-study': s.uid },
+      h('td', {}, raw(personName(s.patientName))), h('td', {}, raw(s.patientId)), h('td', { class: 'nowrap' }, dicomDate(s.date)),
+      h('td', {}, raw(list(s.modalities))), h('td', {}, raw(s.description)),
+      h('td', {}, t('studies.counts', { series: s.series || '0', instances: s.instances || '0' })),
+      h('td', {}, h('a', { class: 'button open-viewer', href: viewerUrl(s.uid, lng) }, t('studies.open')))))));
+}

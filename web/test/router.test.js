@@ -1,0 +1,48 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { callHash, consultHash, loginHash, parseRoute, safeNext } from '../dist/lib/router.js';
+
+test('every route', () => {
+  assert.deepEqual(parseRoute(''), { name: 'home' });
+  assert.deepEqual(parseRoute('#/'), { name: 'home' });
+  assert.deepEqual(parseRoute('#/tokens'), { name: 'tokens' });
+  assert.deepEqual(parseRoute('#/studies'), { name: 'studies' });
+  assert.deepEqual(parseRoute('#/upload'), { name: 'upload' });
+  assert.deepEqual(parseRoute('#/consults'), { name: 'consults' });
+  assert.deepEqual(parseRoute('#/consults/new'), { name: 'consult-new' });
+  assert.deepEqual(parseRoute('#/consults/c_1%2F2'), { name: 'consult', id: 'c_1/2' });
+  assert.deepEqual(parseRoute('#/call/c_9'), { name: 'call', id: 'c_9' });
+  assert.deepEqual(parseRoute('#/admin'), { name: 'admin', tab: 'sites' });
+  assert.deepEqual(parseRoute('#/admin/sites'), { name: 'admin', tab: 'sites' });
+  assert.deepEqual(parseRoute('#/admin/users'), { name: 'admin', tab: 'users' });
+  assert.deepEqual(parseRoute('#/admin/devices'), { name: 'admin', tab: 'devices' });
+  assert.deepEqual(parseRoute('#/admin/audit'), { name: 'admin', tab: 'audit' });
+  assert.deepEqual(parseRoute('#/admin/whatever'), { name: 'admin', tab: 'sites' });
+  assert.deepEqual(parseRoute('#/nowhere'), { name: 'not-found' });
+  assert.deepEqual(parseRoute('#/consults/%E0%A4%A'), { name: 'consult', id: '%E0%A4%A' });
+});
+
+test('sign-in remembers where the person was going', () => {
+  assert.deepEqual(parseRoute('#/login'), { name: 'login', next: null });
+  assert.deepEqual(parseRoute(loginHash('#/consults/c_1')), { name: 'login', next: '#/consults/c_1' });
+  assert.deepEqual(parseRoute(loginHash('/viewer/viewer?StudyInstanceUIDs=1.2.3')), { name: 'login', next: '/viewer/viewer?StudyInstanceUIDs=1.2.3' });
+  assert.equal(loginHash('#/'), '#/login');
+  assert.equal(loginHash(''), '#/login');
+});
+
+test('only this app and this server are places to go back to', () => {
+  assert.equal(safeNext('#/call/x'), '#/call/x');
+  assert.equal(safeNext('/viewer/viewer?x=1'), '/viewer/viewer?x=1');
+  assert.equal(safeNext('//evil.example/'), null);
+  assert.equal(safeNext('/\\evil.example'), null);
+  assert.equal(safeNext('https://evil.example/'), null);
+  assert.equal(safeNext('javascript:alert(1)'), null);
+  assert.equal(safeNext('#/login?next=%23%2F'), null);
+  assert.equal(safeNext(null), null);
+  assert.deepEqual(parseRoute('#/login?next=https%3A%2F%2Fevil.example'), { name: 'login', next: null });
+});
+
+test('links to consults and calls escape the id', () => {
+  assert.equal(consultHash('a/b'), '#/consults/a%2Fb');
+  assert.equal(callHash('c 1'), '#/call/c%201');
+});
