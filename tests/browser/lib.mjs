@@ -1,9 +1,17 @@
-// Shared pieces of the real-browser tests: Debian's Chromium through playwright-core, named
-// checks with a closing "N passed, N failed" line, and signing in through the login page.
+// Shared pieces of the real-browser tests: Debian's Chromium through playwright-core, and
+// signing in through the login page. The scripts are node:test files: each check is a test(),
+// node prints TAP with `# pass N` / `# fail N` and exits non-zero when one fails.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const base = process.env.FERRY_URL;
 if (!base) { console.error('FERRY_URL is not set'); process.exit(2); }
+
+// Where screenshots go (tests/it/browser.rs sets SHOTS_DIR).
+export const shots = process.env.SHOTS_DIR || tmpdir();
+/** @param {string} name */
+export const shot = name => join(shots, name);
 
 export function launch(extra = []) {
   return chromium.launch({
@@ -24,31 +32,14 @@ export function launchMedia() {
     '--auto-select-desktop-capture-source=Entire screen']);
 }
 
-let passed = 0, failed = 0;
-
-export async function check(name, fn) {
-  try { await fn(); passed++; console.log(`ok   ${name}`); }
-  catch (e) { failed++; console.log(`FAIL ${name}: ${e.message}`); }
-}
-
 export function expect(cond, msg) { if (!cond) throw new Error(msg); }
 
-export function fail(e) {
-  failed++;
-  console.log(`FAIL setup: ${e.stack || e.message}`);
-}
-
-// Prints the closing line and exits with the verdict.
-export function finish() {
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 ? 0 : 1);
-}
-
-// Signs in on `page` through the login form and waits for the home page.
-export async function signIn(page, user, password = 'ferry-demo') {
-  await page.goto(`${base}/#/login`);
+// Signs in on `page` through the login form and waits for the page it leads to (home, unless
+// the sign-in page was reached from a deep link).
+export async function signIn(page, user, password = 'ferry-demo', { deepLink = false } = {}) {
+  if (!deepLink) await page.goto(`${base}/#/login`);
   await page.fill('input[name=username]', user);
   await page.fill('input[name=password]', password);
   await page.click('button[type=submit]');
-  await page.waitForSelector('#home-title', { timeout: 15000 });
+  if (!deepLink) await page.waitForSelector('#home-title', { timeout: 15000 });
 }

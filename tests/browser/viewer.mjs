@@ -1,23 +1,24 @@
 // Real-browser check of the OHIF viewer served by Ferry: a clinician opens each study from
 // Ferry's study list in OHIF; the viewport must show non-blank pixels and no request may fail.
 // Run by tests/it/browser.rs with FERRY_URL and FERRY_STUDIES (comma-separated UIDs) set.
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { base, check, expect, fail, finish, launch, signIn } from './lib.mjs';
+import test, { after, before } from 'node:test';
+import { base, expect, launch, shot, signIn } from './lib.mjs';
 
 const studies = (process.env.FERRY_STUDIES || '').split(',').filter(Boolean);
-const shots = process.env.SHOTS_DIR || tmpdir();
-const browser = await launch();
-try {
-  const ok = new Set(), bad = [], aborted = [];
-  for (const uid of studies) {
+const ok = new Set(), bad = [], aborted = [];
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+for (const uid of studies) {
+  test(`study ${uid} opens in OHIF with pixels`, async () => {
     // A fresh browser context per study: each opens as a person would, from the study list.
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    page.on('response', r => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); else ok.add(r.url()); });
-    page.on('requestfailed', r => aborted.push(`${r.failure()?.errorText} ${r.url()}`));
-    await signIn(page, 'dr-zhao');
-    await check(`study ${uid} opens in OHIF with pixels`, async () => {
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
+    try {
+      const page = await context.newPage();
+      page.on('response', r => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); else ok.add(r.url()); });
+      page.on('requestfailed', r => aborted.push(`${r.failure()?.errorText} ${r.url()}`));
+      await signIn(page, 'dr-zhao');
       await page.goto(`${base}/#/studies`);
       await page.waitForSelector(`tr[data-study="${uid}"] a.open-viewer`, { timeout: 20000 });
       await page.click(`tr[data-study="${uid}"] a.open-viewer`);
@@ -33,20 +34,17 @@ try {
       }, null, { timeout: 150000, polling: 500 });
       const n = await lit.jsonValue();
       expect(n > 500, `only ${n} lit pixels`);
-      await page.screenshot({ path: join(shots, `ohif-${uid.slice(-12)}.png`) });
-    });
-    await context.close();
-  }
-  await check('no request failed', async () => {
-    // Cornerstone cancels prefetches it no longer needs; a cancelled request is a failure only
-    // if that URL never succeeded.
-    const unanswered = aborted.filter(a => !ok.has(a.split(' ').slice(1).join(' ')));
-    expect(bad.length === 0, `HTTP errors: ${bad.slice(0, 5).join('; ')}`);
-    expect(unanswered.length === 0, `failed requests: ${unanswered.slice(0, 5).join('; ')}`);
+      await page.screenshot({ path: shot(`ohif-${uid.slice(-12)}.png`) });
+    } finally {
+      await context.close();
+    }
   });
-} catch (e) {
-  fail(e);
-} finally {
-  await browser.close();
 }
-finish();
+
+test('no request failed', () => {
+  // Cornerstone cancels prefetches it no longer needs; a cancelled request is a failure only
+  // if that URL never succeeded.
+  const unanswered = aborted.filter(a => !ok.has(a.split(' ').slice(1).join(' ')));
+  expect(bad.length === 0, `HTTP errors: ${bad.slice(0, 5).join('; ')}`);
+  expect(unanswered.length === 0, `failed requests: ${unanswered.slice(0, 5).join('; ')}`);
+});

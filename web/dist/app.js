@@ -59,11 +59,12 @@ async function draw(r) {
 
 async function route() {
   leavePage();
-  const r = parseRoute(location.hash);
+  const wanted = location.hash;
+  const r = parseRoute(wanted);
   current = r;
   if (r.name === 'login') { renderNav(); return loginPage(r.next); }
   if (!session.me) await loadMe();
-  if (!session.me) { location.hash = loginHash(location.hash); return; }
+  if (!session.me) { location.hash = loginHash(wanted); return; }
   // Again after the wait: a newer navigation may have started meanwhile; the latest page wins.
   leavePage();
   connectSocket();

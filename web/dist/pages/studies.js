@@ -27,7 +27,7 @@ export async function studiesPage(params = new URLSearchParams()) {
       field(t('studies.patient_name'), h('input', { name: 'name', value: val('name') })),
       field(t('studies.patient_id'), h('input', { name: 'id', value: val('id'), translate: 'no' })),
       field(t('studies.modality'), h('select', { name: 'modality' }, ['', ...MODALITIES].map(m =>
-        h('option', { value: m, selected: m === val('modality') }, m || t('common.any'))))),
+        h('option', { value: m, selected: m === val('modality'), translate: m ? 'no' : null }, m || t('common.any'))))),
       field(t('studies.from'), h('input', { name: 'from', type: 'date', value: val('from') })),
       field(t('studies.to'), h('input', { name: 'to', type: 'date', value: val('to') }))),
     h('p', {}, h('button', { class: 'primary', type: 'submit' }, t('studies.search'))));
