@@ -7,7 +7,7 @@
 import test, { after, before } from 'node:test';
 import en from '../../web/dist/i18n/en.js';
 import zh from '../../web/dist/i18n/zh-CN.js';
-import { base, expect, launchMedia, shot, signIn } from './lib.mjs';
+import { base, expect, launchMedia, shot, signIn, unlabelledControls } from './lib.mjs';
 
 const T = 20000;
 
@@ -84,6 +84,8 @@ async function noEnglish(page, hash, ready = 'main h1') {
   expect(lang === 'zh-CN', `${hash}: <html lang="${lang}">`);
   const found = await page.evaluate(englishOnPage, [[...exact], patterns]);
   expect(found.length === 0, `${hash}: English shown in the Chinese interface:\n  ${found.join('\n  ')}`);
+  const bare = await unlabelledControls(page);
+  expect(bare.length === 0, `${hash}: controls without a label: ${bare.join(', ')}`);
 }
 
 test('the sign-in page and a refused sign-in are Chinese', async () => {

@@ -43,3 +43,22 @@ export async function signIn(page, user, password = 'ferry-demo', { deepLink = f
   await page.click('button[type=submit]');
   if (!deepLink) await page.waitForSelector('#home-title', { timeout: 15000 });
 }
+
+// The page's visible controls without an accessible name: inputs, selects and text areas with
+// no label (wrapping or `for`), aria-label or aria-labelledby; buttons and links with no text
+// or aria-label. Returns descriptions of the ones found.
+export function unlabelledControls(page) {
+  return page.evaluate(() => {
+    const visible = el => (el.checkVisibility ? el.checkVisibility() : !!el.getClientRects().length);
+    const named = el => !!(el.getAttribute('aria-label')?.trim() || el.getAttribute('aria-labelledby')
+      || (el.labels && [...el.labels].some(l => l.textContent.trim())) || el.getAttribute('title')?.trim());
+    const out = [];
+    for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+      if (visible(el) && !named(el)) out.push(`${el.tagName.toLowerCase()}[name=${el.getAttribute('name')}]#${el.id}`);
+    }
+    for (const el of document.querySelectorAll('button, a[href], summary')) {
+      if (visible(el) && !el.textContent.trim() && !named(el)) out.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className}`);
+    }
+    return out;
+  });
+}

@@ -2,7 +2,7 @@
 // a clinician cannot open them, deep links through the sign-in page, the person's menu, and a
 // layout that never scrolls sideways. Run by tests/it/browser.rs with FERRY_URL set.
 import test, { after, before } from 'node:test';
-import { base, expect, launch, shot, signIn } from './lib.mjs';
+import { base, expect, launch, shot, signIn, unlabelledControls } from './lib.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -128,7 +128,7 @@ test('a deep link survives the sign-in page', async () => {
   await context.close();
 });
 
-test('no page scrolls sideways at 1280×800 or 800×1280', async () => {
+test('no page scrolls sideways at 1280×800 or 800×1280, and every control has a label', async () => {
   for (const [user, pages] of [['admin', ['#/', '#/admin/sites', '#/admin/users', '#/admin/devices', '#/admin/audit', '#/tokens']],
     ['dr-zhao', ['#/', '#/studies', '#/upload', '#/consults', '#/consults/new']]]) {
     for (const viewport of [{ width: 1280, height: 800 }, { width: 800, height: 1280 }]) {
@@ -142,6 +142,8 @@ test('no page scrolls sideways at 1280×800 or 800×1280', async () => {
         await s.page.waitForLoadState('networkidle');
         const wide = await s.page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
         expect(wide <= 0, `${user} ${hash} at ${viewport.width}×${viewport.height} scrolls sideways by ${wide}px`);
+        const bare = await unlabelledControls(s.page);
+        expect(bare.length === 0, `${user} ${hash}: controls without a label: ${bare.join(', ')}`);
       }
       await s.context.close();
     }
