@@ -18,7 +18,6 @@ use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::app::AppState;
 use crate::config::Settings;
 use crate::network::{NewUser, Role, SiteId};
 
@@ -62,7 +61,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 /// Seeds people, tokens and accepted consults; returns each client's (user, token, room, peer).
-async fn seed(state: &AppState, n: usize) -> anyhow::Result<Vec<(String, String, String, String)>> {
+async fn seed(
+    state: &crate::state::Stores,
+    n: usize,
+) -> anyhow::Result<Vec<(String, String, String, String)>> {
     let site: SiteId = "bench-site".parse()?;
     crate::operator::add_site(
         state,
@@ -137,9 +139,8 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
     eprintln!("bench signal: seeding {} people and {} consults…", opts.clients, opts.clients / 2);
     let clients = {
         let settings = Settings::load(None, env.clone())?;
-        let state = AppState::open(settings).await?;
+        let state = crate::state::Stores::open(settings).await?;
         let c = seed(&state, opts.clients).await?;
-        state.shutdown.cancel();
         state.db.close().await;
         c
     };

@@ -60,6 +60,9 @@ pub struct ConsultSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignalSettings {
+    /// How often open sockets are checked against their session's or token's expiry.
+    #[serde(deserialize_with = "lenient")]
+    pub access_check_secs: u64,
     #[serde(deserialize_with = "lenient")]
     pub max_message_kib: usize,
     #[serde(deserialize_with = "lenient")]
@@ -155,15 +158,24 @@ pub struct DicomwebSettings {
     pub ingest_parallelism: usize,
     #[serde(deserialize_with = "lenient")]
     pub max_bundle_entries: u32,
-    /// What a different instance under a stored SOP Instance UID does: `refuse` (0x0111) or
-    /// `replace` (audited as `imaging.replaced`).
-    pub on_duplicate: String,
+    /// What a different instance under a stored SOP Instance UID does.
+    pub on_duplicate: OnDuplicate,
+}
+
+/// What a different instance sent under a stored SOP Instance UID does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDuplicate {
+    /// Refused with status 0x0111.
+    Refuse,
+    /// Replaces the stored one (same study and series), audited as `imaging.replaced`.
+    Replace,
 }
 
 impl DicomwebSettings {
     /// Whether a different instance under a stored SOP Instance UID replaces it.
     pub fn replaces(&self) -> bool {
-        self.on_duplicate == "replace"
+        self.on_duplicate == OnDuplicate::Replace
     }
 }
 
@@ -178,6 +190,10 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "lenient")]
     pub shutdown_grace_secs: u64,
+    /// A request whose body sends no byte for this long is ended (a cut link must not hold an
+    /// upload busy for ever).
+    #[serde(deserialize_with = "lenient")]
+    pub body_stall_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +216,13 @@ pub struct DatabaseSettings {
 pub struct ObjectSettings {
     pub url: String,
     pub s3: S3Settings,
+    /// Instance objects that no index row references are removed once they are this old
+    /// (bytes of a refused or crashed store).
+    #[serde(deserialize_with = "lenient")]
+    pub orphan_grace_minutes: u64,
+    /// How often the orphan sweeper runs.
+    #[serde(deserialize_with = "lenient")]
+    pub sweep_minutes: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -404,8 +427,14 @@ impl Settings {
         if !(1..=64).contains(&self.dicomweb.ingest_parallelism) {
             return Err(key_err("dicomweb.ingest_parallelism", "must be between 1 and 64"));
         }
-        if !matches!(self.dicomweb.on_duplicate.as_str(), "refuse" | "replace") {
-            return Err(key_err("dicomweb.on_duplicate", "must be `refuse` or `replace`"));
+        if self.http.body_stall_secs == 0 {
+            return Err(key_err("http.body_stall_secs", "must be at least 1"));
+        }
+        if self.objects.orphan_grace_minutes < 5 {
+            return Err(key_err(
+                "objects.orphan_grace_minutes",
+                "must be at least 5 (a store in progress must never look orphaned)",
+            ));
         }
         if self.dicomweb.max_bundle_entries == 0 {
             return Err(key_err("dicomweb.max_bundle_entries", "must be at least 1"));

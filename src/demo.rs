@@ -1,10 +1,10 @@
 //! The demo network: four sites from city hospital to island clinic, a person in each role,
 //! and the imaging devices of the clinics. Seeding is idempotent: what exists is left alone.
 
-use crate::app::AppState;
 use crate::network::store::{site_exists, site_of_user};
 use crate::network::*;
 use crate::operator;
+use crate::state::Stores;
 
 pub const DEFAULT_PASSWORD: &str = "ferry-demo";
 
@@ -49,7 +49,7 @@ pub const DEVICES: &[(&str, DeviceKind, &str, &str)] = &[
 ];
 
 /// Seeds what is missing; returns how many records were created.
-pub async fn seed(state: &AppState, password: &str) -> anyhow::Result<usize> {
+pub async fn seed(state: &Stores, password: &str) -> anyhow::Result<usize> {
     let mut created = 0;
     for (id, name, tier, kind, parent) in SITES {
         let id: SiteId = id.parse()?;

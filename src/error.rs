@@ -152,7 +152,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let incident = match &self {
             ApiError::Internal(cause) => {
-                let id = crate::auth::tokens::random_id(8);
+                let id = crate::ids::random_id(8);
                 // The cause is for operators; it holds no request data (handlers wrap only
                 // storage and IO failures).
                 tracing::error!(incident = %id, error = format!("{cause:#}"), "internal error");

@@ -1,6 +1,5 @@
 //! Ferry: a telemedicine collaboration network server. See ARCHITECTURE.md for the map.
 
-pub mod app;
 pub mod archive;
 pub mod audit;
 pub mod auth;
@@ -12,12 +11,15 @@ pub mod dicomweb;
 pub mod dimse;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod operator;
 pub mod phi;
+pub mod server;
 pub mod signal;
+pub mod state;
 pub mod storage;
 pub mod time;
 pub mod upload;

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use ferry::app::{AppState, Application};
 use ferry::config::Settings;
 use ferry::network::{
     DeviceKind, NewDevice, NewSite, NewUser, Role, SiteId, SiteKind, Specialty, Tier, UserId,
 };
+use ferry::server::Application;
+use ferry::state::Stores;
 use ferry::{demo, logging, operator};
 
 #[derive(Parser)]
@@ -83,6 +84,10 @@ struct UploadArgs {
     /// Bytes per request, in KiB.
     #[arg(long, default_value_t = 1024)]
     chunk_kib: usize,
+    /// How long to keep trying while the server cannot be reached, counted from the last
+    /// byte that got through (e.g. 90m, 2h, 600s).
+    #[arg(long, default_value = "2h", value_parser = parse_duration)]
+    retry_for: std::time::Duration,
     /// Where unfinished uploads are remembered.
     #[arg(long, default_value = ".ferry-upload-state.json")]
     state: PathBuf,
@@ -197,6 +202,23 @@ enum TokenCmd {
     },
 }
 
+/// `90s`, `15m`, `2h` or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (n, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = n.parse().map_err(|_| format!("not a duration: {s} (e.g. 90s, 15m, 2h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("not a duration: {s} (e.g. 90s, 15m, 2h)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::from_env(cli.config.as_deref()) {
@@ -236,6 +258,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 chunk_bytes: args.chunk_kib.max(1) * 1024,
                 limit_rate: args.limit_rate,
                 state_file: args.state,
+                retry_for: args.retry_for,
             };
             let summary = ferry::upload::client::run(&args.paths, &opts).await?;
             println!(
@@ -261,7 +284,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Site(cmd) => {
-            let state = AppState::open(settings).await?;
+            let state = Stores::open(settings).await?;
             match cmd {
                 SiteCmd::Add { id, name, tier, kind, parent } => {
                     let s = operator::add_site(&state, NewSite { id, name, tier, kind, parent })
@@ -281,7 +304,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => {
-            let state = AppState::open(settings).await?;
+            let state = Stores::open(settings).await?;
             match cmd {
                 UserCmd::Add { id, site, name, roles, specialties, password_stdin } => {
                     let password = if password_stdin {
@@ -318,7 +341,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Device(cmd) => {
-            let state = AppState::open(settings).await?;
+            let state = Stores::open(settings).await?;
             match cmd {
                 DeviceCmd::Add { site, kind, name, ae } => {
                     let ae_title = ae.map(|a| a.parse()).transpose()?;
@@ -343,7 +366,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => {
-            let state = AppState::open(settings).await?;
+            let state = Stores::open(settings).await?;
             match cmd {
                 TokenCmd::Create { user, label, expires_in_days } => {
                     let (t, secret) =
@@ -384,7 +407,7 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let state = app.state();
     let url = app.base_url();
     if args.demo {
-        let created = demo::seed(&state, &args.demo_password).await?;
+        let created = demo::seed(&state.stores, &args.demo_password).await?;
         println!("Demo network ready ({created} record(s) created).");
         println!("Sign in at {url}/ as any of (password: {}):", args.demo_password);
         for (id, name, site, roles, _) in demo::USERS {

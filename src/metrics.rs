@@ -4,13 +4,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-
-use crate::app::AppState;
 
 const BUCKETS: [f64; 12] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -80,30 +73,36 @@ impl Metrics {
     }
 }
 
-/// Middleware: times each request and records it under its route template. Paths that match
-/// no API route are the web app's (`web`).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| {
-            if req.uri().path().starts_with("/api/") { "unmatched".into() } else { "web".into() }
-        });
-    let resp = next.run(req).await;
-    let status = resp.status();
-    let secs = start.elapsed().as_secs_f64();
-    state.metrics.observe(&method, &route, status.as_u16(), secs);
-    // Paths and query strings may carry patient identifiers later (QIDO): log the template only.
-    tracing::debug!(%method, %route, status = status.as_u16(), ms = secs * 1000.0, "request");
-    resp
+/// The method as a metric label: the standard methods by name, anything else (a client may
+/// send any token as a method) as `other`, so the label set stays bounded.
+pub fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN.iter().find(|(k, _)| k == m).map_or("other", |(_, n)| n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for odd in ["FROB", "X-PATIENT-NAME", "get"] {
+            assert_eq!(method_label(&Method::from_bytes(odd.as_bytes()).unwrap()), "other");
+        }
+    }
 
     #[test]
     fn renders_counters_and_cumulative_buckets() {

@@ -2,17 +2,17 @@
 //! whoever can run the binary against the database holds every power, so these use operator
 //! permits — and still write audit events, with actor `operator`.
 
-use crate::app::AppState;
 use crate::audit::{self, NewEvent, Outcome};
 use crate::auth::policy::{self, Action, Permit, Target};
 use crate::auth::{password, tokens};
 use crate::network::store::{self, NetworkError};
 use crate::network::{Device, NewDevice, NewSite, NewUser, Site, SiteId, User, UserId};
+use crate::state::Stores;
 use crate::time::now_ms;
 
 pub const OPERATOR: &str = "operator";
 
-async fn permit<A: Action>(state: &AppState, target: Target) -> anyhow::Result<Permit<A>> {
+async fn permit<A: Action>(state: &Stores, target: Target) -> anyhow::Result<Permit<A>> {
     audit::record(
         &state.db,
         &NewEvent {
@@ -32,7 +32,7 @@ async fn permit<A: Action>(state: &AppState, target: Target) -> anyhow::Result<P
     Ok(policy::operator_permit(target))
 }
 
-pub async fn add_site(state: &AppState, new: NewSite) -> anyhow::Result<Site> {
+pub async fn add_site(state: &Stores, new: NewSite) -> anyhow::Result<Site> {
     let target = Target {
         site: new.parent.clone(),
         subject: None,
@@ -45,12 +45,12 @@ pub async fn add_site(state: &AppState, new: NewSite) -> anyhow::Result<Site> {
     Ok(store::create_site(&state.db, &p, new, now_ms()).await?)
 }
 
-pub async fn list_sites(state: &AppState) -> anyhow::Result<Vec<Site>> {
+pub async fn list_sites(state: &Stores) -> anyhow::Result<Vec<Site>> {
     let p = policy::operator_permit::<policy::SiteList>(Target::network());
     Ok(store::list_sites(&state.db, &p).await?)
 }
 
-pub async fn add_user(state: &AppState, site: &SiteId, mut new: NewUser) -> anyhow::Result<User> {
+pub async fn add_user(state: &Stores, site: &SiteId, mut new: NewUser) -> anyhow::Result<User> {
     let hash = match new.password.take() {
         Some(pw) => {
             password::check_rules(&pw).map_err(anyhow::Error::msg)?;
@@ -64,22 +64,22 @@ pub async fn add_user(state: &AppState, site: &SiteId, mut new: NewUser) -> anyh
     Ok(store::create_user(&state.db, &p, new, hash, now_ms()).await?)
 }
 
-pub async fn list_users(state: &AppState, site: &SiteId) -> anyhow::Result<Vec<User>> {
+pub async fn list_users(state: &Stores, site: &SiteId) -> anyhow::Result<Vec<User>> {
     let p = permit::<policy::UserList>(state, Target::site(site, "user", None)).await?;
     Ok(store::list_users(&state.db, &p).await?)
 }
 
-pub async fn add_device(state: &AppState, site: &SiteId, new: NewDevice) -> anyhow::Result<Device> {
+pub async fn add_device(state: &Stores, site: &SiteId, new: NewDevice) -> anyhow::Result<Device> {
     let p = permit::<policy::DeviceCreate>(state, Target::site(site, "device", None)).await?;
     Ok(store::create_device(&state.db, &p, new, now_ms()).await?)
 }
 
-pub async fn list_devices(state: &AppState, site: &SiteId) -> anyhow::Result<Vec<Device>> {
+pub async fn list_devices(state: &Stores, site: &SiteId) -> anyhow::Result<Vec<Device>> {
     let p = permit::<policy::DeviceList>(state, Target::site(site, "device", None)).await?;
     Ok(store::list_devices(&state.db, &p).await?)
 }
 
-async fn user_target(state: &AppState, user: &UserId) -> anyhow::Result<Target> {
+async fn user_target(state: &Stores, user: &UserId) -> anyhow::Result<Target> {
     let site = store::site_of_user(&state.db, user)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user `{user}`"))?;
@@ -88,7 +88,7 @@ async fn user_target(state: &AppState, user: &UserId) -> anyhow::Result<Target> 
 
 /// Creates a token; returns the record and the secret (shown once).
 pub async fn create_token(
-    state: &AppState,
+    state: &Stores,
     user: &UserId,
     label: &str,
     expires_in_days: Option<u32>,
@@ -100,12 +100,12 @@ pub async fn create_token(
     Ok(tokens::create(&state.db, &p, label, expires, now).await?)
 }
 
-pub async fn list_tokens(state: &AppState, user: &UserId) -> anyhow::Result<Vec<tokens::ApiToken>> {
+pub async fn list_tokens(state: &Stores, user: &UserId) -> anyhow::Result<Vec<tokens::ApiToken>> {
     let p = permit::<policy::TokenList>(state, user_target(state, user).await?).await?;
     Ok(tokens::list(&state.db, &p).await?)
 }
 
-pub async fn revoke_token(state: &AppState, token_id: &str) -> anyhow::Result<tokens::ApiToken> {
+pub async fn revoke_token(state: &Stores, token_id: &str) -> anyhow::Result<tokens::ApiToken> {
     let owner = tokens::owner(&state.db, token_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no token `{token_id}`"))?;
@@ -122,7 +122,7 @@ pub fn is_exists(e: &anyhow::Error) -> bool {
 
 /// Searches the audit trail as an administrator of `site` would see it.
 pub async fn audit_search(
-    state: &AppState,
+    state: &Stores,
     site: &SiteId,
     filter: &audit::Filter,
 ) -> anyhow::Result<Vec<audit::Event>> {

@@ -7,8 +7,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::app::AppState;
 use crate::auth::RequestCtx;
+use crate::state::AppState;
 
 pub const PREFIX: &str = "/viewer";
 

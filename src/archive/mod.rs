@@ -8,6 +8,7 @@ pub mod lengths;
 pub mod parse;
 pub mod render;
 pub mod store;
+pub mod sweep;
 
 use crate::phi::Phi;
 

@@ -25,12 +25,23 @@ pub enum Stored {
     Replaced,
 }
 
+/// Where one write of an instance goes. Every write gets a key of its own (a random part after
+/// the SOP Instance UID), so two writes under one UID — a race, a retry, a replacement — never
+/// overwrite each other's bytes: an index row always points at the bytes it was committed with.
 pub fn object_key(study: &str, series: &str, sop: &str) -> String {
-    format!("instances/{study}/{series}/{sop}.dcm")
+    format!("instances/{study}/{series}/{sop}.{}.dcm", crate::ids::random_id(9))
 }
+
+/// The prefix under which every instance object lives (the orphan sweeper walks it).
+pub const INSTANCE_PREFIX: &str = "instances/";
 
 fn index_down(_: sqlx::Error) -> Rejection {
     Rejection::new(PROCESSING_FAILURE, "the archive index is unavailable; send again later")
+}
+
+fn objects_down(e: crate::storage::ObjectError) -> Rejection {
+    tracing::error!(error = %e, "object store write failed");
+    Rejection::new(OUT_OF_RESOURCES, "the object store is unavailable; send again later")
 }
 
 /// Stores one checked instance for the permit's site. `sha256` is of `bytes`. A different
@@ -51,7 +62,9 @@ pub async fn store_instance(
         .site()
         .ok_or_else(|| Rejection::new(NOT_AUTHORISED, "no site to store for"))?
         .to_string();
-    // What the index holds of this study, instance and series, in one round trip.
+    // What the index holds of this study, instance and series, in one round trip. These are
+    // early answers only (an identical re-send costs no write); the checks that decide are
+    // repeated inside the transaction below, where no concurrent writer can slip between.
     let row = sqlx::query(
         "SELECT (SELECT origin_site FROM studies WHERE study_uid = $1) AS origin, \
            (SELECT sha256 FROM instances WHERE sop_instance_uid = $2) AS sha256, \
@@ -66,9 +79,7 @@ pub async fn store_instance(
     let origin: Option<String> = row.try_get("origin").map_err(index_down)?;
     let have: Option<String> = row.try_get("sha256").map_err(index_down)?;
     let series_study: Option<String> = row.try_get("series_study").map_err(index_down)?;
-    if origin.as_ref().is_some_and(|o| *o != site) {
-        return Err(Rejection::new(NOT_AUTHORISED, "this study belongs to another site"));
-    }
+    check_owner(origin.as_deref(), &site)?;
     if let (Some(old), Some(actor)) = (&have, replace_as)
         && old != sha256
     {
@@ -77,17 +88,54 @@ pub async fn store_instance(
     if let Some(stored) = judge(have, sha256)? {
         return Ok(stored);
     }
-    if series_study.as_ref().is_some_and(|s| *s != inst.study_uid) {
-        return Err(Rejection::new(PROCESSING_FAILURE, "this series belongs to another study"));
-    }
+    check_series(series_study.as_deref(), &inst.study_uid)?;
 
     let key = object_key(&inst.study_uid, &inst.series_uid, &inst.sop_instance_uid);
     let size = bytes.len() as i64;
-    objects.put(&key, bytes).await.map_err(|e| {
-        tracing::error!(error = %e, "object store write failed");
-        Rejection::new(OUT_OF_RESOURCES, "the object store is unavailable; send again later")
-    })?;
+    objects.put(&key, bytes).await.map_err(objects_down)?;
+    let outcome = index_new(db, &site, inst, &key, size, sha256, now).await;
+    if !matches!(outcome, Ok(Stored::New)) {
+        // Nothing points at these bytes: remove them now (the sweeper would, later).
+        if let Err(e) = objects.delete(&key).await {
+            tracing::warn!(error = %e, "unreferenced instance bytes could not be removed");
+        }
+    }
+    outcome
+}
 
+/// The study must be this site's own (or new).
+fn check_owner(origin: Option<&str>, site: &str) -> Result<(), Rejection> {
+    match origin {
+        Some(o) if o != site => {
+            Err(Rejection::new(NOT_AUTHORISED, "this study belongs to another site"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The series must belong to the instance's study (or be new).
+fn check_series(series_study: Option<&str>, study: &str) -> Result<(), Rejection> {
+    match series_study {
+        Some(s) if s != study => {
+            Err(Rejection::new(PROCESSING_FAILURE, "this series belongs to another study"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The index rows of a new instance whose bytes are under `key`, in one transaction. The
+/// study's owner and the series' study are checked after this transaction's own inserts, so
+/// a concurrent first store of the same study by another site is seen (PostgreSQL waits for
+/// the other insert to end; SQLite writers take turns) and the loser is refused whole.
+async fn index_new(
+    db: &Db,
+    site: &str,
+    inst: &Instance,
+    key: &str,
+    size: i64,
+    sha256: &str,
+    now: i64,
+) -> Result<Stored, Rejection> {
     let s = &inst.study;
     let mut tx = db.pool().begin().await.map_err(index_down)?;
     sqlx::query(
@@ -96,7 +144,7 @@ pub async fn store_instance(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (study_uid) DO NOTHING",
     )
     .bind(&inst.study_uid)
-    .bind(&site)
+    .bind(site)
     .bind(s.patient_name.expose().clone())
     .bind(s.patient_id.expose().clone())
     .bind(s.patient_birth_date.expose().clone())
@@ -111,6 +159,13 @@ pub async fn store_instance(
     .execute(&mut *tx)
     .await
     .map_err(index_down)?;
+    let origin: Option<String> =
+        sqlx::query_scalar("SELECT origin_site FROM studies WHERE study_uid = $1")
+            .bind(&inst.study_uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(index_down)?;
+    check_owner(origin.as_deref(), site)?;
     let se = &inst.series;
     sqlx::query(
         "INSERT INTO series (series_uid, study_uid, modality, series_number, series_description, series_date, created_at) \
@@ -126,6 +181,13 @@ pub async fn store_instance(
     .execute(&mut *tx)
     .await
     .map_err(index_down)?;
+    let series_study: Option<String> =
+        sqlx::query_scalar("SELECT study_uid FROM series WHERE series_uid = $1")
+            .bind(&inst.series_uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(index_down)?;
+    check_series(series_study.as_deref(), &inst.study_uid)?;
     let r = sqlx::query(
         "INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax, instance_number, \
            rows_count, columns_count, frames, bits_allocated, size, sha256, object_key, created_at, metadata, frame_index) \
@@ -143,7 +205,7 @@ pub async fn store_instance(
     .bind(inst.bits_allocated)
     .bind(size)
     .bind(sha256)
-    .bind(&key)
+    .bind(key)
     .bind(now)
     .bind(&inst.metadata)
     .bind(inst.frame_index.as_ref().and_then(|f| serde_json::to_string(f).ok()))
@@ -200,16 +262,9 @@ async fn replace_instance(
             "a different instance with this SOP Instance UID is stored in another series; it is not replaced",
         ));
     }
-    let key = format!(
-        "{}~{}",
-        object_key(&inst.study_uid, &inst.series_uid, &inst.sop_instance_uid),
-        &sha256[..16]
-    );
+    let key = object_key(&inst.study_uid, &inst.series_uid, &inst.sop_instance_uid);
     let size = bytes.len() as i64;
-    objects.put(&key, bytes).await.map_err(|e| {
-        tracing::error!(error = %e, "object store write failed");
-        Rejection::new(OUT_OF_RESOURCES, "the object store is unavailable; send again later")
-    })?;
+    objects.put(&key, bytes).await.map_err(objects_down)?;
     let mut tx = db.pool().begin().await.map_err(index_down)?;
     let updated = sqlx::query(
         "UPDATE instances SET sop_class_uid = $1, transfer_syntax = $2, instance_number = $3, \

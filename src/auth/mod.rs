@@ -15,11 +15,11 @@ use axum::http::request::Parts;
 use axum::http::{Method, header};
 use sqlx::Row;
 
-use crate::app::{AppState, ClientAddr};
 use crate::audit::{self, NewEvent, Outcome};
 use crate::error::ApiError;
 use crate::network::store::{is_root_site, site_and_descendants, user_by_id};
 use crate::network::{Role, SiteId, User, UserId};
+use crate::state::{AppState, ClientAddr};
 use crate::time::now_ms;
 use policy::{Action, ActorView, Permit, Target};
 
@@ -117,7 +117,7 @@ impl FromRequestParts<AppState> for RequestCtx {
             if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
                 let sent =
                     parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
-                if !tokens::same_secret(sent, &s.csrf) {
+                if !crate::ids::same_secret(sent, &s.csrf) {
                     return Err(ApiError::Csrf);
                 }
             }

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::tokens::{hash_secret, random_id};
+use crate::ids::{hash_secret, random_id};
 use crate::storage::Db;
 
 pub const COOKIE: &str = "ferry_session";
@@ -82,4 +82,29 @@ pub async fn sweep(db: &Db, now: i64, idle_ms: i64, max_ms: i64) -> Result<u64, 
         .execute(db.pool())
         .await?;
     Ok(r.rows_affected())
+}
+
+/// Which of `id_hashes` are sessions still live at `now` (neither idle nor past their
+/// lifetime). Used to end the sockets of sessions that expired without a logout.
+pub async fn live(
+    db: &Db,
+    id_hashes: &[String],
+    now: i64,
+    idle_ms: i64,
+    max_ms: i64,
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let mut out = std::collections::HashSet::new();
+    for batch in id_hashes.chunks(200) {
+        let marks: Vec<String> = (3..batch.len() + 3).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id_hash FROM sessions WHERE last_seen_at >= $1 AND created_at >= $2 AND id_hash IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now - idle_ms).bind(now - max_ms);
+        for h in batch {
+            q = q.bind(h);
+        }
+        out.extend(q.fetch_all(db.pool()).await?);
+    }
+    Ok(out)
 }

@@ -1,39 +1,23 @@
 //! Bearer tokens for devices and scripts. A token is shown once, at creation; only its
 //! SHA-256 is stored. Tokens may expire and may be revoked.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::policy::{Permit, TokenCreate, TokenList, TokenRevoke};
+use crate::ids::{hash_secret, random_id};
 use crate::network::{UserId, check_text};
 use crate::storage::Db;
 use crate::time::rfc3339;
 
+/// Whether `id` is a token's id (`tok_…`), as opposed to a session's id hash.
+pub fn is_token_id(id: &str) -> bool {
+    id.starts_with("tok_")
+}
+
 /// Prefix of every token secret, so that leaked tokens are easy to recognise and scan for.
 pub const TOKEN_PREFIX: &str = "fy_";
-
-/// Random URL-safe text from `bytes` random bytes.
-pub fn random_id(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
-}
-
-/// SHA-256 of a secret, hex: what is stored in place of a token or session id.
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Constant-time comparison of two secrets.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiToken {
@@ -219,4 +203,27 @@ pub async fn authenticate(
             .await?;
     }
     Ok(Ok((id, user)))
+}
+
+/// Which of `ids` are tokens still usable at `now` (not revoked, not expired). Used to end the
+/// sockets of tokens that expired.
+pub async fn live(
+    db: &Db,
+    ids: &[String],
+    now: i64,
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let mut out = std::collections::HashSet::new();
+    for batch in ids.chunks(200) {
+        let marks: Vec<String> = (2..batch.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) AND id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
+        for id in batch {
+            q = q.bind(id);
+        }
+        out.extend(q.fetch_all(db.pool()).await?);
+    }
+    Ok(out)
 }

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::app::AppState;
 use crate::archive::is_uid;
 use crate::archive::store::study_sites;
 use crate::audit::{NewEvent, Outcome};
@@ -23,6 +22,7 @@ use crate::auth::policy::{
 };
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::signal::hub::JoinDecision;
+use crate::state::AppState;
 
 /// The consult as the person asking sees it, with the steps they may take now.
 fn view(c: &Consult, actor: &ActorView, all: &[Specialist], now: i64) -> Value {

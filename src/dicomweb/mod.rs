@@ -11,7 +11,6 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::archive::is_uid;
 use crate::archive::json::{self, StowItem};
 use crate::archive::status::*;
@@ -21,6 +20,7 @@ use crate::auth::RequestCtx;
 use crate::auth::policy::{ImagingRead, ImagingSearch, ImagingStore, Permit, StudyShare, Target};
 use crate::error::{ApiError, JsonBody, PathParams};
 use crate::network::SiteId;
+use crate::state::AppState;
 
 mod render;
 
@@ -736,7 +736,7 @@ async fn retrieve(
             what: if instance.is_some() { "instance" } else { "series" },
         });
     }
-    let boundary = format!("ferry-{}", crate::auth::tokens::random_id(12));
+    let boundary = format!("ferry-{}", crate::ids::random_id(12));
     let objects = ctx.state.objects.clone();
     let b = boundary.clone();
     let stream = futures::stream::unfold(Some((rows.into_iter(), objects)), move |state| {
@@ -874,7 +874,7 @@ async fn read_ranges(
 /// A `multipart/related; type="application/octet-stream"` answer of the given parts, each
 /// labelled with `part_type`; `ts` (if any) is also named on the whole.
 fn octet_multipart(parts: Vec<Vec<u8>>, part_type: &str, ts: Option<&str>) -> Response {
-    let boundary = format!("ferry-{}", crate::auth::tokens::random_id(12));
+    let boundary = format!("ferry-{}", crate::ids::random_id(12));
     let mut body = Vec::with_capacity(parts.iter().map(|p| p.len() + 128).sum());
     for p in parts {
         body.extend_from_slice(

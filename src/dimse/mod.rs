@@ -21,12 +21,12 @@ use dicom_ul::pdu::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
 use crate::archive::status::*;
 use crate::archive::store;
 use crate::audit::{self, NewEvent, Outcome};
 use crate::auth::policy::{self, ImagingStore, Target};
 use crate::network::SiteId;
+use crate::state::AppState;
 use crate::time::now_ms;
 
 /// Ferry's implementation class UID (under the UUID-derived 2.25 root) and version name.
@@ -133,7 +133,7 @@ async fn record(
     id: Option<String>,
     outcome: Outcome,
     detail: String,
-) {
+) -> Result<(), sqlx::Error> {
     let e = NewEvent {
         at: now_ms(),
         actor: Some(format!("device:{}", who.ae)),
@@ -146,9 +146,9 @@ async fn record(
         client_addr: Some(who.peer.ip().to_string()),
         detail: Some(detail),
     };
-    if let Err(err) = audit::record(&state.db, &e).await {
-        tracing::error!(error = %err, "audit write failed for a DIMSE event");
-    }
+    audit::record(&state.db, &e).await.inspect_err(|err| {
+        tracing::error!(error = %err, action, "audit write failed for a DIMSE event");
+    })
 }
 
 /// Keeps the peer's sends flowing: Linux delays ACKs (up to 40 ms), and a sender that leaves
@@ -206,7 +206,8 @@ async fn serve_association(
         Err(e) => {
             let ae = caller();
             let who = Caller { ae: &ae, site: None, peer };
-            record(
+            // Refused either way; a failed record is logged by `record`.
+            let _ = record(
                 state,
                 &who,
                 "dimse.associate",
@@ -223,8 +224,14 @@ async fn serve_association(
     // An unknown caller admitted by configuration stores for no site: refused per instance.
     let site = devices.sites.get(&ae).cloned();
     let who = Caller { ae: &ae, site: site.as_ref(), peer };
-    record(state, &who, "dimse.associate", None, Outcome::Success, "association accepted".into())
-        .await;
+    // No record, no association: a caller whose acceptance cannot be audited is aborted.
+    if record(state, &who, "dimse.associate", None, Outcome::Success, "association accepted".into())
+        .await
+        .is_err()
+    {
+        let _ = assoc.abort().await;
+        return Ok(());
+    }
     let mut studies: HashMap<String, usize> = HashMap::new();
     let max_bytes = (state.settings.dicomweb.max_instance_mib * 1024 * 1024) as usize;
     let mut permit = None;
@@ -306,10 +313,12 @@ async fn serve_association(
                             .unwrap_or_default();
                         let status = match &site {
                             None => NOT_AUTHORISED,
-                            Some(site) => {
+                            Some(site) => 'store: {
+                                // No record, no operation: the decision to let this device
+                                // store is audited before anything is stored.
                                 if permit.is_none() {
                                     let action = <ImagingStore as policy::Action>::NAME;
-                                    record(
+                                    if record(
                                         state,
                                         &who,
                                         action,
@@ -317,7 +326,11 @@ async fn serve_association(
                                         Outcome::Allowed,
                                         "C-STORE".into(),
                                     )
-                                    .await;
+                                    .await
+                                    .is_err()
+                                    {
+                                        break 'store OUT_OF_RESOURCES;
+                                    }
                                     permit = Some(policy::device_permit::<ImagingStore>(
                                         Target::site(site, "study", None),
                                     ));
@@ -345,7 +358,7 @@ async fn serve_association(
                                         0x0000
                                     }
                                     Err((_, r)) => {
-                                        tracing::info!(status = r.status, reason = %r.reason, "C-STORE refused");
+                                        tracing::info!(status = %format_args!("0x{:04X}", r.status), reason = %r.reason, "C-STORE refused");
                                         r.status
                                     }
                                 }
@@ -373,7 +386,9 @@ async fn serve_association(
     }
     for (study, n) in studies {
         let detail = format!("{n} instance(s) stored by C-STORE");
-        record(state, &who, "imaging.stored", Some(study), Outcome::Success, detail).await;
+        // What was stored, per study (as STOW-RS records it after storing); the decision that
+        // allowed it was recorded before anything was stored. A failure is logged by `record`.
+        let _ = record(state, &who, "imaging.stored", Some(study), Outcome::Success, detail).await;
     }
     Ok(())
 }

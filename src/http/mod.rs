@@ -5,15 +5,21 @@ mod admin;
 mod ops;
 mod session;
 
+use std::time::{Duration, Instant};
+
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use tower::ServiceBuilder;
 
-use crate::app::AppState;
 use crate::consult::http as consult;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let limit = state.settings.http.max_body_bytes;
@@ -70,11 +76,44 @@ pub fn router(state: AppState) -> Router {
         .fallback(crate::web::serve)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), body_stall_guard))
                 .layer(axum::middleware::map_response(security_headers))
                 .layer(DefaultBodyLimit::max(limit)),
         )
         .with_state(state)
+}
+
+/// Middleware: a request body that sends no byte for `http.body_stall_secs` ends with an
+/// error, as if the connection had dropped. On a cut link the connection may never report
+/// its death; without this, the request (and whatever it holds, such as an upload) would
+/// wait for ever.
+async fn body_stall_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let stall = Duration::from_secs(state.settings.http.body_stall_secs);
+    let (parts, body) = req.into_parts();
+    next.run(Request::from_parts(parts, guard_body(body, stall))).await
+}
+
+/// `body`, ending with a `TimedOut` error when no data comes for `stall`.
+pub fn guard_body(body: Body, stall: Duration) -> Body {
+    use axum::body::HttpBody;
+    use futures::StreamExt;
+    if body.size_hint().exact() == Some(0) {
+        return body;
+    }
+    let frames = body.into_data_stream();
+    Body::from_stream(futures::stream::unfold(Some(frames), move |frames| async move {
+        let mut frames = frames?;
+        match tokio::time::timeout(stall, frames.next()).await {
+            Ok(Some(Ok(b))) => Some((Ok(b), Some(frames))),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request body stalled")),
+                None,
+            )),
+        }
+    }))
 }
 
 /// Headers every response carries.
@@ -87,5 +126,26 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    resp
+}
+
+/// Middleware: times each request and records it under its route template. Paths that match
+/// no API route are the web app's (`web`).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = crate::metrics::method_label(req.method()).to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| {
+            if req.uri().path().starts_with("/api/") { "unmatched".into() } else { "web".into() }
+        });
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let secs = start.elapsed().as_secs_f64();
+    state.metrics.observe(&method, &route, status.as_u16(), secs);
+    // Paths and query strings may carry patient identifiers later (QIDO): log the template only.
+    tracing::debug!(%method, %route, status = status.as_u16(), ms = secs * 1000.0, "request");
     resp
 }

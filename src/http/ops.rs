@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Alive: the process answers.
 pub async fn healthz() -> impl IntoResponse {

@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{AppState, ClientAddr};
 use crate::audit::Outcome;
 use crate::auth::policy::capabilities;
 use crate::auth::{AuthVia, RequestCtx, sessions};
 use crate::error::{ApiError, JsonBody};
+use crate::state::{AppState, ClientAddr};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

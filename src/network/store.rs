@@ -348,7 +348,7 @@ pub async fn create_device(
 ) -> Result<Device, NetworkError> {
     let site = permit.site().ok_or(NetworkError::NotFound("site"))?.clone();
     let name = check_text("device name", &new.name)?;
-    let id = format!("dev_{}", crate::auth::tokens::random_id(10));
+    let id = format!("dev_{}", crate::ids::random_id(10));
     let r = sqlx::query(
         "INSERT INTO devices (id, site_id, kind, name, ae_title, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )

@@ -88,6 +88,9 @@ pub enum Input {
 pub enum Effect {
     Send(ConnId, ServerMsg),
     Close(ConnId, &'static str),
+    /// A person's first connection opened (`true`) or their last one closed (`false`): the
+    /// core is the one owner of presence, and the hub publishes these for HTTP answers.
+    Online(String, bool),
     /// A join allowed or refused, for the audit trail.
     Audit {
         user: String,
@@ -136,6 +139,7 @@ impl Core {
 
     /// Tells every watcher that `user` came online or went offline.
     fn presence(&self, user: &str, online: bool, out: &mut Vec<Effect>) {
+        out.push(Effect::Online(user.to_string(), online));
         let msg = ServerMsg::Presence {
             v: VERSION,
             users: vec![Peer { user: user.to_string(), online }],

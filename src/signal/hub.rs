@@ -3,8 +3,8 @@
 //! socket through that socket's own bounded channel. A socket that cannot keep up (its
 //! channel is full) is closed rather than allowed to grow the server's memory.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -22,8 +22,15 @@ pub enum Outgoing {
 
 enum Cmd {
     Input(Input),
-    Register { conn: ConnId, user: String, credential: String, tx: mpsc::Sender<Outgoing> },
+    Register {
+        conn: ConnId,
+        user: String,
+        credential: String,
+        tx: mpsc::Sender<Outgoing>,
+    },
     Revoke(Revoke),
+    /// The credentials that open sockets were opened with (to check which have expired).
+    Credentials(tokio::sync::oneshot::Sender<Vec<String>>),
 }
 
 /// Whose sockets to close because their access ended.
@@ -52,11 +59,22 @@ pub struct JoinDecision {
 /// Messages a socket may have queued before it counts as too slow.
 pub const SOCKET_QUEUE: usize = 256;
 
+/// Join decisions waiting for the consult shell. When it is this far behind, further joins
+/// are refused with `busy` (the page tries again) rather than queued without end.
+pub const JOINS_QUEUE: usize = 10_000;
+
+/// Commands waiting for the hub.
+const INBOX: usize = 4096;
+
 #[derive(Clone)]
 pub struct Hub {
     tx: mpsc::Sender<Cmd>,
-    /// Open sockets per person (presence for HTTP answers, and the per-person limit).
-    online: Arc<Mutex<HashMap<String, usize>>>,
+    /// Who is online, as the core last said (`Effect::Online`): written only by the hub task,
+    /// from the core, which is the one owner of presence.
+    online: Arc<RwLock<HashSet<String>>>,
+    /// Sockets admitted per person: capacity accounting for the per-person limit, counted
+    /// before a socket reaches the core. Not presence.
+    admitted: Arc<Mutex<HashMap<String, usize>>>,
     /// Open sockets in all.
     sockets: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -68,10 +86,10 @@ impl Hub {
         joins: mpsc::Sender<JoinDecision>,
         stop: CancellationToken,
     ) -> Hub {
-        let (tx, rx) = mpsc::channel(4096);
-        let online = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(run(Core::new(limits), rx, joins, stop));
-        Hub { tx, online, sockets: Default::default() }
+        let (tx, rx) = mpsc::channel(INBOX);
+        let online = Arc::new(RwLock::new(HashSet::new()));
+        tokio::spawn(run(Core::new(limits), rx, joins, online.clone(), stop));
+        Hub { tx, online, admitted: Default::default(), sockets: Default::default() }
     }
 
     async fn send(&self, cmd: Cmd) {
@@ -120,9 +138,16 @@ impl Hub {
         self.send(Cmd::Revoke(which)).await
     }
 
-    /// Whether `user` has a socket open now.
+    /// The credentials (session id hashes, token ids) of the open sockets, once each.
+    pub async fn credentials(&self) -> Vec<String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Cmd::Credentials(tx)).await;
+        rx.await.unwrap_or_default()
+    }
+
+    /// Whether `user` has a socket open now (as the core knows it).
     pub fn is_online(&self, user: &str) -> bool {
-        self.online.lock().expect("not poisoned").get(user).is_some_and(|n| *n > 0)
+        self.online.read().unwrap_or_else(|p| p.into_inner()).contains(user)
     }
 
     /// Sockets open now.
@@ -139,7 +164,7 @@ impl Hub {
         total: usize,
     ) -> Result<OnlineGuard, bool> {
         use std::sync::atomic::Ordering::SeqCst;
-        let mut m = self.online.lock().expect("not poisoned");
+        let mut m = self.admitted.lock().expect("not poisoned");
         let n = m.entry(user.to_string()).or_default();
         if *n >= per_user {
             return Err(false);
@@ -150,7 +175,7 @@ impl Hub {
         }
         *n += 1;
         Ok(OnlineGuard {
-            online: self.online.clone(),
+            admitted: self.admitted.clone(),
             sockets: self.sockets.clone(),
             user: user.to_string(),
         })
@@ -159,7 +184,7 @@ impl Hub {
 
 /// Uncounts a socket when it ends.
 pub struct OnlineGuard {
-    online: Arc<Mutex<HashMap<String, usize>>>,
+    admitted: Arc<Mutex<HashMap<String, usize>>>,
     sockets: Arc<std::sync::atomic::AtomicUsize>,
     user: String,
 }
@@ -167,7 +192,7 @@ pub struct OnlineGuard {
 impl Drop for OnlineGuard {
     fn drop(&mut self) {
         self.sockets.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        let mut m = self.online.lock().expect("not poisoned");
+        let mut m = self.admitted.lock().expect("not poisoned");
         if let Some(n) = m.get_mut(&self.user) {
             *n -= 1;
             if *n == 0 {
@@ -181,6 +206,7 @@ async fn run(
     mut core: Core,
     mut rx: mpsc::Receiver<Cmd>,
     joins: mpsc::Sender<JoinDecision>,
+    online: Arc<RwLock<HashSet<String>>>,
     stop: CancellationToken,
 ) {
     let mut sockets: HashMap<ConnId, Sock> = HashMap::new();
@@ -192,6 +218,11 @@ async fn run(
             _ = tick.tick() => vec![Input::Tick],
             cmd = rx.recv() => match cmd {
                 None => break,
+                Some(Cmd::Credentials(answer)) => {
+                    let set: HashSet<&String> = sockets.values().map(|s| &s.credential).collect();
+                    let _ = answer.send(set.into_iter().cloned().collect());
+                    continue;
+                }
                 Some(Cmd::Input(i)) => vec![i],
                 Some(Cmd::Register { conn, user, credential, tx }) => {
                     sockets.insert(conn, Sock { tx, user: user.clone(), credential });
@@ -226,6 +257,26 @@ async fn run(
             }
         }
         while let Some((now, input)) = pending.pop() {
+            // A message from a socket may be a join, whose decision must reach the consult
+            // shell: a place in its bounded queue is taken first, and when there is none the
+            // message is refused as `busy` instead of queued without end.
+            let mut slot = None;
+            if let Input::Text { conn, .. } = &input {
+                match joins.try_reserve() {
+                    Ok(p) => slot = Some(p),
+                    Err(_) => {
+                        if let Some(s) = sockets.get(conn) {
+                            let msg = ServerMsg::error(
+                                "busy",
+                                "the server is busy; try again in a moment",
+                            );
+                            let text = serde_json::to_string(&msg).expect("messages serialise");
+                            let _ = s.tx.try_send(Outgoing::Text(text));
+                        }
+                        continue;
+                    }
+                }
+            }
             for effect in core.handle(now, input) {
                 match effect {
                     Effect::Send(conn, msg) => {
@@ -246,14 +297,24 @@ async fn run(
                         }
                         pending.push((now, Input::Disconnected { conn }));
                     }
+                    Effect::Online(user, is) => {
+                        let mut set = online.write().unwrap_or_else(|p| p.into_inner());
+                        if is {
+                            set.insert(user);
+                        } else {
+                            set.remove(&user);
+                        }
+                    }
                     Effect::Audit { user, room, allowed } => {
-                        // Audited and acted on by the consult shell. If its queue is full, a
-                        // task waits to hand it over: the hub never waits on the shell (which
-                        // itself talks to the hub), and no join goes unrecorded.
+                        // Audited and acted on by the consult shell, through the place taken
+                        // above: the hub never waits on the shell (which itself talks to the
+                        // hub), and no join goes unrecorded.
                         let d = JoinDecision { user, room, allowed };
-                        if let Err(mpsc::error::TrySendError::Full(d)) = joins.try_send(d) {
-                            let joins = joins.clone();
-                            tokio::spawn(async move { joins.send(d).await });
+                        match slot.take() {
+                            Some(p) => p.send(d),
+                            None => {
+                                tracing::error!("a join decision without a reserved place; dropped")
+                            }
                         }
                     }
                 }

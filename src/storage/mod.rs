@@ -4,5 +4,5 @@
 pub mod objects;
 pub mod sql;
 
-pub use objects::Objects;
+pub use objects::{ObjectError, Objects};
 pub use sql::{Backend, Db};

@@ -177,6 +177,26 @@ impl Objects {
         Ok(out)
     }
 
+    /// Keys under `prefix` last written before `before_ms` (unix milliseconds), sorted.
+    pub async fn list_written_before(
+        &self,
+        prefix: &str,
+        before_ms: i64,
+    ) -> Result<Vec<String>, ObjectError> {
+        let p = if prefix.is_empty() { None } else { Some(key(prefix.trim_end_matches('/'))?) };
+        let mut out: Vec<String> = self
+            .store
+            .list(p.as_ref())
+            .try_filter_map(|m| {
+                let old = m.last_modified.timestamp_millis() < before_ms;
+                futures::future::ready(Ok(old.then(|| m.location.to_string())))
+            })
+            .try_collect()
+            .await?;
+        out.sort();
+        Ok(out)
+    }
+
     /// Is the store answering? A lookup of a key that need not exist: "not found" is an answer.
     pub async fn ping(&self) -> Result<(), ObjectError> {
         self.size("ferry-readiness-probe").await.map(|_| ())

@@ -20,6 +20,62 @@ pub struct Options {
     /// Upper bound on the sending rate, in bytes per second (for shared, thin links).
     pub limit_rate: Option<u64>,
     pub state_file: PathBuf,
+    /// How long to keep trying while the server cannot be reached (a cut link), counted from
+    /// the last byte that got through. Nobody on an island should have to rerun the command.
+    pub retry_for: Duration,
+}
+
+/// Waits between tries while the link is down: doubling from 1 s up to 30 s, and the give-up
+/// time counted from the last progress.
+struct Patience {
+    retry_for: Duration,
+    last_progress: Instant,
+    next_wait: Duration,
+}
+
+impl Patience {
+    fn new(retry_for: Duration) -> Patience {
+        Patience { retry_for, last_progress: Instant::now(), next_wait: Duration::from_secs(1) }
+    }
+
+    fn progressed(&mut self) {
+        self.last_progress = Instant::now();
+        self.next_wait = Duration::from_secs(1);
+    }
+
+    /// Sleeps before the next try, saying what it waits for; an error once `retry_for` has
+    /// passed without progress.
+    async fn wait(&mut self, what: &str, why: &str) -> anyhow::Result<()> {
+        let waited = self.last_progress.elapsed();
+        if waited >= self.retry_for {
+            bail!(
+                "{what}: no progress for {} s ({why}); gave up after --retry-for. Run the same \
+                 command again to resume from the last byte the server holds",
+                waited.as_secs()
+            );
+        }
+        let wait = self.next_wait.min(self.retry_for - waited);
+        let left = self.retry_for - waited;
+        eprintln!(
+            "\n{what}: {why}; trying again in {} s (giving up in {} min unless the server answers)",
+            wait.as_secs().max(1),
+            left.as_secs().div_ceil(60)
+        );
+        tokio::time::sleep(wait).await;
+        self.next_wait = (self.next_wait * 2).min(Duration::from_secs(30));
+        Ok(())
+    }
+}
+
+/// Whether a status means "try again later" rather than "no".
+fn transient(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
+fn offset_of(r: &reqwest::Response) -> Option<u64> {
+    r.headers().get("upload-offset").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 /// What happened to each file (a zip bundle counts each of its instances).
@@ -95,12 +151,27 @@ impl Progress {
     }
 }
 
+/// What went wrong on the way, in words for the person waiting.
+fn link_trouble(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the server stopped answering (a cut link?)".into()
+    } else if e.is_connect() {
+        "cannot reach the server (link down?)".into()
+    } else {
+        "the connection broke (link down?)".into()
+    }
+}
+
 pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
     let files = collect(paths)?;
     if files.is_empty() {
         bail!("no files to upload");
     }
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
+    // Requests other than chunks are small: a minute is long on any link that works.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(20))
+        .build()?;
     let server = opts.server.trim_end_matches('/').to_string();
     let mut state = load_state(&opts.state_file);
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
@@ -127,19 +198,23 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
                 .header("tus-resumable", super::TUS_VERSION)
         };
 
+        let mut patience = Patience::new(opts.retry_for);
         // Where does this file stand on the server?
         let mut location = state.get(&key).cloned();
         let mut offset = 0u64;
         if let Some(loc) = &location {
-            let r = req(reqwest::Method::HEAD, &format!("{server}{loc}")).send().await?;
+            let r = loop {
+                match req(reqwest::Method::HEAD, &format!("{server}{loc}")).send().await {
+                    Ok(r) if transient(r.status()) => {
+                        patience.wait(&name, &format!("the server answered {}", r.status())).await?
+                    }
+                    Ok(r) => break r,
+                    Err(e) => patience.wait(&name, &link_trouble(&e)).await?,
+                }
+            };
             match r.status() {
                 StatusCode::OK => {
-                    offset = r
-                        .headers()
-                        .get("upload-offset")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
+                    offset = offset_of(&r).unwrap_or(0);
                     if offset > 0 {
                         summary.resumed += 1;
                         eprintln!("resuming {name} at byte {offset} of {}", meta.len());
@@ -153,11 +228,24 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
             Some(l) => l,
             None => {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(name.as_bytes());
-                let r = req(reqwest::Method::POST, &format!("{server}/api/uploads"))
-                    .header("upload-length", meta.len())
-                    .header("upload-metadata", format!("filename {encoded}"))
-                    .send()
-                    .await?;
+                let r = loop {
+                    let sent = req(reqwest::Method::POST, &format!("{server}/api/uploads"))
+                        .header("upload-length", meta.len())
+                        .header("upload-metadata", format!("filename {encoded}"))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if transient(r.status()) => {
+                            patience
+                                .wait(&name, &format!("the server answered {}", r.status()))
+                                .await?
+                        }
+                        Ok(r) => break r,
+                        // A creation lost on the way may leave an unused upload on the server;
+                        // it holds no bytes and costs nothing.
+                        Err(e) => patience.wait(&name, &link_trouble(&e)).await?,
+                    }
+                };
                 if !r.status().is_success() {
                     let status = r.status();
                     let body = r.text().await.unwrap_or_default();
@@ -179,7 +267,9 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
 
         let mut f = std::fs::File::open(&abs)?;
         let mut buf = vec![0u8; opts.chunk_bytes.max(1)];
-        let mut failures = 0;
+        // A chunk's request may take as long as the chunk needs at 8 KB/s, plus a minute: a
+        // thin link is slow, not dead; a request that takes longer is given up and resumed.
+        let chunk_timeout = Duration::from_secs(60 + (opts.chunk_bytes as u64) / 8_000);
         while offset < meta.len() {
             f.seek(SeekFrom::Start(offset))?;
             let n = f.read(&mut buf)?;
@@ -189,33 +279,23 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
             let r = req(reqwest::Method::PATCH, &format!("{server}{loc}"))
                 .header("upload-offset", offset)
                 .header("content-type", "application/offset+octet-stream")
+                .timeout(chunk_timeout)
                 .body(buf[..n].to_vec())
                 .send()
                 .await;
-            match r {
+            let trouble = match r {
                 Ok(r) if r.status() == StatusCode::NO_CONTENT => {
-                    let new = r
-                        .headers()
-                        .get("upload-offset")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(offset + n as u64);
+                    let new = offset_of(&r).unwrap_or(offset + n as u64);
                     progress.done += new - offset;
                     sent_this_run += new - offset;
                     offset = new;
-                    failures = 0;
+                    patience.progressed();
+                    None
                 }
-                Ok(r) if r.status() == StatusCode::CONFLICT => {
-                    // Someone (a previous run) got further, or less far: ask and continue.
-                    let h = req(reqwest::Method::HEAD, &format!("{server}{loc}")).send().await?;
-                    let held: u64 = h
-                        .headers()
-                        .get("upload-offset")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    progress.done = progress.done.saturating_sub(offset) + held;
-                    offset = held;
+                Ok(r) if r.status() == StatusCode::CONFLICT || transient(r.status()) => {
+                    // Busy (the request before still held it), another offset, or a server in
+                    // trouble: ask where it stands and continue from there.
+                    Some(format!("the server answered {}", r.status()))
                 }
                 Ok(r) => {
                     let status = r.status();
@@ -224,24 +304,28 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
                         r.text().await.unwrap_or_default()
                     );
                 }
-                Err(e) => {
-                    failures += 1;
-                    if failures > 5 {
-                        return Err(e).context(format!(
-                            "uploading {name}; run the same command again to resume"
-                        ));
+                Err(e) => Some(link_trouble(&e)),
+            };
+            if let Some(why) = trouble {
+                let held = loop {
+                    patience.wait(&name, &why).await?;
+                    match req(reqwest::Method::HEAD, &format!("{server}{loc}")).send().await {
+                        Ok(h) if h.status() == StatusCode::OK => {
+                            break offset_of(&h).unwrap_or(offset);
+                        }
+                        Ok(h) if transient(h.status()) => {}
+                        Ok(h) => bail!(
+                            "the server no longer knows the upload of {name} ({})",
+                            h.status()
+                        ),
+                        Err(_) => {}
                     }
-                    tokio::time::sleep(Duration::from_millis(500 * failures)).await;
-                    let h = req(reqwest::Method::HEAD, &format!("{server}{loc}")).send().await;
-                    if let Ok(h) = h {
-                        offset = h
-                            .headers()
-                            .get("upload-offset")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(offset);
-                    }
+                };
+                if held > offset {
+                    patience.progressed();
                 }
+                progress.done = progress.done.saturating_sub(offset) + held;
+                offset = held;
             }
             progress.show(&name);
             if let Some(rate) = opts.limit_rate.filter(|r| *r > 0) {
@@ -254,8 +338,19 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
         }
 
         // What became of it?
-        let r = req(reqwest::Method::GET, &format!("{server}{loc}")).send().await?;
-        let v: serde_json::Value = r.json().await.context("reading the upload's result")?;
+        let v: serde_json::Value = loop {
+            match req(reqwest::Method::GET, &format!("{server}{loc}")).send().await {
+                Ok(r) if r.status().is_success() => match r.json().await {
+                    Ok(v) => break v,
+                    Err(e) => patience.wait(&name, &link_trouble(&e)).await?,
+                },
+                Ok(r) if transient(r.status()) => {
+                    patience.wait(&name, &format!("the server answered {}", r.status())).await?
+                }
+                Ok(r) => bail!("reading the result of {name}: the server answered {}", r.status()),
+                Err(e) => patience.wait(&name, &link_trouble(&e)).await?,
+            }
+        };
         let result = &v["result"];
         summary.stored += result["stored"].as_array().map_or(0, Vec::len);
         for f in result["failed"].as_array().into_iter().flatten() {

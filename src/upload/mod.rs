@@ -5,11 +5,11 @@
 //! upload can see or continue it.
 
 pub mod bundle;
+pub mod busy;
 pub mod client;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -22,32 +22,16 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use tokio::io::AsyncWriteExt;
 
-use crate::app::AppState;
 use crate::archive::store;
 use crate::auth::RequestCtx;
 use crate::auth::policy::{ImagingStore, Permit, Target};
 use crate::error::{ApiError, PathParams};
+use crate::state::AppState;
 
 pub const TUS_VERSION: &str = "1.0.0";
 
-/// Uploads being written right now: one writer per upload at a time.
-#[derive(Default)]
-pub struct Busy(Mutex<HashSet<String>>);
-
-struct BusyGuard<'a>(&'a Busy, String);
-
-impl Drop for BusyGuard<'_> {
-    fn drop(&mut self) {
-        self.0.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
-    }
-}
-
-impl Busy {
-    fn take(&self, id: &str) -> Option<BusyGuard<'_>> {
-        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(id.to_string()).then(|| BusyGuard(self, id.to_string()))
-    }
-}
+/// How long a PATCH waits for the request it takes over to let go of the upload.
+const TAKE_OVER_PATIENCE: Duration = Duration::from_secs(10);
 
 fn staging_dir(state: &AppState) -> PathBuf {
     state.settings.data.dir.join("uploads")
@@ -108,7 +92,7 @@ pub async fn create(ctx: RequestCtx, headers: HeaderMap) -> Result<Response, Api
     }
     let site = ctx.actor.user.site.clone();
     let _permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "upload", None)).await?;
-    let id = format!("up_{}", crate::auth::tokens::random_id(12));
+    let id = format!("up_{}", crate::ids::random_id(12));
     tokio::fs::create_dir_all(staging_dir(&ctx.state)).await.map_err(ApiError::internal)?;
     tokio::fs::File::create(staging_file(&ctx.state, &id)).await.map_err(ApiError::internal)?;
     sqlx::query("INSERT INTO uploads (id, user_id, site_id, length, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -216,8 +200,10 @@ pub async fn patch(
         .ok_or_else(|| ApiError::bad_request("invalid_upload", "Upload-Offset is required"))?;
     let row = own_upload(&ctx, &id).await?;
     let state = ctx.state.clone();
-    let _busy = state.uploads_busy.take(&id).ok_or_else(|| {
-        ApiError::conflict("upload_busy", "another request is writing this upload")
+    // A PATCH whose connection died may still hold the upload: this one takes it over (the
+    // tus lock take-over), so a client that comes back after a cut continues at once.
+    let writer = state.uploads_busy.take_over(&id, TAKE_OVER_PATIENCE).await.ok_or_else(|| {
+        ApiError::conflict("upload_busy", "another request is writing this upload; try again")
     })?;
     let have = received(&state, &id, &row).await;
     if row.completed || offset != have {
@@ -232,7 +218,17 @@ pub async fn patch(
     let mut written = have;
     let mut stream = body.into_data_stream();
     let mut cut_short = false;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        // A stalled body ends by itself (`http.body_stall_secs`, the router's body guard);
+        // a newer PATCH for this upload stops this one.
+        let next = tokio::select! {
+            n = stream.next() => n,
+            _ = writer.stop.cancelled() => {
+                cut_short = true;
+                break;
+            }
+        };
+        let Some(chunk) = next else { break };
         let Ok(chunk) = chunk else {
             cut_short = true;
             break;
@@ -242,6 +238,9 @@ pub async fn patch(
             return Err(ApiError::bad_request("invalid_upload", "more bytes than Upload-Length"));
         }
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        // Flushed as it comes: HEAD (which reads the file's length) then tells a client that
+        // comes back after a cut every byte that arrived.
+        file.flush().await.map_err(ApiError::internal)?;
         written += chunk.len() as u64;
     }
     file.flush().await.map_err(ApiError::internal)?;
@@ -389,9 +388,10 @@ pub async fn terminate(
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     own_upload(&ctx, &id).await?;
-    let _busy = ctx.state.uploads_busy.take(&id).ok_or_else(|| {
-        ApiError::conflict("upload_busy", "another request is writing this upload")
-    })?;
+    let _writer =
+        ctx.state.uploads_busy.take_over(&id, TAKE_OVER_PATIENCE).await.ok_or_else(|| {
+            ApiError::conflict("upload_busy", "another request is writing this upload")
+        })?;
     let _ = tokio::fs::remove_file(staging_file(&ctx.state, &id)).await;
     sqlx::query("DELETE FROM uploads WHERE id = $1").bind(&id).execute(ctx.state.db.pool()).await?;
     Ok(tus(StatusCode::NO_CONTENT.into_response()))

@@ -335,8 +335,93 @@ async fn consult_lifecycle(sql: Sql) {
 backend_tests!(
     sqlite => crate::support::Sql::Sqlite,
     postgres => crate::support::Sql::Postgres;
-    [consult_lifecycle]
+    [consult_lifecycle, two_accepts_at_once_one_wins]
 );
+
+/// The compare-and-set under "two specialists accepting at once cannot both win": two loads of
+/// one request, two saves of an acceptance racing each other in the store — exactly one is
+/// saved, and the consult is the winner's; then the same over HTTP, two specialists pressing
+/// "accept" at the same moment: one 200, one 409.
+async fn two_accepts_at_once_one_wins(sql: Sql) {
+    use ferry::consult::State;
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let admin = s.login("admin").await;
+    let wu = json!({"id": "dr-wu", "display_name": "Dr Wu", "roles": ["specialist"], "specialties": ["radiology"], "password": "wu-password-1"});
+    ok(admin.post("/api/sites/county-hospital/users", wu).await).await;
+    let zhao = s.login("dr-zhao").await;
+    for round in 0..10 {
+        let body = json!({"specialty": "radiology", "urgency": "urgent", "summary": "Store race"});
+        let id =
+            ok(zhao.post("/api/consults", body).await).await["id"].as_str().unwrap().to_string();
+        let load = || async {
+            ferry::consult::store::in_states(&s.state.db, &[State::Requested])
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|c| c.id == id)
+                .unwrap()
+        };
+        let (was_li, was_wu) = tokio::join!(load(), load());
+        let accepted = |was: &ferry::consult::Consult, by: &str| {
+            let mut c = was.clone();
+            c.state = State::Accepted;
+            c.accepted_by = Some(by.parse().unwrap());
+            c.accepted_at = Some(was.updated_at + 1);
+            c.updated_at = was.updated_at + 1;
+            c
+        };
+        let event = |by: &str| ferry::audit::NewEvent {
+            at: ferry::time::now_ms(),
+            actor: Some(by.to_string()),
+            actor_site: None,
+            site: Some("island-clinic".into()),
+            action: "consult.accept",
+            resource_kind: "consult",
+            resource_id: Some(id.clone()),
+            outcome: ferry::audit::Outcome::Success,
+            client_addr: None,
+            detail: None,
+        };
+        let (li_c, wu_c) = (accepted(&was_li, "dr-li"), accepted(&was_wu, "dr-wu"));
+        let (e_li, e_wu) = (event("dr-li"), event("dr-wu"));
+        let (saved_li, saved_wu) = tokio::join!(
+            ferry::consult::store::save(&s.state.db, &was_li, &li_c, &e_li, &[]),
+            ferry::consult::store::save(&s.state.db, &was_wu, &wu_c, &e_wu, &[]),
+        );
+        let (saved_li, saved_wu) = (saved_li.unwrap(), saved_wu.unwrap());
+        assert!(
+            saved_li ^ saved_wu,
+            "round {round}: exactly one save wins ({saved_li}, {saved_wu})"
+        );
+        let c = consult_json(&zhao, &id).await;
+        let winner = if saved_li { "dr-li" } else { "dr-wu" };
+        assert_eq!(
+            (c["state"].as_str(), c["accepted_by"].as_str()),
+            (Some("accepted"), Some(winner)),
+            "{c}"
+        );
+    }
+    // Over HTTP: two specialists at once.
+    let li = s.login("dr-li").await;
+    let wu = s.login_pw("dr-wu", "wu-password-1").await.unwrap();
+    for round in 0..10 {
+        let body = json!({"specialty": "radiology", "urgency": "urgent", "summary": "HTTP race"});
+        let id =
+            ok(zhao.post("/api/consults", body).await).await["id"].as_str().unwrap().to_string();
+        let path = format!("/api/consults/{id}/accept");
+        let (a, b) = tokio::join!(li.post(&path, json!({})), wu.post(&path, json!({})));
+        let (a, b) = (a.status().as_u16(), b.status().as_u16());
+        // The loser read it before the winner saved (409, the compare-and-set) or after (404:
+        // a taken request is no longer addressed to the others).
+        assert!(
+            (a == 200 && [404, 409].contains(&b)) || (b == 200 && [404, 409].contains(&a)),
+            "round {round}: exactly one accept wins, got {a} and {b}"
+        );
+        let winner = if a == 200 { "dr-li" } else { "dr-wu" };
+        assert_eq!(consult_json(&zhao, &id).await["accepted_by"], winner);
+    }
+    s.stop().await;
+}
 
 /// An emergency for a named specialist, unanswered: escalated to every radiologist (pushed to
 /// those online), then expired. The timers are driven with a clock in the future.
@@ -488,5 +573,72 @@ async fn revoked_tokens_and_disabled_accounts_lose_their_sockets() {
     let r = admin.send("PATCH", "/api/users/dr-zhao", Some(json!({"disabled": true}))).await;
     ok(r).await;
     assert_eq!(other.closed().await, Some(1008));
+    s.stop().await;
+}
+
+/// Access that runs out ends the sockets too, without anyone signing out: a session that went
+/// idle, a session past its lifetime and a token past its expiry each lose their socket within
+/// `signal.access_check_secs` (1 s here), while a live credential's socket stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_close_when_their_session_or_token_expires() {
+    let s = TestServer::start_with(
+        Sql::Sqlite,
+        Obj::Local,
+        &[("FERRY__SIGNAL__ACCESS_CHECK_SECS", "1")],
+    )
+    .await;
+    let db = s.state.db.pool();
+    // A browser's socket, opened with its session cookie.
+    let browser = |user: &'static str| {
+        let s = &s;
+        async move {
+            let r = reqwest::Client::new()
+                .post(s.at("/api/auth/login"))
+                .json(&json!({"username": user, "password": crate::support::DEMO_PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            let cookie =
+                r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+            let mut req = ws_request(s, None);
+            req.headers_mut().insert("cookie", cookie.parse().unwrap());
+            let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            let mut ws = Ws { socket, backlog: vec![] };
+            assert_eq!(ws.until("welcome").await["user"], user);
+            ws
+        }
+    };
+    let mut idle = browser("dr-zhao").await;
+    let mut old = browser("dr-li").await;
+    let mut live = browser("dr-ma").await;
+    let (token, secret) =
+        ferry::operator::create_token(&s.state, &"dr-chen".parse().unwrap(), "ws", None)
+            .await
+            .unwrap();
+    let mut expiring = Ws::with_token(&s, &secret).await;
+
+    // dr-zhao's session has seen no request for longer than the idle limit.
+    sqlx::query("UPDATE sessions SET last_seen_at = 0 WHERE user_id = 'dr-zhao'")
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(idle.closed().await, Some(1008), "idle session");
+    // dr-li's session is older than its lifetime, though in use.
+    sqlx::query("UPDATE sessions SET created_at = 0 WHERE user_id = 'dr-li'")
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(old.closed().await, Some(1008), "session past its lifetime");
+    // dr-chen's token reached its expiry.
+    sqlx::query("UPDATE api_tokens SET expires_at = $1 WHERE id = $2")
+        .bind(ferry::time::now_ms() - 1)
+        .bind(&token.id)
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(expiring.closed().await, Some(1008), "expired token");
+    // dr-ma's session is live: the socket still answers.
+    live.say(json!({"v": 1, "type": "watch", "presence": true})).await;
+    assert_eq!(live.until("presence").await["type"], "presence");
     s.stop().await;
 }

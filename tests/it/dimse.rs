@@ -5,19 +5,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Obj, Sql, TestServer, audit_events, dj, testfile};
+use crate::support::{Obj, Sql, TestServer, audit_events, dj, testfile, testfile_path};
 
 const CT_STUDY: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
 const US_STUDY: &str = "1.2.840.114340.3.8251017118051.1.20160503.120850.2171";
 const MR_STUDY: &str = "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457";
-
-fn testfile_path(name: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", "import pydicom, os; print(os.path.dirname(pydicom.__file__))"])
-        .output()
-        .unwrap();
-    format!("{}/data/test_files/{name}", String::from_utf8(out.stdout).unwrap().trim())
-}
 
 /// Runs a dcmtk tool: options, then peer and port, then files.
 fn dcmtk(tool: &str, args: &[&str], port: u16) -> std::process::Output {
@@ -185,4 +177,59 @@ print(hex(status.Status))
         .await
         .unwrap();
     assert_eq!(origin, "county-hospital");
+}
+
+/// No record, no operation — over DIMSE as over HTTP: when the audit trail cannot be written,
+/// a C-STORE is refused (0xA700) and nothing is stored; when even the association cannot be
+/// recorded, the association is aborted. Once the trail works again, the same send succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_is_refused_when_its_audit_record_cannot_be_written() {
+    let s = TestServer::start().await;
+    let db = s.state.db.pool();
+    let ct = testfile_path("CT_small.dcm");
+    let send = || {
+        let out =
+            dcmtk("storescu", &["-v", "-aet", "ISLANDCT", "-aec", "FERRY", &ct], s.dimse_port);
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout)
+    };
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM instances").fetch_one(db).await.unwrap()
+    };
+    // The audit store fails as `audit_fail.mode` says: `stores` (all but the association's
+    // record), `all`, or not at all.
+    sqlx::query("CREATE TABLE audit_fail (mode TEXT NOT NULL)").execute(db).await.unwrap();
+    sqlx::query("INSERT INTO audit_fail (mode) VALUES ('stores')").execute(db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_events \
+         WHEN (SELECT mode FROM audit_fail) = 'all' \
+           OR ((SELECT mode FROM audit_fail) = 'stores' AND NEW.action <> 'dimse.associate') \
+         BEGIN SELECT RAISE(ABORT, 'audit store down'); END",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    let mode = |m: &'static str| async move {
+        sqlx::query("UPDATE audit_fail SET mode = $1").bind(m).execute(db).await.unwrap();
+    };
+    let text = send();
+    assert!(
+        text.contains("Received Store Response (Refused: OutOfResources)"),
+        "expected 0xA700: {text}"
+    );
+    assert_eq!(stored().await, 0, "nothing stored without its record");
+    // Not even the association can be recorded: aborted.
+    mode("all").await;
+    let text = send();
+    assert!(
+        !text.contains("Received Store Response"),
+        "no store without a recorded association: {text}"
+    );
+    assert_eq!(stored().await, 0);
+    // The trail works again: stored, and recorded.
+    mode("none").await;
+    let text = send();
+    assert!(text.contains("Received Store Response (Success)"), "{text}");
+    assert_eq!(stored().await, 1);
+    let events = audit_events(&s, "action=imaging.store").await;
+    assert!(!events.is_empty(), "the store's decision is recorded");
 }

@@ -14,6 +14,7 @@ mod dimse;
 mod errors;
 mod ops;
 mod phi_logs;
+mod races;
 mod render;
 mod signal;
 mod store_objects;

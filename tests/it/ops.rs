@@ -83,7 +83,7 @@ async fn readiness_follows_postgres_down_and_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut env = test_env(dir.path(), Sql::Sqlite, Obj::Local).await;
     env.push(("FERRY__DATABASE__URL".into(), url));
-    let app = ferry::app::Application::build(Settings::load(None, env).unwrap()).await.unwrap();
+    let app = ferry::server::Application::build(Settings::load(None, env).unwrap()).await.unwrap();
     let base = app.base_url();
     let stop = app.shutdown_token();
     let server = tokio::spawn(app.run());

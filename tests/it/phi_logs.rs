@@ -3,10 +3,62 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::ops::spawn_binary;
-use crate::support::{Obj, Sql, test_env};
+use crate::support::{Client, Obj, Sql, test_env};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Signs `user` in on the spawned server.
+async fn signed_in(url: &str, user: &str) -> Client {
+    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let r = http
+        .post(format!("{url}/api/auth/login"))
+        .json(&json!({"username": user, "password": "ferry-demo"}))
+        .send()
+        .await
+        .unwrap();
+    let csrf = r.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+    Client { http, base: url.to_string(), csrf: Some(csrf), bearer: None }
+}
+
+impl Client {
+    /// A signalling socket with a fresh bearer token of this person.
+    async fn socket(&self, url: &str) -> Socket {
+        let me: Value = self.get("/api/me").await.json().await.unwrap();
+        let user = me["user"]["id"].as_str().unwrap().to_string();
+        let r = self.post(&format!("/api/users/{user}/tokens"), json!({"label": "ws"})).await;
+        assert_eq!(r.status(), 201);
+        let secret = r.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_string();
+        let mut req =
+            format!("{}/api/ws", url.replacen("http", "ws", 1)).into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {secret}").parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(req).await.expect("socket opens");
+        socket
+    }
+}
+
+/// The next message of type `kind` on the socket.
+async fn until(ws: &mut Socket, kind: &str) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+}
 
 /// Fixture patients (invented names, in DICOM PN form and plain), plus the patient names and
 /// IDs inside the pydicom test files this test sends.
@@ -36,7 +88,10 @@ async fn patient_names_never_appear_in_logs() {
     for name in PATIENTS {
         let enc = url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>();
         let gets = [
-            format!("/api/studies?PatientName={enc}"),
+            format!("/dicomweb/studies?PatientName={enc}"),
+            format!("/dicomweb/series?PatientName={enc}&includefield=PatientName"),
+            format!("/dicomweb/instances?PatientID={enc}"),
+            format!("/dicomweb/studies/{enc}/metadata"),
             format!("/api/audit?user={enc}&resource={enc}"),
             format!("/api/sites/{enc}/users"),
             format!("/patients/{enc}"),
@@ -122,6 +177,59 @@ async fn patient_names_never_appear_in_logs() {
         r.text().await.unwrap().contains("CompressedSamples^CT1"),
         "the entitled reader gets the name"
     );
+    // A consult whose case summary names the patient, accepted; the two meet in its room and
+    // chat about the patient; the clinic uploads a file whose name is the patient's (tus).
+    let zhao = signed_in(&url, "dr-zhao").await;
+    let li = signed_in(&url, "dr-li").await;
+    let summary = format!("{} (DOE^JANE), chest pain since this morning", PATIENTS[2]);
+    let r = zhao
+        .post(
+            "/api/consults",
+            json!({"specialty": "radiology", "urgency": "urgent", "summary": summary}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "consult created");
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(li.post(&format!("/api/consults/{id}/accept"), json!({})).await.status(), 200);
+    let mut zhao_ws = zhao.socket(&url).await;
+    let mut li_ws = li.socket(&url).await;
+    for ws in [&mut zhao_ws, &mut li_ws] {
+        ws.send(Message::text(json!({"v": 1, "type": "join", "room": id}).to_string()))
+            .await
+            .unwrap();
+        until(ws, "joined").await;
+    }
+    let chat = format!("Is {} allergic to contrast? {}", PATIENTS[1], PATIENTS[3]);
+    zhao_ws
+        .send(Message::text(json!({"v": 1, "type": "chat", "room": id, "text": chat}).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(until(&mut li_ws, "chat").await["text"], chat.as_str(), "the chat reached dr-li");
+    for name in PATIENTS {
+        use base64::Engine;
+        let file = base64::engine::general_purpose::STANDARD.encode(format!("{name}.dcm"));
+        let ct = crate::support::testfile("CT_small.dcm");
+        let r = zhao
+            .req(reqwest::Method::POST, "/api/uploads")
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", ct.len())
+            .header("upload-metadata", format!("filename {file}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        let r = zhao
+            .req(reqwest::Method::PATCH, &loc)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", 0)
+            .header("content-type", "application/offset+octet-stream")
+            .body(ct)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
     // Stop the server and collect everything it wrote.
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();

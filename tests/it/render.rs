@@ -2,7 +2,9 @@
 //! decoders and the uncompressed originals), WADO-RS `rendered` and `thumbnail` (checked
 //! against the DICOM window formula), and clear refusals for what cannot be decoded.
 
-use crate::support::{Client, Obj, Sql, TestServer, audit_events, dj, problem, testfile};
+use crate::support::{
+    Client, Obj, Sql, TestServer, audit_events, dj, problem, testfile, testfile_path,
+};
 
 archive_backends!([
     compressed_frames_decode_to_what_reference_decoders_give,
@@ -49,9 +51,9 @@ async fn store(c: &Client, bytes: &[u8]) -> String {
 
 /// The native pixel bytes of a file, frame by frame, as pydicom reads them (after an
 /// optional dcmtk decoder such as `dcmdjpeg` made them native).
-fn native_frames(file: &std::path::Path, decoder: Option<&str>) -> Vec<Vec<u8>> {
+fn native_frames(file: &str, decoder: Option<&str>) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
-    let mut path = file.to_path_buf();
+    let mut path = std::path::PathBuf::from(file);
     if let Some(tool) = decoder {
         let out = dir.path().join("decoded.dcm");
         let st = std::process::Command::new(tool).arg(file).arg(&out).status().unwrap();
@@ -76,13 +78,6 @@ fn native_frames(file: &std::path::Path, decoder: Option<&str>) -> Vec<Vec<u8>> 
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let n: usize = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
     (0..n).map(|i| std::fs::read(dir.path().join(i.to_string())).unwrap()).collect()
-}
-
-fn testfile_path(name: &str) -> std::path::PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let p = dir.join(name);
-    std::fs::write(&p, testfile(name)).unwrap();
-    p
 }
 
 /// Frames asked for uncompressed: (status, parts, Content-Type).

@@ -1,19 +1,19 @@
 //! The SQL port's conformance suite: every case runs on SQLite and on PostgreSQL.
 
-use ferry::app::AppState;
 use ferry::audit::{self, Filter, NewEvent, Outcome};
 use ferry::auth::{sessions, tokens};
 use ferry::config::Settings;
 use ferry::network::store::{self, NetworkError};
 use ferry::network::*;
 use ferry::operator;
+use ferry::state::Stores;
 
 use crate::support::{Obj, Sql, test_env};
 
-async fn open(sql: Sql) -> (AppState, tempfile::TempDir) {
+async fn open(sql: Sql) -> (Stores, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let env = test_env(dir.path(), sql, Obj::Local).await;
-    let state = AppState::open(Settings::load(None, env).unwrap()).await.unwrap();
+    let state = Stores::open(Settings::load(None, env).unwrap()).await.unwrap();
     ferry::demo::seed(&state, "ferry-demo").await.unwrap();
     (state, dir)
 }
@@ -188,7 +188,7 @@ async fn tokens_hashed_expire_and_revoke(sql: Sql) {
         .fetch_all(state.db.pool())
         .await
         .unwrap();
-    assert!(stored.contains(&tokens::hash_secret(&secret)));
+    assert!(stored.contains(&ferry::ids::hash_secret(&secret)));
     assert!(!stored.iter().any(|s| s.contains(&secret[3..])));
     // Expiry: the same token 31 days later.
     let later = now + 31 * 86_400_000;

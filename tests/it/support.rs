@@ -37,8 +37,9 @@ macro_rules! archive_backends {
 
 use std::path::{Path, PathBuf};
 
-use ferry::app::{AppState, Application};
 use ferry::config::Settings;
+use ferry::server::Application;
+use ferry::state::AppState;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -60,7 +61,7 @@ pub enum Obj {
 }
 
 pub fn rand_suffix() -> String {
-    ferry::auth::tokens::random_id(6).to_lowercase().replace(['-', '_'], "x")
+    ferry::ids::random_id(6).to_lowercase().replace(['-', '_'], "x")
 }
 
 fn need(var: &str) -> String {
@@ -289,6 +290,12 @@ pub async fn audit_events(server: &TestServer, query: &str) -> Vec<Value> {
 
 /// A DICOM file shipped inside the pydicom wheel (`pydicom/data/test_files/NAME`).
 pub fn testfile(name: &str) -> Vec<u8> {
+    let path = testfile_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Where a DICOM file of the pydicom wheel is, as text (for command lines).
+pub fn testfile_path(name: &str) -> String {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let out = std::process::Command::new("python3")
@@ -298,7 +305,31 @@ pub fn testfile(name: &str) -> Vec<u8> {
         assert!(out.status.success(), "pydicom is not installed: run scripts/install-deps");
         PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("data/test_files")
     });
-    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    dir.join(name).display().to_string()
+}
+
+/// Uploads `bytes` in one tus PATCH; returns the upload's result document.
+pub async fn upload_whole(c: &Client, bytes: &[u8]) -> Value {
+    let r = c
+        .req(reqwest::Method::POST, "/api/uploads")
+        .header("upload-length", bytes.len())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let r = c
+        .req(reqwest::Method::PATCH, &loc)
+        .header("upload-offset", 0)
+        .header("content-type", "application/offset+octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let v: Value = c.get(&loc).await.json().await.unwrap();
+    assert_eq!(v["complete"], true);
+    v["result"].clone()
 }
 
 pub const STOW_BOUNDARY: &str = "ferry-test-boundary-7d1f";

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Obj, Sql, TestServer, problem, testfile};
+use crate::support::{Obj, Sql, TestServer, problem, testfile, upload_whole};
 
 const CT_STUDY: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
 
@@ -225,30 +225,6 @@ with zipfile.ZipFile(d + '/c.zip', 'w') as z:
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Uploads `bytes` in one tus PATCH; returns the upload's status document.
-async fn upload_whole(c: &crate::support::Client, bytes: &[u8]) -> Value {
-    let r = c
-        .req(reqwest::Method::POST, "/api/uploads")
-        .header("upload-length", bytes.len())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let r = c
-        .req(reqwest::Method::PATCH, &loc)
-        .header("upload-offset", 0)
-        .header("content-type", "application/offset+octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let v: Value = c.get(&loc).await.json().await.unwrap();
-    assert_eq!(v["complete"], true);
-    v["result"].clone()
-}
-
 async fn zip_bundles_store_each_entry_and_refuse_bombs((sql, obj): (Sql, Obj)) {
     let s = TestServer::start_with(
         sql,
@@ -304,4 +280,103 @@ async fn zip_bundles_store_each_entry_and_refuse_bombs((sql, obj): (Sql, Obj)) {
     let big = upload_whole(&zhao, &vec![0u8; (1 << 20) + 1]).await;
     assert_eq!(big["failed"][0]["status"], 0xA700);
     s.stop().await;
+}
+
+/// A PATCH whose connection goes silent mid-body (a cut link: no FIN, no RST) holds the upload.
+/// The client coming back takes it over at once: HEAD tells every byte that arrived, a new
+/// PATCH continues from there (the tus take-over), and the silent request is ended. With no new
+/// PATCH, the silent one ends by itself after `http.body_stall_secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_patch_is_taken_over_and_a_stalled_body_ends() {
+    use tokio::io::AsyncWriteExt;
+    let s =
+        TestServer::start_with(Sql::Sqlite, Obj::Local, &[("FERRY__HTTP__BODY_STALL_SECS", "3")])
+            .await;
+    let zhao = s.login("dr-zhao").await;
+    let ct = testfile("CT_small.dcm");
+    let (_, secret) =
+        ferry::operator::create_token(&s.state, &"dr-zhao".parse().unwrap(), "t", None)
+            .await
+            .unwrap();
+    let create = || async {
+        let r = zhao
+            .req(reqwest::Method::POST, "/api/uploads")
+            .header("upload-length", ct.len())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.headers()["location"].to_str().unwrap().to_string()
+    };
+    // Sends the headers and the first `n` bytes of a PATCH at offset 0, then falls silent.
+    let silent_patch = |loc: String, n: usize| {
+        let (addr, secret, body) =
+            (s.url.trim_start_matches("http://").to_string(), secret.clone(), ct.clone());
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+                "PATCH {loc} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {secret}\r\n\
+                 Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+                 Content-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            tcp.write_all(&body[..n]).await.unwrap();
+            tcp.flush().await.unwrap();
+            tcp
+        }
+    };
+    let offset = |loc: String| {
+        let zhao = zhao.clone();
+        async move {
+            let r = zhao.req(reqwest::Method::HEAD, &loc).send().await.unwrap();
+            r.headers()["upload-offset"].to_str().unwrap().parse::<usize>().unwrap()
+        }
+    };
+
+    // Taken over: the client's next PATCH does not wait for the silent one.
+    let loc = create().await;
+    let _silent = silent_patch(loc.clone(), 1000).await;
+    let start = Instant::now();
+    while offset(loc.clone()).await < 1000 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the first bytes never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = zhao
+        .req(reqwest::Method::PATCH, &loc)
+        .header("upload-offset", 1000)
+        .header("content-type", "application/offset+octet-stream")
+        .body(ct[1000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "the new PATCH takes the upload over");
+    assert!(start.elapsed() < Duration::from_secs(3), "without waiting for the stall limit");
+    let v: Value = zhao.get(&loc).await.json().await.unwrap();
+    assert_eq!(v["result"]["stored"].as_array().unwrap().len(), 1, "{v}");
+
+    // Ended by the stall limit: the upload is free again and keeps what arrived.
+    let loc = create().await;
+    let mut silent = silent_patch(loc.clone(), 500).await;
+    let start = Instant::now();
+    let mut answer = vec![];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the stalled request was never ended");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(8), "{waited:?}");
+    assert_eq!(offset(loc.clone()).await, 500, "what arrived is kept");
+    assert!(!s.state.uploads_busy.is_busy(loc.trim_start_matches("/api/uploads/")));
 }

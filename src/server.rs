@@ -1,8 +1,9 @@
-//! The application: builds the state from settings, binds the listener (plain or TLS), serves
-//! until the shutdown token fires, then lets in-flight requests finish within a bound.
+//! The running server: opens the state from the settings, starts the machinery (the signalling
+//! hub, the consult timers, DIMSE, housekeeping), binds the listener (plain or TLS), serves
+//! until the shutdown token fires, then lets in-flight requests finish within a bound. Only
+//! `main` and the tests import this module.
 
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,76 +16,21 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
-use crate::metrics::Metrics;
-use crate::storage::{Db, Objects};
+use crate::state::{AppState, ClientAddr, Stores};
 
-/// Shared state of a running server.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    pub settings: Settings,
-    pub db: Db,
-    pub objects: Objects,
-    pub metrics: Metrics,
-    pub throttle: LoginThrottle,
-    /// Uploads being written right now.
-    pub uploads_busy: crate::upload::Busy,
-    /// Bounds how many frames are decoded at once (one per core): decoding is CPU work on
-    /// blocking threads, and a burst of thumbnails must not starve everything else.
-    pub decoders: Arc<tokio::sync::Semaphore>,
-    /// ICE servers and the TURN secret for call pages.
-    pub turn: crate::config::Turn,
-    /// The signalling hub: call rooms, presence, live consult events.
-    pub hub: crate::signal::hub::Hub,
-    /// Cancelled to stop the server; long-lived tasks and sockets watch it.
-    pub shutdown: CancellationToken,
+/// Opens the stores, starts the signalling hub and the consult timers, and returns the state
+/// handlers share.
+pub async fn start_state(settings: Settings) -> anyhow::Result<AppState> {
+    let stores = Stores::open(settings).await?;
+    let shutdown = CancellationToken::new();
+    let limits = crate::signal::core::Limits::from(&stores.settings.signal);
+    let (joins_tx, joins_rx) = tokio::sync::mpsc::channel(crate::signal::hub::JOINS_QUEUE);
+    let hub = crate::signal::hub::Hub::start(limits, joins_tx, shutdown.clone());
+    let state = AppState::new(stores, hub, shutdown)?;
+    crate::consult::http::start_background(state.clone(), joins_rx).await?;
+    Ok(state)
 }
-
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// Connects to the stores and applies pending migrations.
-    pub async fn open(settings: Settings) -> anyhow::Result<AppState> {
-        let target = settings.database_target()?;
-        let db = Db::connect(&target, settings.database.max_connections).await?;
-        db.migrate().await?;
-        let objects = crate::storage::Objects::open(&settings.object_target()?)?;
-        let throttle = LoginThrottle::new(settings.auth.login_attempts_per_minute);
-        let turn = settings.turn_target()?;
-        let shutdown = CancellationToken::new();
-        let limits = crate::signal::core::Limits::from(&settings.signal);
-        let (joins_tx, joins_rx) = tokio::sync::mpsc::channel(10_000);
-        let hub = crate::signal::hub::Hub::start(limits, joins_tx, shutdown.clone());
-        let state = AppState(Arc::new(Inner {
-            settings,
-            db,
-            objects,
-            metrics: Metrics::default(),
-            throttle,
-            uploads_busy: Default::default(),
-            decoders: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
-            turn,
-            hub,
-            shutdown,
-        }));
-        crate::consult::http::start_background(state.clone(), joins_rx).await?;
-        Ok(state)
-    }
-}
-
-/// The client's address, as the listener saw it.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
 
 impl Connected<IncomingStream<'_, FerryListener>> for ClientAddr {
     fn connect_info(stream: IncomingStream<'_, FerryListener>) -> Self {
@@ -224,7 +170,7 @@ impl Application {
             false => None,
         };
         let dimse_addr = dimse.as_ref().map(|d| d.local_addr()).transpose()?;
-        let state = AppState::open(settings).await?;
+        let state = start_state(settings).await?;
         let shutdown = state.shutdown.clone();
         Ok(Application { state, listener, local_addr, dimse, dimse_addr, shutdown })
     }
@@ -261,6 +207,7 @@ impl Application {
         }
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         spawn_housekeeping(state.clone(), shutdown.clone());
+        spawn_socket_expiry(state.clone(), shutdown.clone());
         let app = crate::http::router(state.clone());
         let stop = shutdown.clone();
         let server = axum::serve(listener, app.into_make_service_with_connect_info::<ClientAddr>())
@@ -277,10 +224,12 @@ impl Application {
     }
 }
 
-/// Periodic clean-up: ended sessions.
+/// Periodic clean-up: ended sessions, and instance bytes that no index row references.
 fn spawn_housekeeping(state: AppState, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
+        let sweep_every = Duration::from_secs(state.settings.objects.sweep_minutes.max(1) * 60);
+        let mut sweep = tokio::time::interval(sweep_every);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -294,6 +243,54 @@ fn spawn_housekeeping(state: AppState, stop: CancellationToken) {
                         Err(e) => tracing::warn!(error = %e, "session sweep failed"),
                     }
                 }
+                _ = sweep.tick() => {
+                    let grace = (state.settings.objects.orphan_grace_minutes * 60_000) as i64;
+                    match crate::archive::sweep::sweep_orphans(&state.db, &state.objects, crate::time::now_ms(), grace).await {
+                        Ok(n) if n > 0 => tracing::info!(removed = n, "removed unreferenced instance bytes"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Ends the sockets whose access expired without anyone saying so: a session that went idle
+/// or reached its lifetime, a token past its expiry. (Logout, revocation and disabling an
+/// account end them at once; this catches the rest within `signal.access_check_secs`.)
+fn spawn_socket_expiry(state: AppState, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let every = Duration::from_secs(state.settings.signal.access_check_secs.max(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let held = state.hub.credentials().await;
+            if held.is_empty() {
+                continue;
+            }
+            let (tokens, sessions): (Vec<String>, Vec<String>) =
+                held.into_iter().partition(|c| crate::auth::tokens::is_token_id(c));
+            let a = &state.settings.auth;
+            let now = crate::time::now_ms();
+            let idle = (a.session_idle_minutes * 60_000) as i64;
+            let max = (a.session_max_hours * 3_600_000) as i64;
+            let live_sessions =
+                crate::auth::sessions::live(&state.db, &sessions, now, idle, max).await;
+            let live_tokens = crate::auth::tokens::live(&state.db, &tokens, now).await;
+            let (Ok(live_sessions), Ok(live_tokens)) = (live_sessions, live_tokens) else {
+                tracing::warn!("could not check the access of open sockets; will try again");
+                continue;
+            };
+            for c in sessions.into_iter().filter(|c| !live_sessions.contains(c)) {
+                state.hub.revoke(crate::signal::hub::Revoke::Credential(c)).await;
+            }
+            for c in tokens.into_iter().filter(|c| !live_tokens.contains(c)) {
+                state.hub.revoke(crate::signal::hub::Revoke::Credential(c)).await;
             }
         }
     });
