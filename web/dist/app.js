@@ -39,7 +39,7 @@ async function draw(r) {
   switch (r.name) {
     case 'home': return homePage();
     case 'tokens': return (await pages.tokens()).myTokensPage();
-    case 'studies': return (await pages.studies()).studiesPage();
+    case 'studies': return (await pages.studies()).studiesPage(r.study ? new URLSearchParams({ study: r.study }) : undefined);
     case 'upload': return (await pages.upload()).uploadPage();
     case 'consults': return (await pages.consults()).consultsPage();
     case 'consult-new': return (await pages.consultNew()).newConsultPage();

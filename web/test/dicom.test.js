@@ -12,6 +12,8 @@ const item = {
   '00201206': { vr: 'IS', Value: [2] },
   '00201208': { vr: 'IS', Value: [37] },
   '00081030': { vr: 'LO' },
+  '00100040': { vr: 'CS', Value: ['F'] },
+  '00100030': { vr: 'DA', Value: ['19800301'] },
 };
 
 test('values of DICOM JSON attributes', () => {
@@ -24,15 +26,16 @@ test('values of DICOM JSON attributes', () => {
 
 test('a study row', () => {
   assert.deepEqual(study(item), {
-    uid: '1.2.3.4', patientName: { Alphabetic: 'Test^Alpha', Ideographic: '测^试' }, patientId: 'ID-1', date: '20240119',
+    uid: '1.2.3.4', patientName: { Alphabetic: 'Test^Alpha', Ideographic: '测^试' }, patientId: 'ID-1', sex: 'F', birthDate: '19800301', age: '', date: '20240119',
     modalities: ['CT', 'SR'], description: '', series: '2', instances: '37',
   });
 });
 
 test('the study search as a QIDO query', () => {
-  assert.equal(studyQuery({}).toString(), 'limit=200');
+  assert.equal(studyQuery({}).toString(), 'includefield=00100040%2C00100030%2C00101010&limit=200');
   assert.equal(studyQuery({ name: 'ab', id: '7', modality: 'CT', from: '2024-01-01', to: '2024-02-01' }, 50).toString(),
-    'PatientName=*ab*&PatientID=*7*&ModalitiesInStudy=CT&StudyDate=20240101-20240201&limit=50');
+    'PatientName=*ab*&PatientID=*7*&ModalitiesInStudy=CT&StudyDate=20240101-20240201&includefield=00100040%2C00100030%2C00101010&limit=50');
+  assert.equal(studyQuery({ study: '1.2.3' }).get('StudyInstanceUID'), '1.2.3');
   assert.equal(studyQuery({ from: '2024-01-01' }).get('StudyDate'), '20240101-');
 });
 

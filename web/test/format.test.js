@@ -62,3 +62,30 @@ test('numbers, megabytes, shares and lists', () => {
   assert.equal(list(['CT', 'MR'], { loc: 'en' }), 'CT and MR');
   assert.equal(list(['CT', 'MR'], { loc: 'zh-CN' }), 'CT和MR');
 });
+
+test('ages: from Patient\'s Age, or from the birth date to the study date', async () => {
+  const { ageBetween, parseAge, patientAge, patientSex, personLabel } = await import('../dist/lib/format.js');
+  const { setLocale } = await import('../dist/lib/i18n.js');
+  assert.deepEqual(parseAge('045Y'), { count: 45, unit: 'years' });
+  assert.deepEqual(parseAge('006M'), { count: 6, unit: 'months' });
+  assert.equal(parseAge('45'), null);
+  assert.deepEqual(ageBetween('19800301', '20240119'), { count: 43, unit: 'years' });
+  assert.deepEqual(ageBetween('19800119', '20240119'), { count: 44, unit: 'years' });
+  assert.deepEqual(ageBetween('20230301', '20240119'), { count: 10, unit: 'months' });
+  assert.deepEqual(ageBetween('20240101', '20240119'), { count: 18, unit: 'days' });
+  assert.equal(ageBetween('20250101', '20240119'), null);
+  assert.equal(ageBetween('', '20240119'), null);
+  setLocale('en');
+  assert.equal(patientAge({ age: '045Y', birthDate: '19000101', date: '20240119' }), '45 years');
+  assert.equal(patientAge({ birthDate: '20230301', date: '20240119' }), '10 months');
+  assert.equal(patientAge({ age: '001Y' }), '1 year');
+  assert.equal(patientAge({}), '');
+  assert.equal(patientSex('F'), 'female');
+  assert.equal(patientSex(''), '');
+  assert.equal(personLabel({ display_name: 'Dr A', site_name: 'Clinic B' }, 'a'), 'Dr A · Clinic B');
+  assert.equal(personLabel(undefined, 'a'), 'a');
+  setLocale('zh-CN');
+  assert.equal(patientAge({ age: '045Y' }), '45岁');
+  assert.equal(patientSex('M'), '男');
+  setLocale('en');
+});

@@ -49,7 +49,8 @@ test('plural forms by count, numbers in the locale', () => {
   assert.equal(translate('en', 'consult.studies_on_accept', { count: 1 }), '1 study attached; the images open once you accept.');
   assert.equal(translate('en', 'consult.studies_on_accept', { count: 3 }), '3 studies attached; the images open once you accept.');
   assert.match(translate('zh-CN', 'consult.studies_on_accept', { count: 1 }), /^附有 1 项检查/);
-  assert.match(translate('en', 'upload.stored_many', { count: 1200 }), /1,200/);
+  assert.equal(translate('en', 'upload.stored', { count: 1200 }), 'Stored: 1,200 images.');
+  assert.equal(translate('en', 'upload.stored', { count: 1 }), 'Stored: 1 image.');
 });
 
 test('labels of server values: known ones translated, others as they came', () => {

@@ -1,12 +1,15 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { callHash, consultHash, loginHash, parseRoute, safeNext } from '../dist/lib/router.js';
+import { callHash, consultHash, loginHash, parseRoute, safeNext, studiesHash } from '../dist/lib/router.js';
 
 test('every route', () => {
   assert.deepEqual(parseRoute(''), { name: 'home' });
   assert.deepEqual(parseRoute('#/'), { name: 'home' });
   assert.deepEqual(parseRoute('#/tokens'), { name: 'tokens' });
   assert.deepEqual(parseRoute('#/studies'), { name: 'studies' });
+  assert.deepEqual(parseRoute('#/studies?study=1.2.840.5'), { name: 'studies', study: '1.2.840.5' });
+  assert.deepEqual(parseRoute('#/studies?study=x%27y'), { name: 'studies' });
+  assert.deepEqual(parseRoute(studiesHash('1.2.3')), { name: 'studies', study: '1.2.3' });
   assert.deepEqual(parseRoute('#/upload'), { name: 'upload' });
   assert.deepEqual(parseRoute('#/consults'), { name: 'consults' });
   assert.deepEqual(parseRoute('#/consults/new'), { name: 'consult-new' });

@@ -36,8 +36,8 @@ export function text(item, tag) {
 
 /**
  * @typedef {{ uid: string, patientName: string | { Alphabetic?: string, Ideographic?: string, Phonetic?: string },
- *   patientId: string, date: string, modalities: string[], description: string,
- *   series: string, instances: string }} Study
+ *   patientId: string, sex: string, birthDate: string, age: string, date: string, modalities: string[],
+ *   description: string, series: string, instances: string }} Study
  */
 
 /**
@@ -50,6 +50,9 @@ export function study(st) {
     uid: text(st, '0020000D'),
     patientName: first(st, '00100010'),
     patientId: text(st, '00100020'),
+    sex: text(st, '00100040'),
+    birthDate: text(st, '00100030'),
+    age: text(st, '00101010'),
     date: text(st, '00080020'),
     modalities: all(st, '00080061'),
     description: text(st, '00081030'),
@@ -58,19 +61,24 @@ export function study(st) {
   };
 }
 
+/** What a study search asks for besides the defaults: the patient's sex, birth date and age. */
+export const STUDY_FIELDS = '00100040,00100030,00101010';
+
 /**
  * The study search form's fields as a QIDO query: substring matches on name and ID, a
  * modality, a date range from `<input type=date>` values.
- * @param {{ name?: string | null, id?: string | null, modality?: string | null, from?: string | null, to?: string | null }} f
+ * @param {{ study?: string | null, name?: string | null, id?: string | null, modality?: string | null, from?: string | null, to?: string | null }} f
  * @param {number} [limit]
  */
 export function studyQuery(f, limit = 200) {
   const q = new URLSearchParams();
+  if (f.study) q.set('StudyInstanceUID', f.study);
   if (f.name) q.set('PatientName', `*${f.name}*`);
   if (f.id) q.set('PatientID', `*${f.id}*`);
   if (f.modality) q.set('ModalitiesInStudy', f.modality);
   const from = (f.from || '').replaceAll('-', ''), to = (f.to || '').replaceAll('-', '');
   if (from || to) q.set('StudyDate', `${from}-${to}`);
+  q.set('includefield', STUDY_FIELDS);
   q.set('limit', String(limit));
   return q;
 }

@@ -2,7 +2,7 @@
 // language and the browser's time zone (tests pass a fixed `timeZone`). Pure: the locale comes
 // in as an argument or from i18n's current one.
 
-import { locale } from './i18n.js';
+import { locale, t } from './i18n.js';
 
 /** @typedef {import('./i18n.js').Locale} Locale */
 /** @typedef {{ Alphabetic?: string, Ideographic?: string, Phonetic?: string }} PersonNameJson */
@@ -150,4 +150,68 @@ export function personName(pn, o = {}) {
     ? join([p.prefix, p.given, p.middle, p.family])
     : join([p.family, p.given, p.middle], '');
   return p.suffix && group === alphabetic ? `${name}, ${p.suffix}` : name;
+}
+
+/**
+ * An age from a DICOM AS value ("045Y", "006M", "003W", "010D"), as numbers.
+ * @param {string | null | undefined} as
+ * @returns {{ count: number, unit: 'years' | 'months' | 'weeks' | 'days' } | null}
+ */
+export function parseAge(as) {
+  const m = /^(\d{3})([YMWD])$/.exec((as || '').trim());
+  if (!m) return null;
+  const unit = /** @type {const} */ ({ Y: 'years', M: 'months', W: 'weeks', D: 'days' })[/** @type {'Y' | 'M' | 'W' | 'D'} */ (m[2])];
+  return { count: Number(m[1]), unit };
+}
+
+/**
+ * The age on a day from a birth date, both DICOM DA values: whole years, or months under
+ * two years, or days under two months; null when either date is missing or not a date.
+ * @param {string | null | undefined} birth
+ * @param {string | null | undefined} on
+ * @returns {{ count: number, unit: 'years' | 'months' | 'weeks' | 'days' } | null}
+ */
+export function ageBetween(birth, on) {
+  const parse = (/** @type {string | null | undefined} */ da) => {
+    const m = /^(\d{4})(\d{2})(\d{2})$/.exec((da || '').trim());
+    return m ? { y: Number(m[1]), m: Number(m[2]), d: Number(m[3]) } : null;
+  };
+  const b = parse(birth), o = parse(on);
+  if (!b || !o) return null;
+  let months = (o.y - b.y) * 12 + (o.m - b.m) - (o.d < b.d ? 1 : 0);
+  if (months < 0) return null;
+  if (months >= 24) return { count: Math.floor(months / 12), unit: 'years' };
+  if (months >= 2) return { count: months, unit: 'months' };
+  const days = Math.round((Date.UTC(o.y, o.m - 1, o.d) - Date.UTC(b.y, b.m - 1, b.d)) / 86400000);
+  return days >= 0 ? { count: days, unit: 'days' } : null;
+}
+
+/**
+ * A patient's age for people ("45 years" / "45岁"): the study's Patient's Age if given,
+ * else from the birth date to the study date; '' when unknown.
+ * @param {{ age?: string, birthDate?: string, date?: string }} st
+ */
+export function patientAge(st) {
+  const a = parseAge(st.age) || ageBetween(st.birthDate, st.date);
+  return a ? t(`age.${a.unit}`, { count: a.count }) : '';
+}
+
+/**
+ * A patient's sex (DICOM M, F, O) in words; '' when not given.
+ * @param {string | null | undefined} cs
+ */
+export function patientSex(cs) {
+  const v = (cs || '').trim().toUpperCase();
+  return v === 'M' || v === 'F' || v === 'O' ? t(`sex.${v}`) : '';
+}
+
+/**
+ * A person of the network for people: their name and their site's name
+ * ("Dr Li · City Hospital"); the id when the directory did not know them.
+ * @param {{ display_name?: string, site_name?: string } | null | undefined} p
+ * @param {string} id
+ */
+export function personLabel(p, id) {
+  if (!p || !p.display_name) return id;
+  return p.site_name ? t('person.at_site', { name: p.display_name, site: p.site_name }) : p.display_name;
 }

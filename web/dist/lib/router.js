@@ -2,7 +2,7 @@
 
 /**
  * @typedef {{ name: 'login', next: string | null }
- *   | { name: 'home' } | { name: 'tokens' } | { name: 'studies' } | { name: 'upload' }
+ *   | { name: 'home' } | { name: 'tokens' } | { name: 'studies', study?: string } | { name: 'upload' }
  *   | { name: 'consults' } | { name: 'consult-new' }
  *   | { name: 'consult', id: string } | { name: 'call', id: string }
  *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'audit' }
@@ -49,7 +49,10 @@ export function parseRoute(hash) {
   if (path === '#/login') return { name: 'login', next: safeNext(query.get('next')) };
   if (path === '#/' || path === '#' || path === '') return { name: 'home' };
   if (path === '#/tokens') return { name: 'tokens' };
-  if (path === '#/studies') return { name: 'studies' };
+  if (path === '#/studies') {
+    const study = query.get('study');
+    return study && /^[0-9.]{1,64}$/.test(study) ? { name: 'studies', study } : { name: 'studies' };
+  }
   if (path === '#/upload') return { name: 'upload' };
   if (path === '#/consults') return { name: 'consults' };
   if (path === '#/consults/new') return { name: 'consult-new' };
@@ -67,3 +70,5 @@ export function parseRoute(hash) {
 export const consultHash = id => `#/consults/${encodeURIComponent(id)}`;
 /** @param {string} id */
 export const callHash = id => `#/call/${encodeURIComponent(id)}`;
+/** The study list showing one study. @param {string} uid */
+export const studiesHash = uid => `#/studies?study=${encodeURIComponent(uid)}`;

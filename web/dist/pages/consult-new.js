@@ -2,12 +2,13 @@
 // the studies to share.
 
 import { api, qido } from '../lib/api.js';
-import { study } from '../lib/dicom.js';
-import { field, h, raw, startPage } from '../lib/dom.js';
+import { STUDY_FIELDS, study } from '../lib/dicom.js';
+import { field, h, startPage } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
-import { dicomDate, personName } from '../lib/format.js';
+import { patientBlock, studyFacts, studyTitle, uidDetails } from '../lib/study-view.js';
 import { label, t } from '../lib/i18n.js';
 import { consultHash } from '../lib/router.js';
+import { loadSites, siteName } from '../lib/people.js';
 import { me } from '../lib/session.js';
 import { URGENCIES } from './consult-common.js';
 
@@ -19,7 +20,8 @@ export async function newConsultPage() {
   /** @type {import('../lib/dicom.js').Study[]} */
   let studies = [];
   try { specialists = (await api('GET', '/api/specialists')).specialists; } catch (e) { err.append(errorBox(e)); }
-  try { studies = (await qido('studies', { limit: '200' })).map(study); } catch (e) { err.append(errorBox(e)); }
+  await loadSites();
+  try { studies = (await qido('studies', { includefield: STUDY_FIELDS, limit: '200' })).map(study); } catch (e) { err.append(errorBox(e)); }
   const specialties = [...new Set(['radiology', ...specialists.flatMap(s => s.specialties)])].sort();
   const specialtySel = h('select', { name: 'specialty', required: true }, specialties.map(s => h('option', { value: s }, label('specialty', s))));
   const specialistSel = h('select', { name: 'specialist' });
@@ -27,17 +29,15 @@ export async function newConsultPage() {
     const of = specialists.filter(s => s.specialties.includes(specialtySel.value));
     specialistSel.replaceChildren(h('option', { value: '' }, t('consult_new.any_specialist')),
       ...of.map(s => h('option', { value: s.id }, t('consult_new.specialist_option', {
-        name: s.display_name, site: s.site, online: s.online ? t('presence.online') : t('presence.offline'),
+        name: s.display_name, site: siteName(s.site), online: s.online ? t('presence.online') : t('presence.offline'),
       }))));
   };
   specialtySel.addEventListener('change', fillSpecialists);
   fillSpecialists();
   const studyList = studies.length
-    ? h('ul', { class: 'pick-studies' }, studies.map(st => h('li', {}, h('label', {},
+    ? h('ul', { class: 'pick-studies' }, studies.map(st => h('li', { 'data-study': st.uid }, h('label', {},
       h('input', { type: 'checkbox', name: 'study', value: st.uid }),
-      h('span', {}, st.description ? raw(st.description, 'strong') : h('strong', {}, t('consult_new.no_description')),
-        ' · ', st.date ? dicomDate(st.date) : t('consult_new.no_date'), ' · ', raw(personName(st.patientName)), ' ',
-        raw(st.uid, 'code'))))))
+      h('span', {}, patientBlock(st), h('div', {}, studyTitle(st)), studyFacts(st))), uidDetails(st.uid))))
     : h('p', { class: 'muted' }, t('consult_new.no_studies', { site: me().site.name }));
   const submit = h('button', { class: 'primary big', type: 'submit' }, t('consult_new.send'));
   const form = h('form', { class: 'box', id: 'consult-form' },

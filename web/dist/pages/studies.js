@@ -2,11 +2,12 @@
 
 import { qido } from '../lib/api.js';
 import { study, studyQuery, viewerUrl } from '../lib/dicom.js';
-import { field, formValues, h, raw, startPage, table } from '../lib/dom.js';
+import { field, formValues, h, startPage, table } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
-import { dicomDate, list, personName } from '../lib/format.js';
+import { dicomDate } from '../lib/format.js';
 import { locale, ohifLanguage, t } from '../lib/i18n.js';
 import { me } from '../lib/session.js';
+import { patientBlock, studyTitle, uidDetails } from '../lib/study-view.js';
 
 export const MODALITIES = ['CT', 'MR', 'US', 'CR', 'DX', 'MG', 'XA', 'ECG'];
 
@@ -16,7 +17,9 @@ export async function studiesPage(params = new URLSearchParams()) {
   const err = h('div');
   /** @type {import('../lib/dicom.js').Study[]} */
   let studies = [];
+  const one = params.get('study');
   const query = studyQuery({
+    study: one,
     name: params.get('name'), id: params.get('id'), modality: params.get('modality'),
     from: params.get('from'), to: params.get('to'),
   });
@@ -36,11 +39,13 @@ export async function studiesPage(params = new URLSearchParams()) {
   show(h('h1', {}, t('studies.title')),
     h('p', { class: 'muted' }, t('studies.intro', { site: me().site.name }), ' ',
       h('a', { class: 'button', href: '#/upload', id: 'upload-link' }, t('studies.send'))), form, err,
-    table([t('studies.col.patient'), t('studies.col.patient_id'), t('studies.col.date'), t('studies.col.modalities'),
-      t('studies.col.description'), t('studies.col.counts'), h('span', { class: 'visually-hidden' }, t('common.actions'))],
-    studies.map(s => h('tr', { 'data-study': s.uid },
-      h('td', {}, raw(personName(s.patientName))), h('td', {}, raw(s.patientId)), h('td', { class: 'nowrap' }, dicomDate(s.date)),
-      h('td', {}, raw(list(s.modalities))), h('td', {}, raw(s.description)),
+    one ? h('p', { id: 'one-study', class: 'notice' }, t('studies.one'), ' ', h('a', { href: '#/studies' }, t('studies.show_all'))) : null,
+    table([t('studies.col.patient'), t('studies.col.study'), t('studies.col.date'), t('studies.col.counts'),
+      h('span', { class: 'visually-hidden' }, t('common.actions'))],
+    studies.map(s => h('tr', { 'data-study': s.uid, class: one === s.uid ? 'picked' : null },
+      h('td', {}, patientBlock(s)),
+      h('td', {}, studyTitle(s), uidDetails(s.uid)),
+      h('td', { class: 'nowrap' }, s.date ? dicomDate(s.date) : '—'),
       h('td', {}, t('studies.counts', { series: s.series || '0', instances: s.instances || '0' })),
-      h('td', {}, h('a', { class: 'button open-viewer', href: viewerUrl(s.uid, lng) }, t('studies.open')))))));
+      h('td', {}, h('a', { class: 'button open-viewer', href: viewerUrl(s.uid, lng) }, t('studies.open'))))), { id: 'study-list' }));
 }
