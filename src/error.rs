@@ -2,6 +2,8 @@
 //! machine-readable `code`. Server-side failures are logged with an incident id and the body
 //! carries only that id, never the cause.
 
+use crate::auth::tokens::TokenError;
+use crate::network::store::NetworkError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -292,5 +294,31 @@ where
         let axum::extract::Path(v) =
             axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(PathParams(v))
+    }
+}
+
+// Domain errors become problems here, at the HTTP edge: the domain modules know nothing of
+// HTTP.
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid(why) => ApiError::bad_request("invalid_value", why),
+            TokenError::NotFound => ApiError::NotFound { what: "token" },
+            TokenError::Sql(e) => e.into(),
+        }
+    }
+}
+
+impl From<NetworkError> for ApiError {
+    fn from(e: NetworkError) -> Self {
+        match e {
+            NetworkError::Exists(what) => {
+                ApiError::conflict("already_exists", format!("{what} already exists"))
+            }
+            NetworkError::NotFound(what) => ApiError::NotFound { what },
+            NetworkError::Invalid(why) => ApiError::bad_request("invalid_value", why),
+            NetworkError::Sql(e) => e.into(),
+        }
     }
 }

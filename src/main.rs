@@ -274,6 +274,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             for (path, why) in &summary.failed {
                 println!("  refused: {}: {why}", path.display());
             }
+            println!("bytes sent again after interruptions: {}", summary.resent_bytes);
             anyhow::ensure!(summary.failed.is_empty(), "some files were refused");
             Ok(())
         }

@@ -2,7 +2,8 @@
 //! whoever can run the binary against the database holds every power, so these use operator
 //! permits — and still write audit events, with actor `operator`.
 
-use crate::audit::{self, NewEvent, Outcome};
+use crate::audit;
+use crate::auth::console;
 use crate::auth::policy::{self, Action, Permit, Target};
 use crate::auth::{password, tokens};
 use crate::network::store::{self, NetworkError};
@@ -10,26 +11,10 @@ use crate::network::{Device, NewDevice, NewSite, NewUser, Site, SiteId, User, Us
 use crate::state::Stores;
 use crate::time::now_ms;
 
-pub const OPERATOR: &str = "operator";
+pub use crate::auth::console::OPERATOR;
 
 async fn permit<A: Action>(state: &Stores, target: Target) -> anyhow::Result<Permit<A>> {
-    audit::record(
-        &state.db,
-        &NewEvent {
-            at: now_ms(),
-            actor: Some(OPERATOR.into()),
-            actor_site: None,
-            site: target.site.as_ref().map(|s| s.to_string()),
-            action: A::NAME,
-            resource_kind: target.kind,
-            resource_id: target.id.clone(),
-            outcome: Outcome::Allowed,
-            client_addr: Some("console".into()),
-            detail: None,
-        },
-    )
-    .await?;
-    Ok(policy::operator_permit(target))
+    Ok(console::operator_permit(&state.db, target).await?)
 }
 
 pub async fn add_site(state: &Stores, new: NewSite) -> anyhow::Result<Site> {
@@ -46,7 +31,7 @@ pub async fn add_site(state: &Stores, new: NewSite) -> anyhow::Result<Site> {
 }
 
 pub async fn list_sites(state: &Stores) -> anyhow::Result<Vec<Site>> {
-    let p = policy::operator_permit::<policy::SiteList>(Target::network());
+    let p = console::site_list_permit();
     Ok(store::list_sites(&state.db, &p).await?)
 }
 

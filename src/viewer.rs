@@ -116,7 +116,10 @@ pub async fn serve(
     }
     // Any other path is a page of the viewer's own router.
     if ctx.is_err() {
-        return Redirect::to("/#/login").into_response();
+        // Back to this very page after signing in.
+        let asked = req.uri().path_and_query().map_or(path, |pq| pq.as_str());
+        let next: String = url::form_urlencoded::byte_serialize(asked.as_bytes()).collect();
+        return Redirect::to(&format!("/#/login?next={next}")).into_response();
     }
     match tokio::fs::read_to_string(dir.join("index.html")).await {
         Ok(html) => with_headers(rebase_index(&html).into_response(), "text/html; charset=utf-8", "no-cache"),

@@ -2,6 +2,8 @@
 //! and `RequestCtx`, the extractor through which every protected handler obtains its actor and
 //! its permits (and so writes its audit events).
 
+pub mod console;
+pub mod logins;
 pub mod password;
 pub mod policy;
 pub mod sessions;
@@ -13,13 +15,13 @@ use std::net::IpAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
-use sqlx::Row;
 
 use crate::audit::{self, NewEvent, Outcome};
 use crate::error::ApiError;
 use crate::network::store::{is_root_site, site_and_descendants, user_by_id};
 use crate::network::{Role, SiteId, User, UserId};
 use crate::state::{AppState, ClientAddr};
+use crate::storage::DbError;
 use crate::time::now_ms;
 use policy::{Action, ActorView, Permit, Target};
 
@@ -135,7 +137,7 @@ impl FromRequestParts<AppState> for RequestCtx {
 }
 
 /// What the policy needs to know about a user.
-pub async fn actor_view(state: &AppState, user: &User) -> Result<ActorView, sqlx::Error> {
+pub async fn actor_view(state: &AppState, user: &User) -> Result<ActorView, DbError> {
     let db = &state.db;
     let admin = user.has_role(Role::Admin);
     Ok(ActorView {
@@ -218,33 +220,6 @@ pub struct LoginOk {
     pub csrf: String,
 }
 
-struct LoginRecord {
-    site: String,
-    hash: Option<String>,
-    disabled: bool,
-    failed: i64,
-    locked_until: Option<i64>,
-}
-
-async fn login_record(state: &AppState, id: &UserId) -> Result<Option<LoginRecord>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT site_id, password_hash, disabled, failed_logins, locked_until FROM users WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(state.db.pool())
-    .await?;
-    row.map(|r| {
-        Ok(LoginRecord {
-            site: r.try_get("site_id")?,
-            hash: r.try_get("password_hash")?,
-            disabled: r.try_get::<i64, _>("disabled")? != 0,
-            failed: r.try_get("failed_logins")?,
-            locked_until: r.try_get("locked_until")?,
-        })
-    })
-    .transpose()
-}
-
 /// Password login: throttled per client address, locked per account after repeated failures,
 /// audited either way. Unknown names and wrong passwords get the same answer and take the
 /// same time. A name that does not exist is not recorded (people type passwords there).
@@ -285,7 +260,7 @@ pub async fn login(
     }
     let id: Option<UserId> = username.trim().parse().ok();
     let record = match &id {
-        Some(id) => login_record(state, id).await?,
+        Some(id) => logins::record(db, id).await?,
         None => None,
     };
     let name = id.as_ref().filter(|_| record.is_some()).map(|i| i.to_string());
@@ -310,11 +285,7 @@ pub async fn login(
         let failed = record.failed + 1;
         if failed >= a.max_failed_logins as i64 {
             let until = now + (a.lockout_minutes * 60_000) as i64;
-            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = $1 WHERE id = $2")
-                .bind(until)
-                .bind(id.as_str())
-                .execute(db.pool())
-                .await?;
+            logins::lock(db, &id, until).await?;
             audit::record(
                 db,
                 &ev("login", name.clone(), site.clone(), Outcome::Failure, "wrong password"),
@@ -334,11 +305,7 @@ pub async fn login(
             tracing::warn!(user = %id, "account locked after repeated failed logins");
             return Err(ApiError::Locked { retry_after_secs: a.lockout_minutes * 60 });
         }
-        sqlx::query("UPDATE users SET failed_logins = $1 WHERE id = $2")
-            .bind(failed)
-            .bind(id.as_str())
-            .execute(db.pool())
-            .await?;
+        logins::count_failure(db, &id, failed).await?;
         audit::record(db, &ev("login", name, site, Outcome::Failure, "wrong password")).await?;
         return Err(invalid());
     }
@@ -346,10 +313,7 @@ pub async fn login(
         audit::record(db, &ev("login", name, site, Outcome::Failure, "account disabled")).await?;
         return Err(invalid());
     }
-    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-        .bind(id.as_str())
-        .execute(db.pool())
-        .await?;
+    logins::clear_failures(db, &id).await?;
     let (cookie_secret, csrf) = sessions::create(db, id.as_str(), now).await?;
     audit::record(db, &ev("login", name, site, Outcome::Success, "password")).await?;
     let user = user_by_id(db, id.as_str()).await?.ok_or(ApiError::NotFound { what: "user" })?;

@@ -174,6 +174,9 @@ macro_rules! actions {
 actions! {
     SiteList = "site.list", AnyUser, audit: false, hidden: false;
     SiteRead = "site.read", AnyUser, audit: false, hidden: false;
+    /// The people directory: names, sites and roles of given people (no patient data, no
+    /// credentials), so pages can show people by name.
+    PeopleDirectory = "people.directory", AnyUser, audit: false, hidden: false;
     SiteCreate = "site.create", CreateSite, audit: true, hidden: false;
     UserList = "user.list", AdminOfSite, audit: true, hidden: false;
     UserRead = "user.read", AdminOrSelf, audit: true, hidden: false;
@@ -230,7 +233,7 @@ impl<A: Action> Permit<A> {
 
 /// Decides and, when allowed, issues the permit. Callers audit the outcome (see
 /// `RequestCtx::permit`, which is the path handlers use).
-pub(crate) fn issue<A: Action>(
+pub(super) fn issue<A: Action>(
     actor: &ActorView,
     target: Target,
 ) -> Result<Permit<A>, &'static str> {
@@ -244,7 +247,7 @@ pub(crate) fn issue<A: Action>(
 
 /// A permit for the operator at the server's console (`ferry` subcommands): whoever can run
 /// the binary against the database already holds every power; the CLI audits as `operator`.
-pub(crate) fn operator_permit<A: Action>(target: Target) -> Permit<A> {
+pub(super) fn operator_permit<A: Action>(target: Target) -> Permit<A> {
     Permit { target, actor: None, _action: PhantomData }
 }
 
@@ -272,7 +275,7 @@ pub fn capabilities(actor: &ActorView) -> Vec<&'static str> {
 /// A permit for a registered device (a DICOM AE title) acting for its own site: only actions
 /// whose rule is `OwnSite` can be granted, checked at compile time. The caller audits, with the
 /// device as actor.
-pub(crate) fn device_permit<A: Action>(target: Target) -> Permit<A> {
+pub(super) fn device_permit<A: Action>(target: Target) -> Permit<A> {
     const { assert!(matches!(A::RULE, Rule::OwnSite), "devices only act for their own site") };
     Permit { target, actor: None, _action: PhantomData }
 }

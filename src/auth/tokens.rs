@@ -55,17 +55,6 @@ pub enum TokenError {
     Sql(#[from] sqlx::Error),
 }
 
-impl From<TokenError> for crate::error::ApiError {
-    fn from(e: TokenError) -> Self {
-        use crate::error::ApiError;
-        match e {
-            TokenError::Invalid(why) => ApiError::bad_request("invalid_value", why),
-            TokenError::NotFound => ApiError::NotFound { what: "token" },
-            TokenError::Sql(e) => e.into(),
-        }
-    }
-}
-
 /// Creates a token for the permit's subject user. Returns the record and the secret, which
 /// is never stored and cannot be shown again.
 pub async fn create(

@@ -130,7 +130,7 @@ fn shares_for(c: &Consult, to: &SiteId, by: &str, now: i64) -> Vec<store::Share>
             let t = Target::site(&c.from_site, "study", Some(study.clone()));
             // The requester attached the study under their own StudyShare permit (checked and
             // audited when the consult was made); accepting the consult carries it out.
-            let permit: Permit<StudyShare> = policy::operator_permit(t);
+            let permit: Permit<StudyShare> = crate::auth::console::carried_out(t);
             let event = NewEvent {
                 at: now,
                 actor: Some(by.to_string()),
@@ -311,7 +311,7 @@ pub async fn get(
 /// decides the step, the store saves it only if nobody changed the consult meanwhile.
 async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, ApiError> {
     let (mut c, all) = load_for(&ctx, &id).await?;
-    let _: Permit<ConsultUpdate> = ctx.permit(target(&c, &all)).await?;
+    let permit: Permit<ConsultUpdate> = ctx.permit(target(&c, &all)).await?;
     let was = c.clone();
     let action = step.action();
     let now = ctx.now();
@@ -341,7 +341,7 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
         _ => vec![],
     };
     let e = event(By::Request(&ctx), now, &c, action, Outcome::Success, detail);
-    let saved = store::save(&ctx.state.db, &was, &c, &e, &shares).await?;
+    let saved = store::save(&ctx.state.db, &permit, &was, &c, &e, &shares).await?;
     if !saved {
         let r = Refusal::WrongState("someone changed this consult a moment ago; look again");
         crate::audit::record(&ctx.state.db, &refused(&r)).await?;
@@ -499,7 +499,9 @@ async fn record_join(state: &AppState, d: &JoinDecision) -> anyhow::Result<()> {
     if let Ok(Event::InCall) = apply(&mut c, &view, &all, Step::Join, now) {
         let e =
             event(By::User(&user), now, &c, "consult.call", Outcome::Success, "the call started");
-        if store::save(&state.db, &was, &c, &e, &[]).await? {
+        // The join was decided by the core and recorded above; starting the call follows.
+        let permit = crate::auth::console::carried_out(target(&c, &all));
+        if store::save(&state.db, &permit, &was, &c, &e, &[]).await? {
             announce(state, &was, &c, Event::InCall, &all).await;
         }
     }
@@ -538,7 +540,9 @@ pub async fn timers_once(state: &AppState, now: i64) -> anyhow::Result<usize> {
         let Some(ev) = due(&mut c, &timers, now) else { continue };
         let action = if ev == Event::Escalated { "consult.escalate" } else { "consult.expire" };
         let e = event(By::Server, now, &c, action, Outcome::Success, ev.name());
-        match store::save(&state.db, &was, &c, &e, &[]).await {
+        // The server's own step, recorded as such with the change it makes.
+        let permit = crate::auth::console::carried_out(target(&c, &all));
+        match store::save(&state.db, &permit, &was, &c, &e, &[]).await {
             Ok(true) => {}
             Ok(false) => continue, // answered meanwhile
             Err(err) => {

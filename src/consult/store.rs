@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use super::*;
 use crate::archive::store::share_study_on;
 use crate::audit::{self, NewEvent};
-use crate::auth::policy::{ConsultCreate, ConsultSearch, Permit, StudyShare};
+use crate::auth::policy::{ConsultCreate, ConsultSearch, ConsultUpdate, Permit, StudyShare};
 use crate::network::{Role, split_list};
 use crate::storage::Db;
 
@@ -225,6 +225,7 @@ pub async fn create(
 /// someone else changed it in between (nothing is saved then).
 pub async fn save(
     db: &Db,
+    _: &Permit<ConsultUpdate>,
     was: &Consult,
     c: &Consult,
     event: &NewEvent,

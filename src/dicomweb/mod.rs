@@ -480,7 +480,7 @@ async fn include<F, Fut>(
 ) -> Result<(), ApiError>
 where
     F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<String>, sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<Option<String>, crate::storage::DbError>>,
 {
     if fields.is_empty() {
         return Ok(());

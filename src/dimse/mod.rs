@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::status::*;
 use crate::archive::store;
 use crate::audit::{self, NewEvent, Outcome};
-use crate::auth::policy::{self, ImagingStore, Target};
+use crate::auth::policy::{ImagingStore, Target};
 use crate::network::SiteId;
 use crate::state::AppState;
 use crate::time::now_ms;
@@ -111,14 +111,6 @@ impl AccessControl for Gate {
     }
 }
 
-async fn registered_devices(state: &AppState) -> Result<HashMap<String, SiteId>, sqlx::Error> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT ae_title, site_id FROM devices WHERE ae_title IS NOT NULL")
-            .fetch_all(state.db.pool())
-            .await?;
-    Ok(rows.into_iter().filter_map(|(ae, site)| Some((ae, site.parse().ok()?))).collect())
-}
-
 /// Who is on the other end of an association, for the audit trail.
 struct Caller<'a> {
     ae: &'a str,
@@ -133,7 +125,7 @@ async fn record(
     id: Option<String>,
     outcome: Outcome,
     detail: String,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::storage::DbError> {
     let e = NewEvent {
         at: now_ms(),
         actor: Some(format!("device:{}", who.ae)),
@@ -189,7 +181,7 @@ async fn serve_association(
     let (socket, ack) = AckNow::new(socket)?;
     let settings = &state.settings.dimse;
     let devices = Arc::new(Devices {
-        sites: registered_devices(state).await?,
+        sites: crate::network::store::ae_titles(&state.db).await?,
         accept_unknown: settings.accept_unknown_callers,
         caller: Mutex::new(None),
     });
@@ -317,23 +309,22 @@ async fn serve_association(
                                 // No record, no operation: the decision to let this device
                                 // store is audited before anything is stored.
                                 if permit.is_none() {
-                                    let action = <ImagingStore as policy::Action>::NAME;
-                                    if record(
-                                        state,
-                                        &who,
-                                        action,
-                                        None,
-                                        Outcome::Allowed,
-                                        "C-STORE".into(),
+                                    match crate::auth::console::device_permit::<ImagingStore>(
+                                        &state.db,
+                                        &ae,
+                                        site,
+                                        peer.ip(),
+                                        Target::site(site, "study", None),
+                                        "C-STORE",
                                     )
                                     .await
-                                    .is_err()
                                     {
-                                        break 'store OUT_OF_RESOURCES;
+                                        Ok(p) => permit = Some(p),
+                                        Err(e) => {
+                                            tracing::error!(error = %e, "audit write failed; C-STORE refused");
+                                            break 'store OUT_OF_RESOURCES;
+                                        }
                                     }
-                                    permit = Some(policy::device_permit::<ImagingStore>(
-                                        Target::site(site, "study", None),
-                                    ));
                                 }
                                 let file = part10(&class, &instance, &ts, &data_set)?;
                                 let p = permit.as_ref().expect("set above");

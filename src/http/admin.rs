@@ -21,6 +21,25 @@ pub async fn list_sites(ctx: RequestCtx) -> Result<Json<serde_json::Value>, ApiE
     Ok(Json(json!({ "sites": sites })))
 }
 
+/// `GET /api/people?ids=a,b`: names, sites and roles of the given people, for anyone signed
+/// in (pages show people by name, not by id).
+pub async fn people(
+    ctx: RequestCtx,
+    crate::error::QueryParams(q): crate::error::QueryParams<PeopleQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let permit = ctx.permit::<crate::auth::policy::PeopleDirectory>(Target::network()).await?;
+    let ids: Vec<crate::network::UserId> =
+        q.ids.split(',').filter_map(|i| i.trim().parse().ok()).collect();
+    let people = store::people(&ctx.state.db, &permit, &ids).await?;
+    Ok(Json(json!({ "people": people })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct PeopleQuery {
+    #[serde(default)]
+    ids: String,
+}
+
 pub async fn get_site(
     ctx: RequestCtx,
     PathParams(site): PathParams<String>,

@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/me", get(session::me))
         .route("/sites", get(admin::list_sites).post(admin::create_site))
         .route("/sites/{site}", get(admin::get_site))
+        .route("/people", get(admin::people))
         .route("/sites/{site}/users", get(admin::list_users).post(admin::create_user))
         .route("/sites/{site}/devices", get(admin::list_devices).post(admin::create_device))
         .route("/devices/{device}", delete(admin::delete_device))

@@ -9,8 +9,8 @@ use sqlx::any::AnyRow;
 
 use super::*;
 use crate::auth::policy::{
-    DeviceCreate, DeviceDelete, DeviceList, Permit, SiteCreate, SiteList, SiteRead, UserCreate,
-    UserList, UserRead, UserUpdate,
+    DeviceCreate, DeviceDelete, DeviceList, PeopleDirectory, Permit, SiteCreate, SiteList,
+    SiteRead, UserCreate, UserList, UserRead, UserUpdate,
 };
 use crate::storage::Db;
 use crate::storage::sql::{is_foreign_key_violation, is_unique_violation};
@@ -31,20 +31,6 @@ pub enum NetworkError {
 impl From<ParseError> for NetworkError {
     fn from(e: ParseError) -> Self {
         NetworkError::Invalid(e.to_string())
-    }
-}
-
-impl From<NetworkError> for crate::error::ApiError {
-    fn from(e: NetworkError) -> Self {
-        use crate::error::ApiError;
-        match e {
-            NetworkError::Exists(what) => {
-                ApiError::conflict("already_exists", format!("{what} already exists"))
-            }
-            NetworkError::NotFound(what) => ApiError::NotFound { what },
-            NetworkError::Invalid(why) => ApiError::bad_request("invalid_value", why),
-            NetworkError::Sql(e) => e.into(),
-        }
     }
 }
 
@@ -399,4 +385,62 @@ pub async fn delete_device(db: &Db, permit: &Permit<DeviceDelete>) -> Result<(),
         return Err(NetworkError::NotFound("device"));
     }
     Ok(())
+}
+
+/// Every registered DICOM AE title and the site of its device (the DIMSE association gate).
+pub async fn ae_titles(db: &Db) -> Result<std::collections::HashMap<String, SiteId>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT ae_title, site_id FROM devices WHERE ae_title IS NOT NULL")
+            .fetch_all(db.pool())
+            .await?;
+    Ok(rows.into_iter().filter_map(|(ae, site)| Some((ae, site.parse().ok()?))).collect())
+}
+
+/// A person as the directory shows them to anyone signed in.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Person {
+    pub id: String,
+    pub display_name: String,
+    pub site: String,
+    pub site_name: String,
+    pub roles: Vec<Role>,
+    pub specialties: Vec<Specialty>,
+}
+
+/// The directory entries of `ids` (at most 200; unknown ids are left out).
+pub async fn people(
+    db: &Db,
+    _: &Permit<PeopleDirectory>,
+    ids: &[UserId],
+) -> Result<Vec<Person>, NetworkError> {
+    let ids = &ids[..ids.len().min(200)];
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT u.id AS id, u.display_name AS display_name, u.site_id AS site_id, s.name AS site_name, \
+           u.roles AS roles, u.specialties AS specialties \
+         FROM users u JOIN sites s ON s.id = u.site_id WHERE u.id IN ({}) ORDER BY u.id",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(id.as_str());
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|r| {
+            let roles: String = r.try_get("roles")?;
+            let specialties: String = r.try_get("specialties")?;
+            Ok(Person {
+                id: r.try_get("id")?,
+                display_name: r.try_get("display_name")?,
+                site: r.try_get("site_id")?,
+                site_name: r.try_get("site_name")?,
+                roles: split_list(&roles),
+                specialties: split_list(&specialties),
+            })
+        })
+        .collect()
 }

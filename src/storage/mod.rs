@@ -5,4 +5,4 @@ pub mod objects;
 pub mod sql;
 
 pub use objects::{ObjectError, Objects};
-pub use sql::{Backend, Db};
+pub use sql::{Backend, Db, DbError};

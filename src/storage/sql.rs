@@ -10,6 +10,9 @@ use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseTarget;
 
+/// The error of a database operation, as shells name it (they hold no SQL themselves).
+pub type DbError = sqlx::Error;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

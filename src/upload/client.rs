@@ -85,6 +85,9 @@ pub struct Summary {
     pub stored: usize,
     pub failed: Vec<(PathBuf, String)>,
     pub resumed: usize,
+    /// Bytes put into requests again because an earlier try did not get them through (a cut
+    /// link costs at most the chunk in flight).
+    pub resent_bytes: u64,
 }
 
 type State = BTreeMap<String, String>;
@@ -180,6 +183,8 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let started = Instant::now();
     let mut sent_this_run = 0u64;
+    // Bytes handed to PATCH requests, and bytes the server confirmed holding.
+    let mut attempted = 0u64;
 
     for file in &files {
         let abs = std::fs::canonicalize(file)?;
@@ -276,6 +281,7 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
             if n == 0 {
                 bail!("{name} shrank while being uploaded");
             }
+            attempted += n as u64;
             let r = req(reqwest::Method::PATCH, &format!("{server}{loc}"))
                 .header("upload-offset", offset)
                 .header("content-type", "application/offset+octet-stream")
@@ -322,6 +328,8 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
                     }
                 };
                 if held > offset {
+                    // What the broken request got through before it broke.
+                    sent_this_run += held - offset;
                     patience.progressed();
                 }
                 progress.done = progress.done.saturating_sub(offset) + held;
@@ -370,5 +378,6 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
     if progress.tty {
         eprintln!();
     }
+    summary.resent_bytes = attempted.saturating_sub(sent_this_run);
     Ok(summary)
 }

@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod busy;
 pub mod client;
+pub mod store;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,10 +20,9 @@ use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use sqlx::Row;
 use tokio::io::AsyncWriteExt;
 
-use crate::archive::store;
+use crate::archive::store as archive;
 use crate::auth::RequestCtx;
 use crate::auth::policy::{ImagingStore, Permit, Target};
 use crate::error::{ApiError, PathParams};
@@ -91,19 +91,12 @@ pub async fn create(ctx: RequestCtx, headers: HeaderMap) -> Result<Response, Api
         return Err(ApiError::PayloadTooLarge);
     }
     let site = ctx.actor.user.site.clone();
-    let _permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "upload", None)).await?;
+    let permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "upload", None)).await?;
     let id = format!("up_{}", crate::ids::random_id(12));
     tokio::fs::create_dir_all(staging_dir(&ctx.state)).await.map_err(ApiError::internal)?;
     tokio::fs::File::create(staging_file(&ctx.state, &id)).await.map_err(ApiError::internal)?;
-    sqlx::query("INSERT INTO uploads (id, user_id, site_id, length, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(&id)
-        .bind(ctx.actor.user.id.as_str())
-        .bind(site.as_str())
-        .bind(length as i64)
-        .bind(filename(&headers))
-        .bind(ctx.now())
-        .execute(ctx.state.db.pool())
-        .await?;
+    let (db, me) = (&ctx.state.db, &ctx.actor.user.id);
+    store::create(db, &permit, &id, me, length, filename(&headers), ctx.now()).await?;
     let mut r = tus(StatusCode::CREATED.into_response());
     r.headers_mut().insert(
         header::LOCATION,
@@ -112,12 +105,7 @@ pub async fn create(ctx: RequestCtx, headers: HeaderMap) -> Result<Response, Api
     Ok(r)
 }
 
-struct UploadRow {
-    length: u64,
-    filename: Option<String>,
-    completed: bool,
-    result: Option<String>,
-}
+use store::Upload as UploadRow;
 
 /// The caller's own upload, or 404.
 async fn own_upload(ctx: &RequestCtx, id: &str) -> Result<UploadRow, ApiError> {
@@ -127,20 +115,9 @@ async fn own_upload(ctx: &RequestCtx, id: &str) -> Result<UploadRow, ApiError> {
     {
         return Err(ApiError::NotFound { what: "upload" });
     }
-    let row = sqlx::query(
-        "SELECT length, filename, completed_at, result FROM uploads WHERE id = $1 AND user_id = $2",
-    )
-    .bind(id)
-    .bind(ctx.actor.user.id.as_str())
-    .fetch_optional(ctx.state.db.pool())
-    .await?
-    .ok_or(ApiError::NotFound { what: "upload" })?;
-    Ok(UploadRow {
-        length: row.try_get::<i64, _>("length")? as u64,
-        filename: row.try_get("filename")?,
-        completed: row.try_get::<Option<i64>, _>("completed_at")?.is_some(),
-        result: row.try_get("result")?,
-    })
+    store::owned(&ctx.state.db, id, &ctx.actor.user.id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "upload" })
 }
 
 async fn received(state: &AppState, id: &str, row: &UploadRow) -> u64 {
@@ -275,7 +252,7 @@ impl Outcome {
     ) {
         let st = &ctx.state;
         let replace_as = st.settings.dicomweb.replaces().then(|| ctx.actor.user.id.to_string());
-        match store::ingest(
+        match archive::ingest(
             &st.db,
             &st.objects,
             permit,
@@ -372,12 +349,7 @@ async fn finish(ctx: &RequestCtx, id: &str, path: &std::path::Path) -> Result<()
     let result = json!({
         "stored": out.stored, "failed": out.failed, "skipped": skipped, "refused": refused,
     });
-    sqlx::query("UPDATE uploads SET completed_at = $1, result = $2 WHERE id = $3")
-        .bind(ctx.now())
-        .bind(result.to_string())
-        .bind(id)
-        .execute(st.db.pool())
-        .await?;
+    store::complete(&st.db, &permit, id, &result.to_string(), ctx.now()).await?;
     let _ = tokio::fs::remove_file(path).await;
     Ok(())
 }
@@ -393,6 +365,6 @@ pub async fn terminate(
             ApiError::conflict("upload_busy", "another request is writing this upload")
         })?;
     let _ = tokio::fs::remove_file(staging_file(&ctx.state, &id)).await;
-    sqlx::query("DELETE FROM uploads WHERE id = $1").bind(&id).execute(ctx.state.db.pool()).await?;
+    store::delete(&ctx.state.db, &id, &ctx.actor.user.id).await?;
     Ok(tus(StatusCode::NO_CONTENT.into_response()))
 }

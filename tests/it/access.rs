@@ -78,6 +78,7 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
     vec![
         c("site.list", "GET", "/api/sites".into(), None),
         c("site.read", "GET", format!("/api/sites/{site}"), None),
+        c("people.directory", "GET", format!("/api/people?ids={user}"), None),
         c(
             "site.create",
             "POST",

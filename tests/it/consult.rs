@@ -384,9 +384,16 @@ async fn two_accepts_at_once_one_wins(sql: Sql) {
         };
         let (li_c, wu_c) = (accepted(&was_li, "dr-li"), accepted(&was_wu, "dr-wu"));
         let (e_li, e_wu) = (event("dr-li"), event("dr-wu"));
+        let target = ferry::auth::policy::Target::site(
+            &"island-clinic".parse().unwrap(),
+            "consult",
+            Some(id.clone()),
+        );
+        let permit: ferry::auth::policy::Permit<ferry::auth::policy::ConsultUpdate> =
+            ferry::auth::console::operator_permit(&s.state.db, target).await.unwrap();
         let (saved_li, saved_wu) = tokio::join!(
-            ferry::consult::store::save(&s.state.db, &was_li, &li_c, &e_li, &[]),
-            ferry::consult::store::save(&s.state.db, &was_wu, &wu_c, &e_wu, &[]),
+            ferry::consult::store::save(&s.state.db, &permit, &was_li, &li_c, &e_li, &[]),
+            ferry::consult::store::save(&s.state.db, &permit, &was_wu, &wu_c, &e_wu, &[]),
         );
         let (saved_li, saved_wu) = (saved_li.unwrap(), saved_wu.unwrap());
         assert!(

@@ -6,12 +6,14 @@
 mod support;
 
 mod access;
+mod architecture;
 mod auth;
 mod browser;
 mod consult;
 mod dicomweb;
 mod dimse;
 mod errors;
+mod island;
 mod ops;
 mod phi_logs;
 mod races;

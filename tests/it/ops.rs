@@ -115,7 +115,24 @@ pub fn spawn_binary(
     extra_env: &[(&str, &str)],
     args: &[&str],
 ) -> (Child, String, std::sync::mpsc::Receiver<String>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    spawn_binary_in(&[], env, extra_env, args)
+}
+
+/// `spawn_binary` started through `prefix` (e.g. `ip netns exec NS`).
+pub fn spawn_binary_in(
+    prefix: &[&str],
+    env: &[(String, String)],
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(env!("CARGO_BIN_EXE_ferry"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_ferry")),
+    };
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);

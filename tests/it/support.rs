@@ -426,6 +426,31 @@ pub fn dj<'a>(v: &'a Value, tag: &str) -> &'a Value {
     &v[tag]["Value"][0]
 }
 
+/// Writes `n` synthetic CT slices of one series into `dir` (`0.dcm`, `1.dcm`, …), each
+/// CT_small's header with fresh UIDs and `frames` random 512×512 16-bit frames, in one Python
+/// process. Returns the Study Instance UID.
+pub fn synthetic_series(dir: &Path, n: usize, frames: usize) -> String {
+    let script = "import sys, os, pydicom\n\
+        from pydicom.data import get_testdata_file\n\
+        from pydicom.uid import generate_uid\n\
+        d, n, f = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n\
+        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
+        ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid()\n\
+        ds.Rows = 512; ds.Columns = 512; ds.NumberOfFrames = f\n\
+        for i in range(n):\n\
+        \x20   ds.SOPInstanceUID = generate_uid(); ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n\
+        \x20   ds.InstanceNumber = i + 1\n\
+        \x20   ds.PixelData = os.urandom(512 * 512 * 2 * f)\n\
+        \x20   ds.save_as(os.path.join(d, f'{i}.dcm'), enforce_file_format=True)\n\
+        print(ds.StudyInstanceUID)\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, dir.to_str().unwrap(), &n.to_string(), &frames.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Writes a synthetic CT instance to `path`: CT_small's header with fresh UIDs and `frames`
 /// random 512×512 16-bit frames. Returns its Study Instance UID.
 pub fn synthetic_instance(path: &Path, frames: usize) -> String {
