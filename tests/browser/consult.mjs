@@ -118,7 +118,9 @@ test('dr-li watches the inbox; dr-zhao requests a radiology consult with a study
   expect(m && m[1] !== 'new', `landed on ${a.url()}`);
   id = decodeURIComponent(m[1]);
   const shown = await a.textContent('#consult');
-  expect(shown.includes(summary) && shown.includes('dr-zhao') && /urgent/i.test(shown), `the consult page shows: ${shown}`);
+  // People by name and site, never by login id.
+  expect(shown.includes(summary) && shown.includes('Dr Zhao') && shown.includes('Island Clinic') && !shown.includes('dr-zhao')
+    && /urgent/i.test(shown), `the consult page shows: ${shown}`);
   expect(await a.$('#consult-studies a.open-study'), 'the study is not listed on the consult page');
 });
 test('the request reaches dr-li live; dr-zhao shows online; dr-li accepts', async () => {
@@ -308,7 +310,7 @@ if (mode === 'weak') {
     await a.waitForSelector('ol#opinions li[data-version="1"]', { timeout: T });
     expect(await a.evaluate(() => window.ferryTestMark === true), "dr-zhao's page was reloaded, not updated live");
     const text = await a.textContent('ol#opinions li[data-version="1"]');
-    expect(text.includes(opinion) && text.includes('dr-li'), `opinion shown: ${text}`);
+    expect(text.includes(opinion) && text.includes('Dr Li') && text.includes('City Hospital') && !text.includes('dr-li'), `opinion shown: ${text}`);
     await a.waitForSelector('#consult[data-state="completed"]', { timeout: T });
     await a.click('#acknowledge');
     await a.waitForSelector('#acknowledged', { timeout: T });

@@ -43,3 +43,12 @@ test('viewer links carry the language OHIF should use', () => {
   assert.equal(viewerUrl('1.2.3'), '/viewer/viewer?StudyInstanceUIDs=1.2.3');
   assert.equal(viewerUrl('1.2.3', 'zh'), '/viewer/viewer?StudyInstanceUIDs=1.2.3&lng=zh');
 });
+
+test('DICOM failure statuses in plain words', async () => {
+  const { failureKey, statusHex } = await import('../dist/lib/dicom-status.js');
+  assert.deepEqual([0xA700, 0xA7FF, 0xA900, 0xC000, 0xC123, 0x0110, 0x0111, 0x0122, 0x0124, 0x0001, undefined].map(failureKey), [
+    'refusal.too_large', 'refusal.too_large', 'refusal.mismatch', 'refusal.not_dicom', 'refusal.not_dicom', 'refusal.processing',
+    'refusal.duplicate', 'refusal.sop_class', 'refusal.not_authorised', 'refusal.other', 'refusal.other']);
+  assert.equal(statusHex(0xA700), '0xA700');
+  assert.equal(statusHex(0x0111), '0x0111');
+});

@@ -1,6 +1,7 @@
 // The API client: JSON requests with the CSRF token, problem+json errors as ApiError, and the
 // one QIDO-RS client every page searches studies with.
 
+import { STUDY_FIELDS, study } from './dicom.js';
 import { session } from './session.js';
 import { loginHash } from './router.js';
 
@@ -74,4 +75,20 @@ export async function qido(level, query) {
     throw await problemOf(resp);
   }
   return resp.json();
+}
+
+/**
+ * The studies with these Study Instance UIDs that the person may see (others are left out:
+ * the server answers only for visible studies), by UID.
+ * @param {string[]} uids
+ * @returns {Promise<Map<string, import('./dicom.js').Study>>}
+ */
+export async function studiesByUid(uids) {
+  /** @type {Map<string, import('./dicom.js').Study>} */
+  const out = new Map();
+  const want = [...new Set(uids)].filter(Boolean);
+  if (!want.length) return out;
+  const found = await qido('studies', { StudyInstanceUID: want.join(','), includefield: STUDY_FIELDS, limit: String(want.length) });
+  for (const st of found.map(study)) out.set(st.uid, st);
+  return out;
 }

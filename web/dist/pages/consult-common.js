@@ -1,7 +1,8 @@
 // Pieces the consult pages share.
 
-import { h, raw } from '../lib/dom.js';
+import { h } from '../lib/dom.js';
 import { label, t } from '../lib/i18n.js';
+import { siteName } from '../lib/people.js';
 import { consultHash } from '../lib/router.js';
 
 /**
@@ -32,7 +33,7 @@ export function stateLabel(s) {
 export function escalatedBanner(c) {
   return h('div', { class: 'alert-escalated', role: 'alert', 'data-consult': c.id },
     h('strong', {}, t('consult.escalated_title')), ' ',
-    t('consult.escalated_text', { specialty: label('specialty', c.specialty), site: c.from_site }), ' ',
+    t('consult.escalated_text', { specialty: label('specialty', c.specialty), site: siteName(c.from_site) }), ' ',
     h('a', { href: consultHash(c.id) }, t('consult.open_it')));
 }
 
@@ -45,5 +46,22 @@ export function facts(pairs) {
     .flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
 
-/** A person or site id from the server, shown as it is. @param {string} id */
-export const who = id => raw(id);
+/**
+ * What a consult asks of the person now, from the steps they may take: a signed opinion to
+ * acknowledge, a request to answer, an opinion to write, a call under way to join; null if
+ * nothing.
+ * @param {Consult} c
+ * @returns {'acknowledge' | 'answer' | 'sign' | 'join' | null}
+ */
+export function attention(c) {
+  if (c.can.includes('acknowledge')) return 'acknowledge';
+  if (c.can.includes('accept')) return 'answer';
+  if (c.can.includes('sign') && !c.opinions.length) return 'sign';
+  if (c.can.includes('join') && c.state === 'in_call') return 'join';
+  return null;
+}
+
+/** @param {ReturnType<typeof attention>} a */
+export function attentionTag(a) {
+  return a ? h('div', { class: `attention attention-${a}`, 'data-attention': a }, t(`attention.${a}`)) : null;
+}

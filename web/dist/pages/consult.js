@@ -1,15 +1,17 @@
 // One consult: its facts, studies, the steps the person may take, the signed opinions and
 // the acknowledgement; kept live over the socket.
 
-import { ApiError, api } from '../lib/api.js';
+import { ApiError, api, studiesByUid } from '../lib/api.js';
 import { viewerUrl } from '../lib/dicom.js';
 import { field, h, raw, startPage } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
 import { dateTime } from '../lib/format.js';
 import { label, locale, ohifLanguage, t } from '../lib/i18n.js';
 import { callHash } from '../lib/router.js';
+import { loadPeople, loadSites, who, whoText } from '../lib/people.js';
 import { me } from '../lib/session.js';
 import { listen } from '../lib/socket.js';
+import { studySummary, uidDetails } from '../lib/study-view.js';
 import { consultPath, escalatedBanner, facts, stateLabel, urgencyBadge } from './consult-common.js';
 
 /** @typedef {import('./consult-common.js').Consult} Consult */
@@ -40,8 +42,11 @@ export function consultPage(id) {
   const refuse = (/** @type {string} */ text) => { err.replaceChildren(errorBox(text)); };
   const target = (/** @type {Event} */ ev) => /** @type {HTMLButtonElement} */ (ev.currentTarget);
 
-  /** @param {Consult} c */
-  function render(c) {
+  /**
+   * @param {Consult} c
+   * @param {Map<string, import('../lib/dicom.js').Study>} seen the consult's studies the person may see
+   */
+  function render(c, seen) {
     const may = (/** @type {string} */ s) => c.can.includes(s);
     const latest = c.opinions.length ? c.opinions[c.opinions.length - 1].version : null;
     const buttons = [];
@@ -71,7 +76,7 @@ export function consultPage(id) {
     }
     const opinions = c.opinions.length ? h('ol', { id: 'opinions', class: 'opinions' }, c.opinions.map(o =>
       h('li', { 'data-version': o.version, class: o.version === latest ? 'latest' : 'superseded' },
-        h('div', { class: 'opinion-head' }, t('consult.opinion_head', { version: o.version, by: o.signed_by, at: dateTime(o.signed_at) }),
+        h('div', { class: 'opinion-head', 'data-signer': o.signed_by }, t('consult.opinion_head', { version: o.version, by: whoText(o.signed_by), at: dateTime(o.signed_at) }),
           o.version === latest ? h('span', { class: 'tag' }, t('consult.latest')) : h('span', { class: 'tag muted' }, t('consult.superseded'))),
         raw(o.text, 'div', { class: 'opinion-text' })))) : null;
     let signForm = null;
@@ -90,7 +95,7 @@ export function consultPage(id) {
     }
     const ack = c.acknowledged
       ? h('p', { id: 'acknowledged', class: 'notice' },
-        t('consult.acknowledged', { by: c.acknowledged.by, at: dateTime(c.acknowledged.at), version: c.acknowledged.version }),
+        t('consult.acknowledged', { by: whoText(c.acknowledged.by), at: dateTime(c.acknowledged.at), version: c.acknowledged.version }),
         latest && c.acknowledged.version !== latest ? ` ${t('consult.not_yet_acknowledged', { version: latest })}` : '')
       : null;
     const lng = ohifLanguage(locale());
@@ -102,10 +107,10 @@ export function consultPage(id) {
           [t('consult.fact.state'), h('span', { class: `state state-${c.state}` }, stateLabel(c.state))],
           [t('consult.fact.urgency'), label('urgency', c.urgency)],
           [t('consult.fact.specialty'), label('specialty', c.specialty)],
-          [t('consult.fact.requested_by'), t('consult.requested_by', { who: c.requested_by, site: c.from_site, at: dateTime(c.created_at) })],
+          [t('consult.fact.requested_by'), [who(c.requested_by), ' ', h('span', { class: 'muted' }, t('consult.requested_on', { at: dateTime(c.created_at) }))]],
           [t('consult.fact.scheduled'), c.scheduled_at ? dateTime(c.scheduled_at) : null],
-          [t('consult.fact.specialist'), c.specialist ? raw(c.specialist) : t('consult.any_specialist')],
-          [t('consult.fact.accepted_by'), c.accepted_by ? raw(c.accepted_by) : null],
+          [t('consult.fact.specialist'), c.specialist ? who(c.specialist) : t('consult.any_specialist')],
+          [t('consult.fact.accepted_by'), c.accepted_by ? who(c.accepted_by) : null],
           [t('consult.fact.declined'), c.decline_reason ? raw(c.decline_reason) : null],
           [t('consult.fact.cancelled'), c.cancel_reason ? raw(c.cancel_reason) : (c.state === 'cancelled' ? t('consult.no_reason') : null)],
         ]),
@@ -115,8 +120,12 @@ export function consultPage(id) {
         c.studies.length && c.state === 'requested' && c.from_site !== me().site.id
           ? h('p', { class: 'muted', id: 'studies-on-accept' }, t('consult.studies_on_accept', { count: c.studies.length }))
           : c.studies.length
-            ? h('ul', { id: 'consult-studies' }, c.studies.map(uid => h('li', {},
-              h('a', { class: 'open-study', href: viewerUrl(uid, lng), target: '_blank', rel: 'noopener' }, t('studies.open')), ' ', raw(uid, 'code'))))
+            ? h('ul', { id: 'consult-studies', class: 'study-list' }, c.studies.map(uid => {
+              const st = seen.get(uid);
+              return h('li', { 'data-study': uid }, st
+                ? studySummary(st, [h('a', { class: 'open-study', href: viewerUrl(uid, lng), target: '_blank', rel: 'noopener' }, t('studies.open'))])
+                : h('div', { class: 'muted' }, t('study.not_visible'), uidDetails(uid)));
+            }))
             : h('p', { class: 'muted' }, t('consult.no_studies'))),
       err,
       buttons.length ? h('div', { class: 'actions-bar' }, buttons) : null,
@@ -134,7 +143,13 @@ export function consultPage(id) {
     const mine = ++seq;
     try {
       const c = await api('GET', consultPath(id));
-      if (mine === seq) show(...render(c));
+      const seeStudies = c.studies.length && !(c.state === 'requested' && c.from_site !== me().site.id);
+      const [seen] = await Promise.all([
+        seeStudies ? studiesByUid(c.studies).catch(() => new Map()) : new Map(),
+        loadSites(),
+        loadPeople([c.requested_by, c.accepted_by, c.specialist, ...c.opinions.map((/** @type {any} */ o) => o.signed_by), c.acknowledged?.by]),
+      ]);
+      if (mine === seq) show(...render(c, seen));
     } catch (e) {
       if (mine !== seq) return;
       // Open while another specialist accepted it: say so, rather than "not found".

@@ -7,9 +7,10 @@ import { errorBox } from '../lib/errors.js';
 import { shortDateTime } from '../lib/format.js';
 import { label, t } from '../lib/i18n.js';
 import { consultHash } from '../lib/router.js';
+import { loadPeople, loadSites, nameOf, siteName, whoText } from '../lib/people.js';
 import { can, me } from '../lib/session.js';
 import { listen, presence, sendSocket, setNeed, dropNeed } from '../lib/socket.js';
-import { consultPath, escalatedBanner, stateLabel, urgencyBadge } from './consult-common.js';
+import { attention, attentionTag, consultPath, escalatedBanner, stateLabel, urgencyBadge } from './consult-common.js';
 
 /** @typedef {import('./consult-common.js').Consult} Consult */
 
@@ -74,24 +75,28 @@ export function consultsPage() {
   h('td', {}, urgencyBadge(c.urgency), c.escalated ? h('div', { class: 'escalated-tag' }, t('consult.escalated')) : null),
   h('td', {}, h('a', { href: consultHash(c.id), class: 'open-consult' }, label('specialty', c.specialty)),
     raw(c.summary, 'div', { class: 'muted clip' })),
-  h('td', {}, raw(c.from_site)), h('td', {}, raw(c.requested_by)),
+  h('td', {}, raw(siteName(c.from_site))), h('td', {}, raw(nameOf(c.requested_by), 'span', { 'data-user': c.requested_by })),
   h('td', { class: 'nowrap' }, shortDateTime(c.created_at), c.scheduled_at ? h('div', { class: 'muted' }, t('consult.for_time', { at: shortDateTime(c.scheduled_at) })) : null),
-  h('td', { class: `state state-${c.state}` }, stateLabel(c.state), c.accepted_by ? h('div', { class: 'muted' }, t('consult.by', { who: c.accepted_by })) : null),
+  h('td', { class: `state state-${c.state}` }, stateLabel(c.state),
+    c.accepted_by ? h('div', { class: 'muted', 'data-user': c.accepted_by }, t('consult.by', { who: nameOf(c.accepted_by) })) : null,
+    attentionTag(attention(c))),
   h('td', { class: 'actions' }, actions(c)));
 
-  function drawPresence() {
-    // The specialists, and the clinicians whose requests are listed; not oneself.
-    /** @type {Map<string, { label: string, fallback: boolean }>} */
-    const whoIs = new Map();
-    for (const s of specialists) whoIs.set(s.id, { label: `${s.display_name} · ${s.site}`, fallback: s.online });
-    for (const c of consults) if (!whoIs.has(c.requested_by)) whoIs.set(c.requested_by, { label: `${c.requested_by} · ${c.from_site}`, fallback: false });
-    whoIs.delete(me().user.id);
-    people.replaceChildren(...[...whoIs].map(([id, p]) => {
-      const on = presence.known ? !!presence.online.get(id) : !!p.fallback;
-      return h('li', { 'data-user': id, 'data-online': String(on), class: on ? 'online' : 'offline' },
-        h('span', { class: 'dot', 'aria-hidden': 'true' }), raw(p.label), ' ', h('span', { class: 'muted' }, on ? t('presence.online') : t('presence.offline')));
-    }));
-    if (!whoIs.size) people.append(h('li', { class: 'muted' }, t('presence.nobody')));
+  // Everyone online in the network (the socket's presence), each as name · site, the same on
+  // every side; until the socket has said, the specialists the server knows to be online.
+  let presenceSeq = 0;
+  async function drawPresence() {
+    const mine = ++presenceSeq;
+    const online = presence.known
+      ? [...presence.online].filter(([, on]) => on).map(([id]) => id)
+      : specialists.filter(s => s.online).map(s => s.id);
+    const ids = online.filter(id => id !== me().user.id);
+    await loadPeople(ids);
+    if (mine !== presenceSeq) return;
+    ids.sort((a, b) => whoText(a).localeCompare(whoText(b)));
+    people.replaceChildren(...ids.map(id => h('li', { 'data-user': id, 'data-online': 'true', class: 'online' },
+      h('span', { class: 'dot', 'aria-hidden': 'true' }), raw(whoText(id)))));
+    if (!ids.length) people.append(h('li', { class: 'muted' }, t('presence.nobody')));
   }
   function draw() {
     // A live refresh redraws the rows; a reason being typed keeps its place and the focus.
@@ -111,6 +116,7 @@ export function consultsPage() {
     const mine = ++seq;
     try {
       const r = await api('GET', '/api/consults');
+      await Promise.all([loadSites(), loadPeople(r.consults.flatMap((/** @type {Consult} */ c) => [c.requested_by, c.accepted_by]))]);
       if (mine !== seq) return;
       consults = r.consults;
       draw();
@@ -124,7 +130,7 @@ export function consultsPage() {
     await load();
     if (msg.event === 'accepted' && before && !consults.some(c => c.id === msg.consult && c.can.length)) {
       taken.prepend(h('div', { class: 'notice taken', role: 'status', 'data-consult': before.id },
-        t('consults.taken', { urgency: label('urgency', before.urgency), specialty: label('specialty', before.specialty), site: before.from_site })));
+        t('consults.taken', { urgency: label('urgency', before.urgency), specialty: label('specialty', before.specialty), site: siteName(before.from_site) })));
     }
   });
   listen('open', load);

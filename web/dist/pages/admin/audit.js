@@ -5,6 +5,7 @@ import { field, formValues, h, raw, startPage, table } from '../../lib/dom.js';
 import { errorBox } from '../../lib/errors.js';
 import { dateTime } from '../../lib/format.js';
 import { label, t } from '../../lib/i18n.js';
+import { loadPeople, loadSites, nameOf, siteName } from '../../lib/people.js';
 import { adminTabs } from './common.js';
 
 export const OUTCOMES = ['allowed', 'denied', 'success', 'failure'];
@@ -20,6 +21,7 @@ export async function auditPage(params = new URLSearchParams()) {
   try {
     const r = await api('GET', `/api/audit?${clean}`);
     events = r.events; next = r.next_before;
+    await Promise.all([loadSites(), loadPeople(events.map(e => e.actor))]);
   } catch (e) { err.append(errorBox(e)); }
   const val = (/** @type {string} */ k) => params.get(k) || '';
   const form = h('form', { class: 'box', id: 'audit-filters' },
@@ -42,12 +44,14 @@ export async function auditPage(params = new URLSearchParams()) {
     class: 'small', type: 'button', onclick: () => { const p = new URLSearchParams(params); p.set('before', next); auditPage(p); },
   }, t('audit.older'))) : null;
   const dash = (/** @type {any} */ v) => (v ? raw(v) : '—');
+  const site = (/** @type {any} */ v) => (v ? raw(siteName(v), 'span', { 'data-site': v }) : '—');
+  const actor = (/** @type {any} */ v) => (v ? raw(nameOf(v), 'span', { 'data-user': v, title: v }) : '—');
   show(h('h1', {}, t('admin.title')), adminTabs('audit'), form, err,
     table([t('audit.col.time'), t('audit.col.actor'), t('audit.col.actor_site'), t('audit.col.action'), t('audit.col.resource'),
       t('audit.col.site'), t('audit.col.outcome'), t('audit.col.from'), t('audit.col.detail')], events.map(e => h('tr', {},
-      h('td', { class: 'nowrap' }, h('time', { datetime: String(e.at) }, dateTime(e.at))), h('td', {}, dash(e.actor)), h('td', {}, dash(e.actor_site)),
+      h('td', { class: 'nowrap' }, h('time', { datetime: String(e.at) }, dateTime(e.at))), h('td', {}, actor(e.actor)), h('td', {}, site(e.actor_site)),
       raw(e.action, 'td'),
-      h('td', {}, raw(e.resource_id ? `${e.resource_kind}:${e.resource_id}` : e.resource_kind)), h('td', {}, dash(e.site)),
+      h('td', {}, raw(e.resource_id ? `${e.resource_kind}:${e.resource_id}` : e.resource_kind)), h('td', {}, site(e.site)),
       h('td', { class: `outcome-${e.outcome}`, 'data-outcome': e.outcome }, label('outcome', e.outcome)), h('td', {}, dash(e.client_addr)),
       h('td', {}, e.detail ? raw(e.detail) : '')))),
     older);

@@ -2,13 +2,15 @@
 // This module ties the parts together — view (elements), media (local tracks), negotiation
 // (connections), quality (statistics) — and follows the room's messages on the socket.
 
-import { api } from '../../lib/api.js';
+import { api, studiesByUid } from '../../lib/api.js';
 import { viewerUrl } from '../../lib/dicom.js';
 import { h, mainEl, onPageLeave, raw, startPage } from '../../lib/dom.js';
 import { errorBox, reasonOf } from '../../lib/errors.js';
 import { label, locale, ohifLanguage, t } from '../../lib/i18n.js';
 import { consultHash } from '../../lib/router.js';
+import { loadPeople, loadSites, whoText } from '../../lib/people.js';
 import { me } from '../../lib/session.js';
+import { studyFacts, studyTitle, uidDetails } from '../../lib/study-view.js';
 import { connectSocket, dropNeed, listen, sendSocket, setNeed } from '../../lib/socket.js';
 import { consultPath, urgencyBadge } from '../consult-common.js';
 import { createMedia } from './media.js';
@@ -88,17 +90,26 @@ export function callPage(id) {
     }
   }
   async function loadConsult() {
-    try { consult = await api('GET', consultPath(id)); } catch (e) { view.consultInfo.replaceChildren(errorBox(e)); return; }
+    /** @type {Map<string, import('../../lib/dicom.js').Study>} */
+    let seen = new Map();
+    try {
+      consult = await api('GET', consultPath(id));
+      [seen] = await Promise.all([studiesByUid(consult.studies).catch(() => new Map()), loadSites(),
+        loadPeople([consult.requested_by, consult.accepted_by])]);
+    } catch (e) { view.consultInfo.replaceChildren(errorBox(e)); return; }
     const c = consult;
     view.consultInfo.replaceChildren(
       h('div', {}, urgencyBadge(c.urgency), ' ',
-        t('call.consult_line', { specialty: label('specialty', c.specialty), who: c.requested_by, site: c.from_site }),
-        c.accepted_by ? ` · ${t('call.with', { who: c.accepted_by })}` : ''),
+        t('call.consult_line', { specialty: label('specialty', c.specialty), who: whoText(c.requested_by) }),
+        c.accepted_by ? ` · ${t('call.with', { who: whoText(c.accepted_by) })}` : ''),
       h('details', {}, h('summary', {}, t('consult.summary')), raw(c.summary, 'div', { class: 'summary' })));
-    view.studiesEl.replaceChildren(...c.studies.map((/** @type {string} */ uid) => h('li', {}, h('a', {
-      class: 'open-study', href: viewerUrl(uid, lng), 'data-study': uid, translate: 'no', 'data-raw': true,
-      onclick: (/** @type {Event} */ ev) => { ev.preventDefault(); openStudy(uid); },
-    }, uid))));
+    view.studiesEl.replaceChildren(...c.studies.map((/** @type {string} */ uid) => {
+      const st = seen.get(uid);
+      return h('li', { 'data-study': uid }, h('a', {
+        class: 'open-study', href: viewerUrl(uid, lng), 'data-study': uid,
+        onclick: (/** @type {Event} */ ev) => { ev.preventDefault(); openStudy(uid); },
+      }, st ? studyTitle(st) : t('study.not_visible')), st ? [' ', studyFacts(st)] : null, uidDetails(uid));
+    }));
     if (!c.studies.length) view.studiesEl.append(h('li', { class: 'muted' }, t('consult.no_studies')));
     // The first study opens by itself; later refreshes leave the one being read alone.
     if (c.studies.length && view.viewer.hidden) openStudy(c.studies[0]);

@@ -5,6 +5,7 @@ import { h, raw } from '../../lib/dom.js';
 import { describe } from '../../lib/errors.js';
 import { number, percent, time } from '../../lib/format.js';
 import { t } from '../../lib/i18n.js';
+import { whoText } from '../../lib/people.js';
 
 /**
  * @typedef {'preview' | 'connecting' | 'connected' | 'reconnecting' | 'ended'} Status
@@ -81,7 +82,7 @@ export function createView(on) {
     showStatus(s, detail) {
       statusEl.dataset.status = s;
       statusEl.textContent = s === 'connecting' && detail.waiting ? t('call.status.waiting')
-        : s === 'reconnecting' && detail.away.length ? t('call.status.reconnecting_who', { who: detail.away.join(', ') })
+        : s === 'reconnecting' && detail.away.length ? t('call.status.reconnecting_who', { who: detail.away.map(whoText).join(t('common.list_sep')) })
           : t(`call.status.${s}`);
     },
 
@@ -124,7 +125,7 @@ export function createView(on) {
     showRemote(p, track, streams) {
       if (!p.video) {
         p.video = h('video', { autoplay: true, playsinline: true, 'data-peer': p.user });
-        p.tile = h('figure', { class: 'remote' }, p.video, h('figcaption', {}, raw(p.user)));
+        p.tile = h('figure', { class: 'remote' }, p.video, h('figcaption', {}, raw(whoText(p.user))));
         remotes.append(p.tile);
       }
       let stream = streams[0];
@@ -143,14 +144,14 @@ export function createView(on) {
      */
     chatLine(m, mine) {
       chatLog.append(h('li', { 'data-from': m.from, class: mine ? 'own' : '' },
-        mine ? h('span', { class: 'chat-from' }, t('call.you')) : raw(m.from, 'span', { class: 'chat-from' }), ' ',
+        mine ? h('span', { class: 'chat-from' }, t('call.you')) : raw(whoText(m.from), 'span', { class: 'chat-from' }), ' ',
         h('time', { class: 'muted', datetime: new Date(m.at).toISOString() }, time(m.at)), raw(m.text, 'div', { class: 'chat-text' })));
       chatLog.scrollTop = chatLog.scrollHeight;
     },
 
     /** @param {string} user */
     systemLine(user) {
-      chatLog.append(h('li', { class: 'system' }, t('call.left', { who: user })));
+      chatLog.append(h('li', { class: 'system', 'data-user': user }, t('call.left', { who: whoText(user) })));
     },
 
     /** @param {HTMLElement[]} [consultParts] */
