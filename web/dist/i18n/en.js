@@ -11,7 +11,7 @@ export default {
   'lang.zh-CN': '中文（简体）',
 
   'header.language': 'Language / 语言',
-  'header.account': 'Your account',
+  'header.account': ', your account',
   'header.signed_in_as': 'Signed in as {id}',
 
   'nav.main': 'Main',

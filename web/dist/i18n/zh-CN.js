@@ -11,7 +11,7 @@ export default {
   'lang.zh-CN': '中文（简体）',
 
   'header.language': 'Language / 语言',
-  'header.account': '我的账户',
+  'header.account': '（我的账户）',
   'header.signed_in_as': '登录账号：{id}',
 
   'nav.main': '主导航',

@@ -59,7 +59,8 @@ export function field(label, input) {
  * @param {Record<string, any>} [attrs] for the table element
  */
 export function table(headers, rows, attrs = {}) {
-  return h('div', { class: 'table-wrap' }, h('table', attrs,
+  // Focusable, so that a keyboard can scroll it too.
+  return h('div', { class: 'table-wrap', tabindex: 0 }, h('table', attrs,
     h('thead', {}, h('tr', {}, headers.map(x => h('th', { scope: 'col' }, x)))),
     h('tbody', {}, rows.length ? rows : [h('tr', {}, h('td', { colspan: headers.length, class: 'muted' }, t('common.nothing_yet')))])));
 }

@@ -53,7 +53,8 @@ function languageSwitch() {
 function personMenu() {
   const me = /** @type {import('./session.js').Me} */ (session.me);
   const menu = h('details', { class: 'person-menu', id: 'person-menu' },
-    h('summary', { id: 'whoami', 'aria-label': t('header.account') }, raw(me.user.display_name)),
+    // The name shown is the start of the accessible name ("Dr Zhao, your account").
+    h('summary', { id: 'whoami' }, raw(me.user.display_name), h('span', { class: 'visually-hidden' }, t('header.account'))),
     h('div', { class: 'menu-body' },
       h('p', { class: 'muted' }, raw(me.site.name)),
       h('p', { class: 'muted' }, t('header.signed_in_as', { id: me.user.id })),

@@ -267,7 +267,7 @@ export function uploadPage() {
   pickDir.addEventListener('change', () => { if (pickDir.files) add(pickDir.files); pickDir.value = ''; });
   drop.addEventListener('dragover', ev => ev.preventDefault());
   drop.addEventListener('drop', ev => { ev.preventDefault(); if (ev.dataTransfer) add(ev.dataTransfer.files); });
-  const results = h('div', { class: 'table-wrap' }, h('table', { id: 'upload-list' },
+  const results = h('div', { class: 'table-wrap', tabindex: 0 }, h('table', { id: 'upload-list' },
     h('thead', {}, h('tr', {}, [t('upload.col.file'), t('upload.col.progress'), t('upload.col.result')].map(x => h('th', { scope: 'col' }, x)))),
     rows));
   redraw(null);

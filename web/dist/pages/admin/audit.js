@@ -6,6 +6,7 @@ import { errorBox } from '../../lib/errors.js';
 import { dateTime } from '../../lib/format.js';
 import { label, t } from '../../lib/i18n.js';
 import { loadPeople, loadSites, nameOf, siteName } from '../../lib/people.js';
+import { uidDetails } from '../../lib/study-view.js';
 import { adminTabs } from './common.js';
 
 export const OUTCOMES = ['allowed', 'denied', 'success', 'failure'];
@@ -44,6 +45,10 @@ export async function auditPage(params = new URLSearchParams()) {
     class: 'small', type: 'button', onclick: () => { const p = new URLSearchParams(params); p.set('before', next); auditPage(p); },
   }, t('audit.older'))) : null;
   const dash = (/** @type {any} */ v) => (v ? raw(v) : '—');
+  // A study's UID is folded away like everywhere else; other ids are short and shown.
+  const resource = (/** @type {string} */ kind, /** @type {string | null} */ id) => (!id ? raw(kind)
+    : /^\d+(\.\d+){5,}$/.test(id) ? [raw(kind), uidDetails(id)]
+      : raw(`${kind}:${id}`));
   const site = (/** @type {any} */ v) => (v ? raw(siteName(v), 'span', { 'data-site': v }) : '—');
   const actor = (/** @type {any} */ v) => (v ? raw(nameOf(v), 'span', { 'data-user': v, title: v }) : '—');
   show(h('h1', {}, t('admin.title')), adminTabs('audit'), form, err,
@@ -51,7 +56,7 @@ export async function auditPage(params = new URLSearchParams()) {
       t('audit.col.site'), t('audit.col.outcome'), t('audit.col.from'), t('audit.col.detail')], events.map(e => h('tr', {},
       h('td', { class: 'nowrap' }, h('time', { datetime: String(e.at) }, dateTime(e.at))), h('td', {}, actor(e.actor)), h('td', {}, site(e.actor_site)),
       raw(e.action, 'td'),
-      h('td', {}, raw(e.resource_id ? `${e.resource_kind}:${e.resource_id}` : e.resource_kind)), h('td', {}, site(e.site)),
+      h('td', {}, resource(e.resource_kind, e.resource_id)), h('td', {}, site(e.site)),
       h('td', { class: `outcome-${e.outcome}`, 'data-outcome': e.outcome }, label('outcome', e.outcome)), h('td', {}, dash(e.client_addr)),
       h('td', {}, e.detail ? raw(e.detail) : '')))),
     older);
