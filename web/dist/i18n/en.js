@@ -112,6 +112,8 @@ export default {
   'home.uploads': 'Uploads not finished',
   'home.uploads_open': 'continue on the upload page',
   'home.nothing_now': 'Nothing needs your attention now.',
+  'home.more_one': '{count} more in the consult list',
+  'home.more_other': '{count} more in the consult list',
   'home.what_you_can_do': 'What you can do here',
   'home.later.ecg': 'ECG reading arrives in a later version of Ferry; there is nothing to read here yet.',
   'home.later.training': 'Training broadcasts arrive in a later version of Ferry.',

@@ -112,6 +112,8 @@ export default {
   'home.uploads': '未完成的上传',
   'home.uploads_open': '前往上传页面继续',
   'home.nothing_now': '目前没有待办事项。',
+  'home.more_one': '会诊列表中还有 {count} 项',
+  'home.more_other': '会诊列表中还有 {count} 项',
   'home.what_you_can_do': '可用功能',
   'home.later.ecg': '心电图阅片功能将在 Ferry 后续版本中提供，目前暂无可阅内容。',
   'home.later.training': '培训直播功能将在 Ferry 后续版本中提供。',

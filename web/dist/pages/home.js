@@ -37,6 +37,19 @@ export const LATER = {
 };
 
 const OPEN = ['requested', 'accepted', 'in_call'];
+/** The most consults a list of the home page shows; the consult list has the rest. */
+export const HOME_LIMIT = 8;
+
+/**
+ * A list of consults, cut at HOME_LIMIT with a link to the rest.
+ * @param {string} id
+ * @param {Consult[]} cs
+ */
+function consultList(id, cs) {
+  const more = cs.length - HOME_LIMIT;
+  return h('ul', { class: 'home-list', id }, cs.slice(0, HOME_LIMIT).map(consultItem),
+    more > 0 ? h('li', { class: 'more' }, h('a', { href: '#/consults' }, t('home.more', { count: more }))) : null);
+}
 
 /**
  * The consults that need the person now, most pressing first: opinions to acknowledge and
@@ -99,10 +112,10 @@ async function drawHome() {
 
   /** @type {HTMLElement[]} */
   const parts = [];
-  if (act.length) parts.push(h('h3', {}, t('home.to_do')), h('ul', { class: 'home-list', id: 'home-act' }, act.map(consultItem)));
+  if (act.length) parts.push(h('h3', {}, t('home.to_do')), consultList('home-act', act));
   if (open.length) {
     parts.push(h('h3', {}, can('consult.answer') ? t('home.accepted') : t('home.open_requests')),
-      h('ul', { class: 'home-list', id: 'home-open' }, open.map(consultItem)));
+      consultList('home-open', open));
   }
   if (uploads.length) {
     parts.push(h('h3', {}, t('home.uploads')), h('ul', { class: 'home-list', id: 'home-uploads' }, uploads.map(u => h('li', {},
