@@ -608,7 +608,10 @@ async fn search_study_instances(
 
 /// The permit to read a study, or 404 — the same answer whether the study does not exist or
 /// belongs to a site the actor may not see (the latter is audited as a refusal).
-async fn study_permit(ctx: &RequestCtx, study: &str) -> Result<Permit<ImagingRead>, ApiError> {
+pub(crate) async fn study_permit(
+    ctx: &RequestCtx,
+    study: &str,
+) -> Result<Permit<ImagingRead>, ApiError> {
     if !is_uid(study) {
         return Err(ApiError::NotFound { what: "study" });
     }

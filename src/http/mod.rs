@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::map_response(security_headers))
                 .layer(DefaultBodyLimit::max(limit)),
         )
+        .layer(compression())
         .with_state(state)
 }
 
@@ -115,6 +116,35 @@ pub fn guard_body(body: Body, stall: Duration) -> Body {
             )),
         }
     }))
+}
+
+/// gzip or brotli, as the browser accepts, for text: the app's files, JSON and DICOM JSON
+/// (QIDO results and metadata compress five- to tenfold). Not for instances, frames or images,
+/// which are binary and mostly compressed already.
+fn compression()
+-> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    let textual = |_: axum::http::StatusCode,
+                   _: axum::http::Version,
+                   headers: &axum::http::HeaderMap,
+                   _: &axum::http::Extensions| {
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = ct.split(';').next().unwrap_or("").trim();
+        ct.starts_with("text/")
+            || matches!(
+                ct,
+                "application/json"
+                    | "application/dicom+json"
+                    | "application/problem+json"
+                    | "application/javascript"
+                    | "image/svg+xml"
+            )
+    };
+    tower_http::compression::CompressionLayer::new()
+        .no_deflate()
+        .no_zstd()
+        .quality(tower_http::CompressionLevel::Default)
+        .compress_when(SizeAbove::new(512).and(textual))
 }
 
 /// Headers every response carries.

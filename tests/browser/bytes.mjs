@@ -26,7 +26,7 @@ const measure = async (label, fn) => {
   return received;
 };
 
-await signIn(page, 'dr-zhao');
+await measure('sign-in page and home, first visit (cold)', () => signIn(page, 'dr-zhao'));
 await measure('studies page, first visit', async () => {
   await page.goto(`${base}/#/studies`);
   await page.reload();
