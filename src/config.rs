@@ -158,6 +158,10 @@ pub struct DicomwebSettings {
     pub ingest_parallelism: usize,
     #[serde(deserialize_with = "lenient")]
     pub max_bundle_entries: u32,
+    /// Memory (MiB) that requests holding whole instances may take together (frames and bulk
+    /// values the indexes built at ingest cannot serve: big endian, deflated).
+    #[serde(deserialize_with = "lenient")]
+    pub whole_file_budget_mib: u64,
     /// What a different instance under a stored SOP Instance UID does.
     pub on_duplicate: OnDuplicate,
 }

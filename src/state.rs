@@ -44,6 +44,9 @@ pub struct Inner {
     /// Bounds how many frames are decoded at once (one per core): decoding is CPU work on
     /// blocking threads, and a burst of thumbnails must not starve everything else.
     pub decoders: Arc<tokio::sync::Semaphore>,
+    /// Bounds the memory taken by requests that must hold a whole instance (what the frame
+    /// and bulk indexes cannot serve): one permit per MiB, `dicomweb.whole_file_budget_mib`.
+    pub whole_files: Arc<tokio::sync::Semaphore>,
     /// ICE servers and the TURN secret for call pages.
     pub turn: crate::config::Turn,
     /// The signalling hub: call rooms, presence, live consult events.
@@ -75,6 +78,7 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let throttle = LoginThrottle::new(stores.settings.auth.login_attempts_per_minute);
         let turn = stores.settings.turn_target()?;
+        let budget = stores.settings.dicomweb.whole_file_budget_mib.clamp(1, u32::MAX as u64);
         Ok(AppState(Arc::new(Inner {
             stores,
             metrics: Metrics::default(),
@@ -83,6 +87,7 @@ impl AppState {
             decoders: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            whole_files: Arc::new(tokio::sync::Semaphore::new(budget as usize)),
             turn,
             hub,
             shutdown,

@@ -2,6 +2,7 @@
 //! pure core (bytes → checked instance, or a DICOM failure status with a reason); `store` puts
 //! bytes in the object store and rows in SQL; `json` builds DICOM JSON for DICOMweb.
 
+pub mod bulk;
 pub mod frames;
 pub mod json;
 pub mod lengths;
@@ -99,6 +100,8 @@ pub struct Instance {
     pub metadata: String,
     /// Byte ranges of each frame in the file, when they could be found.
     pub frame_index: Option<frames::FrameIndex>,
+    /// Byte ranges of the large values (those the metadata refers to by URI), when found.
+    pub bulk_index: Option<bulk::BulkIndex>,
 }
 
 /// Stands for the DICOMweb base URL inside stored metadata.

@@ -53,23 +53,34 @@ fn metadata_json(
     if let (serde_json::Value::Object(map), Some(vr)) = (&mut v, pixel_vr) {
         map.insert("7FE00010".into(), serde_json::json!({"vr": vr}));
     }
-    if let serde_json::Value::Object(map) = &mut v {
-        for (tag, attr) in map.iter_mut() {
-            let big = tag == "7FE00010"
-                || attr
-                    .get("InlineBinary")
-                    .and_then(|b| b.as_str())
-                    .is_some_and(|b| b.len() > INLINE_LIMIT);
-            if big {
-                let vr = attr.get("vr").cloned().unwrap_or(serde_json::Value::Null);
-                *attr = serde_json::json!({
-                    "vr": vr,
-                    "BulkDataURI": format!("{}{path}/bulkdata/{tag}", super::BASE_PLACEHOLDER),
-                });
+    bulk_uris(&mut v, &format!("{}{path}/bulkdata/", super::BASE_PLACEHOLDER), "", true);
+    serde_json::to_string(&v).map_err(failed)
+}
+
+/// Replaces large binary values, at any depth, by BulkDataURIs named by their path
+/// (`archive::bulk`): `{base}{tag}`, or `{base}{sequence}/{item}/{tag}` inside sequences.
+fn bulk_uris(v: &mut serde_json::Value, base: &str, prefix: &str, top: bool) {
+    let serde_json::Value::Object(map) = v else { return };
+    for (tag, attr) in map.iter_mut() {
+        let here = format!("{prefix}{tag}");
+        let big = (top && tag == "7FE00010")
+            || attr
+                .get("InlineBinary")
+                .and_then(|b| b.as_str())
+                .is_some_and(|b| b.len() > INLINE_LIMIT);
+        if big {
+            let vr = attr.get("vr").cloned().unwrap_or(serde_json::Value::Null);
+            *attr = serde_json::json!({ "vr": vr, "BulkDataURI": format!("{base}{here}") });
+            continue;
+        }
+        if attr.get("vr").and_then(|v| v.as_str()) == Some("SQ")
+            && let Some(serde_json::Value::Array(items)) = attr.get_mut("Value")
+        {
+            for (n, item) in items.iter_mut().enumerate() {
+                bulk_uris(item, base, &format!("{here}/{n}/"), false);
             }
         }
     }
-    serde_json::to_string(&v).map_err(failed)
 }
 
 /// PS3.18 F.2.3: IS and DS values are JSON numbers (dicom-json writes them as strings).
@@ -199,9 +210,11 @@ pub fn parse(bytes: &[u8]) -> Result<Instance, Rejection> {
         _ => None,
     };
     let metadata = metadata_json(&obj, &path, pixel_vr).map_err(named)?;
+    let bulk_index = super::bulk::index(bytes, &transfer_syntax);
     Ok(Instance {
         metadata,
         frame_index,
+        bulk_index,
         sop_class_uid,
         sop_instance_uid,
         study_uid,

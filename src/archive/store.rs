@@ -190,8 +190,8 @@ async fn index_new(
     check_series(series_study.as_deref(), &inst.study_uid)?;
     let r = sqlx::query(
         "INSERT INTO instances (sop_instance_uid, series_uid, study_uid, sop_class_uid, transfer_syntax, instance_number, \
-           rows_count, columns_count, frames, bits_allocated, size, sha256, object_key, created_at, metadata, frame_index) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+           rows_count, columns_count, frames, bits_allocated, size, sha256, object_key, created_at, metadata, frame_index, bulk_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(&inst.sop_instance_uid)
     .bind(&inst.series_uid)
@@ -209,6 +209,7 @@ async fn index_new(
     .bind(now)
     .bind(&inst.metadata)
     .bind(inst.frame_index.as_ref().and_then(|f| serde_json::to_string(f).ok()))
+    .bind(inst.bulk_index.as_ref().and_then(|f| serde_json::to_string(f).ok()))
     .execute(&mut *tx)
     .await;
     match r {
@@ -269,7 +270,8 @@ async fn replace_instance(
     let updated = sqlx::query(
         "UPDATE instances SET sop_class_uid = $1, transfer_syntax = $2, instance_number = $3, \
            rows_count = $4, columns_count = $5, frames = $6, bits_allocated = $7, size = $8, \
-           sha256 = $9, object_key = $10, metadata = $11, frame_index = $12, created_at = $13 \
+           sha256 = $9, object_key = $10, metadata = $11, frame_index = $12, created_at = $13, \
+           bulk_index = $16 \
          WHERE sop_instance_uid = $14 AND sha256 = $15",
     )
     .bind(&inst.sop_class_uid)
@@ -287,6 +289,7 @@ async fn replace_instance(
     .bind(now)
     .bind(&inst.sop_instance_uid)
     .bind(old_sha)
+    .bind(inst.bulk_index.as_ref().and_then(|f| serde_json::to_string(f).ok()))
     .execute(&mut *tx)
     .await
     .map_err(index_down)?;
@@ -360,6 +363,13 @@ pub async fn ingest(
                 "instance is not of the study named in the request",
             )),
         ));
+    }
+    if inst.frame_index.is_none() && inst.rows.is_some() {
+        // Not silently: its frames will be read from the whole file, within the budget.
+        tracing::info!(
+            transfer_syntax = %inst.transfer_syntax,
+            "no frame index for this instance; frames will be decoded from the whole file"
+        );
     }
     let stored = store_instance(db, objects, permit, &inst, bytes, &sha, replace_as, now)
         .await
@@ -987,6 +997,35 @@ pub async fn frame_source(
         r.try_get("transfer_syntax")?,
         index.and_then(|i| serde_json::from_str(&i).ok()),
     )))
+}
+
+/// Where one instance's bulk value at `path` lies: (object key, transfer syntax, its byte
+/// range if the instance has a bulk index and the value is in it, whether it has an index).
+pub async fn bulk_source(
+    db: &Db,
+    permit: &Permit<ImagingRead>,
+    series: &str,
+    sop: &str,
+    path: &str,
+) -> Result<Option<(String, String, Option<(u64, u64)>, bool)>, sqlx::Error> {
+    let study = permit.target().id.clone().unwrap_or_default();
+    let row = sqlx::query(
+        "SELECT object_key, transfer_syntax, bulk_index FROM instances \
+         WHERE study_uid = $1 AND series_uid = $2 AND sop_instance_uid = $3",
+    )
+    .bind(study)
+    .bind(series)
+    .bind(sop)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let index: Option<super::bulk::BulkIndex> =
+        r.try_get::<Option<String>, _>("bulk_index")?.and_then(|i| serde_json::from_str(&i).ok());
+    let range = index
+        .as_ref()
+        .and_then(|i| i.iter().find(|(p, _, _)| p == path))
+        .map(|(_, off, len)| (*off, *len));
+    Ok(Some((r.try_get("object_key")?, r.try_get("transfer_syntax")?, range, index.is_some())))
 }
 
 #[cfg(test)]

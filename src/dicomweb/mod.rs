@@ -65,7 +65,7 @@ pub fn router() -> Router<AppState> {
             get(render::thumbnail),
         )
         .route(
-            "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}",
+            "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{*path}",
             get(bulkdata),
         )
 }
@@ -966,39 +966,85 @@ async fn frames(
     Ok(octet_multipart(parts, &part_type, Some(&ts_out)))
 }
 
-/// A bulk value (other than pixel data, which is served as frames), read from the stored
-/// instance.
+/// A bulk value, at any depth (`{tag}` or `{sequence}/{item}/{tag}`…): one range read where
+/// the instance has a bulk index (built at ingest), else read from the whole stored instance
+/// within the server's whole-file budget. Pixel data (`7FE00010`) comes from the frame index.
 async fn bulkdata(
     ctx: RequestCtx,
-    PathParams((study, series, instance, tag)): PathParams<(String, String, String, String)>,
+    PathParams((study, series, instance, path)): PathParams<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let tag_num =
-        u32::from_str_radix(&tag, 16).ok().filter(|_| tag.len() == 8).ok_or_else(|| {
-            ApiError::bad_request("invalid_tag", "bulk data is addressed by an 8-digit hex tag")
-        })?;
+    let steps = crate::archive::bulk::parse_path(&path).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_tag",
+            "bulk data is addressed by 8-digit hex tags and item numbers (54000100/0/54001010)",
+        )
+    })?;
     let permit = study_permit(&ctx, &study).await?;
-    let (key, _, index) = store::frame_source(&ctx.state.db, &permit, &series, &instance)
-        .await?
-        .ok_or(ApiError::NotFound { what: "instance" })?;
-    let bytes = if tag_num == 0x7FE0_0010 {
+    if path == "7FE00010" {
+        let (key, _, index) = store::frame_source(&ctx.state.db, &permit, &series, &instance)
+            .await?
+            .ok_or(ApiError::NotFound { what: "instance" })?;
         let index = index.ok_or(ApiError::NotFound { what: "bulk data" })?;
-        read_ranges(&ctx, &key, index.iter().flatten()).await?
-    } else {
-        let file = ctx.state.objects.get(&key).await.map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(move || -> Option<Vec<u8>> {
-            let obj = dicom_object::OpenFileOptions::new()
-                .read_preamble(dicom_object::file::ReadPreamble::Always)
-                .from_reader(std::io::Cursor::new(&file[..]))
-                .ok()?;
-            let t = dicom_core::Tag((tag_num >> 16) as u16, (tag_num & 0xFFFF) as u16);
-            let e = obj.element_opt(t).ok().flatten()?;
-            e.value().to_bytes().ok().map(|b| b.into_owned())
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or(ApiError::NotFound { what: "bulk data" })?
+        let bytes = read_ranges(&ctx, &key, index.iter().flatten()).await?;
+        return Ok(octet_multipart(vec![bytes], "application/octet-stream", None));
+    }
+    let (key, _, range, indexed) =
+        store::bulk_source(&ctx.state.db, &permit, &series, &instance, &path)
+            .await?
+            .ok_or(ApiError::NotFound { what: "instance" })?;
+    let bytes = match (range, indexed) {
+        (Some(r), _) => read_ranges(&ctx, &key, std::iter::once(&r)).await?,
+        // Indexed, and not among the large values: no such bulk value.
+        (None, true) => return Err(ApiError::NotFound { what: "bulk data" }),
+        (None, false) => {
+            let (file, _budget) = whole_file(&ctx, &key).await?;
+            tokio::task::spawn_blocking(move || value_at(&file, &steps))
+                .await
+                .map_err(ApiError::internal)?
+                .ok_or(ApiError::NotFound { what: "bulk data" })?
+        }
     };
     Ok(octet_multipart(vec![bytes], "application/octet-stream", None))
+}
+
+/// The value at `steps` in a Part 10 file, read by the DICOM parser (for instances the bulk
+/// index could not cover: big endian, deflated).
+fn value_at(file: &[u8], steps: &[(dicom_core::Tag, Option<usize>)]) -> Option<Vec<u8>> {
+    let obj = dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Always)
+        .from_reader(std::io::Cursor::new(file))
+        .ok()?;
+    let mut here: &dicom_object::InMemDicomObject = &obj;
+    for (tag, item) in steps {
+        let e = here.element_opt(*tag).ok().flatten()?;
+        match item {
+            Some(n) => here = e.items()?.get(*n)?,
+            None => return e.value().to_bytes().ok().map(|b| b.into_owned()),
+        }
+    }
+    None
+}
+
+/// A whole stored instance in memory, for what its indexes cannot serve: held together with a
+/// share of the server's whole-file budget (`dicomweb.whole_file_budget_mib`, one permit per
+/// MiB), so that however many such requests arrive, the memory they take stays bounded.
+pub(super) async fn whole_file(
+    ctx: &RequestCtx,
+    key: &str,
+) -> Result<(bytes::Bytes, tokio::sync::OwnedSemaphorePermit), ApiError> {
+    let size = ctx
+        .state
+        .objects
+        .size(key)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound { what: "instance" })?;
+    let total = ctx.state.settings.dicomweb.whole_file_budget_mib.clamp(1, u32::MAX as u64) as u32;
+    let want = (size.div_ceil(1 << 20) as u32).clamp(1, total);
+    let budget =
+        ctx.state.whole_files.clone().acquire_many_owned(want).await.map_err(ApiError::internal)?;
+    let file = ctx.state.objects.get(key).await.map_err(ApiError::internal)?;
+    Ok((file, budget))
 }
 
 // ---- shares ----

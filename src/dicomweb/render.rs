@@ -48,7 +48,8 @@ pub(super) async fn load_frame(
             blocking(ctx, move || FrameObject::from_parts(&header, parts, encapsulated)).await
         }
         None => {
-            let file = ctx.state.objects.get(key).await.map_err(ApiError::internal)?;
+            // No frame index (big endian, deflated): the whole file, within the budget.
+            let (file, _budget) = super::whole_file(ctx, key).await?;
             blocking(ctx, move || FrameObject::from_file(&file, (n - 1) as u32)).await
         }
     }

@@ -96,6 +96,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0006_consults.sql"),
         postgres: include_str!("../../migrations/postgres/0006_consults.sql"),
     },
+    Migration {
+        version: 7,
+        name: "bulk data index",
+        sqlite: include_str!("../../migrations/sqlite/0007_bulk_index.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_bulk_index.sql"),
+    },
 ];
 
 impl Db {

@@ -57,7 +57,58 @@ archive_backends!([
     metadata_and_frames_as_ohif_asks_for_them,
     dicomweb_client_from_pypi_stores_searches_and_retrieves,
     a_different_instance_replaces_the_stored_one_when_configured,
+    nested_bulk_values_are_addressed_and_read_by_range,
 ]);
+
+/// Waveform Data lies inside the Waveform Sequence: in the metadata it is a BulkDataURI like
+/// any large value (not inline base64), and that URI answers with exactly the bytes pydicom
+/// reads — read by range from the index built at ingest.
+async fn nested_bulk_values_are_addressed_and_read_by_range((sql, obj): (Sql, Obj)) {
+    let s = TestServer::start_with(sql, obj, &[]).await;
+    let zhao = s.login("dr-zhao").await;
+    let ecg = testfile("waveform_ecg.dcm");
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&ecg]).await.0, 200);
+    let inst = ferry::archive::parse::parse(&ecg).unwrap();
+    let base = format!(
+        "/dicomweb/studies/{}/series/{}/instances/{}",
+        inst.study_uid, inst.series_uid, inst.sop_instance_uid
+    );
+    let meta: Vec<Value> = zhao.get(&format!("{base}/metadata")).await.json().await.unwrap();
+    let items = meta[0]["54000100"]["Value"].as_array().expect("a Waveform Sequence");
+    assert!(items.len() >= 2, "two waveform groups");
+    let expected = |n: usize| {
+        let script = format!(
+            "import pydicom, sys\nds = pydicom.dcmread(sys.argv[1])\n\
+             sys.stdout.write(ds.WaveformSequence[{n}].WaveformData.hex())"
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script, &crate::support::testfile_path("waveform_ecg.dcm")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        hex::decode(String::from_utf8(out.stdout).unwrap()).unwrap()
+    };
+    for (n, item) in items.iter().enumerate() {
+        let data = &item["54001010"];
+        assert!(data.get("InlineBinary").is_none(), "item {n}: Waveform Data is not inline");
+        let uri = data["BulkDataURI"].as_str().expect("a BulkDataURI");
+        assert!(uri.ends_with(&format!("/bulkdata/54000100/{n}/54001010")), "{uri}");
+        let path = uri.split_once("/dicomweb").map(|(_, p)| format!("/dicomweb{p}")).unwrap();
+        let r = zhao.req(reqwest::Method::GET, &path).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"').to_string();
+        let body = r.bytes().await.unwrap();
+        let parts = crate::support::split_parts(&body, &boundary, "application/octet-stream");
+        assert!(parts[0] == expected(n), "item {n}: the bytes pydicom reads");
+    }
+    // Not a bulk value of this instance, and not a path at all.
+    assert_eq!(zhao.get(&format!("{base}/bulkdata/00100010")).await.status(), 404);
+    assert_eq!(zhao.get(&format!("{base}/bulkdata/54000100/x")).await.status(), 400);
+    // Another site: 404.
+    let ma = s.login("dr-ma").await;
+    assert_eq!(ma.get(&format!("{base}/bulkdata/54000100/0/54001010")).await.status(), 404);
+}
 
 async fn archive_round_trip((sql, obj): (Sql, Obj)) {
     let s = TestServer::start_with(sql, obj, &[]).await;
