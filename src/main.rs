@@ -279,7 +279,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let db = ferry::storage::Db::connect(&settings.database_target()?, 1).await?;
+            let db = ferry::storage::Db::connect(settings.database_target(), 1).await?;
             let n = db.migrate().await?;
             println!("{n} migration(s) applied; the {} schema is current", db.backend().name());
             Ok(())

@@ -23,10 +23,10 @@ pub struct Stores {
 impl Stores {
     /// Connects to the stores and applies pending migrations. Starts no task.
     pub async fn open(settings: Settings) -> anyhow::Result<Stores> {
-        let target = settings.database_target()?;
+        let target = settings.database_target().clone();
         let db = Db::connect(&target, settings.database.max_connections).await?;
         db.migrate().await?;
-        let objects = Objects::open(&settings.object_target()?)?;
+        let objects = Objects::open(settings.object_target())?;
         Ok(Stores { settings, db, objects })
     }
 }
@@ -77,7 +77,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> anyhow::Result<AppState> {
         let throttle = LoginThrottle::new(stores.settings.auth.login_attempts_per_minute);
-        let turn = stores.settings.turn_target()?;
+        let turn = stores.settings.turn_target().clone();
         let budget = stores.settings.dicomweb.whole_file_budget_mib.clamp(1, u32::MAX as u64);
         Ok(AppState(Arc::new(Inner {
             stores,

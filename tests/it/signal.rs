@@ -45,11 +45,9 @@ async fn turn_credentials_are_what_coturn_expects_and_expire() {
 #[test]
 fn turn_urls_without_a_secret_are_refused_at_start() {
     let env = vec![("FERRY__TURN__URLS".to_string(), "turn:127.0.0.1:3478".to_string())];
-    let settings = ferry::config::Settings::load(None, env).unwrap();
-    let err = settings.turn_target().err().expect("refused").to_string();
+    let err = ferry::config::Settings::load(None, env).expect_err("refused").to_string();
     assert!(err.contains("turn.secret"), "{err}");
     let env = vec![("FERRY__TURN__URLS".to_string(), "http://example".to_string())];
-    let err =
-        ferry::config::Settings::load(None, env).unwrap().turn_target().err().unwrap().to_string();
+    let err = ferry::config::Settings::load(None, env).unwrap_err().to_string();
     assert!(err.contains("turn.urls"), "{err}");
 }

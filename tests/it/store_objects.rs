@@ -12,7 +12,7 @@ async fn open(obj: Obj) -> (Objects, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let env = test_env(dir.path(), Sql::Sqlite, obj).await;
     let settings = Settings::load(None, env).unwrap();
-    let objects = Objects::open(&settings.object_target().unwrap()).unwrap();
+    let objects = Objects::open(settings.object_target()).unwrap();
     (objects, dir)
 }
 

@@ -3,13 +3,16 @@
 //! configuration files and the environment. Every problem is reported with the key it concerns.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
-/// The defaults, compiled in so a bare binary starts with no files around it.
-pub const DEFAULTS: &str = include_str!("../config/ferry.toml");
+mod layering;
+mod targets;
+
+pub use layering::DEFAULTS;
+pub use targets::Targets;
 
 /// A configuration problem, naming the key it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,9 @@ fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Where the stores and the relay are: resolved once, when the settings load.
+    #[serde(skip)]
+    pub targets: Targets,
     pub http: HttpSettings,
     pub data: DataSettings,
     pub database: DatabaseSettings,
@@ -114,7 +120,7 @@ impl std::fmt::Debug for TurnSettings {
 }
 
 /// The ICE servers and TURN secret, resolved once at start.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Turn {
     pub stun: Vec<String>,
     pub turn: Vec<String>,
@@ -340,53 +346,6 @@ where
 }
 
 impl Settings {
-    /// Loads the defaults, then `file` (if any), then `FERRY__…` variables from `env`.
-    pub fn load(
-        file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Settings, ConfigError> {
-        let mut merged: toml::Table = DEFAULTS.parse().map_err(|e: toml::de::Error| {
-            ConfigError::File { path: "<built-in defaults>".into(), message: e.to_string() }
-        })?;
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            let table: toml::Table =
-                text.parse().map_err(|e: toml::de::Error| ConfigError::File {
-                    path: path.display().to_string(),
-                    message: e.message().to_string(),
-                })?;
-            merge(&mut merged, table);
-        }
-        for (name, value) in env {
-            let Some(rest) = name.strip_prefix("FERRY__") else {
-                continue;
-            };
-            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            if parts.iter().any(|p| p.is_empty()) {
-                return Err(key_err(&name, "malformed variable name"));
-            }
-            insert_path(&mut merged, &parts, toml::Value::String(value))
-                .map_err(|m| key_err(&parts.join("."), m))?;
-        }
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(merged))
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                // serde reports an unknown key at its parent's path, with the name in the text.
-                key_err(if path == "." { "<root>" } else { &path }, inner)
-            })?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Loads from the real process environment.
-    pub fn from_env(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        Settings::load(file, std::env::vars())
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
         match (&self.http.tls_cert, &self.http.tls_key) {
             (Some(_), None) => {
@@ -497,8 +456,6 @@ impl Settings {
         if let Err(e) = self.log.level.parse::<tracing_subscriber::filter::EnvFilter>() {
             return Err(key_err("log.level", e.to_string()));
         }
-        self.database_target()?;
-        self.object_target()?;
         Ok(())
     }
 
@@ -506,187 +463,26 @@ impl Settings {
         self.http.tls_cert.is_some()
     }
 
-    pub fn database_target(&self) -> Result<DatabaseTarget, ConfigError> {
-        let raw = self.database.url.trim();
-        if raw.is_empty() {
-            return Ok(DatabaseTarget::Sqlite(self.data.dir.join("ferry.db")));
-        }
-        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
-            if path.is_empty() {
-                return Err(key_err("database.url", "sqlite URL has no file path"));
-            }
-            return Ok(DatabaseTarget::Sqlite(PathBuf::from(path)));
-        }
-        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            let mut url = url::Url::parse(raw)
-                .map_err(|e| key_err("database.url", format!("not a valid URL: {e}")))?;
-            if url.host_str().is_none_or(|h| h.is_empty()) {
-                return Err(key_err("database.url", "postgres URL has no host"));
-            }
-            if let Some(file) = &self.database.password_file {
-                let pw = read_secret(file, "database.password_file")?;
-                url.set_password(Some(&pw))
-                    .map_err(|_| key_err("database.password_file", "cannot set password"))?;
-            }
-            return Ok(DatabaseTarget::Postgres(url.to_string()));
-        }
-        Err(key_err(
-            "database.url",
-            "must be empty (embedded SQLite), sqlite://PATH or postgres://…",
-        ))
+    /// Where the SQL database is (resolved when the settings loaded).
+    pub fn database_target(&self) -> &DatabaseTarget {
+        &self.targets.database
     }
 
-    pub fn object_target(&self) -> Result<ObjectTarget, ConfigError> {
-        let raw = self.objects.url.trim();
-        if raw.is_empty() {
-            return Ok(ObjectTarget::Local(self.data.dir.join("objects")));
-        }
-        if let Some(path) = raw.strip_prefix("file://") {
-            if path.is_empty() {
-                return Err(key_err("objects.url", "file URL has no path"));
-            }
-            return Ok(ObjectTarget::Local(PathBuf::from(path)));
-        }
-        if let Some(rest) = raw.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(key_err("objects.url", "s3 URL has no bucket"));
-            }
-            let s3 = &self.objects.s3;
-            let access_key_id = secret_value(
-                s3.access_key_id.as_deref(),
-                s3.access_key_id_file.as_deref(),
-                "objects.s3.access_key_id",
-            )?;
-            let secret_access_key = secret_value(
-                s3.secret_access_key.as_deref(),
-                s3.secret_access_key_file.as_deref(),
-                "objects.s3.secret_access_key",
-            )?;
-            if let Some(ep) = &s3.endpoint {
-                let u = url::Url::parse(ep)
-                    .map_err(|e| key_err("objects.s3.endpoint", format!("not a URL: {e}")))?;
-                if u.scheme() == "http" && !s3.allow_http {
-                    return Err(key_err(
-                        "objects.s3.endpoint",
-                        "plain http endpoint; set objects.s3.allow_http = true to allow it",
-                    ));
-                }
-            }
-            if s3.region.trim().is_empty() {
-                return Err(key_err("objects.s3.region", "must not be empty"));
-            }
-            return Ok(ObjectTarget::S3 {
-                bucket: bucket.to_string(),
-                prefix: prefix.trim_matches('/').to_string(),
-                endpoint: s3.endpoint.clone(),
-                region: s3.region.clone(),
-                access_key_id,
-                secret_access_key: Secret(secret_access_key),
-                allow_http: s3.allow_http,
-            });
-        }
-        Err(key_err(
-            "objects.url",
-            "must be empty (local directory), file:///PATH or s3://BUCKET[/prefix]",
-        ))
+    /// Where objects are kept (resolved when the settings loaded).
+    pub fn object_target(&self) -> &ObjectTarget {
+        &self.targets.objects
     }
-}
 
-impl Settings {
-    /// The ICE servers: `turn.urls` split by scheme, and the TURN secret (from `turn.secret`
-    /// or `turn.secret_file`). TURN URLs without a secret are refused: they could not be used.
-    pub fn turn_target(&self) -> Result<Turn, ConfigError> {
-        let t = &self.turn;
-        let (mut stun, mut turn) = (vec![], vec![]);
-        for u in t.urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-            if u.starts_with("stun:") || u.starts_with("stuns:") {
-                stun.push(u.to_string());
-            } else if u.starts_with("turn:") || u.starts_with("turns:") {
-                turn.push(u.to_string());
-            } else {
-                return Err(key_err(
-                    "turn.urls",
-                    format!("`{u}` is not a stun:, turn: or turns: URL"),
-                ));
-            }
-        }
-        let secret = match (t.secret.as_deref().filter(|s| !s.is_empty()), &t.secret_file) {
-            (None, None) => None,
-            (inline, file) => Some(Secret(secret_value(inline, file.as_deref(), "turn.secret")?)),
-        };
-        if !turn.is_empty() && secret.is_none() {
-            return Err(key_err(
-                "turn.secret",
-                "turn: URLs need the shared secret (or turn.secret_file)",
-            ));
-        }
-        if !(60..=86_400).contains(&t.ttl_secs) {
-            return Err(key_err("turn.ttl_secs", "must be between 60 and 86400"));
-        }
-        if t.relay_only && turn.is_empty() {
-            return Err(key_err("turn.relay_only", "needs turn: URLs in turn.urls"));
-        }
-        Ok(Turn { stun, turn, secret, ttl_secs: t.ttl_secs, relay_only: t.relay_only })
+    /// The ICE servers and the TURN secret (resolved when the settings loaded).
+    pub fn turn_target(&self) -> &Turn {
+        &self.targets.turn
     }
-}
-
-fn read_secret(path: &Path, key: &str) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| key_err(key, format!("cannot read {}: {e}", path.display())))?;
-    let value = text.trim().to_string();
-    if value.is_empty() {
-        return Err(key_err(key, format!("{} is empty", path.display())));
-    }
-    Ok(value)
-}
-
-fn secret_value(
-    inline: Option<&str>,
-    file: Option<&Path>,
-    key: &str,
-) -> Result<String, ConfigError> {
-    match (inline.filter(|s| !s.is_empty()), file) {
-        (Some(_), Some(_)) => {
-            Err(key_err(key, format!("set either {key} or {key}_file, not both")))
-        }
-        (Some(v), None) => Ok(v.to_string()),
-        (None, Some(f)) => read_secret(f, &format!("{key}_file")),
-        (None, None) => Err(key_err(key, "required for s3:// object storage (or its _file form)")),
-    }
-}
-
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
-}
-
-fn insert_path(
-    table: &mut toml::Table,
-    parts: &[String],
-    value: toml::Value,
-) -> Result<(), String> {
-    let (last, parents) = parts.split_last().expect("non-empty path");
-    let mut cur = table;
-    for p in parents {
-        let entry = cur.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        cur = entry.as_table_mut().ok_or_else(|| format!("`{p}` is a value, not a section"))?;
-    }
-    if matches!(cur.get(last), Some(toml::Value::Table(_))) {
-        return Err(format!("`{last}` is a section, not a value"));
-    }
-    cur.insert(last.clone(), value);
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -698,11 +494,11 @@ mod tests {
         let s = Settings::load(None, env(&[])).unwrap();
         assert_eq!(s.http.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(
-            s.database_target().unwrap(),
+            s.database_target().clone(),
             DatabaseTarget::Sqlite(PathBuf::from("./data/ferry.db"))
         );
         assert!(
-            matches!(s.object_target().unwrap(), ObjectTarget::Local(p) if p == Path::new("./data/objects"))
+            matches!(s.object_target(), ObjectTarget::Local(p) if p == Path::new("./data/objects"))
         );
     }
 
@@ -761,7 +557,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        match s.object_target().unwrap() {
+        match s.object_target() {
             ObjectTarget::S3 { bucket, prefix, secret_access_key, .. } => {
                 assert_eq!(bucket, "bucket");
                 assert_eq!(prefix, "pre/fix");
