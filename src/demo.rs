@@ -34,11 +34,11 @@ pub type DemoUser =
 
 pub const USERS: &[DemoUser] = &[
     ("admin", "Network Administrator", "city-hospital", &[Role::Admin], &[]),
-    ("dr-li", "Dr Li (radiology)", "city-hospital", &[Role::Specialist], &["radiology"]),
-    ("dr-chen", "Dr Chen (ECG reader)", "city-hospital", &[Role::Reader], &["cardiology", "ecg"]),
-    ("dr-zhao", "Dr Zhao (Island Clinic)", "island-clinic", &[Role::Clinician], &[]),
-    ("dr-ma", "Dr Ma (Mountain Clinic)", "mountain-clinic", &[Role::Clinician], &[]),
-    ("trainer-sun", "Sun (training lead)", "city-hospital", &[Role::Trainer], &[]),
+    ("dr-li", "Dr Li", "city-hospital", &[Role::Specialist], &["radiology"]),
+    ("dr-chen", "Dr Chen", "city-hospital", &[Role::Reader], &["cardiology", "ecg"]),
+    ("dr-zhao", "Dr Zhao", "island-clinic", &[Role::Clinician], &[]),
+    ("dr-ma", "Dr Ma", "mountain-clinic", &[Role::Clinician], &[]),
+    ("trainer-sun", "Sun Wei", "city-hospital", &[Role::Trainer], &[]),
 ];
 
 /// (site, kind, name, AE title)

@@ -47,7 +47,9 @@ fn all_passed(out: &str, n: usize) {
 }
 
 /// A CT and a multi-frame ultrasound from the pydicom wheel, opened in OHIF from the study
-/// list: the viewport shows pixels and no request fails.
+/// list: the viewport shows pixels, no request fails, no console error, no tour, a way back to
+/// Ferry; another site's study gets Ferry's message (audited); a signed-out link to a study
+/// comes back to it after sign-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ohif_renders_a_ct_and_a_multiframe_ultrasound() {
     let s = TestServer::start().await;
@@ -55,8 +57,17 @@ async fn ohif_renders_a_ct_and_a_multiframe_ultrasound() {
     let (ct, us) = (testfile("CT_small.dcm"), testfile("examples_ybr_color.dcm"));
     assert_eq!(zhao.stow("/dicomweb/studies", &[&ct, &us]).await.0, 200);
     let studies = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322,1.2.840.114340.3.8251017118051.1.20160503.120850.2171";
-    let out = run_node("viewer.mjs", &s, vec![("FERRY_STUDIES", studies.to_string())]).await;
-    all_passed(&out, 3);
+    // A study of the mountain clinic, not shared with the island.
+    let ma = s.login("dr-ma").await;
+    assert_eq!(ma.stow("/dicomweb/studies", &[&testfile("MR_small.dcm")]).await.0, 200);
+    let other = "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457";
+    let env =
+        vec![("FERRY_STUDIES", studies.to_string()), ("FERRY_OTHER_STUDY", other.to_string())];
+    let out = run_node("viewer.mjs", &s, env).await;
+    all_passed(&out, 6);
+    // The refusal is in the audit trail.
+    let refused = crate::support::audit_events(&s, "action=imaging.read&outcome=denied").await;
+    assert!(refused.iter().any(|e| e["resource_id"] == other), "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,4 +167,18 @@ async fn the_interface_is_chinese_for_every_role() {
     let s = TestServer::start().await;
     let out = run_node("i18n.mjs", &s, vec![]).await;
     all_passed(&out, 9);
+}
+
+/// Every page of every demo role (clinician, specialist, reader, trainer, admin), in English
+/// and Chinese, at 1,280 × 800 and 800 × 1,280: no sideways scrolling, no console error or
+/// failed request, no Study Instance UID outside a details element, no `^` in a shown name,
+/// no untranslated string, no serious or critical axe-core violation; a signed-out deep link
+/// to a consult lands on it after sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_of_every_role_fits_reads_and_passes_axe_in_both_languages() {
+    let s = TestServer::start().await;
+    let files = crate::support::testfile_path("CT_small.dcm");
+    let dir = std::path::Path::new(&files).parent().unwrap().display().to_string();
+    let out = run_node("pages.mjs", &s, vec![("DICOM_TEST_FILES", dir)]).await;
+    all_passed(&out, 22);
 }

@@ -39,7 +39,9 @@ async function draw(r) {
   switch (r.name) {
     case 'home': return homePage();
     case 'tokens': return (await pages.tokens()).myTokensPage();
-    case 'studies': return (await pages.studies()).studiesPage(r.study ? new URLSearchParams({ study: r.study }) : undefined);
+    case 'studies': return (await pages.studies()).studiesPage(
+      r.study ? new URLSearchParams({ study: r.study })
+        : r.unavailable ? new URLSearchParams({ unavailable: r.unavailable }) : undefined);
     case 'upload': return (await pages.upload()).uploadPage();
     case 'consults': return (await pages.consults()).consultsPage();
     case 'consult-new': return (await pages.consultNew()).newConsultPage();

@@ -10,6 +10,8 @@ test('every route', () => {
   assert.deepEqual(parseRoute('#/studies?study=1.2.840.5'), { name: 'studies', study: '1.2.840.5' });
   assert.deepEqual(parseRoute('#/studies?study=x%27y'), { name: 'studies' });
   assert.deepEqual(parseRoute(studiesHash('1.2.3')), { name: 'studies', study: '1.2.3' });
+  assert.deepEqual(parseRoute('#/studies?unavailable=1.2.3'), { name: 'studies', unavailable: '1.2.3' });
+  assert.deepEqual(parseRoute('#/studies?unavailable=%3Cx%3E'), { name: 'studies' });
   assert.deepEqual(parseRoute('#/upload'), { name: 'upload' });
   assert.deepEqual(parseRoute('#/consults'), { name: 'consults' });
   assert.deepEqual(parseRoute('#/consults/new'), { name: 'consult-new' });

@@ -246,6 +246,7 @@ export default {
   'studies.one': 'Showing the study you sent.',
   'studies.show_all': 'Show all studies',
   'studies.counts': '{series} / {instances}',
+  'studies.unavailable': 'This study cannot be opened: it does not exist, or it belongs to another site and has not been shared with yours. Ask the sending site to share it, or request a consult.',
   'studies.open': 'Open in viewer',
 
   'upload.title': 'Send imaging',

@@ -246,6 +246,7 @@ export default {
   'studies.one': '仅显示您刚上传的检查。',
   'studies.show_all': '显示全部检查',
   'studies.counts': '{series} 个序列 / {instances} 幅图像',
+  'studies.unavailable': '无法打开此检查：检查不存在，或属于其他站点且尚未共享给您的站点。请联系发送站点共享，或发起会诊。',
   'studies.open': '在阅片器中打开',
 
   'upload.title': '上传影像',

@@ -2,7 +2,7 @@
 
 /**
  * @typedef {{ name: 'login', next: string | null }
- *   | { name: 'home' } | { name: 'tokens' } | { name: 'studies', study?: string } | { name: 'upload' }
+ *   | { name: 'home' } | { name: 'tokens' } | { name: 'studies', study?: string, unavailable?: string } | { name: 'upload' }
  *   | { name: 'consults' } | { name: 'consult-new' }
  *   | { name: 'consult', id: string } | { name: 'call', id: string }
  *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'audit' }
@@ -51,7 +51,9 @@ export function parseRoute(hash) {
   if (path === '#/tokens') return { name: 'tokens' };
   if (path === '#/studies') {
     const study = query.get('study');
-    return study && /^[0-9.]{1,64}$/.test(study) ? { name: 'studies', study } : { name: 'studies' };
+    if (study && /^[0-9.]{1,64}$/.test(study)) return { name: 'studies', study };
+    const unavailable = query.get('unavailable');
+    return unavailable && /^[0-9.]{1,64}$/.test(unavailable) ? { name: 'studies', unavailable } : { name: 'studies' };
   }
   if (path === '#/upload') return { name: 'upload' };
   if (path === '#/consults') return { name: 'consults' };

@@ -36,7 +36,10 @@ export async function studiesPage(params = new URLSearchParams()) {
     h('p', {}, h('button', { class: 'primary', type: 'submit' }, t('studies.search'))));
   form.addEventListener('submit', ev => { ev.preventDefault(); studiesPage(new URLSearchParams(formValues(form))); });
   const lng = ohifLanguage(locale());
+  // The viewer sends people here when a study does not exist or is not theirs to see.
+  const unavailable = params.get('unavailable');
   show(h('h1', {}, t('studies.title')),
+    unavailable ? h('p', { id: 'study-unavailable', class: 'notice', role: 'alert' }, t('studies.unavailable')) : null,
     h('p', { class: 'muted' }, t('studies.intro', { site: me().site.name }), ' ',
       h('a', { class: 'button', href: '#/upload', id: 'upload-link' }, t('studies.send'))), form, err,
     one ? h('p', { id: 'one-study', class: 'notice' }, t('studies.one'), ' ', h('a', { href: '#/studies' }, t('studies.show_all'))) : null,
