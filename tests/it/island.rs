@@ -281,3 +281,71 @@ fn link_ref(l: &Link) -> Link {
         server_ip: l.server_ip.clone(),
     }
 }
+
+/// The same island link, with Chromium on the upload page in the clinic's namespace: the
+/// page waits out both cuts by itself and every slice arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_page_over_an_island_link_with_two_cuts_arrives_whole() {
+    let link = Link::new();
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("study");
+    std::fs::create_dir_all(&files).unwrap();
+    let (payload, hashes) = study(&files, 8);
+    let mut env = test_env(dir.path(), Sql::Sqlite, Obj::Local).await;
+    env.retain(|(k, _)| k != "FERRY__HTTP__ADDR" && k != "FERRY__DIMSE__ADDR");
+    env.push(("FERRY__HTTP__ADDR".into(), format!("{}:0", link.server_ip)));
+    env.push(("FERRY__DIMSE__ENABLED".into(), "false".into()));
+    let prefix = ["ip", "netns", "exec", link.server_ns.as_str()];
+    let (mut server, url, _logs) = spawn_binary_in(&prefix, &env, &[], &["serve", "--demo"]);
+    let list: Vec<String> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    let browser_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    let page = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &link.client_ns,
+            "node",
+            "--test-reporter=tap",
+            "island-upload.mjs",
+        ])
+        .current_dir(browser_dir)
+        .env("FERRY_URL", &url)
+        .env("UPLOAD_FILES", list.join("\n"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = page.id();
+    let running = move || {
+        Command::new("kill").args(["-0", &pid.to_string()]).status().is_ok_and(|s| s.success())
+    };
+    let before = link.client_tx_bytes();
+    let started = Instant::now();
+    let cutter = link_ref(&link);
+    let cuts = tokio::task::spawn_blocking(move || {
+        let c = cut_during(&cutter, payload, &[0.3, 0.65], 20, running);
+        std::mem::forget(cutter);
+        c
+    })
+    .await
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || page.wait_with_output().unwrap()).await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let wire = link.client_tx_bytes() - before;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the page did not store the study:\n{stdout}");
+    let ratio = wire as f64 / payload as f64;
+    println!(
+        "island link (browser): {payload} bytes of files, {wire} bytes on the wire ({ratio:.3}×), \
+         cuts at {cuts:?}, {secs:.0} s"
+    );
+    // The page also loads itself over the link (its modules, once): a little more than the CLI.
+    assert!(ratio < 1.15, "bytes on the wire {ratio:.3}× the payload");
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+    assert_eq!(stored_hashes(&env).await, hashes, "the study arrived whole");
+}

@@ -1,7 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  UploadError, answerKind, nextChunk, nextWait, outcome, parseOffset, pendingUploads, progressShare, readRecord,
+  UploadError, answerKind, nextChunk, nextWait, outcome, parseOffset, patchTimeoutMs, pendingUploads, progressShare,
+  readRecord,
   retryDelay, storedStudies, tusUpload, uploadKey, uploadMetadata,
 } from '../dist/lib/tus.js';
 
@@ -268,4 +269,9 @@ test('a lost answer to the last PATCH: the status says stored, nothing is sent a
   const r = await tusUpload(file, () => {}, { fetch: server.go, storage, ...fakeClock(), headers: {}, chunk: 1000 });
   assert.ok(r.stored);
   assert.deepEqual(server.log.slice(before), ['HEAD /api/uploads/u1', 'GET /api/uploads/u1']);
+});
+
+test('a chunk may take as long as it needs at 8 KB/s plus a minute before it is given up', () => {
+  assert.equal(patchTimeoutMs(1 << 20), 60000 + 132000);
+  assert.equal(patchTimeoutMs(8000), 61000);
 });

@@ -201,6 +201,15 @@ export function outcome(result) {
  * }} TusDeps
  */
 
+/**
+ * How long a PATCH of `chunk` bytes may take before it is given up and resumed: the chunk at
+ * 8 KB/s (a thin link is slow, not dead), plus a minute.
+ * @param {number} chunk
+ */
+export function patchTimeoutMs(chunk) {
+  return 60000 + Math.ceil(chunk / 8000) * 1000;
+}
+
 /** An error that ends an upload, with a code for the catalogue (`error.<code>`). */
 export class UploadError extends Error {
   /**
@@ -260,7 +269,15 @@ export async function tusUpload(file, onProgress, deps) {
     report('checking');
   };
   const progressed = () => { failures = 0; };
-  const call = async (/** @type {string} */ url, /** @type {RequestInit} */ init) => go(url, { ...init, signal });
+  // A request that gets no answer in time is given up like a dropped one: on a cut link the
+  // browser may wait minutes before it notices. A chunk may take as long as it needs at 8 KB/s,
+  // plus a minute; other requests half a minute.
+  const call = async (/** @type {string} */ url, /** @type {RequestInit} */ init) => {
+    const limit = init.method === 'PATCH' ? patchTimeoutMs(chunk) : 30000;
+    const signals = [AbortSignal.timeout(limit)];
+    if (signal) signals.push(signal);
+    return go(url, { ...init, signal: AbortSignal.any(signals) });
+  };
 
   report('starting');
   for (;;) {
