@@ -416,6 +416,17 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             println!("  {id:<12} {:<11} {site:<16} {name}", roles.join(","));
         }
     }
+    if let Some(dimse) = app.dimse_addr() {
+        let ae = &state.settings.dimse.ae_title;
+        println!("DICOM (C-ECHO, C-STORE) on {dimse}, AE title {ae}");
+        if args.demo {
+            println!(
+                "  e.g. dcmsend -aet ISLANDCT -aec {ae} --scan-directories --recurse {} {} FOLDER",
+                dimse.ip(),
+                dimse.port()
+            );
+        }
+    }
     println!("Ferry listening on {url}");
     tracing::info!(%url, db = state.db.backend().name(), objects = state.objects.kind(), "listening");
     let token = app.shutdown_token();

@@ -50,6 +50,10 @@ test('admin sees people of a site', async () => {
 test('admin creates a token and sees it once', async () => {
   await admin.page.goto(`${base}/#/admin/devices`);
   await admin.page.waitForSelector('text=Register a device');
+  // The city hospital has no devices: the page opens on a site that has some.
+  const opened = await admin.page.$eval('select[name=site]', s => s.value);
+  expect(opened !== 'city-hospital', `devices opened on ${opened}, which has none`);
+  await admin.page.waitForSelector('td >> text=/^[A-Z]+(CT|US)$/');
   await admin.page.selectOption('select[name=site]', 'island-clinic');
   await admin.page.waitForSelector('table >> text=ISLANDCT');
   await admin.page.selectOption('select[name=user]', 'dr-zhao');

@@ -12,10 +12,32 @@ import { adminTabs, sitePicker } from './common.js';
 export const DEVICE_KINDS = ['modality', 'ecg-cart', 'uploader'];
 
 /**
- * @param {string} [site]
+ * The site the page opens on when none is chosen: the person's own if it has devices, else the
+ * first site they administer that has some (a city hospital's admin mostly manages clinics'
+ * modalities and carts), else their own.
+ * @returns {Promise<string>}
+ */
+async function siteWithDevices() {
+  const own = me().site.id;
+  /** @param {string} id */
+  const count = async id => (await api('GET', `/api/sites/${encodeURIComponent(id)}/devices`)).devices.length;
+  try {
+    if (await count(own)) return own;
+    /** @type {{ id: string }[]} */
+    const sites = (await api('GET', '/api/sites')).sites;
+    for (const s of sites.filter(x => x.id !== own).slice(0, 12)) {
+      if (await count(s.id).catch(() => 0)) return s.id;
+    }
+  } catch (_) { /* the page shows the error when it loads */ }
+  return own;
+}
+
+/**
+ * @param {string | null} [site] null: the first site with devices (see siteWithDevices)
  * @param {string | null} [tokenUser]
  */
-export async function devicesPage(site = me().site.id, tokenUser = null) {
+export async function devicesPage(site = null, tokenUser = null) {
+  site = site || await siteWithDevices();
   const show = startPage();
   const err = h('div');
   /** @type {{ id: string, name: string, kind: string, ae_title?: string | null }[]} */
