@@ -139,24 +139,20 @@ async fn patient_names_never_appear_in_logs() {
         assert_eq!(r.status(), 400);
     }
     // Patient data inside DICOM: stored (STOW-RS), refused (truncated), queried, retrieved.
-    let boundary = "phi-test-boundary";
-    let mut body = vec![];
-    for f in ["CT_small.dcm", "MR_truncated.dcm"] {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(&crate::support::testfile(f));
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     let r = http
         .post(format!("{url}/dicomweb/studies"))
         .header("x-csrf-token", &csrf)
         .header(
             "content-type",
-            format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+            format!(
+                "multipart/related; type=\"application/dicom\"; boundary={}",
+                crate::support::STOW_BOUNDARY
+            ),
         )
-        .body(body)
+        .body(crate::support::stow_body(&[
+            &crate::support::testfile("CT_small.dcm"),
+            &crate::support::testfile("MR_truncated.dcm"),
+        ]))
         .send()
         .await
         .unwrap();

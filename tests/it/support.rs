@@ -454,23 +454,10 @@ pub fn synthetic_series(dir: &Path, n: usize, frames: usize) -> String {
 /// Writes a synthetic CT instance to `path`: CT_small's header with fresh UIDs and `frames`
 /// random 512×512 16-bit frames. Returns its Study Instance UID.
 pub fn synthetic_instance(path: &Path, frames: usize) -> String {
-    let script = "import sys, os, pydicom\n\
-        from pydicom.data import get_testdata_file\n\
-        from pydicom.uid import generate_uid\n\
-        ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n\
-        ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid()\n\
-        ds.SOPInstanceUID = generate_uid(); ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n\
-        n = int(sys.argv[2])\n\
-        ds.Rows = 512; ds.Columns = 512; ds.NumberOfFrames = n\n\
-        ds.PixelData = os.urandom(512 * 512 * 2 * n)\n\
-        ds.save_as(sys.argv[1], enforce_file_format=True)\n\
-        print(ds.StudyInstanceUID)\n";
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, path.to_str().unwrap(), &frames.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let dir = tempfile::tempdir().unwrap();
+    let study = synthetic_series(dir.path(), 1, frames);
+    std::fs::copy(dir.path().join("0.dcm"), path).unwrap();
+    study
 }
 
 /// Debian's coturn on a free loopback port with the REST-credential secret, in a temporary
