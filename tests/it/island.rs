@@ -197,17 +197,8 @@ async fn stored_hashes(env: &[(String, String)]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ferry_upload_over_an_island_link_with_two_cuts_arrives_whole() {
-    let link = Link::new();
-    let dir = tempfile::tempdir().unwrap();
-    let files = dir.path().join("study");
-    std::fs::create_dir_all(&files).unwrap();
-    let (payload, hashes) = study(&files, 12);
-    let mut env = test_env(dir.path(), Sql::Sqlite, Obj::Local).await;
-    env.retain(|(k, _)| k != "FERRY__HTTP__ADDR" && k != "FERRY__DIMSE__ADDR");
-    env.push(("FERRY__HTTP__ADDR".into(), format!("{}:0", link.server_ip)));
-    env.push(("FERRY__DIMSE__ENABLED".into(), "false".into()));
-    let prefix = ["ip", "netns", "exec", link.server_ns.as_str()];
-    let (mut server, url, _logs) = spawn_binary_in(&prefix, &env, &[], &["serve", "--demo"]);
+    let Island { link, dir, files, payload, hashes, env, mut server, url } =
+        Island::start(12).await;
     let token = {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
         c.args(["token", "create", "--user", "dr-zhao"]).env_remove("RUST_LOG");
@@ -272,6 +263,36 @@ async fn ferry_upload_over_an_island_link_with_two_cuts_arrives_whole() {
     assert_eq!(stored_hashes(&env).await, hashes, "the study arrived whole");
 }
 
+/// Ferry (demo network, SQLite) in the island link's server namespace, and a study of `n`
+/// slices on the clinic's side.
+struct Island {
+    link: Link,
+    dir: tempfile::TempDir,
+    files: std::path::PathBuf,
+    payload: u64,
+    hashes: Vec<String>,
+    env: Vec<(String, String)>,
+    server: std::process::Child,
+    url: String,
+}
+
+impl Island {
+    async fn start(n: usize) -> Island {
+        let link = Link::new();
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("study");
+        std::fs::create_dir_all(&files).unwrap();
+        let (payload, hashes) = study(&files, n);
+        let mut env = test_env(dir.path(), Sql::Sqlite, Obj::Local).await;
+        env.retain(|(k, _)| k != "FERRY__HTTP__ADDR" && k != "FERRY__DIMSE__ADDR");
+        env.push(("FERRY__HTTP__ADDR".into(), format!("{}:0", link.server_ip)));
+        env.push(("FERRY__DIMSE__ENABLED".into(), "false".into()));
+        let prefix = ["ip", "netns", "exec", link.server_ns.as_str()];
+        let (server, url, _logs) = spawn_binary_in(&prefix, &env, &[], &["serve", "--demo"]);
+        Island { link, dir, files, payload, hashes, env, server, url }
+    }
+}
+
 /// A second handle on the same namespaces, for the thread that cuts the link.
 fn link_ref(l: &Link) -> Link {
     Link {
@@ -286,17 +307,8 @@ fn link_ref(l: &Link) -> Link {
 /// page waits out both cuts by itself and every slice arrives whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_upload_page_over_an_island_link_with_two_cuts_arrives_whole() {
-    let link = Link::new();
-    let dir = tempfile::tempdir().unwrap();
-    let files = dir.path().join("study");
-    std::fs::create_dir_all(&files).unwrap();
-    let (payload, hashes) = study(&files, 8);
-    let mut env = test_env(dir.path(), Sql::Sqlite, Obj::Local).await;
-    env.retain(|(k, _)| k != "FERRY__HTTP__ADDR" && k != "FERRY__DIMSE__ADDR");
-    env.push(("FERRY__HTTP__ADDR".into(), format!("{}:0", link.server_ip)));
-    env.push(("FERRY__DIMSE__ENABLED".into(), "false".into()));
-    let prefix = ["ip", "netns", "exec", link.server_ns.as_str()];
-    let (mut server, url, _logs) = spawn_binary_in(&prefix, &env, &[], &["serve", "--demo"]);
+    let Island { link, dir: _dir, files, payload, hashes, env, mut server, url } =
+        Island::start(8).await;
     let list: Vec<String> = std::fs::read_dir(&files)
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())

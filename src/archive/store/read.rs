@@ -31,16 +31,23 @@ pub async fn first_metadata_of(
     Ok(row.flatten())
 }
 
-/// Where one instance's frames lie: (object key, transfer syntax, frame index if known).
-pub async fn frame_source(
+/// The stored object of one instance of the permit's study and its indexes.
+struct Source {
+    key: String,
+    transfer_syntax: String,
+    frame_index: Option<String>,
+    bulk_index: Option<String>,
+}
+
+async fn source(
     db: &Db,
     permit: &Permit<ImagingRead>,
     series: &str,
     sop: &str,
-) -> Result<Option<(String, String, Option<crate::archive::frames::FrameIndex>)>, sqlx::Error> {
+) -> Result<Option<Source>, sqlx::Error> {
     let study = permit.target().id.clone().unwrap_or_default();
     let row = sqlx::query(
-        "SELECT object_key, transfer_syntax, frame_index FROM instances \
+        "SELECT object_key, transfer_syntax, frame_index, bulk_index FROM instances \
          WHERE study_uid = $1 AND series_uid = $2 AND sop_instance_uid = $3",
     )
     .bind(study)
@@ -48,13 +55,28 @@ pub async fn frame_source(
     .bind(sop)
     .fetch_optional(db.pool())
     .await?;
-    let Some(r) = row else { return Ok(None) };
-    let index: Option<String> = r.try_get("frame_index")?;
-    Ok(Some((
-        r.try_get("object_key")?,
-        r.try_get("transfer_syntax")?,
-        index.and_then(|i| serde_json::from_str(&i).ok()),
-    )))
+    row.map(|r| {
+        Ok(Source {
+            key: r.try_get("object_key")?,
+            transfer_syntax: r.try_get("transfer_syntax")?,
+            frame_index: r.try_get("frame_index")?,
+            bulk_index: r.try_get("bulk_index")?,
+        })
+    })
+    .transpose()
+}
+
+/// Where one instance's frames lie: (object key, transfer syntax, frame index if known).
+pub async fn frame_source(
+    db: &Db,
+    permit: &Permit<ImagingRead>,
+    series: &str,
+    sop: &str,
+) -> Result<Option<(String, String, Option<crate::archive::frames::FrameIndex>)>, sqlx::Error> {
+    Ok(source(db, permit, series, sop).await?.map(|s| {
+        let index = s.frame_index.and_then(|i| serde_json::from_str(&i).ok());
+        (s.key, s.transfer_syntax, index)
+    }))
 }
 
 /// Where one instance's bulk value at `path` lies: (object key, transfer syntax, its byte
@@ -66,22 +88,13 @@ pub async fn bulk_source(
     sop: &str,
     path: &str,
 ) -> Result<Option<(String, String, Option<(u64, u64)>, bool)>, sqlx::Error> {
-    let study = permit.target().id.clone().unwrap_or_default();
-    let row = sqlx::query(
-        "SELECT object_key, transfer_syntax, bulk_index FROM instances \
-         WHERE study_uid = $1 AND series_uid = $2 AND sop_instance_uid = $3",
-    )
-    .bind(study)
-    .bind(series)
-    .bind(sop)
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(r) = row else { return Ok(None) };
-    let index: Option<crate::archive::bulk::BulkIndex> =
-        r.try_get::<Option<String>, _>("bulk_index")?.and_then(|i| serde_json::from_str(&i).ok());
-    let range = index
-        .as_ref()
-        .and_then(|i| i.iter().find(|(p, _, _)| p == path))
-        .map(|(_, off, len)| (*off, *len));
-    Ok(Some((r.try_get("object_key")?, r.try_get("transfer_syntax")?, range, index.is_some())))
+    Ok(source(db, permit, series, sop).await?.map(|s| {
+        let index: Option<crate::archive::bulk::BulkIndex> =
+            s.bulk_index.and_then(|i| serde_json::from_str(&i).ok());
+        let range = index
+            .as_ref()
+            .and_then(|i| i.iter().find(|(p, _, _)| p == path))
+            .map(|(_, off, len)| (*off, *len));
+        (s.key, s.transfer_syntax, range, index.is_some())
+    }))
 }

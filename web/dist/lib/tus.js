@@ -279,6 +279,25 @@ export async function tusUpload(file, onProgress, deps) {
     return go(url, { ...init, signal: AbortSignal.any(signals) });
   };
 
+  /**
+   * The upload's result once the server has stored it (null while it has not); `strict`: a
+   * refusal of the status request ends the upload.
+   * @param {string} at
+   * @param {boolean} strict
+   * @returns {Promise<UploadResult | null>}
+   */
+  const finished = async (at, strict) => {
+    const st = await call(at, { headers: { Accept: 'application/json' } });
+    if (answerKind(st.status) === 'ok') {
+      const body = await st.json().catch(() => null);
+      if (body && body.complete) {
+        storage.removeItem(key);
+        return body.result || { stored: [], failed: [] };
+      }
+    } else if (strict && answerKind(st.status) !== 'transient') throw await refused(st);
+    return null;
+  };
+
   report('starting');
   for (;;) {
     if (signal && signal.aborted) throw stopped();
@@ -321,14 +340,8 @@ export async function tusUpload(file, onProgress, deps) {
         // last PATCH's answer was lost before the server had stored it.
         const { start, end } = nextChunk(offset, file.size, chunk);
         if (start >= file.size) {
-          const st = await call(loc, { headers: { Accept: 'application/json' } });
-          if (answerKind(st.status) === 'ok') {
-            const body = await st.json().catch(() => null);
-            if (body && body.complete) {
-              storage.removeItem(key);
-              return body.result || { stored: [], failed: [] };
-            }
-          } else if (answerKind(st.status) !== 'transient') throw await refused(st);
+          const done = await finished(loc, true);
+          if (done) return done;
         }
         report(start >= file.size ? 'processing' : 'sending');
         const r = await call(loc, {
@@ -347,14 +360,8 @@ export async function tusUpload(file, onProgress, deps) {
           onProgress(offset);
           if (offset >= file.size) {
             // Stored (or refused) by now: the upload's status has the result.
-            const st = await call(loc, { headers: { Accept: 'application/json' } });
-            if (answerKind(st.status) === 'ok') {
-              const body = await st.json().catch(() => null);
-              if (body && body.complete) {
-                storage.removeItem(key);
-                return body.result || { stored: [], failed: [] };
-              }
-            }
+            const done = await finished(loc, false);
+            if (done) return done;
           }
         } else if (kind === 'conflict') {
           // The server holds another offset (or another request still writes): ask HEAD. The
