@@ -60,16 +60,12 @@ pub(super) fn frames_form(accept: &str, stored_ts: &str) -> Option<FrameForm> {
     const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
     let native = crate::archive::frames::is_native(stored_ts) && stored_ts != "1.2.840.10008.1.2.2";
     let uncompressed = if native { FrameForm::AsStored } else { FrameForm::Decoded };
-    accept.split(',').find_map(|a| {
-        let a = a.trim().to_ascii_lowercase();
-        if a.starts_with("*/*") {
+    super::negotiate::ranges(accept).into_iter().find_map(|r| {
+        if r.any() {
             return Some(FrameForm::AsStored);
         }
-        let ts = a
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("transfer-syntax="))
-            .map(|t| t.trim_matches('"'));
-        let octets = a.contains("application/octet-stream") || !a.contains("image/");
+        let ts = r.param("transfer-syntax");
+        let octets = !r.part_type().starts_with("image/");
         match ts {
             Some("*") => Some(FrameForm::AsStored),
             Some(t) if t == stored_ts => Some(FrameForm::AsStored),
@@ -99,29 +95,16 @@ pub(super) async fn read_ranges(
 /// A `multipart/related; type="application/octet-stream"` answer of the given parts, each
 /// labelled with `part_type`; `ts` (if any) is also named on the whole.
 pub(super) fn octet_multipart(parts: Vec<Vec<u8>>, part_type: &str, ts: Option<&str>) -> Response {
-    let boundary = format!("ferry-{}", crate::ids::random_id(12));
+    let m = super::multipart::Multipart::new();
     let mut body = Vec::with_capacity(parts.iter().map(|p| p.len() + 128).sum());
     for p in parts {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Type: {part_type}\r\nContent-Length: {}\r\n\r\n",
-                p.len()
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&p);
-        body.extend_from_slice(b"\r\n");
+        body.extend(m.part(part_type, &p));
     }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body.extend(m.end());
     let ts = ts.map(|t| format!("; transfer-syntax={t}")).unwrap_or_default();
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/octet-stream\"{ts}; boundary={boundary}"
-        ))
-        .expect("ASCII"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, m.content_type("application/octet-stream", &ts));
     resp
 }
 

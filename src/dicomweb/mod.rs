@@ -23,6 +23,8 @@ use crate::network::SiteId;
 use crate::state::AppState;
 
 mod metadata;
+mod multipart;
+mod negotiate;
 mod qido;
 mod render;
 mod shares;

@@ -78,9 +78,8 @@ fn format(pairs: &[(String, String)], headers: &HeaderMap) -> Result<Format, Api
     let accept = param(pairs, "accept", "accept")
         .or_else(|| headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
         .unwrap_or("*/*");
-    for a in accept.split(',') {
-        let m = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        match m.as_str() {
+    for r in super::negotiate::ranges(accept) {
+        match r.mime.as_str() {
             "image/jpeg" | "image/*" | "*/*" => return Ok(Format::Jpeg),
             "image/png" => return Ok(Format::Png),
             _ => {}

@@ -20,12 +20,11 @@ pub(super) async fn retrieve(
     instance: Option<String>,
 ) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
-    let acceptable = accept.split(',').any(|a| {
-        let a = a.trim().to_ascii_lowercase();
-        a.starts_with("*/*")
-            || (a.starts_with("multipart/related")
-                && (!a.contains("type=") || a.contains("application/dicom")))
-            || a.starts_with("application/dicom")
+    let acceptable = super::negotiate::ranges(accept).iter().any(|r| {
+        r.any()
+            || (r.mime == "multipart/related"
+                && r.param("type").is_none_or(|t| t == "application/dicom"))
+            || r.mime == "application/dicom"
     });
     if !acceptable {
         return Err(ApiError::NotAcceptable {
@@ -41,24 +40,17 @@ pub(super) async fn retrieve(
             what: if instance.is_some() { "instance" } else { "series" },
         });
     }
-    let boundary = format!("ferry-{}", crate::ids::random_id(12));
+    let m = std::sync::Arc::new(super::multipart::Multipart::new());
+    let content_type = m.content_type("application/dicom", "");
     let objects = ctx.state.objects.clone();
-    let b = boundary.clone();
     let stream = futures::stream::unfold(Some((rows.into_iter(), objects)), move |state| {
-        let b = b.clone();
+        let m = m.clone();
         async move {
             let (mut it, objects) = state?;
             match it.next() {
                 Some(row) => match objects.get(&row.object_key).await {
                     Ok(bytes) => {
-                        let head = format!(
-                            "--{b}\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n",
-                            bytes.len()
-                        );
-                        let mut part = Vec::with_capacity(head.len() + bytes.len() + 2);
-                        part.extend_from_slice(head.as_bytes());
-                        part.extend_from_slice(&bytes);
-                        part.extend_from_slice(b"\r\n");
+                        let part = m.part("application/dicom", &bytes);
                         Some((Ok::<_, std::io::Error>(Bytes::from(part)), Some((it, objects))))
                     }
                     Err(e) => {
@@ -66,17 +58,11 @@ pub(super) async fn retrieve(
                         Some((Err(std::io::Error::other("object store read failed")), None))
                     }
                 },
-                None => Some((Ok(Bytes::from(format!("--{b}--\r\n"))), None)),
+                None => Some((Ok(Bytes::from(m.end())), None)),
             }
         }
     });
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/dicom\"; boundary={boundary}"
-        ))
-        .expect("ASCII"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, content_type);
     Ok(resp)
 }
