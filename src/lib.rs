@@ -9,6 +9,7 @@ pub mod consult;
 pub mod demo;
 pub mod dicomweb;
 pub mod dimse;
+pub mod ecg;
 pub mod error;
 pub mod http;
 pub mod ids;

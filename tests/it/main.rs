@@ -12,6 +12,7 @@ mod browser;
 mod consult;
 mod dicomweb;
 mod dimse;
+mod ecg;
 mod errors;
 mod island;
 mod ops;

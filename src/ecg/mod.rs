@@ -1,0 +1,271 @@
+//! ECGs: whatever format a cart writes, read into one record — groups of leads in microvolts
+//! (the rhythm strip, the median beats), the device's measurements and statements — by pure
+//! parsers that check every declared count against the bytes received before allocating, and
+//! refuse XML with a DTD or entities. `detect` names the format from the content, never the
+//! file name.
+//!
+//! - `dicom`: DICOM 12-lead, General and Ambulatory ECG Waveform Storage;
+//! - `muse`: GE MUSE XML (`RestingECG`);
+//! - `aecg`: HL7 aECG (`AnnotatedECG`);
+//! - `scp`: SCP-ECG (EN 1064), default and custom Huffman tables, difference encodings;
+//! - `leads`: lead codes in every scheme seen in real files;
+//! - `xml`: a small, bounded XML tree that refuses DTDs and entity declarations;
+//! - `measure`: Ferry's own measurements from the samples.
+
+pub mod aecg;
+pub mod dicom;
+pub mod leads;
+pub mod measure;
+pub mod muse;
+pub mod scp;
+pub mod xml;
+
+use serde::Serialize;
+
+use crate::phi::Phi;
+pub use leads::Lead;
+
+/// The formats Ferry reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Dicom,
+    Muse,
+    Aecg,
+    Scp,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Dicom => "dicom",
+            Format::Muse => "muse",
+            Format::Aecg => "aecg",
+            Format::Scp => "scp",
+        }
+    }
+}
+
+/// What a group of leads holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The recording itself (typically 10 s).
+    Rhythm,
+    /// One representative (median, average) beat per lead.
+    Median,
+}
+
+/// Leads sampled together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub kind: Kind,
+    pub sampling_hz: f64,
+    /// Leads of equal length, in microvolts.
+    pub leads: Vec<(Lead, Vec<i32>)>,
+}
+
+impl Group {
+    pub fn samples(&self) -> usize {
+        self.leads.first().map_or(0, |(_, s)| s.len())
+    }
+
+    pub fn duration_ms(&self) -> f64 {
+        self.samples() as f64 * 1000.0 / self.sampling_hz
+    }
+
+    pub fn lead(&self, lead: Lead) -> Option<&[i32]> {
+        self.leads.iter().find(|(l, _)| *l == lead).map(|(_, s)| s.as_slice())
+    }
+}
+
+/// Global measurements, each absent when unknown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Measurements {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heart_rate_bpm: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rr_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qrs_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qt_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qtc_bazett_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qtc_fridericia_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_axis_deg: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qrs_axis_deg: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t_axis_deg: Option<f64>,
+}
+
+/// Who the ECG is of, as the file says (patient data: never logged).
+#[derive(Debug, Clone, Default)]
+pub struct Patient {
+    pub name: Phi<Option<String>>,
+    pub id: Phi<Option<String>>,
+    pub birth_date: Phi<Option<String>>,
+    pub sex: Option<String>,
+}
+
+/// One ECG, whatever format it came in.
+#[derive(Debug, Clone)]
+pub struct Ecg {
+    pub format: Format,
+    /// When it was recorded, as `YYYY-MM-DDTHH:MM:SS` local time of the cart, if known.
+    pub acquired_at: Option<String>,
+    pub patient: Patient,
+    pub groups: Vec<Group>,
+    pub device: Measurements,
+    /// The device's interpretation lines.
+    pub statements: Vec<String>,
+    /// The cart, as it names itself.
+    pub device_model: Option<String>,
+}
+
+impl Ecg {
+    pub fn group(&self, kind: Kind) -> Option<&Group> {
+        self.groups.iter().find(|g| g.kind == kind)
+    }
+}
+
+/// Why an ECG was refused: a stable code and words for a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EcgError {
+    #[error("not an ECG in a format Ferry reads (DICOM waveform, GE MUSE XML, HL7 aECG, SCP-ECG)")]
+    UnknownFormat,
+    #[error(
+        "XML with a document type declaration or entities is refused (they are never expanded or fetched)"
+    )]
+    XmlDtd,
+    #[error("malformed {0}: {1}")]
+    Malformed(&'static str, String),
+    #[error("{0} declares more data than the file holds")]
+    Truncated(&'static str),
+    #[error("the leads of a group have different lengths")]
+    UnequalLeads,
+    #[error("sampling rate {0} Hz is outside 50 Hz to 20 kHz")]
+    SamplingRate(String),
+    #[error("{0} channels: at most 64 are accepted")]
+    TooManyChannels(usize),
+    #[error("no waveform in the file")]
+    NoWaveform,
+}
+
+impl EcgError {
+    /// The stable code a problem carries.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EcgError::UnknownFormat => "unknown_format",
+            EcgError::XmlDtd => "xml_dtd_refused",
+            EcgError::Malformed(..) => "malformed_ecg",
+            EcgError::Truncated(_) => "truncated_ecg",
+            EcgError::UnequalLeads => "unequal_leads",
+            EcgError::SamplingRate(_) => "sampling_rate",
+            EcgError::TooManyChannels(_) => "too_many_channels",
+            EcgError::NoWaveform => "no_waveform",
+        }
+    }
+}
+
+/// Largest channel count accepted.
+pub const MAX_CHANNELS: usize = 64;
+/// Most samples per lead (an hour at 1 kHz; ambulatory records beyond are refused).
+pub const MAX_SAMPLES: usize = 3_600_000;
+
+/// Checks what every parser must hold to: sampling rate, channel count, equal lengths.
+pub(crate) fn check_group(g: &Group) -> Result<(), EcgError> {
+    if !(50.0..=20_000.0).contains(&g.sampling_hz) || !g.sampling_hz.is_finite() {
+        return Err(EcgError::SamplingRate(format!("{}", g.sampling_hz)));
+    }
+    if g.leads.len() > MAX_CHANNELS {
+        return Err(EcgError::TooManyChannels(g.leads.len()));
+    }
+    if g.leads.is_empty() {
+        return Err(EcgError::NoWaveform);
+    }
+    let n = g.leads[0].1.len();
+    if n == 0 || g.leads.iter().any(|(_, s)| s.len() != n) {
+        return Err(EcgError::UnequalLeads);
+    }
+    Ok(())
+}
+
+/// The format of `bytes`, from their content.
+pub fn detect(bytes: &[u8]) -> Option<Format> {
+    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        return Some(Format::Dicom);
+    }
+    if scp::looks_like(bytes) {
+        return Some(Format::Scp);
+    }
+    // XML: the root element's name, after any declaration, comments and BOM.
+    let head = &bytes[..bytes.len().min(4096)];
+    let text = String::from_utf8_lossy(head);
+    let text = text.trim_start_matches('\u{feff}');
+    let mut rest = text.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("<?") {
+            rest = r.split_once("?>").map(|(_, r)| r.trim_start())?;
+        } else if let Some(r) = rest.strip_prefix("<!--") {
+            rest = r.split_once("-->").map(|(_, r)| r.trim_start())?;
+        } else {
+            break;
+        }
+    }
+    if rest.starts_with("<!DOCTYPE") || rest.starts_with("<!doctype") {
+        // Refused by the XML reader with its own words; say which format it claims to be.
+        let after = rest.split_once('>').map_or("", |(_, r)| r);
+        return xml_root_format(after.trim_start()).or(Some(Format::Aecg));
+    }
+    xml_root_format(rest)
+}
+
+fn xml_root_format(rest: &str) -> Option<Format> {
+    let name = rest.strip_prefix('<')?;
+    let end = name.find(|c: char| c.is_whitespace() || c == '>' || c == '/').unwrap_or(name.len());
+    let local = name[..end].rsplit(':').next().unwrap_or("");
+    match local {
+        "RestingECG" => Some(Format::Muse),
+        "AnnotatedECG" => Some(Format::Aecg),
+        _ => None,
+    }
+}
+
+/// Reads an ECG in any format Ferry knows.
+pub fn parse(bytes: &[u8]) -> Result<Ecg, EcgError> {
+    let ecg = match detect(bytes).ok_or(EcgError::UnknownFormat)? {
+        Format::Dicom => dicom::parse(bytes)?,
+        Format::Muse => muse::parse(bytes)?,
+        Format::Aecg => aecg::parse(bytes)?,
+        Format::Scp => scp::parse(bytes)?,
+    };
+    if ecg.groups.is_empty() {
+        return Err(EcgError::NoWaveform);
+    }
+    for g in &ecg.groups {
+        check_group(g)?;
+    }
+    Ok(ecg)
+}
+
+/// A decimal number from text, tolerant of spaces; None when it is not one.
+pub(crate) fn number(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Microvolts per unit of a UCUM-style amplitude unit (`uV`, `mV`, `V`, `nV`).
+pub(crate) fn microvolts_per(unit: &str) -> Option<f64> {
+    match unit.trim() {
+        "uV" | "µV" | "microvolt" | "MICROVOLTS" | "" => Some(1.0),
+        "mV" | "millivolt" => Some(1000.0),
+        "V" => Some(1_000_000.0),
+        "nV" => Some(0.001),
+        _ => None,
+    }
+}

@@ -1,0 +1,184 @@
+//! ECG parsers against independent reference decoders: DICOM against pydicom's
+//! `waveform_array`, HL7 aECG against the XML's digits × scale read by Python's own XML
+//! library, SCP-ECG against Debian's biosig (`save2gdf`); every format detected from its
+//! content; bad input refused with a clear error. (The ECG record's API, storage and viewer
+//! come with the rest of the ECG work.)
+
+use std::process::Command;
+
+use ferry::ecg::{self, EcgError, Format, Kind, Lead};
+
+fn data(name: &str) -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ecg/").to_string() + name)
+        .unwrap()
+}
+
+fn python(script: &str, arg: &str) -> serde_json::Value {
+    let out = Command::new("python3").args(["-c", script, arg]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Lead name → µV, from a reference decoder's JSON `{"NAME": [..], …}`.
+fn compare(group: &ecg::Group, reference: &serde_json::Value, tolerance: i64) {
+    let mut checked = 0;
+    for (lead, uv) in &group.leads {
+        let Some(r) = reference.get(lead.name()) else { continue };
+        let r: Vec<i64> =
+            r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap().round() as i64).collect();
+        assert_eq!(r.len(), uv.len(), "{}: sample count", lead.name());
+        let worst = r.iter().zip(uv).map(|(a, b)| (a - *b as i64).abs()).max().unwrap();
+        assert!(worst <= tolerance, "{}: differs by up to {worst} µV", lead.name());
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} leads compared");
+}
+
+#[test]
+fn dicom_ecg_samples_equal_pydicoms_and_its_measurements_are_read() {
+    let path = crate::support::testfile_path("waveform_ecg.dcm");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(ecg::detect(&bytes), Some(Format::Dicom));
+    let e = ecg::parse(&bytes).unwrap();
+    let rhythm = e.group(Kind::Rhythm).unwrap();
+    assert_eq!((rhythm.sampling_hz, rhythm.samples(), rhythm.leads.len()), (1000.0, 10000, 12));
+    let names: Vec<String> = rhythm.leads.iter().map(|(l, _)| l.name()).collect();
+    for n in ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V6"] {
+        assert!(names.contains(&n.to_string()), "{names:?}");
+    }
+    // pydicom: physical values in the channels' units (µV here), sensitivity × correction +
+    // baseline applied; leads named from the SCPECG lead codes by number.
+    let script = "import sys, json, pydicom\nds = pydicom.dcmread(sys.argv[1])\n\
+        names = {1:'I',2:'II',3:'V1',4:'V2',5:'V3',6:'V4',7:'V5',8:'V6',61:'III',62:'aVR',63:'aVL',64:'aVF'}\n\
+        out = {}\nfor g in range(2):\n\
+        \x20   w = ds.WaveformSequence[g]; a = ds.waveform_array(g)\n\
+        \x20   for c, ch in enumerate(w.ChannelDefinitionSequence):\n\
+        \x20       n = names[int(ch.ChannelSourceSequence[0].CodeValue.split('-')[-1])]\n\
+        \x20       out.setdefault(str(g), {})[n] = [float(v) for v in a[:, c]]\n\
+        print(json.dumps(out))\n";
+    let reference = python(script, &path);
+    compare(rhythm, &reference["0"], 1);
+    compare(e.group(Kind::Median).unwrap(), &reference["1"], 1);
+    assert_eq!(e.device.rr_ms, Some(982.0));
+    assert_eq!(e.device.pr_ms, Some(161.0));
+    assert_eq!(e.device.qrs_ms, Some(75.0));
+    assert_eq!(e.device.qt_ms, Some(368.0));
+    assert_eq!(e.device.qtc_bazett_ms, Some(370.0));
+    assert_eq!(
+        (e.device.p_axis_deg, e.device.qrs_axis_deg, e.device.t_axis_deg),
+        (Some(74.0), Some(52.0), Some(57.0))
+    );
+    assert_eq!(e.statements, ["RITMO SINUSALE", "ECG NORMALE"]);
+    assert_eq!(e.acquired_at.as_deref(), Some("2013-01-25T10:59:19"));
+    // Ferry's own: the rate within 2 bpm of the device's RR (61 bpm), the QRS axis within 15°.
+    let c = ecg::measure::computed(&e);
+    let device_rate = 60_000.0 / 982.0;
+    assert!((c.heart_rate_bpm.unwrap() - device_rate).abs() <= 2.0, "{c:?}");
+    assert!((c.qrs_axis_deg.unwrap() - 52.0).abs() <= 15.0, "{c:?}");
+}
+
+#[test]
+fn aecg_samples_equal_the_xmls_digits_times_scale() {
+    let bytes = data("hl7-aecg-example.xml");
+    assert_eq!(ecg::detect(&bytes), Some(Format::Aecg));
+    let e = ecg::parse(&bytes).unwrap();
+    let rhythm = e.group(Kind::Rhythm).unwrap();
+    assert_eq!(rhythm.sampling_hz, 500.0);
+    assert!(e.group(Kind::Median).is_some(), "the representative beat");
+    // Python's own XML reader: value = origin + scale × digit (µV here).
+    let script = "import sys, json, xml.etree.ElementTree as ET\nns = {'h': 'urn:hl7-org:v3'}\n\
+        root = ET.parse(sys.argv[1]).getroot()\nout = {}\n\
+        series = root.find('h:component/h:series', ns)\n\
+        for seq in series.findall('h:component/h:sequenceSet/h:component/h:sequence', ns):\n\
+        \x20   code = seq.find('h:code', ns).get('code')\n\
+        \x20   if not code.startswith('MDC_ECG_LEAD_'): continue\n\
+        \x20   v = seq.find('h:value', ns)\n\
+        \x20   o = float(v.find('h:origin', ns).get('value')); s = float(v.find('h:scale', ns).get('value'))\n\
+        \x20   name = code[len('MDC_ECG_LEAD_'):]\n\
+        \x20   name = {'AVR': 'aVR', 'AVL': 'aVL', 'AVF': 'aVF'}.get(name.upper(), name)\n\
+        \x20   out[name] = [o + s * float(d) for d in v.find('h:digits', ns).text.split()]\n\
+        print(json.dumps(out))\n";
+    let reference =
+        python(script, concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ecg/hl7-aecg-example.xml"));
+    compare(rhythm, &reference, 1);
+    assert_eq!(e.device.qt_ms, Some(420.0));
+    assert!(e.device.qrs_ms.is_some() && e.device.pr_ms.is_some());
+    assert_eq!(e.acquired_at.as_deref(), Some("2002-11-22T09:10:00"));
+    assert_eq!(e.device_model.as_deref(), Some("ELI250"));
+    assert!(e.statements.iter().any(|s| s == "Sinus Rhythm"), "{:?}", e.statements);
+}
+
+#[test]
+fn scp_samples_equal_biosigs() {
+    let bytes = data("scp-ecg-example.scp");
+    assert_eq!(ecg::detect(&bytes), Some(Format::Scp));
+    let e = ecg::parse(&bytes).unwrap();
+    let rhythm = e.group(Kind::Rhythm).unwrap();
+    assert_eq!((rhythm.sampling_hz, rhythm.samples(), rhythm.leads.len()), (500.0, 5000, 12));
+    assert_eq!(rhythm.leads[0].0, Lead::I);
+    // Debian's biosig decodes SCP-ECG on its own: one ASCII file per lead, in µV.
+    let dir = tempfile::tempdir().unwrap();
+    // (biosig names each lead's file by replacing the output's extension with `.aNN`.)
+    let out = dir.path().join("leads.asc");
+    let run = Command::new("save2gdf")
+        .args(["-f=ASCII"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ecg/scp-ecg-example.scp"))
+        .arg(&out)
+        .output()
+        .expect("save2gdf runs (scripts/install-deps installs biosig-tools)");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // The header (the output file itself) names each lead file and its label, in µV.
+    let header = String::from_utf8_lossy(&std::fs::read(&out).unwrap()).to_string();
+    let mut reference = serde_json::Map::new();
+    let mut file = None;
+    for line in header.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let value = value.split('#').next().unwrap_or("").trim().to_string();
+        match key.trim() {
+            "Filename" if value.rsplit('/').next().is_some_and(|n| n.starts_with("leads.a")) => {
+                file = Some(value)
+            }
+            "Label" => {
+                let f = file
+                    .take()
+                    .unwrap_or_else(|| panic!("a lead file before its label:\n{header}"));
+                let text = std::fs::read_to_string(&f).unwrap();
+                let values: Vec<serde_json::Value> = text
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<f64>().ok())
+                    .map(serde_json::Value::from)
+                    .collect();
+                reference.insert(value, serde_json::Value::Array(values));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(reference.len(), 12, "{header}");
+    compare(rhythm, &serde_json::Value::Object(reference), 1);
+}
+
+#[test]
+fn formats_come_from_the_content_and_bad_input_is_refused_clearly() {
+    assert_eq!(ecg::parse(b"hello").unwrap_err(), EcgError::UnknownFormat);
+    let bomb = br#"<?xml version="1.0"?><!DOCTYPE AnnotatedECG [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><AnnotatedECG>&b;</AnnotatedECG>"#;
+    assert_eq!(ecg::parse(bomb).unwrap_err(), EcgError::XmlDtd);
+    let external = br#"<?xml version="1.0"?><!DOCTYPE RestingECG [<!ENTITY x SYSTEM "http://example.org/x">]><RestingECG>&x;</RestingECG>"#;
+    assert_eq!(ecg::parse(external).unwrap_err(), EcgError::XmlDtd);
+    // A truncated SCP record, a truncated aECG, a DICOM ECG cut short.
+    let scp = data("scp-ecg-example.scp");
+    assert!(matches!(ecg::parse(&scp[..scp.len() / 2]).unwrap_err(), EcgError::Truncated(_)));
+    let aecg = data("hl7-aecg-example.xml");
+    assert!(matches!(ecg::parse(&aecg[..aecg.len() / 2]).unwrap_err(), EcgError::Malformed(..)));
+    let dcm = crate::support::testfile("waveform_ecg.dcm");
+    assert!(ecg::parse(&dcm[..dcm.len() - 5000]).is_err());
+    // Leads of unequal length; a sampling rate out of range; too many channels.
+    let unequal =
+        String::from_utf8(aecg.clone()).unwrap().replacen("<digits>", "<digits>1 2 3 ", 1);
+    assert_eq!(ecg::parse(unequal.as_bytes()).unwrap_err(), EcgError::UnequalLeads);
+    let slow = String::from_utf8(aecg).unwrap().replacen(
+        r#"value="0.002" unit="s""#,
+        r#"value="0.1" unit="s""#,
+        1,
+    );
+    assert!(matches!(ecg::parse(slow.as_bytes()).unwrap_err(), EcgError::SamplingRate(_)));
+}
