@@ -142,16 +142,17 @@ pub fn derive_limb_leads(leads: &mut Vec<(Lead, Vec<i32>)>) {
     if i.len() != ii.len() {
         return;
     }
-    type FromIandII = fn(i32, i32) -> i32;
+    type FromIandII = fn(f64, f64) -> f64;
     let derived: [(Lead, FromIandII); 4] = [
         (Lead::III, |a, b| b - a),
-        (Lead::AVR, |a, b| -(a + b) / 2),
-        (Lead::AVL, |a, b| a - b / 2),
-        (Lead::AVF, |a, b| b - a / 2),
+        (Lead::AVR, |a, b| -(a + b) / 2.0),
+        (Lead::AVL, |a, b| a - b / 2.0),
+        (Lead::AVF, |a, b| b - a / 2.0),
     ];
     for (lead, f) in derived {
         if get(lead, leads).is_none() {
-            leads.push((lead, i.iter().zip(&ii).map(|(a, b)| f(*a, *b)).collect()));
+            let values = i.iter().zip(&ii).map(|(a, b)| f(*a as f64, *b as f64).round() as i32);
+            leads.push((lead, values.collect()));
         }
     }
     leads.sort_by_key(|(l, _)| Lead::TWELVE.iter().position(|x| x == l).unwrap_or(99));
@@ -186,5 +187,9 @@ mod tests {
         assert_eq!(leads[3].1, vec![-200, -20]);
         assert_eq!(leads[4].1, vec![-50, -20]);
         assert_eq!(leads[5].1, vec![250, 40]);
+        // Halves round away from zero, as the reference decoders do.
+        let mut odd = vec![(Lead::I, vec![1]), (Lead::II, vec![2])];
+        derive_limb_leads(&mut odd);
+        assert_eq!(odd.iter().find(|(l, _)| *l == Lead::AVR).unwrap().1, vec![-2]);
     }
 }

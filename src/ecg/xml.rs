@@ -1,7 +1,8 @@
-//! A small XML tree for ECG files, bounded and safe: a document type declaration (and with it
-//! every entity declaration, external entity and entity expansion) is refused outright; only
-//! the five predefined entities and character references are read; depth, element count and
-//! text are bounded. Names are kept without their namespace prefix.
+//! A small XML tree for ECG files, bounded and safe: a document type declaration with an
+//! internal subset (and with it every entity declaration, external entity and entity
+//! expansion) is refused outright; a bare reference to an external DTD is never fetched; only
+//! the five predefined entities and character references are read; depth and element count
+//! are bounded. Names are kept without their namespace prefix.
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
@@ -86,7 +87,16 @@ pub fn parse(bytes: &[u8]) -> Result<Element, EcgError> {
     loop {
         let ev = reader.read_event_into(&mut buf).map_err(malformed)?;
         match ev {
-            Event::DocType(_) => return Err(EcgError::XmlDtd),
+            // A DTD of its own (an internal subset, where entities are declared) is refused.
+            // A bare reference to an external DTD (every MUSE export names `restecg.dtd`)
+            // is read past and never fetched: without an internal subset no entity exists,
+            // and any reference to one is refused below.
+            Event::DocType(d) => {
+                let decl = d.decode().map_err(malformed)?;
+                if decl.contains('[') || decl.contains("ENTITY") {
+                    return Err(EcgError::XmlDtd);
+                }
+            }
             Event::Start(s) => {
                 count += 1;
                 if stack.len() > MAX_DEPTH || count > MAX_ELEMENTS {
@@ -163,6 +173,11 @@ mod tests {
         assert_eq!(parse(xxe).unwrap_err(), EcgError::XmlDtd);
         // An entity nobody declared is refused too.
         assert_eq!(parse(b"<A>&x;</A>").unwrap_err(), EcgError::XmlDtd);
+        // A bare external DTD reference (as MUSE writes) is not fetched, and declares nothing.
+        let muse = br#"<?xml version="1.0"?><!DOCTYPE RestingECG SYSTEM "restecg.dtd"><RestingECG>&x;</RestingECG>"#;
+        assert_eq!(parse(muse).unwrap_err(), EcgError::XmlDtd);
+        let ok = br#"<?xml version="1.0"?><!DOCTYPE RestingECG SYSTEM "restecg.dtd"><RestingECG/>"#;
+        assert_eq!(parse(ok).unwrap().name, "RestingECG");
         assert!(parse(b"<A><B></A>").is_err());
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
         assert!(parse(deep.as_bytes()).is_err());

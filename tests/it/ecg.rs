@@ -13,6 +13,24 @@ fn data(name: &str) -> Vec<u8> {
         .unwrap()
 }
 
+/// What `tests/peers/ecg_reference.py` (independent decoders) reads from a test file: its
+/// leads as a name → µV map, and its whole answer.
+fn reference(name: &str, group: &str) -> (serde_json::Value, serde_json::Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ecg/").to_string() + name;
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/ecg_reference.py"))
+        .args([path.as_str(), "--group", group])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut leads = serde_json::Map::new();
+    for l in v["leads"].as_array().unwrap() {
+        leads.insert(l["name"].as_str().unwrap().to_string(), l["uv"].clone());
+    }
+    (serde_json::Value::Object(leads), v)
+}
+
 fn python(script: &str, arg: &str) -> serde_json::Value {
     let out = Command::new("python3").args(["-c", script, arg]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -181,4 +199,72 @@ fn formats_come_from_the_content_and_bad_input_is_refused_clearly() {
         1,
     );
     assert!(matches!(ecg::parse(slow.as_bytes()).unwrap_err(), EcgError::SamplingRate(_)));
+}
+
+#[test]
+fn muse_samples_measurements_and_statements_equal_the_references() {
+    let bytes = data("muse-guangxi-sinus-rhythm.xml");
+    assert_eq!(ecg::detect(&bytes), Some(Format::Muse));
+    let e = ecg::parse(&bytes).unwrap();
+    let rhythm = e.group(Kind::Rhythm).unwrap();
+    assert_eq!((rhythm.sampling_hz, rhythm.samples(), rhythm.leads.len()), (500.0, 5000, 12));
+    let (leads, whole) = reference("muse-guangxi-sinus-rhythm.xml", "rhythm");
+    compare(rhythm, &leads, 1);
+    let (median, _) = reference("muse-guangxi-sinus-rhythm.xml", "median");
+    compare(e.group(Kind::Median).unwrap(), &median, 1);
+    let d = &whole["device"];
+    let m = &e.device;
+    assert_eq!(m.heart_rate_bpm, d["heart_rate_bpm"].as_f64());
+    assert_eq!(
+        (m.pr_ms, m.qrs_ms, m.qt_ms),
+        (d["pr_ms"].as_f64(), d["qrs_ms"].as_f64(), d["qt_ms"].as_f64())
+    );
+    assert_eq!((m.qtc_bazett_ms, m.qtc_fridericia_ms), (Some(417.0), Some(384.0)));
+    assert_eq!((m.p_axis_deg, m.qrs_axis_deg, m.t_axis_deg), (Some(31.0), Some(63.0), Some(49.0)));
+    assert_eq!(e.statements, ["窦性心律", "ST段抬高（提示心室早期复极）"]);
+    // Ferry's rate within 2 bpm of the cart's (97).
+    let c = ecg::measure::computed(&e);
+    assert!((c.heart_rate_bpm.unwrap() - 97.0).abs() <= 2.0, "{c:?}");
+    // ecg2dcm's DICOM of the same ECG reads back to the same microvolts (the four derived limb
+    // leads were rounded differently: III within 1 µV, aVR/aVL/aVF within one 4.88 µV step).
+    let dcm = ecg::parse(&data("ecg2dcm-guangxi-sinus-rhythm.dcm")).unwrap();
+    let other = dcm.group(Kind::Rhythm).unwrap();
+    for (lead, uv) in &rhythm.leads {
+        let theirs = other.lead(*lead).unwrap();
+        let worst = uv.iter().zip(theirs).map(|(a, b)| (a - b).abs()).max().unwrap();
+        let allowed = match lead {
+            Lead::III => 1,
+            // ecg2dcm derives these in its raw units with floor division: one step, 4.88 µV.
+            Lead::AVR | Lead::AVL | Lead::AVF => 5,
+            _ => 0,
+        };
+        assert!(worst <= allowed, "{}: {worst} µV apart", lead.name());
+    }
+}
+
+/// The SCP sample is the aECG sample converted (by the ECG Toolkit): the two parsers must
+/// agree sample for sample, and on the measurements both carry.
+#[test]
+fn the_same_ecg_in_scp_and_aecg_reads_the_same() {
+    let scp = ecg::parse(&data("scp-ecg-example.scp")).unwrap();
+    let aecg = ecg::parse(&data("hl7-aecg-example.xml")).unwrap();
+    for kind in [Kind::Rhythm, Kind::Median] {
+        let (a, b) = (scp.group(kind).unwrap(), aecg.group(kind).unwrap());
+        assert_eq!(a.sampling_hz, b.sampling_hz);
+        for (lead, uv) in &a.leads {
+            assert_eq!(Some(uv.as_slice()), b.lead(*lead), "{kind:?} {}", lead.name());
+        }
+    }
+    assert_eq!(
+        (scp.device.pr_ms, scp.device.qrs_ms, scp.device.qt_ms),
+        (Some(148.0), Some(120.0), Some(420.0))
+    );
+    assert_eq!(
+        (scp.device.p_axis_deg, scp.device.qrs_axis_deg, scp.device.t_axis_deg),
+        (Some(44.0), Some(-61.0), Some(86.0))
+    );
+    assert_eq!(
+        (aecg.device.pr_ms, aecg.device.qrs_ms, aecg.device.qt_ms),
+        (Some(148.0), Some(120.0), Some(420.0))
+    );
 }
