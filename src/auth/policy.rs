@@ -195,6 +195,10 @@ actions! {
     ImagingSearch = "imaging.search", AnyUser, audit: true, hidden: false;
     /// Reading one study's series, instances, metadata or pixels.
     ImagingRead = "imaging.read", SiteOrShared, audit: true, hidden: true;
+    /// Listing the ECGs one may see (the search sees only those; each listed one is a read).
+    EcgSearch = "ecg.search", AnyUser, audit: true, hidden: false;
+    /// Reading one ECG: its record, waveform and original bytes.
+    EcgRead = "ecg.read", SiteOrShared, audit: true, hidden: true;
     /// Sharing a study of one's own site with another site.
     StudyShare = "study.share", OwnSite, audit: true, hidden: true;
     /// Requesting a consult for one's own site (clinicians only; the creation itself is

@@ -14,10 +14,12 @@
 
 pub mod aecg;
 pub mod dicom;
+pub mod http;
 pub mod leads;
 pub mod measure;
 pub mod muse;
 pub mod scp;
+pub mod store;
 pub mod xml;
 
 use serde::Serialize;
@@ -252,6 +254,65 @@ pub fn parse(bytes: &[u8]) -> Result<Ecg, EcgError> {
         check_group(g)?;
     }
     Ok(ecg)
+}
+
+/// The DICOM SOP classes that hold ECGs: 12-lead, General and Ambulatory ECG Waveform Storage.
+pub fn is_ecg_sop_class(uid: &str) -> bool {
+    matches!(
+        uid,
+        "1.2.840.10008.5.1.4.1.1.9.1.1"
+            | "1.2.840.10008.5.1.4.1.1.9.1.2"
+            | "1.2.840.10008.5.1.4.1.1.9.1.3"
+    )
+}
+
+/// The ECG record of a DICOM ECG just stored in the archive (under the archive's permit, whose
+/// decision was recorded): parsed on a blocking thread; a waveform the ECG reader cannot read
+/// leaves the instance stored (it passed the archive's checks) and says so in the log.
+pub async fn record_dicom(
+    db: &crate::storage::Db,
+    permit: &crate::auth::policy::Permit<crate::auth::policy::ImagingStore>,
+    study: &str,
+    sop: &str,
+    bytes: bytes::Bytes,
+    sha256: &str,
+    now: i64,
+) {
+    let parsed = tokio::task::spawn_blocking(move || {
+        let e = parse(&bytes)?;
+        let computed = measure::computed(&e);
+        Ok::<_, EcgError>((e, computed))
+    })
+    .await;
+    let (ecg, computed) = match parsed {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::warn!(code = e.code(), "a DICOM ECG stored without an ECG record: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let key = match crate::archive::store::instance_object(db, sop).await {
+        Ok(Some(k)) => k,
+        _ => return,
+    };
+    let id = format!("ecg_{}", crate::ids::random_id(9));
+    let summary = store::summary(&ecg, &computed);
+    let actor = permit.actor().map(|a| a.to_string()).unwrap_or_else(|| "device".into());
+    let new = store::NewEcg {
+        id: &id,
+        ecg: &ecg,
+        sha256,
+        object_key: &key,
+        study_uid: Some(study),
+        sop_instance_uid: Some(sop),
+        summary: &summary,
+        created_by: &actor,
+        now,
+    };
+    if let Err(e) = store::insert(db, permit, new).await {
+        tracing::warn!(error = %e, "the ECG record of a stored DICOM ECG could not be written");
+    }
 }
 
 /// A decimal number from text, tolerant of spaces; None when it is not one.

@@ -50,6 +50,10 @@ pub fn router(state: AppState) -> Router {
         .route("/consults/{id}/opinions", post(consult::sign))
         .route("/consults/{id}/acknowledge", post(consult::acknowledge))
         .route("/specialists", get(consult::specialists))
+        .route("/ecgs", get(crate::ecg::http::list).post(crate::ecg::http::create))
+        .route("/ecgs/{id}", get(crate::ecg::http::get))
+        .route("/ecgs/{id}/waveform", get(crate::ecg::http::waveform))
+        .route("/ecgs/{id}/original", get(crate::ecg::http::original))
         .route("/uploads", post(crate::upload::create).options(crate::upload::options))
         .route(
             "/uploads/{id}",

@@ -102,6 +102,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0007_bulk_index.sql"),
         postgres: include_str!("../../migrations/postgres/0007_bulk_index.sql"),
     },
+    Migration {
+        version: 8,
+        name: "ECG records",
+        sqlite: include_str!("../../migrations/sqlite/0008_ecgs.sql"),
+        postgres: include_str!("../../migrations/postgres/0008_ecgs.sql"),
+    },
 ];
 
 impl Db {

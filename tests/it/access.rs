@@ -53,6 +53,21 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
     let consult = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let r = requester.post(&format!("/api/consults/{consult}/cancel"), json!({})).await;
     assert_eq!(r.status(), 200);
+    // An ECG of that site (an aECG: no study, the site's own).
+    let r = requester
+        .req(reqwest::Method::POST, "/api/ecgs")
+        .body(
+            std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/ecg/hl7-aecg-example.xml"
+            ))
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let ecg = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let c = |action, method, path: String, body: Option<Value>| Case {
         action,
         method,
@@ -79,6 +94,8 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
         c("site.list", "GET", "/api/sites".into(), None),
         c("site.read", "GET", format!("/api/sites/{site}"), None),
         c("people.directory", "GET", format!("/api/people?ids={user}"), None),
+        c("ecg.search", "GET", "/api/ecgs".into(), None),
+        c("ecg.read", "GET", format!("/api/ecgs/{ecg}"), None),
         c(
             "site.create",
             "POST",

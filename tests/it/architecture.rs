@@ -225,6 +225,7 @@ const HANDLERS: &[&str] = &[
     "http/",
     "dicomweb/",
     "consult/http.rs",
+    "ecg/http.rs",
     "signal/ws.rs",
     "signal/turn.rs",
     "upload/mod.rs",

@@ -268,3 +268,102 @@ fn the_same_ecg_in_scp_and_aecg_reads_the_same() {
         (Some(148.0), Some(120.0), Some(420.0))
     );
 }
+
+archive_backends!([ecgs_in_every_format_through_the_api]);
+
+/// Every format through `POST /api/ecgs` on every backend pair: the record (groups, device and
+/// computed measurements, statements), the same ECG again is the same record, the waveform in
+/// microvolts equals what the parser reads, the original comes back byte for byte; another site
+/// gets 404 (audited); a DICOM ECG sent by STOW-RS gets its record too; unknown formats 415
+/// naming the accepted ones, hostile XML 422, and nothing of either is stored.
+async fn ecgs_in_every_format_through_the_api(
+    (sql, obj): (crate::support::Sql, crate::support::Obj),
+) {
+    use crate::support::TestServer;
+    let s = TestServer::start_with(sql, obj, &[]).await;
+    let (zhao, ma) = (s.login("dr-zhao").await, s.login("dr-ma").await);
+    let post = |c: &crate::support::Client, bytes: Vec<u8>| {
+        let c = c.clone();
+        async move {
+            let r = c.req(reqwest::Method::POST, "/api/ecgs").body(bytes).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let files = [
+        ("muse-guangxi-sinus-rhythm.xml", "muse", data("muse-guangxi-sinus-rhythm.xml")),
+        ("hl7-aecg-example.xml", "aecg", data("hl7-aecg-example.xml")),
+        ("scp-ecg-example.scp", "scp", data("scp-ecg-example.scp")),
+        ("waveform_ecg.dcm", "dicom", crate::support::testfile("waveform_ecg.dcm")),
+    ];
+    let mut ids = vec![];
+    for (name, format, bytes) in &files {
+        let (st, rec) = post(&zhao, bytes.clone()).await;
+        assert_eq!(st, 201, "{name}: {rec}");
+        assert_eq!(rec["format"], *format, "{name}");
+        assert_eq!(rec["site"], "island-clinic");
+        let id = rec["id"].as_str().unwrap().to_string();
+        let rhythm =
+            rec["groups"].as_array().unwrap().iter().find(|g| g["kind"] == "rhythm").unwrap();
+        assert_eq!(rhythm["leads"].as_array().unwrap().len(), 12, "{name}");
+        assert!(rhythm["duration_ms"].as_f64().unwrap() >= 9_000.0, "{name}");
+        assert!(
+            rec["measurements"]["device"].is_object()
+                && rec["measurements"]["computed"]["heart_rate_bpm"].is_number(),
+            "{name}: {rec}"
+        );
+        if *format == "dicom" {
+            assert!(rec["study_uid"].is_string() && rec["sop_uid"].is_string(), "{rec}");
+        }
+        // The same ECG again: the same record.
+        let (st, again) = post(&zhao, bytes.clone()).await;
+        assert_eq!((st, again["id"].as_str()), (200, Some(id.as_str())), "{name}");
+        // The waveform, in microvolts, as the parser reads it.
+        let w: serde_json::Value =
+            zhao.get(&format!("/api/ecgs/{id}/waveform?group=rhythm")).await.json().await.unwrap();
+        let parsed = ecg::parse(bytes).unwrap();
+        let g = parsed.group(Kind::Rhythm).unwrap();
+        assert_eq!(w["sampling_hz"].as_f64(), Some(g.sampling_hz));
+        let lead_ii = w["leads"].as_array().unwrap().iter().find(|l| l["name"] == "II").unwrap();
+        let uv: Vec<i32> =
+            lead_ii["uv"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i32).collect();
+        assert_eq!(Some(uv.as_slice()), g.lead(Lead::II), "{name}");
+        // The original, byte for byte.
+        let original = zhao.get(&format!("/api/ecgs/{id}/original")).await.bytes().await.unwrap();
+        assert!(original.as_ref() == bytes.as_slice(), "{name}: original differs");
+        // Another site: not found, and the refusal recorded.
+        assert_eq!(ma.get(&format!("/api/ecgs/{id}")).await.status(), 404);
+        assert_eq!(ma.get(&format!("/api/ecgs/{id}/waveform")).await.status(), 404);
+        ids.push(id);
+    }
+    let denied = crate::support::audit_events(&s, "action=ecg.read&outcome=denied").await;
+    assert!(denied.iter().any(|e| e["actor"] == "dr-ma"), "{denied:?}");
+    // Searches: all four for the island, none for the mountain; by format and by patient.
+    let list = |c: &crate::support::Client, q: &'static str| {
+        let c = c.clone();
+        async move {
+            c.get(&format!("/api/ecgs{q}")).await.json::<serde_json::Value>().await.unwrap()["ecgs"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(list(&zhao, "").await, 4);
+    assert_eq!(list(&zhao, "?format=scp").await, 1);
+    // The SCP sample is the aECG's recording converted: one subject, two ECGs.
+    assert_eq!(list(&zhao, "?patient_id=SBJ-123").await, 2, "the aECG's subject");
+    assert_eq!(list(&zhao, "?patient_id=nobody").await, 0);
+    assert_eq!(list(&ma, "").await, 0);
+    // A DICOM ECG by STOW-RS gets its record like any other path.
+    let other = data("ecg2dcm-guangxi-sinus-rhythm.dcm");
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&other]).await.0, 200);
+    assert_eq!(list(&zhao, "?format=dicom").await, 2);
+    // Refused, and nothing stored.
+    let (st, p) = post(&zhao, b"this is not an ECG".to_vec()).await;
+    assert_eq!(st, 415);
+    assert!(p["detail"].as_str().unwrap().contains("SCP-ECG"), "{p}");
+    let bomb = br#"<?xml version="1.0"?><!DOCTYPE AnnotatedECG [<!ENTITY a "aaaa">]><AnnotatedECG>&a;</AnnotatedECG>"#;
+    let (st, p) = post(&zhao, bomb.to_vec()).await;
+    assert_eq!((st, p["code"].as_str()), (422, Some("xml_dtd_refused")));
+    assert_eq!(list(&zhao, "").await, 5);
+}

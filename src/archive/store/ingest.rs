@@ -360,10 +360,32 @@ pub async fn ingest(
             "no frame index for this instance; frames will be decoded from the whole file"
         );
     }
-    let stored = store_instance(db, objects, permit, &inst, bytes, &sha, replace_as, now)
+    let stored = store_instance(db, objects, permit, &inst, bytes.clone(), &sha, replace_as, now)
         .await
         .map_err(|r| (false, named(r)))?;
+    // An ECG, by whatever path it came (STOW-RS, C-STORE, tus, POST /api/ecgs), also gets its
+    // ECG record.
+    if crate::ecg::is_ecg_sop_class(&inst.sop_class_uid) {
+        crate::ecg::record_dicom(
+            db,
+            permit,
+            &inst.study_uid,
+            &inst.sop_instance_uid,
+            bytes,
+            &sha,
+            now,
+        )
+        .await;
+    }
     Ok((inst, stored))
+}
+
+/// The object holding a stored instance's bytes.
+pub async fn instance_object(db: &Db, sop: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT object_key FROM instances WHERE sop_instance_uid = $1")
+        .bind(sop)
+        .fetch_optional(db.pool())
+        .await
 }
 
 /// Is this SOP instance stored already? Identical bytes: success; different: a refusal.

@@ -1,0 +1,272 @@
+//! The ECG API: `POST /api/ecgs` (the file as the body, any format; DICOM ECGs also go into
+//! the archive like any instance), `GET /api/ecgs` (search), `GET /api/ecgs/{id}` (the
+//! record), `…/waveform?group=rhythm|median` (microvolts), `…/original` (the bytes as
+//! received). Access and audit as for imaging: an ECG is patient data of its site; other
+//! sites get 404, audited.
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::store::{self, EcgQuery, EcgRow};
+use super::{EcgError, Format, Kind};
+use crate::audit::Outcome;
+use crate::auth::RequestCtx;
+use crate::auth::policy::{EcgRead, EcgSearch, ImagingStore, Permit, Target};
+use crate::error::{ApiError, PathParams, QueryParams};
+
+fn problem(e: EcgError) -> ApiError {
+    match e {
+        EcgError::UnknownFormat => ApiError::UnsupportedMediaType {
+            detail: "not an ECG Ferry reads; accepted: DICOM ECG waveform (12-lead, General, \
+                     Ambulatory), GE MUSE XML, HL7 aECG, SCP-ECG"
+                .into(),
+        },
+        other => ApiError::Unprocessable { code: other.code(), detail: other.to_string() },
+    }
+}
+
+/// The record as the API answers it.
+pub fn view(r: &EcgRow) -> Value {
+    json!({
+        "id": r.id,
+        "format": r.format,
+        "acquired_at": r.acquired_at,
+        "site": r.site,
+        "study_uid": r.study_uid,
+        "sop_uid": r.sop_instance_uid,
+        "patient": {
+            "name": r.patient_name, "id": r.patient_id,
+            "birth_date": r.patient_birth_date, "sex": r.patient_sex,
+        },
+        "groups": r.summary["groups"],
+        "measurements": r.summary["measurements"],
+        "statements": r.summary["statements"],
+        "device_model": r.summary["device_model"],
+        "created_at": crate::time::rfc3339(r.created_at),
+    })
+}
+
+/// `POST /api/ecgs`: stores an ECG for the person's site (201; 200 when the same ECG was
+/// already there), answering its record.
+pub async fn create(ctx: RequestCtx, body: Body) -> Result<Response, ApiError> {
+    let limit = (ctx.state.settings.dicomweb.max_instance_mib * 1024 * 1024) as usize;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge)?;
+    let site = ctx.actor.user.site.clone();
+    let permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "ecg", None)).await?;
+    let b = bytes.clone();
+    let (ecg, computed, sha) = tokio::task::spawn_blocking(move || {
+        let e = super::parse(&b)?;
+        let computed = super::measure::computed(&e);
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b));
+        Ok::<_, EcgError>((e, computed, sha))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(problem)?;
+    let st = &ctx.state;
+    let now = ctx.now();
+    let (row, fresh) = if ecg.format == Format::Dicom {
+        // Into the archive like any instance (same checks, index, shares); the archive makes
+        // the ECG record.
+        let replace_as = st.settings.dicomweb.replaces().then(|| ctx.actor.user.id.to_string());
+        let (inst, stored) = crate::archive::store::ingest(
+            &st.db,
+            &st.objects,
+            &permit,
+            Bytes::clone(&bytes),
+            None,
+            replace_as.as_deref(),
+            now,
+        )
+        .await
+        .map_err(|(_, r)| ApiError::Unprocessable {
+            code: "dicom_refused",
+            detail: format!("the archive refused the DICOM ECG: {}", r.reason),
+        })?;
+        let found = store::by_instance(&st.db, &inst.sop_instance_uid).await?.ok_or_else(|| {
+            ApiError::Unprocessable {
+                code: "malformed_ecg",
+                detail: "the DICOM instance was stored but its waveform could not be read".into(),
+            }
+        })?;
+        (found, stored == crate::archive::store::Stored::New)
+    } else {
+        let id = format!("ecg_{}", crate::ids::random_id(9));
+        let key = format!("ecgs/{}/{id}.{}", site, extension(ecg.format));
+        st.objects.put(&key, bytes.clone()).await.map_err(ApiError::internal)?;
+        let summary = store::summary(&ecg, &computed);
+        let new = store::NewEcg {
+            id: &id,
+            ecg: &ecg,
+            sha256: &sha,
+            object_key: &key,
+            study_uid: None,
+            sop_instance_uid: None,
+            summary: &summary,
+            created_by: ctx.actor.user.id.as_str(),
+            now,
+        };
+        let (row, fresh) = store::insert(&st.db, &permit, new).await?;
+        if !fresh {
+            // The same ECG was there already: these bytes are not needed.
+            let _ = st.objects.delete(&key).await;
+        }
+        (row, fresh)
+    };
+    if fresh {
+        ctx.audit(
+            "ecg.stored",
+            "ecg",
+            Some(row.id.clone()),
+            Some(row.site.clone()),
+            Outcome::Success,
+            Some(format!("{} ECG", row.format)),
+        )
+        .await?;
+    }
+    let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(view(&row))).into_response())
+}
+
+fn extension(f: Format) -> &'static str {
+    match f {
+        Format::Dicom => "dcm",
+        Format::Muse | Format::Aecg => "xml",
+        Format::Scp => "scp",
+    }
+}
+
+/// The permit to read an ECG, or 404 (audited) whether it is missing or another site's.
+async fn ecg_permit(ctx: &RequestCtx, id: &str) -> Result<Permit<EcgRead>, ApiError> {
+    if !id.starts_with("ecg_") || id.len() > 40 {
+        return Err(ApiError::NotFound { what: "ECG" });
+    }
+    let (site, shared) =
+        store::sites_of(&ctx.state.db, id).await?.ok_or(ApiError::NotFound { what: "ECG" })?;
+    let mut target = Target::site(&site, "ecg", Some(id.to_string()));
+    target.shared_with = shared;
+    ctx.permit(target).await
+}
+
+async fn load(ctx: &RequestCtx, id: &str) -> Result<EcgRow, ApiError> {
+    let permit = ecg_permit(ctx, id).await?;
+    store::get(&ctx.state.db, &permit).await?.ok_or(ApiError::NotFound { what: "ECG" })
+}
+
+/// `GET /api/ecgs/{id}`.
+pub async fn get(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(view(&load(&ctx, &id).await?)))
+}
+
+#[derive(serde::Deserialize)]
+pub struct WaveformQuery {
+    group: Option<String>,
+}
+
+/// `GET /api/ecgs/{id}/waveform?group=rhythm|median`: `{"sampling_hz", "leads": [{"name",
+/// "uv"}]}`, read from the bytes as received.
+pub async fn waveform(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<WaveformQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = match q.group.as_deref().unwrap_or("rhythm") {
+        "rhythm" => Kind::Rhythm,
+        "median" => Kind::Median,
+        _ => return Err(ApiError::bad_request("invalid_query", "group is rhythm or median")),
+    };
+    let row = load(&ctx, &id).await?;
+    let bytes = ctx.state.objects.get(&row.object_key).await.map_err(ApiError::internal)?;
+    let ecg = tokio::task::spawn_blocking(move || super::parse(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(problem)?;
+    let g = ecg.group(kind).ok_or(ApiError::NotFound { what: "waveform group" })?;
+    let leads: Vec<Value> =
+        g.leads.iter().map(|(l, uv)| json!({ "name": l.name(), "uv": uv })).collect();
+    Ok(Json(json!({ "sampling_hz": g.sampling_hz, "leads": leads })))
+}
+
+/// `GET /api/ecgs/{id}/original`: the bytes exactly as received.
+pub async fn original(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let row = load(&ctx, &id).await?;
+    let bytes = ctx.state.objects.get(&row.object_key).await.map_err(ApiError::internal)?;
+    let (ct, ext) = match row.format.as_str() {
+        "dicom" => ("application/dicom", "dcm"),
+        "scp" => ("application/octet-stream", "scp"),
+        _ => ("application/xml", "xml"),
+    };
+    let mut r = (StatusCode::OK, bytes).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.{ext}\"", row.id)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+#[derive(serde::Deserialize)]
+pub struct SearchQuery {
+    patient_id: Option<String>,
+    name: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    site: Option<String>,
+    format: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /api/ecgs`: the ECGs the person may see, newest first; every listed one is a read,
+/// recorded so.
+pub async fn list(
+    ctx: RequestCtx,
+    QueryParams(q): QueryParams<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let permit: Permit<EcgSearch> =
+        ctx.permit(Target::site(&ctx.actor.user.site, "ecg", None)).await?;
+    if let Some(f) = &q.format
+        && !["dicom", "muse", "aecg", "scp"].contains(&f.as_str())
+    {
+        return Err(ApiError::bad_request("invalid_query", "format is dicom, muse, aecg or scp"));
+    }
+    let query = EcgQuery {
+        patient_id: q.patient_id.filter(|v| !v.is_empty()),
+        patient_name: q.name.filter(|v| !v.is_empty()),
+        from: q.from.filter(|v| !v.is_empty()),
+        to: q.to.filter(|v| !v.is_empty()),
+        site: q.site.filter(|v| !v.is_empty()),
+        format: q.format,
+        limit: q.limit.unwrap_or(50),
+        offset: q.offset.unwrap_or(0),
+    };
+    let rows = store::search(&ctx.state.db, &permit, &query).await?;
+    let now = ctx.now();
+    let reads: Vec<crate::audit::NewEvent> = rows
+        .iter()
+        .map(|r| crate::audit::NewEvent {
+            at: now,
+            actor: Some(ctx.actor.user.id.to_string()),
+            actor_site: Some(ctx.actor.user.site.to_string()),
+            site: Some(r.site.clone()),
+            action: "ecg.read",
+            resource_kind: "ecg",
+            resource_id: Some(r.id.clone()),
+            outcome: Outcome::Allowed,
+            client_addr: ctx.client.map(|c| c.to_string()),
+            detail: Some("listed".into()),
+        })
+        .collect();
+    crate::audit::record_all(&ctx.state.db, &reads).await?;
+    Ok(Json(json!({ "ecgs": rows.iter().map(view).collect::<Vec<_>>() })))
+}
