@@ -94,28 +94,11 @@ pub async fn create(ctx: RequestCtx, body: Body) -> Result<Response, ApiError> {
             }
         })?;
         (found, stored == crate::archive::store::Stored::New)
+    } else if let Some(row) = store::by_sha(&st.db, &permit, &sha).await? {
+        // The same ECG again: its record.
+        (row, false)
     } else {
-        let id = format!("ecg_{}", crate::ids::random_id(9));
-        let key = format!("ecgs/{}/{id}.{}", site, extension(ecg.format));
-        st.objects.put(&key, bytes.clone()).await.map_err(ApiError::internal)?;
-        let summary = store::summary(&ecg, &computed);
-        let new = store::NewEcg {
-            id: &id,
-            ecg: &ecg,
-            sha256: &sha,
-            object_key: &key,
-            study_uid: None,
-            sop_instance_uid: None,
-            summary: &summary,
-            created_by: ctx.actor.user.id.as_str(),
-            now,
-        };
-        let (row, fresh) = store::insert(&st.db, &permit, new).await?;
-        if !fresh {
-            // The same ECG was there already: these bytes are not needed.
-            let _ = st.objects.delete(&key).await;
-        }
-        (row, fresh)
+        stored_with_dicom(&ctx, &permit, &ecg, &computed, bytes, &sha, now).await?
     };
     if fresh {
         ctx.audit(
@@ -130,6 +113,75 @@ pub async fn create(ctx: RequestCtx, body: Body) -> Result<Response, ApiError> {
     }
     let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(view(&row))).into_response())
+}
+
+/// A MUSE, aECG or SCP ECG: the bytes as received, its record, and its DICOM General ECG form
+/// in the archive (a study of its own for that patient at that site), all or nothing.
+async fn stored_with_dicom(
+    ctx: &RequestCtx,
+    permit: &Permit<ImagingStore>,
+    ecg: &super::Ecg,
+    computed: &super::Measurements,
+    bytes: Bytes,
+    sha: &str,
+    now: i64,
+) -> Result<(EcgRow, bool), ApiError> {
+    let st = &ctx.state;
+    let id = format!("ecg_{}", crate::ids::random_id(9));
+    let site = permit.site().map(|s| s.to_string()).unwrap_or_default();
+    let key = format!("ecgs/{site}/{id}.{}", extension(ecg.format));
+    st.objects.put(&key, bytes).await.map_err(ApiError::internal)?;
+    let (study, series, instance) =
+        (super::dicom_out::new_uid(), super::dicom_out::new_uid(), super::dicom_out::new_uid());
+    let summary = store::summary(ecg, computed);
+    let new = store::NewEcg {
+        id: &id,
+        ecg,
+        sha256: sha,
+        object_key: &key,
+        study_uid: Some(&study),
+        sop_instance_uid: Some(&instance),
+        summary: &summary,
+        created_by: ctx.actor.user.id.as_str(),
+        now,
+    };
+    let (row, fresh) = store::insert(&st.db, permit, new).await?;
+    if !fresh {
+        // Sent twice at once: the other request stored it.
+        let _ = st.objects.delete(&key).await;
+        return Ok((row, false));
+    }
+    let (copy, s, se, i) = (ecg.clone(), study.clone(), series, instance.clone());
+    let dicom = tokio::task::spawn_blocking(move || {
+        let uids = super::dicom_out::Uids { study: &s, series: &se, instance: &i };
+        super::dicom_out::write(&copy, &uids)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let ingested = match dicom {
+        Ok(d) => crate::archive::store::ingest(
+            &st.db,
+            &st.objects,
+            permit,
+            Bytes::from(d),
+            None,
+            None,
+            now,
+        )
+        .await
+        .map_err(|(_, r)| r.reason),
+        Err(e) => Err(e),
+    };
+    if let Err(why) = ingested {
+        let _ = store::remove(&st.db, permit, &id).await;
+        let _ = st.objects.delete(&key).await;
+        tracing::warn!(reason = %why, "the DICOM form of an ECG was refused; nothing stored");
+        return Err(ApiError::Unprocessable {
+            code: "dicom_refused",
+            detail: format!("the ECG could not be stored as DICOM: {why}"),
+        });
+    }
+    Ok((row, true))
 }
 
 fn extension(f: Format) -> &'static str {

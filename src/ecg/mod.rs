@@ -14,6 +14,7 @@
 
 pub mod aecg;
 pub mod dicom;
+pub mod dicom_out;
 pub mod http;
 pub mod leads;
 pub mod measure;
@@ -241,7 +242,7 @@ fn xml_root_format(rest: &str) -> Option<Format> {
 
 /// Reads an ECG in any format Ferry knows.
 pub fn parse(bytes: &[u8]) -> Result<Ecg, EcgError> {
-    let ecg = match detect(bytes).ok_or(EcgError::UnknownFormat)? {
+    let mut ecg = match detect(bytes).ok_or(EcgError::UnknownFormat)? {
         Format::Dicom => dicom::parse(bytes)?,
         Format::Muse => muse::parse(bytes)?,
         Format::Aecg => aecg::parse(bytes)?,
@@ -253,6 +254,8 @@ pub fn parse(bytes: &[u8]) -> Result<Ecg, EcgError> {
     for g in &ecg.groups {
         check_group(g)?;
     }
+    // The rhythm first, whatever order the file had (MUSE writes the median first).
+    ecg.groups.sort_by_key(|g| g.kind != Kind::Rhythm);
     Ok(ecg)
 }
 
@@ -292,6 +295,10 @@ pub async fn record_dicom(
         }
         Err(_) => return,
     };
+    // An ECG that came in another format already has its record (this is its DICOM form).
+    if matches!(store::by_instance(db, sop).await, Ok(Some(_))) {
+        return;
+    }
     let key = match crate::archive::store::instance_object(db, sop).await {
         Ok(Some(k)) => k,
         _ => return,

@@ -128,7 +128,14 @@ pub fn parse(bytes: &[u8]) -> Result<Ecg, EcgError> {
         patient: Patient {
             name: Phi::new(name),
             id: Phi::new(text("PatientID")),
-            birth_date: Phi::new(text("DateofBirth")),
+            // MM-DD-YYYY, as DICOM's YYYYMMDD.
+            birth_date: Phi::new(text("DateofBirth").and_then(|d| {
+                let p: Vec<&str> = d.split(['-', '/']).collect();
+                match p.as_slice() {
+                    [m, day, y] if y.len() == 4 => Some(format!("{y}{m:0>2}{day:0>2}")),
+                    _ => None,
+                }
+            })),
             sex: text("Gender").map(|g| g.chars().take(1).collect::<String>().to_uppercase()),
         },
         groups,

@@ -233,3 +233,24 @@ pub async fn by_instance(db: &Db, sop: &str) -> Result<Option<EcgRow>, sqlx::Err
         .await?;
     r.map(|r| row(&r)).transpose()
 }
+
+/// The record of these bytes at the permit's site, if they were sent before.
+pub async fn by_sha(
+    db: &Db,
+    permit: &Permit<ImagingStore>,
+    sha256: &str,
+) -> Result<Option<EcgRow>, sqlx::Error> {
+    let site = permit.site().map(|s| s.to_string()).unwrap_or_default();
+    let r = sqlx::query(&format!("SELECT {COLS} FROM ecgs WHERE site_id = $1 AND sha256 = $2"))
+        .bind(site)
+        .bind(sha256)
+        .fetch_optional(db.pool())
+        .await?;
+    r.map(|r| row(&r)).transpose()
+}
+
+/// Forgets a record whose store did not complete (its DICOM form was refused).
+pub async fn remove(db: &Db, _: &Permit<ImagingStore>, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ecgs WHERE id = $1").bind(id).execute(db.pool()).await?;
+    Ok(())
+}

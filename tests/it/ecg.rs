@@ -312,8 +312,38 @@ async fn ecgs_in_every_format_through_the_api(
                 && rec["measurements"]["computed"]["heart_rate_bpm"].is_number(),
             "{name}: {rec}"
         );
-        if *format == "dicom" {
-            assert!(rec["study_uid"].is_string() && rec["sop_uid"].is_string(), "{rec}");
+        // Every ECG is also a DICOM instance in the archive (MUSE, aECG and SCP as a General
+        // ECG Waveform written by Ferry): pydicom reads it to the same microvolts, and Debian's
+        // dciodvfy finds no error in what Ferry wrote.
+        let (study, sop) = (rec["study_uid"].as_str().unwrap(), rec["sop_uid"].as_str().unwrap());
+        let (st, parts) = zhao.wado(&format!("/dicomweb/studies/{study}")).await;
+        assert_eq!((st, parts.len()), (200, 1), "{name}");
+        if *format != "dicom" {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("ecg.dcm");
+            std::fs::write(&file, &parts[0]).unwrap();
+            let script = "import sys, json, pydicom\nds = pydicom.dcmread(sys.argv[1])\n\
+                w = ds.WaveformSequence[0]\n\
+                names = [c.ChannelSourceSequence[0].CodeValue for c in w.ChannelDefinitionSequence]\n\
+                a = ds.waveform_array(0)\n\
+                print(json.dumps({'sop': ds.SOPInstanceUID, 'class': ds.SOPClassUID, \
+                'II': [round(float(v)) for v in a[:, names.index('2:2')]]}))\n";
+            let read = python(script, file.to_str().unwrap());
+            assert_eq!(read["sop"], sop);
+            assert_eq!(read["class"], "1.2.840.10008.5.1.4.1.1.9.1.2");
+            let ii: Vec<i32> =
+                read["II"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i32).collect();
+            assert_eq!(
+                Some(ii.as_slice()),
+                ecg::parse(bytes).unwrap().group(Kind::Rhythm).unwrap().lead(Lead::II),
+                "{name}"
+            );
+            let check =
+                Command::new("dciodvfy").arg(&file).output().expect("dciodvfy runs (dicom3tools)");
+            let report = String::from_utf8_lossy(&check.stderr).to_string()
+                + &String::from_utf8_lossy(&check.stdout);
+            let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+            assert!(errors.is_empty(), "{name}: dciodvfy: {errors:?}");
         }
         // The same ECG again: the same record.
         let (st, again) = post(&zhao, bytes.clone()).await;
@@ -358,6 +388,10 @@ async fn ecgs_in_every_format_through_the_api(
     let other = data("ecg2dcm-guangxi-sinus-rhythm.dcm");
     assert_eq!(zhao.stow("/dicomweb/studies", &[&other]).await.0, 200);
     assert_eq!(list(&zhao, "?format=dicom").await, 2);
+    // Every ECG's study is in the study list: four of them, and the STOW-RS one.
+    let studies: Vec<serde_json::Value> =
+        zhao.get("/dicomweb/studies?ModalitiesInStudy=ECG").await.json().await.unwrap();
+    assert_eq!(studies.len(), 5);
     // Refused, and nothing stored.
     let (st, p) = post(&zhao, b"this is not an ECG".to_vec()).await;
     assert_eq!(st, 415);
