@@ -91,6 +91,13 @@ struct UploadArgs {
     /// Where unfinished uploads are remembered.
     #[arg(long, default_value = ".ferry-upload-state.json")]
     state: PathBuf,
+    /// Keep watching the folders and send each new file once it has stopped changing (an ECG
+    /// cart's or a modality's export folder); remembers what was sent across restarts.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: a file is sent once its size and time have not changed for this long.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "watch")]
+    settle: std::time::Duration,
 }
 
 fn parse_rate(s: &str) -> Result<u64, String> {
@@ -260,6 +267,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 state_file: args.state,
                 retry_for: args.retry_for,
             };
+            if args.watch {
+                return ferry::upload::client::watch(&args.paths, &opts, args.settle).await;
+            }
             let summary = ferry::upload::client::run(&args.paths, &opts).await?;
             println!(
                 "{} instance(s) stored{}, {} refused",

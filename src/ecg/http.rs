@@ -8,15 +8,28 @@ use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::store::{self, EcgQuery, EcgRow};
-use super::{EcgError, Format, Kind};
+use super::{EcgError, Kind};
 use crate::audit::Outcome;
 use crate::auth::RequestCtx;
 use crate::auth::policy::{EcgRead, EcgSearch, ImagingStore, Permit, Target};
 use crate::error::{ApiError, PathParams, QueryParams};
+
+/// Why an ECG was not stored, as a problem.
+pub fn refused(e: super::ingest::IngestError) -> ApiError {
+    use super::ingest::IngestError;
+    match e {
+        IngestError::Ecg(e) => problem(e),
+        IngestError::Dicom(why) => ApiError::Unprocessable {
+            code: "dicom_refused",
+            detail: format!("the ECG could not be stored as DICOM: {why}"),
+        },
+        IngestError::Sql(e) => e.into(),
+        IngestError::Internal(why) => ApiError::internal(std::io::Error::other(why)),
+    }
+}
 
 fn problem(e: EcgError) -> ApiError {
     match e {
@@ -57,49 +70,18 @@ pub async fn create(ctx: RequestCtx, body: Body) -> Result<Response, ApiError> {
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge)?;
     let site = ctx.actor.user.site.clone();
     let permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "ecg", None)).await?;
-    let b = bytes.clone();
-    let (ecg, computed, sha) = tokio::task::spawn_blocking(move || {
-        let e = super::parse(&b)?;
-        let computed = super::measure::computed(&e);
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b));
-        Ok::<_, EcgError>((e, computed, sha))
-    })
+    let replace_as = ctx.state.settings.dicomweb.replaces().then(|| ctx.actor.user.id.to_string());
+    let (row, fresh) = super::ingest::store(
+        &ctx.state.db,
+        &ctx.state.objects,
+        &permit,
+        bytes,
+        ctx.actor.user.id.as_str(),
+        replace_as.as_deref(),
+        ctx.now(),
+    )
     .await
-    .map_err(ApiError::internal)?
-    .map_err(problem)?;
-    let st = &ctx.state;
-    let now = ctx.now();
-    let (row, fresh) = if ecg.format == Format::Dicom {
-        // Into the archive like any instance (same checks, index, shares); the archive makes
-        // the ECG record.
-        let replace_as = st.settings.dicomweb.replaces().then(|| ctx.actor.user.id.to_string());
-        let (inst, stored) = crate::archive::store::ingest(
-            &st.db,
-            &st.objects,
-            &permit,
-            Bytes::clone(&bytes),
-            None,
-            replace_as.as_deref(),
-            now,
-        )
-        .await
-        .map_err(|(_, r)| ApiError::Unprocessable {
-            code: "dicom_refused",
-            detail: format!("the archive refused the DICOM ECG: {}", r.reason),
-        })?;
-        let found = store::by_instance(&st.db, &inst.sop_instance_uid).await?.ok_or_else(|| {
-            ApiError::Unprocessable {
-                code: "malformed_ecg",
-                detail: "the DICOM instance was stored but its waveform could not be read".into(),
-            }
-        })?;
-        (found, stored == crate::archive::store::Stored::New)
-    } else if let Some(row) = store::by_sha(&st.db, &permit, &sha).await? {
-        // The same ECG again: its record.
-        (row, false)
-    } else {
-        stored_with_dicom(&ctx, &permit, &ecg, &computed, bytes, &sha, now).await?
-    };
+    .map_err(refused)?;
     if fresh {
         ctx.audit(
             "ecg.stored",
@@ -113,83 +95,6 @@ pub async fn create(ctx: RequestCtx, body: Body) -> Result<Response, ApiError> {
     }
     let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(view(&row))).into_response())
-}
-
-/// A MUSE, aECG or SCP ECG: the bytes as received, its record, and its DICOM General ECG form
-/// in the archive (a study of its own for that patient at that site), all or nothing.
-async fn stored_with_dicom(
-    ctx: &RequestCtx,
-    permit: &Permit<ImagingStore>,
-    ecg: &super::Ecg,
-    computed: &super::Measurements,
-    bytes: Bytes,
-    sha: &str,
-    now: i64,
-) -> Result<(EcgRow, bool), ApiError> {
-    let st = &ctx.state;
-    let id = format!("ecg_{}", crate::ids::random_id(9));
-    let site = permit.site().map(|s| s.to_string()).unwrap_or_default();
-    let key = format!("ecgs/{site}/{id}.{}", extension(ecg.format));
-    st.objects.put(&key, bytes).await.map_err(ApiError::internal)?;
-    let (study, series, instance) =
-        (super::dicom_out::new_uid(), super::dicom_out::new_uid(), super::dicom_out::new_uid());
-    let summary = store::summary(ecg, computed);
-    let new = store::NewEcg {
-        id: &id,
-        ecg,
-        sha256: sha,
-        object_key: &key,
-        study_uid: Some(&study),
-        sop_instance_uid: Some(&instance),
-        summary: &summary,
-        created_by: ctx.actor.user.id.as_str(),
-        now,
-    };
-    let (row, fresh) = store::insert(&st.db, permit, new).await?;
-    if !fresh {
-        // Sent twice at once: the other request stored it.
-        let _ = st.objects.delete(&key).await;
-        return Ok((row, false));
-    }
-    let (copy, s, se, i) = (ecg.clone(), study.clone(), series, instance.clone());
-    let dicom = tokio::task::spawn_blocking(move || {
-        let uids = super::dicom_out::Uids { study: &s, series: &se, instance: &i };
-        super::dicom_out::write(&copy, &uids)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let ingested = match dicom {
-        Ok(d) => crate::archive::store::ingest(
-            &st.db,
-            &st.objects,
-            permit,
-            Bytes::from(d),
-            None,
-            None,
-            now,
-        )
-        .await
-        .map_err(|(_, r)| r.reason),
-        Err(e) => Err(e),
-    };
-    if let Err(why) = ingested {
-        let _ = store::remove(&st.db, permit, &id).await;
-        let _ = st.objects.delete(&key).await;
-        tracing::warn!(reason = %why, "the DICOM form of an ECG was refused; nothing stored");
-        return Err(ApiError::Unprocessable {
-            code: "dicom_refused",
-            detail: format!("the ECG could not be stored as DICOM: {why}"),
-        });
-    }
-    Ok((row, true))
-}
-
-fn extension(f: Format) -> &'static str {
-    match f {
-        Format::Dicom => "dcm",
-        Format::Muse | Format::Aecg => "xml",
-        Format::Scp => "scp",
-    }
 }
 
 /// The permit to read an ECG, or 404 (audited) whether it is missing or another site's.

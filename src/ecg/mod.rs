@@ -16,6 +16,7 @@ pub mod aecg;
 pub mod dicom;
 pub mod dicom_out;
 pub mod http;
+pub mod ingest;
 pub mod leads;
 pub mod measure;
 pub mod muse;

@@ -381,3 +381,81 @@ pub async fn run(paths: &[PathBuf], opts: &Options) -> anyhow::Result<Summary> {
     summary.resent_bytes = attempted.saturating_sub(sent_this_run);
     Ok(summary)
 }
+
+/// `ferry upload --watch`: sends each new file under `dirs` once it has stopped changing (the
+/// same size and modification time for `settle`, so a file still being written is never sent),
+/// one file at a time with the same resuming, retrying upload as a single run. What was sent
+/// is remembered beside the upload state (`<state>.sent`), so a restart sends nothing twice.
+/// Runs until stopped.
+pub async fn watch(dirs: &[PathBuf], opts: &Options, settle: Duration) -> anyhow::Result<()> {
+    for d in dirs {
+        anyhow::ensure!(d.is_dir(), "--watch takes folders: {} is not one", d.display());
+    }
+    let sent_file = opts.state_file.with_extension("sent");
+    let mut sent: State = load_state(&sent_file);
+    // What each file looked like at the last look: (size, modified), and since when.
+    let mut seen: BTreeMap<PathBuf, ((u64, u64), Instant)> = BTreeMap::new();
+    let mut idle_said = false;
+    let poll = Duration::from_millis(500).min(settle);
+    loop {
+        let mut waiting = 0;
+        let files = collect(dirs).unwrap_or_default();
+        for f in &files {
+            let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            // Hidden and temporary files are being written by someone (or are ours).
+            if name.starts_with('.') || name.ends_with(".part") || name.ends_with(".tmp") {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(f) else { continue };
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let look = (meta.len(), mtime);
+            let key = format!("{}|{}|{mtime}", std::fs::canonicalize(f)?.display(), meta.len());
+            if sent.contains_key(&key) {
+                continue;
+            }
+            let since = match seen.get(f) {
+                Some((before, since)) if *before == look => *since,
+                _ => {
+                    seen.insert(f.clone(), (look, Instant::now()));
+                    waiting += 1;
+                    continue;
+                }
+            };
+            if since.elapsed() < settle {
+                waiting += 1;
+                continue;
+            }
+            idle_said = false;
+            match run(std::slice::from_ref(f), opts).await {
+                Ok(summary) => {
+                    let verdict = if summary.failed.is_empty() {
+                        format!("{} stored", summary.stored)
+                    } else {
+                        let why: Vec<&str> =
+                            summary.failed.iter().map(|(_, w)| w.as_str()).collect();
+                        format!("refused: {}", why.join("; "))
+                    };
+                    println!("sent {name}: {verdict}");
+                    // Refused files are not sent again either: their content will not change
+                    // the server's mind; a new version of the file is a new file.
+                    sent.insert(key, verdict);
+                    save_state(&sent_file, &sent)?;
+                }
+                Err(e) => {
+                    // The link stayed down beyond --retry-for: try again at the next look.
+                    eprintln!("{name}: {e:#}; will try again");
+                }
+            }
+        }
+        if waiting == 0 && !idle_said {
+            println!("idle: {} file(s) sent, none waiting", sent.len());
+            idle_said = true;
+        }
+        tokio::time::sleep(poll).await;
+    }
+}

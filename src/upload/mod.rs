@@ -252,6 +252,37 @@ impl Outcome {
     ) {
         let st = &ctx.state;
         let replace_as = st.settings.dicomweb.replaces().then(|| ctx.actor.user.id.to_string());
+        // ECG files that are not DICOM (MUSE, aECG, SCP) go the ECG way: their record and
+        // their DICOM form.
+        let dicom = bytes.len() >= 132 && &bytes[128..132] == b"DICM";
+        if !dicom && crate::ecg::detect(&bytes).is_some() {
+            let me = ctx.actor.user.id.to_string();
+            match crate::ecg::ingest::store(
+                &st.db,
+                &st.objects,
+                permit,
+                bytes,
+                &me,
+                replace_as.as_deref(),
+                ctx.now(),
+            )
+            .await
+            {
+                Ok((row, _)) => {
+                    let study = row.study_uid.clone().unwrap_or_default();
+                    self.count(&study);
+                    self.stored.push(json!({"entry": entry, "ecg": row.id, "study": row.study_uid, "instance": row.sop_instance_uid}));
+                }
+                Err(e) => self.refuse(
+                    entry,
+                    crate::archive::Rejection::new(
+                        crate::archive::status::CANNOT_UNDERSTAND,
+                        e.to_string(),
+                    ),
+                ),
+            }
+            return;
+        }
         match archive::ingest(
             &st.db,
             &st.objects,
@@ -264,13 +295,17 @@ impl Outcome {
         .await
         {
             Ok((inst, _)) => {
-                match self.studies.iter_mut().find(|(s, _)| *s == inst.study_uid) {
-                    Some((_, n)) => *n += 1,
-                    None => self.studies.push((inst.study_uid.clone(), 1)),
-                }
+                self.count(&inst.study_uid);
                 self.stored.push(json!({"entry": entry, "study": inst.study_uid, "series": inst.series_uid, "instance": inst.sop_instance_uid}));
             }
             Err((_, r)) => self.refuse(entry, r),
+        }
+    }
+
+    fn count(&mut self, study: &str) {
+        match self.studies.iter_mut().find(|(s, _)| s == study) {
+            Some((_, n)) => *n += 1,
+            None => self.studies.push((study.to_string(), 1)),
         }
     }
 

@@ -401,3 +401,128 @@ async fn ecgs_in_every_format_through_the_api(
     assert_eq!((st, p["code"].as_str()), (422, Some("xml_dtd_refused")));
     assert_eq!(list(&zhao, "").await, 5);
 }
+
+/// ECGs by `ferry upload`: a MUSE file on its own, and a zip bundle of an aECG, an SCP-ECG and
+/// a CT slice; then `ferry upload --watch` on a cart's export folder: a finished file is sent
+/// once, a file still being written is not sent until it stops changing, and after a restart
+/// nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecgs_by_ferry_upload_and_a_watched_folder() {
+    use std::io::{BufRead, Write};
+    use std::time::{Duration, Instant};
+    let s = crate::support::TestServer::start().await;
+    let token = String::from_utf8(s.cli(&["token", "create", "--user", "dr-zhao"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state.json");
+    let upload = |args: &[&std::path::Path], extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        c.arg("upload").args(args).args(["--server", &s.url, "--state"]).arg(&state).args(extra);
+        c.env("FERRY_TOKEN", &token).env_remove("RUST_LOG");
+        c
+    };
+    let muse = work.path().join("muse.xml");
+    std::fs::write(&muse, data("muse-guangxi-sinus-rhythm.xml")).unwrap();
+    let out = upload(&[&muse], &[]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && stdout.contains("1 instance(s) stored"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A bundle: the cart's two other formats and a CT slice, entry by entry.
+    let bundle = work.path().join("bundle.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&bundle).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, bytes) in [
+            ("a.xml", data("hl7-aecg-example.xml")),
+            ("b.scp", data("scp-ecg-example.scp")),
+            ("c.dcm", crate::support::testfile("CT_small.dcm")),
+        ] {
+            z.start_file(name, opts).unwrap();
+            z.write_all(&bytes).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let out = upload(&[&bundle], &[]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && stdout.contains("3 instance(s) stored"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zhao = s.login("dr-zhao").await;
+    let count = || {
+        let zhao = zhao.clone();
+        async move {
+            zhao.get("/api/ecgs").await.json::<serde_json::Value>().await.unwrap()["ecgs"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(count().await, 3);
+
+    // The watched folder.
+    let folder = work.path().join("cart");
+    std::fs::create_dir_all(&folder).unwrap();
+    let spawn_watch = || {
+        let mut c = upload(&[&folder], &["--watch", "--settle", "2s"]);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        (child, rx)
+    };
+    let wait_for =
+        |rx: &std::sync::mpsc::Receiver<String>, want: &str, limit: Duration| -> Vec<String> {
+            let start = Instant::now();
+            let mut seen = vec![];
+            while start.elapsed() < limit {
+                if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                    let done = l.contains(want);
+                    seen.push(l);
+                    if done {
+                        return seen;
+                    }
+                }
+            }
+            panic!("no `{want}` within {limit:?}: {seen:?}");
+        };
+    let (mut watcher, rx) = spawn_watch();
+    wait_for(&rx, "idle: 0 file(s) sent", Duration::from_secs(20));
+    // A new ECG of another patient: the synthetic MUSE file.
+    std::fs::write(folder.join("first.xml"), data("muse-synthetic.xml")).unwrap();
+    wait_for(&rx, "sent first.xml: 1 stored", Duration::from_secs(30));
+    assert_eq!(count().await, 4);
+    // A file still being written: its first half, then a pause shorter than --settle.
+    let ecg2dcm = data("ecg2dcm-guangxi-sinus-rhythm.dcm");
+    let half = ecg2dcm.len() / 2;
+    let path = folder.join("second.dcm");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&ecg2dcm[..half]).unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(rx.try_iter().all(|l| !l.contains("second.dcm")), "a half-written file was sent");
+    f.write_all(&ecg2dcm[half..]).unwrap();
+    drop(f);
+    wait_for(&rx, "sent second.dcm: 1 stored", Duration::from_secs(30));
+    assert_eq!(count().await, 5);
+    // Stopped and started again: nothing is sent twice.
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let (mut again, rx) = spawn_watch();
+    let lines = wait_for(&rx, "idle: 2 file(s) sent, none waiting", Duration::from_secs(20));
+    assert!(lines.iter().all(|l| !l.starts_with("sent ")), "{lines:?}");
+    let _ = again.kill();
+    let _ = again.wait();
+    assert_eq!(count().await, 5);
+}
