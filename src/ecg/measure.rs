@@ -34,53 +34,104 @@ fn band(x: &[i32], fs: f64) -> Vec<f64> {
     low.iter().zip(&base).map(|(a, b)| a - b).collect()
 }
 
-/// R-peak sample positions in one lead.
+/// R-peak sample positions in one lead, Pan–Tompkins style: the band-limited signal's slope,
+/// squared and integrated over 150 ms; candidate peaks at least 200 ms apart; adaptive signal
+/// and noise levels (a candidate above noise + 0.15 × (signal − noise) is a beat); a candidate
+/// within 360 ms of the last beat with less than half its slope is its T wave; a gap longer
+/// than 1.66 × the recent RR is searched again at half the threshold (a missed beat). Each beat
+/// is then placed on the peak of the baseline-free signal in the lead's dominant polarity
+/// within 80 ms.
 pub fn r_peaks(uv: &[i32], fs: f64) -> Vec<usize> {
-    if !(50.0..=20_000.0).contains(&fs) || uv.len() < (fs * 0.5) as usize {
+    if !(50.0..=20_000.0).contains(&fs) || uv.len() < (fs * 2.0) as usize {
         return vec![];
     }
+    let x: Vec<f64> = uv.iter().map(|v| *v as f64).collect();
     let b = band(uv, fs);
-    let slope: Vec<f64> =
-        (0..b.len()).map(|i| b[(i + 1).min(b.len() - 1)] - b[i.saturating_sub(1)]).collect();
+    let n = b.len();
+    let slope: Vec<f64> = (0..n).map(|i| b[(i + 1).min(n - 1)] - b[i.saturating_sub(1)]).collect();
     let energy: Vec<f64> = slope.iter().map(|d| d * d).collect();
-    let window = (fs * 0.15).round() as usize;
-    let integrated = moving_average(&energy, window);
-    // The threshold follows the signal: a fraction of a high percentile over the record, so
-    // one huge artefact does not hide every beat.
-    let mut sorted = integrated.clone();
-    sorted.sort_by(|a, c| a.partial_cmp(c).unwrap_or(std::cmp::Ordering::Equal));
-    let high = sorted[(sorted.len() as f64 * 0.98) as usize..].first().copied().unwrap_or(0.0);
-    let threshold = 0.25 * high;
-    let refractory = (fs * 0.25) as usize;
-    let search = (fs * 0.08) as usize;
-    let mut peaks: Vec<usize> = vec![];
-    let mut i = 1;
-    while i + 1 < integrated.len() {
-        let v = integrated[i];
-        if v > threshold && v >= integrated[i - 1] && v >= integrated[i + 1] {
-            // Refine onto the largest deflection of the band-limited signal near the energy
-            // peak (the centred average has no delay; the slope's energy peaks on the R flank).
-            let a = i.saturating_sub(search);
-            let z = (i + search).min(b.len() - 1);
-            let r = (a..=z)
-                .max_by(|p, q| {
-                    b[*p].abs().partial_cmp(&b[*q].abs()).unwrap_or(std::cmp::Ordering::Equal)
-                })
-                .unwrap_or(i);
-            match peaks.last() {
-                Some(last) if r < last + refractory => {
-                    if b[r].abs() > b[*last].abs() {
-                        *peaks.last_mut().expect("one") = r;
+    let integ = moving_average(&energy, (fs * 0.15).round() as usize);
+    let refractory = (fs * 0.2) as usize;
+    let mut cand: Vec<usize> = vec![];
+    for i in 1..n - 1 {
+        if integ[i] > 0.0 && integ[i] >= integ[i - 1] && integ[i] >= integ[i + 1] {
+            match cand.last_mut() {
+                Some(last) if i - *last < refractory => {
+                    if integ[i] > integ[*last] {
+                        *last = i;
                     }
                 }
-                _ => peaks.push(r),
+                _ => cand.push(i),
             }
-            i += search.max(1);
-        } else {
-            i += 1;
         }
     }
-    peaks
+    let init = ((fs * 2.0) as usize).min(n);
+    let mut signal = integ[..init].iter().cloned().fold(0.0, f64::max) / 3.0;
+    let mut noise = integ[..init].iter().sum::<f64>() / init as f64 / 2.0;
+    let max_slope = |i: usize| {
+        let a = i.saturating_sub((fs * 0.075) as usize);
+        slope[a..=i].iter().fold(0.0f64, |m, v| m.max(v.abs()))
+    };
+    let (mut beats, mut rr): (Vec<usize>, Vec<usize>) = (vec![], vec![]);
+    let mut last_slope = 0.0;
+    let mut pending: Vec<usize> = vec![];
+    for i in cand {
+        let v = integ[i];
+        let thr1 = noise + 0.15 * (signal - noise);
+        let mut beat = v > thr1;
+        if beat
+            && let Some(last) = beats.last()
+            && ((i - last) as f64) < 0.36 * fs
+            && max_slope(i) < 0.5 * last_slope
+        {
+            beat = false; // its T wave
+        }
+        if !beat {
+            noise = 0.125 * v + 0.875 * noise;
+            pending.push(i);
+            continue;
+        }
+        // A gap too long for the rhythm: the best candidate in it, at half the threshold.
+        if let Some(&last) = beats.last()
+            && !rr.is_empty()
+        {
+            let recent = &rr[rr.len().saturating_sub(8)..];
+            let avg = recent.iter().sum::<usize>() as f64 / recent.len() as f64;
+            if (i - last) as f64 > 1.66 * avg
+                && let Some(&best) = pending.iter().max_by(|p, q| {
+                    integ[**p].partial_cmp(&integ[**q]).unwrap_or(std::cmp::Ordering::Equal)
+                })
+                && integ[best] > 0.5 * thr1
+                && best - last > refractory
+            {
+                signal = 0.25 * integ[best] + 0.75 * signal;
+                rr.push(best - last);
+                beats.push(best);
+            }
+        }
+        signal = 0.125 * v + 0.875 * signal;
+        if let Some(&last) = beats.last() {
+            rr.push(i - last);
+        }
+        beats.push(i);
+        last_slope = max_slope(i);
+        pending.clear();
+    }
+    // Place each beat on the peak of the baseline-free signal, in the lead's dominant polarity.
+    let base = moving_average(&x, (fs * 0.6).round() as usize);
+    let hp: Vec<f64> = x.iter().zip(&base).map(|(a, b)| a - b).collect();
+    let search = (fs * 0.08) as usize;
+    let window = |i: usize| i.saturating_sub(search)..=(i + search).min(n - 1);
+    let by = |f: &dyn Fn(usize) -> f64, i: usize| {
+        window(i)
+            .max_by(|p, q| f(*p).partial_cmp(&f(*q)).unwrap_or(std::cmp::Ordering::Equal))
+            .unwrap_or(i)
+    };
+    let extremes: Vec<f64> = beats.iter().map(|i| hp[by(&|k| hp[k].abs(), *i)]).collect();
+    let sign = if median(extremes).unwrap_or(0.0) >= 0.0 { 1.0 } else { -1.0 };
+    let mut out: Vec<usize> = beats.iter().map(|i| by(&|k| sign * hp[k], *i)).collect();
+    out.dedup();
+    out
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {

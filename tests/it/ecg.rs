@@ -526,3 +526,46 @@ async fn ecgs_by_ferry_upload_and_a_watched_folder() {
     let _ = again.wait();
     assert_eq!(count().await, 5);
 }
+
+/// Ferry's R peaks on 5 minutes of MIT-BIH record 208 (lead MLII, 360 Hz, with ectopic beats;
+/// the excerpt Debian's python3-scipy ships) against PyPI neurokit2's: each beat one finds is
+/// found by the other within 50 ms, on at least 99 % of beats, counted as AAMI EC57 counts
+/// (sensitivity = TP / (TP + FN), positive predictivity = TP / (TP + FP)).
+#[test]
+fn r_peaks_agree_with_neurokit2_on_mit_bih() {
+    let dir = tempfile::tempdir().unwrap();
+    let uv_file = dir.path().join("uv.txt");
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/ecg_rpeaks.py"))
+        .arg("--uv-out")
+        .arg(&uv_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fs = v["sampling_hz"].as_f64().unwrap();
+    let reference: Vec<usize> =
+        v["rpeaks"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as usize).collect();
+    let uv: Vec<i32> = std::fs::read_to_string(&uv_file)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let ours = ecg::measure::r_peaks(&uv, fs);
+    let window = (0.05 * fs) as usize;
+    let matched = |a: &[usize], b: &[usize]| {
+        a.iter().filter(|p| b.iter().any(|q| q.abs_diff(**p) <= window)).count()
+    };
+    let tp = matched(&reference, &ours);
+    let (fn_, fp) = (reference.len() - tp, ours.len() - matched(&ours, &reference));
+    let se = tp as f64 / (tp + fn_) as f64;
+    let ppv = tp as f64 / (tp + fp) as f64;
+    println!(
+        "MIT-BIH 208 excerpt: neurokit2 {} beats, Ferry {}; Se {:.2} %, +P {:.2} % (TP {tp}, FN {fn_}, FP {fp})",
+        reference.len(),
+        ours.len(),
+        se * 100.0,
+        ppv * 100.0
+    );
+    assert!(se >= 0.99 && ppv >= 0.99, "Se {se:.4}, +P {ppv:.4}");
+}
