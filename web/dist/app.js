@@ -24,6 +24,7 @@ const pages = {
   consultNew: () => import('./pages/consult-new.js'),
   consult: () => import('./pages/consult.js'),
   call: () => import('./pages/call/page.js'),
+  ecgs: () => import('./pages/ecgs.js'),
   adminCommon: () => import('./pages/admin/common.js'),
   sites: () => import('./pages/admin/sites.js'),
   users: () => import('./pages/admin/users.js'),
@@ -47,6 +48,7 @@ async function draw(r) {
     case 'consult-new': return (await pages.consultNew()).newConsultPage();
     case 'consult': return (await pages.consult()).consultPage(r.id);
     case 'call': return (await pages.call()).callPage(r.id);
+    case 'ecgs': return (await pages.ecgs()).ecgsPage(r.query);
     case 'admin': {
       if (!can('admin.users')) return (await pages.adminCommon()).notPermitted();
       if (r.tab === 'users') return (await pages.users()).usersPage();

@@ -5,6 +5,7 @@
  *   | { name: 'home' } | { name: 'tokens' } | { name: 'studies', study?: string, unavailable?: string } | { name: 'upload' }
  *   | { name: 'consults' } | { name: 'consult-new' }
  *   | { name: 'consult', id: string } | { name: 'call', id: string }
+ *   | { name: 'ecgs', query: Record<string, string> } | { name: 'ecg', id: string } | { name: 'ecg-calibrate', next: string | null }
  *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'audit' }
  *   | { name: 'not-found' }} Route
  */
@@ -56,16 +57,39 @@ export function parseRoute(hash) {
     return unavailable && /^[0-9.]{1,64}$/.test(unavailable) ? { name: 'studies', unavailable } : { name: 'studies' };
   }
   if (path === '#/upload') return { name: 'upload' };
+  if (path === '#/ecgs') return { name: 'ecgs', query: ecgSearch(query) };
+  if (path === '#/ecgs/calibrate') return { name: 'ecg-calibrate', next: safeNext(query.get('next')) };
   if (path === '#/consults') return { name: 'consults' };
   if (path === '#/consults/new') return { name: 'consult-new' };
   let m;
   if ((m = /^#\/consults\/([^/]+)$/.exec(path))) return { name: 'consult', id: decode(m[1]) };
   if ((m = /^#\/call\/([^/]+)$/.exec(path))) return { name: 'call', id: decode(m[1]) };
+  if ((m = /^#\/ecgs\/([^/]+)$/.exec(path))) return { name: 'ecg', id: decode(m[1]) };
   if (path === '#/admin/users') return { name: 'admin', tab: 'users' };
   if (path === '#/admin/devices') return { name: 'admin', tab: 'devices' };
   if (path === '#/admin/audit') return { name: 'admin', tab: 'audit' };
   if (path === '#/admin' || path.startsWith('#/admin/')) return { name: 'admin', tab: 'sites' };
   return { name: 'not-found' };
+}
+
+/**
+ * The ECG search's fields a location may carry, each checked for its form; others dropped.
+ * @param {URLSearchParams} query
+ * @returns {Record<string, string>}
+ */
+export function ecgSearch(query) {
+  /** @type {Record<string, RegExp>} */
+  const forms = {
+    name: /^.{1,64}$/u, patient_id: /^.{1,64}$/u, from: /^\d{4}-\d{2}-\d{2}$/, to: /^\d{4}-\d{2}-\d{2}$/,
+    format: /^(dicom|muse|aecg|scp)$/, study: /^[0-9.]{1,64}$/,
+  };
+  /** @type {Record<string, string>} */
+  const out = {};
+  for (const [k, re] of Object.entries(forms)) {
+    const v = query.get(k);
+    if (v && re.test(v)) out[k] = v;
+  }
+  return out;
 }
 
 /** @param {string} id */
@@ -74,3 +98,14 @@ export const consultHash = id => `#/consults/${encodeURIComponent(id)}`;
 export const callHash = id => `#/call/${encodeURIComponent(id)}`;
 /** The study list showing one study. @param {string} uid */
 export const studiesHash = uid => `#/studies?study=${encodeURIComponent(uid)}`;
+/** The ECG viewer of one record. @param {string} id */
+export const ecgHash = id => `#/ecgs/${encodeURIComponent(id)}`;
+/**
+ * The ECG list for one study (the list finds its record by the patient's ID, then the UID).
+ * @param {string} uid
+ * @param {string} [patientId]
+ */
+export const ecgOfStudyHash = (uid, patientId) =>
+  `#/ecgs?${new URLSearchParams(patientId ? { study: uid, patient_id: patientId } : { study: uid })}`;
+/** The screen calibration, coming back to `next` afterwards. @param {string} [next] */
+export const calibrateHash = next => (next ? `#/ecgs/calibrate?next=${encodeURIComponent(next)}` : '#/ecgs/calibrate');

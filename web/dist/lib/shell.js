@@ -67,6 +67,15 @@ function personMenu() {
   return menu;
 }
 
+/**
+ * Whether the person works with ECGs: clinicians send them, readers read them, specialists
+ * (who read imaging) see those of their site and those shared with it. The server has no ECG
+ * capability for specialists yet, so theirs is the imaging one.
+ */
+export function canSeeEcgs() {
+  return can('ecg.send') || can('ecg.read') || can('imaging.read');
+}
+
 export function renderNav() {
   const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
   const tools = document.getElementById('header-tools');
@@ -78,6 +87,7 @@ export function renderNav() {
     h('a', { href: '#/' }, t('nav.home')),
     h('a', { href: '#/studies' }, t('nav.studies')),
     can('consult.request') || can('consult.answer') ? h('a', { href: '#/consults', id: 'nav-consults' }, t('nav.consults')) : null,
+    canSeeEcgs() ? h('a', { href: '#/ecgs', id: 'nav-ecgs' }, t('nav.ecgs')) : null,
     can('admin.users') ? h('a', { href: '#/admin/sites', id: 'nav-admin' }, t('nav.admin')) : null,
     personMenu(),
   ].filter(x => x !== null));

@@ -6,7 +6,9 @@ import { field, formValues, h, startPage, table } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
 import { dicomDate } from '../lib/format.js';
 import { locale, ohifLanguage, t } from '../lib/i18n.js';
+import { ecgOfStudyHash } from '../lib/router.js';
 import { me } from '../lib/session.js';
+import { canSeeEcgs } from '../lib/shell.js';
 import { patientBlock, studyTitle, uidDetails } from '../lib/study-view.js';
 
 export const MODALITIES = ['CT', 'MR', 'US', 'CR', 'DX', 'MG', 'XA', 'ECG'];
@@ -50,5 +52,8 @@ export async function studiesPage(params = new URLSearchParams()) {
       h('td', {}, studyTitle(s), uidDetails(s.uid)),
       h('td', { class: 'nowrap' }, s.date ? dicomDate(s.date) : '—'),
       h('td', {}, t('studies.counts', { series: s.series || '0', instances: s.instances || '0' })),
-      h('td', {}, h('a', { class: 'button open-viewer', href: viewerUrl(s.uid, lng) }, t('studies.open'))))), { id: 'study-list' }));
+      h('td', { class: 'study-actions' }, h('a', { class: 'button open-viewer', href: viewerUrl(s.uid, lng) }, t('studies.open')),
+        // An ECG study opens in Ferry's 12-lead viewer too (the list finds its record).
+        s.modalities.includes('ECG') && canSeeEcgs()
+          ? h('a', { class: 'button open-ecg', href: ecgOfStudyHash(s.uid, s.patientId) }, t('studies.open_ecg')) : null))), { id: 'study-list' }));
 }
