@@ -25,6 +25,8 @@ const pages = {
   consult: () => import('./pages/consult.js'),
   call: () => import('./pages/call/page.js'),
   ecgs: () => import('./pages/ecgs.js'),
+  ecg: () => import('./pages/ecg.js'),
+  ecgCalibrate: () => import('./pages/ecg-calibrate.js'),
   adminCommon: () => import('./pages/admin/common.js'),
   sites: () => import('./pages/admin/sites.js'),
   users: () => import('./pages/admin/users.js'),
@@ -49,6 +51,8 @@ async function draw(r) {
     case 'consult': return (await pages.consult()).consultPage(r.id);
     case 'call': return (await pages.call()).callPage(r.id);
     case 'ecgs': return (await pages.ecgs()).ecgsPage(r.query);
+    case 'ecg': return (await pages.ecg()).ecgPage(r.id);
+    case 'ecg-calibrate': return (await pages.ecgCalibrate()).calibratePage(r.next);
     case 'admin': {
       if (!can('admin.users')) return (await pages.adminCommon()).notPermitted();
       if (r.tab === 'users') return (await pages.users()).usersPage();
