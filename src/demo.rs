@@ -44,6 +44,9 @@ pub const USERS: &[DemoUser] = &[
 /// (site, kind, name, AE title)
 pub const DEVICES: &[(&str, DeviceKind, &str, &str)] = &[
     ("island-clinic", DeviceKind::Modality, "Island Clinic CT", "ISLANDCT"),
+    // A cart that stores its ECGs by DICOM C-STORE; carts that export files are sent by
+    // `ferry upload --watch` with a clinician's token.
+    ("island-clinic", DeviceKind::EcgCart, "Island Clinic ECG cart", "ISLANDECG"),
     ("mountain-clinic", DeviceKind::Modality, "Mountain Clinic ultrasound", "MOUNTAINUS"),
     ("county-hospital", DeviceKind::Modality, "County Hospital CT", "COUNTYCT"),
 ];

@@ -569,3 +569,25 @@ fn r_peaks_agree_with_neurokit2_on_mit_bih() {
     );
     assert!(se >= 0.99 && ppv >= 0.99, "Se {se:.4}, +P {ppv:.4}");
 }
+
+/// The demo's ECG cart stores by DICOM C-STORE (dcmtk's storescu as the cart): the ECG is an
+/// archive instance of the island clinic and has its ECG record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_storing_by_c_store_gets_ecg_records() {
+    let s = crate::support::TestServer::start().await;
+    let out = Command::new("/usr/bin/storescu")
+        .args(["-aet", "ISLANDECG", "-aec", "FERRY", "127.0.0.1", &s.dimse_port.to_string()])
+        .arg(crate::support::testfile_path("waveform_ecg.dcm"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let zhao = s.login("dr-zhao").await;
+    let v: serde_json::Value = zhao.get("/api/ecgs").await.json().await.unwrap();
+    let ecgs = v["ecgs"].as_array().unwrap();
+    assert_eq!(ecgs.len(), 1, "{v}");
+    assert_eq!(
+        (ecgs[0]["format"].as_str(), ecgs[0]["site"].as_str()),
+        (Some("dicom"), Some("island-clinic"))
+    );
+    assert_eq!(ecgs[0]["measurements"]["device"]["rr_ms"], 982.0);
+}
