@@ -7,7 +7,8 @@
 // an English message of the catalogue in the Chinese interface (the check of i18n.mjs); a
 // control without a label; and any serious or critical axe-core violation on Ferry's pages.
 // The data is seeded through the API first: dr-zhao stores CT_small and MR_small (from the
-// pydicom wheel) and requests three consults; dr-li accepts two and signs an opinion on one.
+// pydicom wheel) and requests three consults; dr-li accepts two and signs an opinion on one;
+// dr-zhao posts the wheel's 12-lead ECG (the ECG list, viewer and calibration pages).
 // Last, a signed-out deep link to a consult lands on it after sign-in.
 // Run by tests/it/browser.rs with FERRY_URL set (DICOM_TEST_FILES: the folder of the pydicom
 // wheel's test files; found through python3 if not set). The OHIF viewer is not checked here
@@ -175,11 +176,12 @@ function pagesOf(user) {
   const common = [['#/', '#home-title'], ['#/studies', '#study-list'], ['#/tokens', 'main h1']];
   switch (user) {
     case 'dr-zhao': return [...common, [`#/studies?study=${studies.ct}`, `tr[data-study="${studies.ct}"]`], ['#/upload', '#upload-drop'],
+      ['#/ecgs', `tr[data-ecg="${seeded.ecg}"]`], [`#/ecgs/${encodeURIComponent(seeded.ecg)}`, '#ecg-measurements'], ['#/ecgs/calibrate', '#calibration-canvas'],
       ['#/consults', '#consult-list'], ['#/consults/new', 'form#consult-form'],
       consult(c.signed), consult(c.accepted), consult(c.requested), call(c.accepted), ['#/nowhere', 'main h1']];
-    case 'dr-li': return [...common, ['#/consults', '#consult-list'], consult(c.signed), consult(c.accepted), consult(c.requested), call(c.accepted)];
+    case 'dr-li': return [...common, ['#/ecgs', '#ecg-list'], ['#/consults', '#consult-list'], consult(c.signed), consult(c.accepted), consult(c.requested), call(c.accepted)];
     case 'admin': return [...common, ['#/admin/sites', 'table'], ['#/admin/users', 'table'], ['#/admin/devices', 'table'], ['#/admin/audit', 'table']];
-    case 'dr-chen': return [...common, ['#/admin/sites', '#not-permitted']];
+    case 'dr-chen': return [...common, ['#/ecgs', '#no-ecgs'], ['#/admin/sites', '#not-permitted']];
     default: return common;
   }
 }
@@ -198,6 +200,9 @@ test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li acc
   await li('POST', `/api/consults/${signed.id}/opinions`, { text: 'Fracture of one right rib, no pneumothorax. Analgesia; review in two weeks.' });
   await li('POST', `/api/consults/${accepted.id}/accept`);
   seeded.consults = { signed: signed.id, accepted: accepted.id, requested: requested.id };
+  // An ECG (the pydicom wheel's 12-lead waveform) for the ECG list and viewer.
+  const ecg = await zhao('POST', '/api/ecgs', new Uint8Array(readFileSync(join(filesDir, 'waveform_ecg.dcm'))), { 'Content-Type': 'application/dicom' });
+  seeded.ecg = ecg.id;
 });
 
 for (const user of ['dr-zhao', 'dr-li', 'dr-chen', 'trainer-sun', 'admin']) {
