@@ -1,11 +1,9 @@
 //! Ferry's own measurements, computed from the samples (and labelled as computed, never as
-//! the device's): R peaks by a Pan–Tompkins-style detector (band-limited slope, squared,
-//! integrated over 150 ms, adaptive threshold, 250 ms refractory period, each peak moved back
-//! by the integration's delay onto the largest deflection of the band-limited signal), rate
-//! and RR from them; the QRS axis from the median beat's net QRS area in I and aVF. Pure:
-//! samples in, numbers out.
+//! the device's): R peaks (Pan–Tompkins style), rate and RR from them; the waves of the median
+//! beat (the device's, else Ferry's own) delineated from all leads at once, giving PR, QRS, QT,
+//! QTc (Bazett, Fridericia) and the P, QRS and T axes. Pure: samples in, numbers out.
 
-use super::{Ecg, Kind, Lead, Measurements};
+use super::{Ecg, Group, Kind, Lead, Measurements};
 
 /// A centred moving average of width `w` samples.
 fn moving_average(x: &[f64], w: usize) -> Vec<f64> {
@@ -143,50 +141,180 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
-/// The QRS axis (degrees) from a median beat: the net area of I and aVF over the QRS (40 ms
-/// either side of the largest deflection of II), each measured from its level in the 40 ms
-/// before the QRS (the PR segment), not from the beat's average, which the T wave would pull.
-fn qrs_axis(ecg: &Ecg) -> Option<f64> {
-    let g = ecg.group(Kind::Median)?;
-    if !(50.0..=20_000.0).contains(&g.sampling_hz) {
+/// Where the waves of a median beat lie (sample positions).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Waves {
+    pub p_on: usize,
+    pub qrs_on: usize,
+    pub qrs_off: usize,
+    pub t_end: f64,
+}
+
+/// Delineates a median beat from all its leads at once. The spatial velocity (the length of
+/// the leads' slope vector, lightly smoothed) finds the QRS: onset and offset where it falls
+/// below 6 % of its peak (the offset after 6 ms below, as the QRS may have several lobes). The
+/// P wave is the velocity's peak in the 220 ms before the QRS, its onset where velocity falls
+/// below 15 % of that peak. The T wave's end is where the tangent at the steepest descent after
+/// the T peak (of the leads' vector magnitude, from the PR-segment level) meets that level.
+pub fn delineate(g: &Group) -> Option<Waves> {
+    let fs = g.sampling_hz;
+    if !(50.0..=20_000.0).contains(&fs) {
         return None;
     }
-    let (i, avf, ii) = (g.lead(Lead::I)?, g.lead(Lead::AVF)?, g.lead(Lead::II)?);
-    let all = median(ii.iter().map(|v| *v as f64).collect()).unwrap_or(0.0);
-    let peak = (0..ii.len()).max_by(|a, b| {
-        ((ii[*a] as f64 - all).abs())
-            .partial_cmp(&(ii[*b] as f64 - all).abs())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    })?;
-    let half = (g.sampling_hz * 0.04) as usize;
-    let start = peak.checked_sub(half)?;
-    let before = start.checked_sub(half)?..start;
-    let range = start..(peak + half).min(ii.len());
-    let level = |x: &[i32]| median(before.clone().map(|k| x[k] as f64).collect()).unwrap_or(0.0);
+    let smp = |ms: f64| (ms * fs / 1000.0).round() as usize;
+    let leads: Vec<Vec<f64>> =
+        [Lead::I, Lead::II, Lead::V1, Lead::V2, Lead::V3, Lead::V4, Lead::V5, Lead::V6]
+            .iter()
+            .filter_map(|l| g.lead(*l))
+            .map(|x| moving_average(&x.iter().map(|v| *v as f64).collect::<Vec<_>>(), smp(10.0)))
+            .collect();
+    let n = leads.first()?.len();
+    if leads.len() < 2 || n < smp(600.0) {
+        return None;
+    }
+    let mut vel = vec![0.0; n];
+    for (k, v) in vel.iter_mut().enumerate().take(n - 1).skip(1) {
+        *v = leads.iter().map(|x| (x[k + 1] - x[k - 1]).powi(2)).sum::<f64>().sqrt();
+    }
+    let vel = moving_average(&vel, smp(8.0));
+    let (lo, hi) = (smp(100.0), n - smp(100.0));
+    let peak = (lo..hi)
+        .max_by(|a, b| vel[*a].partial_cmp(&vel[*b]).unwrap_or(std::cmp::Ordering::Equal))?;
+    let thr = 0.06 * vel[peak];
+    let mut on = peak;
+    while on > 0 && vel[on] > thr {
+        on -= 1;
+    }
+    let (mut off, mut low) = (peak, 0);
+    for (k, v) in vel.iter().enumerate().take(n - 1).skip(peak) {
+        if *v < thr {
+            low += 1;
+            if low > smp(6.0) {
+                break;
+            }
+        } else {
+            low = 0;
+            off = k;
+        }
+    }
+    // The P wave.
+    let (pw0, pw1) = (on.checked_sub(smp(220.0))?, on.checked_sub(smp(20.0))?);
+    let p_peak = (pw0..pw1)
+        .max_by(|a, b| vel[*a].partial_cmp(&vel[*b]).unwrap_or(std::cmp::Ordering::Equal))?;
+    let p_thr = 0.15 * vel[p_peak];
+    let mut p_on = p_peak;
+    while p_on > pw0 && vel[p_on] > p_thr {
+        p_on -= 1;
+    }
+    // The T wave, from the PR-segment level of each lead.
+    let pr = on.saturating_sub(smp(15.0))..=on;
+    let levels: Vec<f64> =
+        leads.iter().map(|x| median(pr.clone().map(|k| x[k]).collect()).unwrap_or(0.0)).collect();
+    let mag: Vec<f64> = (0..n)
+        .map(|k| leads.iter().zip(&levels).map(|(x, l)| (x[k] - l).powi(2)).sum::<f64>().sqrt())
+        .collect();
+    let (t0, t1) = (off + smp(60.0), (off + smp(500.0)).min(n - 1));
+    if t0 >= t1 {
+        return None;
+    }
+    let t_peak = (t0..t1)
+        .max_by(|a, b| mag[*a].partial_cmp(&mag[*b]).unwrap_or(std::cmp::Ordering::Equal))?;
+    let slope = |k: usize| (mag[(k + 1).min(n - 1)] - mag[k.saturating_sub(1)]) / 2.0;
+    let steepest = (t_peak..(t_peak + smp(250.0)).min(n - 1))
+        .min_by(|a, b| slope(*a).partial_cmp(&slope(*b)).unwrap_or(std::cmp::Ordering::Equal))?;
+    let level = median(pr.map(|k| mag[k]).collect()).unwrap_or(0.0);
+    let d = slope(steepest);
+    let t_end =
+        if d < 0.0 { steepest as f64 + (level - mag[steepest]) / d } else { steepest as f64 };
+    Some(Waves { p_on, qrs_on: on, qrs_off: off, t_end })
+}
+
+/// The frontal-plane axis (degrees) of the net area of I and aVF between two samples, each
+/// measured from its PR-segment level.
+fn axis(g: &Group, w: &Waves, from: usize, to: usize) -> Option<f64> {
+    let (i, avf) = (g.lead(Lead::I)?, g.lead(Lead::AVF)?);
+    let pr = w.qrs_on.saturating_sub((g.sampling_hz * 0.015) as usize)..=w.qrs_on;
     let area = |x: &[i32]| {
-        let b = level(x);
-        range.clone().map(|k| x[k] as f64 - b).sum::<f64>()
+        let level = median(pr.clone().map(|k| x[k] as f64).collect()).unwrap_or(0.0);
+        (from..to.min(x.len())).map(|k| x[k] as f64 - level).sum::<f64>()
     };
     let (x, y) = (area(i), area(avf));
     (x != 0.0 || y != 0.0).then(|| y.atan2(x).to_degrees().round())
 }
 
-/// Ferry's measurements of an ECG.
+/// Ferry's own median beat of a rhythm group: each lead's median, sample by sample, over the
+/// beats (400 ms before to 600 ms after each R peak of lead II).
+pub fn median_beat(g: &Group) -> Option<Group> {
+    let fs = g.sampling_hz;
+    let ii = g.lead(Lead::II).or_else(|| g.leads.first().map(|(_, s)| s.as_slice()))?;
+    let (before, after) = ((fs * 0.4) as usize, (fs * 0.6) as usize);
+    let beats: Vec<usize> =
+        r_peaks(ii, fs).into_iter().filter(|r| *r >= before && r + after <= ii.len()).collect();
+    if beats.len() < 3 {
+        return None;
+    }
+    let leads = g
+        .leads
+        .iter()
+        .map(|(lead, x)| {
+            let beat = (0..before + after)
+                .map(|k| {
+                    let v: Vec<f64> = beats.iter().map(|r| x[r - before + k] as f64).collect();
+                    median(v).unwrap_or(0.0).round() as i32
+                })
+                .collect();
+            (*lead, beat)
+        })
+        .collect();
+    Some(Group { kind: Kind::Median, sampling_hz: fs, leads })
+}
+
+/// Ferry's measurements of an ECG: rate and RR from the rhythm's R peaks; intervals and axes
+/// from the median beat (the device's, else Ferry's own); QTc by Bazett and Fridericia.
 pub fn computed(ecg: &Ecg) -> Measurements {
     let mut m = Measurements::default();
-    if let Some(g) = ecg.group(Kind::Rhythm) {
-        let lead = g.lead(Lead::II).or_else(|| g.leads.first().map(|(_, s)| s.as_slice()));
-        if let Some(x) = lead {
-            let peaks = r_peaks(x, g.sampling_hz);
-            let rr: Vec<f64> =
-                peaks.windows(2).map(|w| (w[1] - w[0]) as f64 * 1000.0 / g.sampling_hz).collect();
-            if let Some(rr) = median(rr) {
-                m.rr_ms = Some(rr.round());
-                m.heart_rate_bpm = Some((60_000.0 / rr).round());
-            }
+    let Some(rhythm) = ecg.group(Kind::Rhythm) else { return m };
+    if !(50.0..=20_000.0).contains(&rhythm.sampling_hz) {
+        return m;
+    }
+    if let Some(x) =
+        rhythm.lead(Lead::II).or_else(|| rhythm.leads.first().map(|(_, s)| s.as_slice()))
+    {
+        let peaks = r_peaks(x, rhythm.sampling_hz);
+        let rr: Vec<f64> =
+            peaks.windows(2).map(|w| (w[1] - w[0]) as f64 * 1000.0 / rhythm.sampling_hz).collect();
+        if let Some(rr) = median(rr) {
+            m.rr_ms = Some(rr.round());
+            m.heart_rate_bpm = Some((60_000.0 / rr).round());
         }
     }
-    m.qrs_axis_deg = qrs_axis(ecg);
+    let own;
+    let beat = match ecg.group(Kind::Median) {
+        Some(g) => g,
+        None => {
+            own = median_beat(rhythm);
+            match &own {
+                Some(g) => g,
+                None => return m,
+            }
+        }
+    };
+    if let Some(w) = delineate(beat) {
+        let ms = |samples: f64| (samples * 1000.0 / beat.sampling_hz).round();
+        m.pr_ms = Some(ms((w.qrs_on - w.p_on) as f64));
+        m.qrs_ms = Some(ms((w.qrs_off - w.qrs_on) as f64));
+        let qt = ms(w.t_end - w.qrs_on as f64);
+        if qt > 0.0 {
+            m.qt_ms = Some(qt);
+            if let Some(rr) = m.rr_ms.map(|r| r / 1000.0).filter(|r| *r > 0.0) {
+                m.qtc_bazett_ms = Some((qt / rr.sqrt()).round());
+                m.qtc_fridericia_ms = Some((qt / rr.cbrt()).round());
+            }
+        }
+        m.p_axis_deg = axis(beat, &w, w.p_on, w.qrs_on);
+        m.qrs_axis_deg = axis(beat, &w, w.qrs_on, w.qrs_off);
+        m.t_axis_deg = axis(beat, &w, w.qrs_off, w.t_end.round().max(0.0) as usize);
+    }
     m
 }
 
