@@ -92,10 +92,11 @@ test('dr-zhao sees the clinic home, without administration or placeholders', asy
   expect(title.includes('Clinic') && title.includes('Island Clinic'), `title: ${title}`);
   expect(await zhao.page.$('[data-cap="consult.request"]'), 'consult card missing');
   expect(await zhao.page.$('[data-cap="imaging.send"]'), 'imaging card missing');
+  expect(await zhao.page.$('[data-cap="ecg.send"] a[href="#/ecgs"]'), 'ECG card missing');
   expect(!(await zhao.page.$('[data-cap="admin.users"]')), 'admin card shown to a clinician');
   expect(!(await zhao.page.$('nav >> text=Administration')), 'admin link shown to a clinician');
   // Parts not built yet have no card; the tokens are in the person's menu, not a card.
-  for (const cap of ['ecg.send', 'training.watch', 'tokens.own']) {
+  for (const cap of ['training.watch', 'tokens.own']) {
     expect(!(await zhao.page.$(`[data-cap="${cap}"]`)), `card ${cap} shown`);
   }
   const navText = await zhao.page.textContent('nav');

@@ -182,3 +182,25 @@ async fn every_page_of_every_role_fits_reads_and_passes_axe_in_both_languages() 
     let out = run_node("pages.mjs", &s, vec![("DICOM_TEST_FILES", dir)]).await;
     all_passed(&out, 22);
 }
+
+/// The ECG pages with pydicom's 12-lead waveform posted by dr-zhao: the list and the study
+/// list open it; 12 labelled leads and the rhythm strip at true size on the paper grid; a
+/// caliper dragged between two R peaks (found in the API's waveform) reads 982 ms ± 10, and
+/// its keys move it 1 px / 10 px; double gain doubles the drawn height; 12×1 shows 10 s; the
+/// saved calibration is used; nothing English in the Chinese interface; no console error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecg_viewer_draws_true_size_and_its_caliper_reads_the_rr() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    let r = zhao
+        .req(reqwest::Method::POST, "/api/ecgs")
+        .body(testfile("waveform_ecg.dcm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let rec: serde_json::Value = r.json().await.unwrap();
+    let id = rec["id"].as_str().unwrap().to_string();
+    let out = run_node("ecg.mjs", &s, vec![("ECG_ID", id)]).await;
+    all_passed(&out, 9);
+}

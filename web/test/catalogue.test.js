@@ -90,7 +90,7 @@ test('computed keys: every value the pages look up has a message', () => {
     ...['requested', 'accepted', 'in_call', 'completed', 'declined', 'cancelled', 'expired'].map(x => `consult_state.${x}`),
     'lang.en', 'lang.zh-CN',
     ...['acknowledge', 'answer', 'sign', 'join'].map(x => `attention.${x}`),
-    ...['ecg', 'training'].map(x => `home.later.${x}`),
+    'home.later.training',
     ...['link', 'server', 'busy'].map(x => `upload.wait_${x}`),
     ...['too_large', 'mismatch', 'not_dicom', 'processing', 'duplicate', 'sop_class', 'not_authorised', 'other'].map(x => `refusal.${x}`),
     ...['years', 'months', 'weeks', 'days'].flatMap(x => [`age.${x}_one`, `age.${x}_other`]),

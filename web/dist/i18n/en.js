@@ -115,7 +115,6 @@ export default {
   'home.more_one': '{count} more in the consult list',
   'home.more_other': '{count} more in the consult list',
   'home.what_you_can_do': 'What you can do here',
-  'home.later.ecg': 'ECG reading arrives in a later version of Ferry; there is nothing to read here yet.',
   'home.later.training': 'Training broadcasts arrive in a later version of Ferry.',
 
   'card.imaging.send.title': 'Imaging studies',
@@ -124,6 +123,10 @@ export default {
   'card.consult.request.text': 'Ask a specialist to see a patient with you, with the studies at hand.',
   'card.imaging.read.title': 'Imaging studies',
   'card.imaging.read.text': 'Studies of your site and those shared with it, in the viewer.',
+  'card.ecg.send.title': 'ECGs',
+  'card.ecg.send.text': 'ECGs from your carts and uploads, in the 12-lead viewer.',
+  'card.ecg.read.title': 'ECGs to read',
+  'card.ecg.read.text': 'ECGs from the sites you read for, in the 12-lead viewer with calipers.',
   'card.consult.answer.title': 'Consult inbox',
   'card.consult.answer.text': 'Consult requests for your specialty; accept and join the call.',
   'card.admin.sites.title': 'Sites',

@@ -115,7 +115,6 @@ export default {
   'home.more_one': '会诊列表中还有 {count} 项',
   'home.more_other': '会诊列表中还有 {count} 项',
   'home.what_you_can_do': '可用功能',
-  'home.later.ecg': '心电图阅片功能将在 Ferry 后续版本中提供，目前暂无可阅内容。',
   'home.later.training': '培训直播功能将在 Ferry 后续版本中提供。',
 
   'card.imaging.send.title': '影像检查',
@@ -124,6 +123,10 @@ export default {
   'card.consult.request.text': '邀请专家与您一同诊视患者，并共享相关检查。',
   'card.imaging.read.title': '影像检查',
   'card.imaging.read.text': '本机构及共享给本机构的影像检查，可在阅片器中查看。',
+  'card.ecg.send.title': '心电图',
+  'card.ecg.send.text': '本机构心电图机和上传的心电图，可在12导联查看器中查看。',
+  'card.ecg.read.title': '待阅心电图',
+  'card.ecg.read.text': '所服务机构的心电图，可在带测量尺的12导联查看器中阅读。',
   'card.consult.answer.title': '会诊收件箱',
   'card.consult.answer.text': '本专科的会诊申请：接受并加入视频通话。',
   'card.admin.sites.title': '机构',

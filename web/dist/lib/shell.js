@@ -73,7 +73,7 @@ function personMenu() {
  * capability for specialists yet, so theirs is the imaging one.
  */
 export function canSeeEcgs() {
-  return can('ecg.send') || can('ecg.read') || can('imaging.read');
+  return can('ecg.send') || can('ecg.read') || can('ecg.view');
 }
 
 export function renderNav() {

@@ -20,6 +20,8 @@ import { attention, stateLabel, urgencyBadge } from './consult-common.js';
 /** @type {Record<string, string>} */
 export const CARDS = {
   'imaging.send': '#/studies',
+  'ecg.send': '#/ecgs',
+  'ecg.read': '#/ecgs',
   'consult.request': '#/consults/new',
   'imaging.read': '#/studies',
   'consult.answer': '#/consults',
@@ -32,7 +34,6 @@ export const CARDS = {
 /** Parts of Ferry a role will use that are not built yet: a plain line, not a control. */
 /** @type {Record<string, string>} */
 export const LATER = {
-  'ecg.read': 'home.later.ecg',
   'training.broadcast': 'home.later.training',
 };
 
