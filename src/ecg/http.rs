@@ -1,7 +1,7 @@
 //! The ECG API: `POST /api/ecgs` (the file as the body, any format; DICOM ECGs also go into
 //! the archive like any instance), `GET /api/ecgs` (search), `GET /api/ecgs/{id}` (the
 //! record), `…/waveform?group=rhythm|median` (microvolts), `…/original` (the bytes as
-//! received). Access and audit as for imaging: an ECG is patient data of its site; other
+//! received), `…/rendered?format=pdf|png` (the A4 printout). Access and audit as for imaging: an ECG is patient data of its site; other
 //! sites get 404, audited.
 
 use axum::Json;
@@ -114,6 +114,17 @@ async fn load(ctx: &RequestCtx, id: &str) -> Result<EcgRow, ApiError> {
     store::get(&ctx.state.db, &permit).await?.ok_or(ApiError::NotFound { what: "ECG" })
 }
 
+/// The record and the ECG read from the bytes as received.
+async fn load_parsed(ctx: &RequestCtx, id: &str) -> Result<(EcgRow, super::Ecg), ApiError> {
+    let row = load(ctx, id).await?;
+    let bytes = ctx.state.objects.get(&row.object_key).await.map_err(ApiError::internal)?;
+    let ecg = tokio::task::spawn_blocking(move || super::parse(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(problem)?;
+    Ok((row, ecg))
+}
+
 /// `GET /api/ecgs/{id}`.
 pub async fn get(
     ctx: RequestCtx,
@@ -139,16 +150,60 @@ pub async fn waveform(
         "median" => Kind::Median,
         _ => return Err(ApiError::bad_request("invalid_query", "group is rhythm or median")),
     };
-    let row = load(&ctx, &id).await?;
-    let bytes = ctx.state.objects.get(&row.object_key).await.map_err(ApiError::internal)?;
-    let ecg = tokio::task::spawn_blocking(move || super::parse(&bytes))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(problem)?;
+    let (_, ecg) = load_parsed(&ctx, &id).await?;
     let g = ecg.group(kind).ok_or(ApiError::NotFound { what: "waveform group" })?;
     let leads: Vec<Value> =
         g.leads.iter().map(|(l, uv)| json!({ "name": l.name(), "uv": uv })).collect();
     Ok(Json(json!({ "sampling_hz": g.sampling_hz, "leads": leads })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct RenderedQuery {
+    format: Option<String>,
+    lang: Option<String>,
+}
+
+/// `GET /api/ecgs/{id}/rendered?format=pdf|png&lang=en|zh-CN`: the A4 printout (`print`);
+/// the labels' language from `lang`, else the request's `Accept-Language`.
+pub async fn rendered(
+    ctx: RequestCtx,
+    headers: axum::http::HeaderMap,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<RenderedQuery>,
+) -> Result<Response, ApiError> {
+    let png = match q.format.as_deref().unwrap_or("pdf") {
+        "pdf" => false,
+        "png" => true,
+        _ => return Err(ApiError::bad_request("invalid_query", "format is pdf or png")),
+    };
+    let lang = q
+        .lang
+        .as_deref()
+        .or_else(|| headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
+        .map(super::print::Lang::from_tag)
+        .unwrap_or(super::print::Lang::En);
+    let (row, ecg) = load_parsed(&ctx, &id).await?;
+    let out = tokio::task::spawn_blocking(move || {
+        let computed = super::measure::computed(&ecg);
+        let sheet = super::print::Sheet { ecg: &ecg, computed: &computed, site: &row.site, lang };
+        if png { super::print::png(&sheet) } else { super::print::pdf(&sheet) }
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| match e {
+        super::print::PrintError::NoFont => ApiError::Unavailable { detail: e.to_string() },
+        super::print::PrintError::NoRhythm => ApiError::NotFound { what: "waveform group" },
+        e => ApiError::internal(anyhow::anyhow!(e.to_string())),
+    })?;
+    let (ct, ext) = if png { ("image/png", "png") } else { ("application/pdf", "pdf") };
+    let mut r = (StatusCode::OK, out).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{id}.{ext}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
 }
 
 /// `GET /api/ecgs/{id}/original`: the bytes exactly as received.

@@ -10,7 +10,8 @@
 //! - `scp`: SCP-ECG (EN 1064), default and custom Huffman tables, difference encodings;
 //! - `leads`: lead codes in every scheme seen in real files;
 //! - `xml`: a small, bounded XML tree that refuses DTDs and entity declarations;
-//! - `measure`: Ferry's own measurements from the samples.
+//! - `measure`: Ferry's own measurements from the samples;
+//! - `print`: the A4 printout, PDF and PNG.
 
 pub mod aecg;
 pub mod dicom;
@@ -20,6 +21,7 @@ pub mod ingest;
 pub mod leads;
 pub mod measure;
 pub mod muse;
+pub mod print;
 pub mod scp;
 pub mod store;
 pub mod xml;

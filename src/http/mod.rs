@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ecgs", get(crate::ecg::http::list).post(crate::ecg::http::create))
         .route("/ecgs/{id}", get(crate::ecg::http::get))
         .route("/ecgs/{id}/waveform", get(crate::ecg::http::waveform))
+        .route("/ecgs/{id}/rendered", get(crate::ecg::http::rendered))
         .route("/ecgs/{id}/original", get(crate::ecg::http::original))
         .route("/uploads", post(crate::upload::create).options(crate::upload::options))
         .route(

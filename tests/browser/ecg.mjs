@@ -218,7 +218,7 @@ test('the calibration is kept for this browser and gives the viewer its scale', 
   await page.evaluate(() => { localStorage.removeItem('ferry-ecg-px-per-mm'); localStorage.removeItem('ferry-ecg-dpr'); });
 });
 
-test('in Chinese: the list, the viewer and the calibration show no string of the English catalogue', async () => {
+test('in Chinese: the list, the viewer and the calibration show no string of the English catalogue; the print link asks for a Chinese PDF', async () => {
   const zh = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 800 } });
   try {
     const p = await watched(zh);
@@ -234,6 +234,17 @@ test('in Chinese: the list, the viewer and the calibration show no string of the
       for (const e of await p.evaluate(englishOnPage, catalogueArgs())) found.push(`${hash}: ${e}`);
     }
     expect((await p.evaluate(() => document.documentElement.lang)) === 'zh-CN', 'not in Chinese');
+    // The viewer's print link asks for the printout in the interface's language.
+    await p.goto(`${base}/#/ecgs/${encodeURIComponent(id)}`);
+    await p.waitForSelector('#ecg-print', { timeout: T });
+    const print = await p.evaluate(async () => {
+      const href = /** @type {HTMLAnchorElement} */ (document.getElementById('ecg-print')).href;
+      const r = await fetch(href);
+      const head = new Uint8Array(await r.arrayBuffer()).slice(0, 5);
+      return { href, status: r.status, type: r.headers.get('content-type'), head: String.fromCharCode(...head) };
+    });
+    expect(print.status === 200 && print.type === 'application/pdf' && print.head === '%PDF-', `print: ${JSON.stringify(print)}`);
+    expect(print.href.includes('lang=zh-CN'), `print link: ${print.href}`);
     expect(found.length === 0, `English in the Chinese interface:\n  ${found.join('\n  ')}`);
     await p.screenshot({ path: shot('ecg-zh.png') });
   } finally {

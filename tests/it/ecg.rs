@@ -358,6 +358,10 @@ async fn ecgs_in_every_format_through_the_api(
         let uv: Vec<i32> =
             lead_ii["uv"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i32).collect();
         assert_eq!(Some(uv.as_slice()), g.lead(Lead::II), "{name}");
+        // The printout, from the stored bytes (its content is checked in ecg_print.rs).
+        let r = zhao.get(&format!("/api/ecgs/{id}/rendered?format=pdf")).await;
+        assert_eq!(r.status().as_u16(), 200, "{name}");
+        assert!(r.bytes().await.unwrap().starts_with(b"%PDF-"), "{name}");
         // The original, byte for byte.
         let original = zhao.get(&format!("/api/ecgs/{id}/original")).await.bytes().await.unwrap();
         assert!(original.as_ref() == bytes.as_slice(), "{name}: original differs");

@@ -13,6 +13,7 @@ mod consult;
 mod dicomweb;
 mod dimse;
 mod ecg;
+mod ecg_print;
 mod errors;
 mod island;
 mod ops;

@@ -569,6 +569,7 @@ export default {
   'ecg.statements': 'Statements',
   'ecg.no_statements': 'The device made no statement.',
   'ecg.original': 'Download the original file',
+  'ecg.print': 'Print (PDF, A4 at 25 mm/s, 10 mm/mV)',
   'ecg.open_dicom': 'Open the DICOM study in the viewer',
   'calibrate.title': 'Calibrate this screen for ECGs',
   'calibrate.intro': 'Once per screen and browser: then 10 mm of ECG paper measure 10 mm on this screen, and calipers read true intervals.',

@@ -569,6 +569,7 @@ export default {
   'ecg.statements': '诊断描述',
   'ecg.no_statements': '设备未给出诊断描述。',
   'ecg.original': '下载原始文件',
+  'ecg.print': '打印（PDF，A4，25 mm/s，10 mm/mV）',
   'ecg.open_dicom': '在阅片器中打开 DICOM 检查',
   'calibrate.title': '为心电图校准本屏幕',
   'calibrate.intro': '每台屏幕和浏览器只需一次：之后心电图纸上的 10 毫米在本屏幕上即为实际 10 毫米，测量尺读数准确。',

@@ -169,6 +169,7 @@ export async function ecgPage(id) {
     h('section', { class: 'box' }, h('h2', {}, t('ecg.measurements')), measurementsTable(rec)),
     h('section', { class: 'box' }, h('h2', {}, t('ecg.statements')), statements),
     h('section', { class: 'box ecg-links' },
+      h('a', { href: `/api/ecgs/${encodeURIComponent(id)}/rendered?format=pdf&lang=${encodeURIComponent(locale())}`, target: '_blank', rel: 'noopener', id: 'ecg-print' }, t('ecg.print')),
       h('a', { href: `/api/ecgs/${encodeURIComponent(id)}/original`, download: '', id: 'ecg-original' }, t('ecg.original')),
       rec.study_uid ? h('a', { href: viewerUrl(rec.study_uid, ohifLanguage(locale())), id: 'ecg-dicom' }, t('ecg.open_dicom')) : null,
       h('a', { href: '#/ecgs' }, t('ecg.back'))));
