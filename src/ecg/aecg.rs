@@ -102,25 +102,6 @@ fn measurement(code: &str) -> Option<&'static str> {
     })
 }
 
-fn set(m: &mut Measurements, field: &str, v: f64) {
-    let slot = match field {
-        "hr" => &mut m.heart_rate_bpm,
-        "rr" => &mut m.rr_ms,
-        "pr" => &mut m.pr_ms,
-        "qrs" => &mut m.qrs_ms,
-        "qt" => &mut m.qt_ms,
-        "qtcb" => &mut m.qtc_bazett_ms,
-        "qtcf" => &mut m.qtc_fridericia_ms,
-        "pax" => &mut m.p_axis_deg,
-        "qrsax" => &mut m.qrs_axis_deg,
-        _ => &mut m.t_axis_deg,
-    };
-    // The first (global) value wins over per-lead ones that follow.
-    if slot.is_none() {
-        *slot = Some(v);
-    }
-}
-
 /// Reads an HL7 aECG document.
 pub fn parse(bytes: &[u8]) -> Result<Ecg, EcgError> {
     let root = xml::parse(bytes)?;
@@ -153,7 +134,7 @@ pub fn parse(bytes: &[u8]) -> Result<Ecg, EcgError> {
             && let Some((v, unit)) = quantity(value)
         {
             let v = if unit == "s" { v * 1000.0 } else { v };
-            set(&mut device, field, v);
+            device.set_first(field, v);
         } else if code == "MDC_ECG_INTERPRETATION_STATEMENT" || code == "MDC_ECG_INTERPRETATION" {
             if let Some(t) = value.map(|v| v.text.trim()).filter(|t| !t.is_empty()) {
                 statements.push(t.to_string());

@@ -184,24 +184,6 @@ fn measurement(scheme: &str, value: &str, meaning: &str) -> Option<&'static str>
     })
 }
 
-fn set(m: &mut Measurements, field: &str, v: f64) {
-    let slot = match field {
-        "hr" => &mut m.heart_rate_bpm,
-        "rr" => &mut m.rr_ms,
-        "pr" => &mut m.pr_ms,
-        "qrs" => &mut m.qrs_ms,
-        "qt" => &mut m.qt_ms,
-        "qtcb" => &mut m.qtc_bazett_ms,
-        "qtcf" => &mut m.qtc_fridericia_ms,
-        "pax" => &mut m.p_axis_deg,
-        "qrsax" => &mut m.qrs_axis_deg,
-        _ => &mut m.t_axis_deg,
-    };
-    if slot.is_none() {
-        *slot = Some(v);
-    }
-}
-
 /// `YYYYMMDD[HHMMSS]` as `YYYY-MM-DDTHH:MM:SS`.
 fn dicom_time(date: &str, time: &str) -> Option<String> {
     let d: String = date.chars().filter(|c| c.is_ascii_digit()).collect();
@@ -242,7 +224,7 @@ pub fn parse(bytes: &[u8]) -> Result<Ecg, EcgError> {
                 if let (Some(field), Some(v)) =
                     (measurement(&scheme, &value, &meaning), float(a, tags::NUMERIC_VALUE))
                 {
-                    set(&mut device, field, v);
+                    device.set_first(field, v);
                 }
             }
             None => {

@@ -110,6 +110,29 @@ pub struct Measurements {
     pub t_axis_deg: Option<f64>,
 }
 
+impl Measurements {
+    /// Sets a measurement by its short name (`hr`, `rr`, `pr`, `qrs`, `qt`, `qtcb`, `qtcf`,
+    /// `pax`, `qrsax`, else the T axis) unless already set: a record's first (global) value
+    /// wins over per-lead ones that follow.
+    pub fn set_first(&mut self, field: &str, v: f64) {
+        let slot = match field {
+            "hr" => &mut self.heart_rate_bpm,
+            "rr" => &mut self.rr_ms,
+            "pr" => &mut self.pr_ms,
+            "qrs" => &mut self.qrs_ms,
+            "qt" => &mut self.qt_ms,
+            "qtcb" => &mut self.qtc_bazett_ms,
+            "qtcf" => &mut self.qtc_fridericia_ms,
+            "pax" => &mut self.p_axis_deg,
+            "qrsax" => &mut self.qrs_axis_deg,
+            _ => &mut self.t_axis_deg,
+        };
+        if slot.is_none() {
+            *slot = Some(v);
+        }
+    }
+}
+
 /// Who the ECG is of, as the file says (patient data: never logged).
 #[derive(Debug, Clone, Default)]
 pub struct Patient {
