@@ -440,11 +440,15 @@ pub async fn watch(dirs: &[PathBuf], opts: &Options, settle: Duration) -> anyhow
                             summary.failed.iter().map(|(_, w)| w.as_str()).collect();
                         format!("refused: {}", why.join("; "))
                     };
-                    println!("sent {name}: {verdict}");
                     // Refused files are not sent again either: their content will not change
-                    // the server's mind; a new version of the file is a new file.
+                    // the server's mind; a new version of the file is a new file. Remembered
+                    // before it is said, so a watcher stopped after saying "sent" never sends
+                    // the file again (stopped between the upload and this, it does, and the
+                    // server answers with the record it already has).
+                    let line = format!("sent {name}: {verdict}");
                     sent.insert(key, verdict);
                     save_state(&sent_file, &sent)?;
+                    println!("{line}");
                 }
                 Err(e) => {
                     // The link stayed down beyond --retry-for: try again at the next look.
