@@ -184,7 +184,10 @@ pub async fn rendered(
         .unwrap_or(super::print::Lang::En);
     let (row, ecg) = load_parsed(&ctx, &id).await?;
     let out = tokio::task::spawn_blocking(move || {
-        let computed = super::measure::computed(&ecg);
+        // Ferry's measurements as the record holds them, the same the viewer shows.
+        let computed: super::Measurements =
+            serde_json::from_value(row.summary["measurements"]["computed"].clone())
+                .unwrap_or_default();
         let sheet = super::print::Sheet { ecg: &ecg, computed: &computed, site: &row.site, lang };
         if png { super::print::png(&sheet) } else { super::print::pdf(&sheet) }
     })

@@ -96,9 +96,7 @@ pub fn r_peaks(uv: &[i32], fs: f64) -> Vec<usize> {
             let recent = &rr[rr.len().saturating_sub(8)..];
             let avg = recent.iter().sum::<usize>() as f64 / recent.len() as f64;
             if (i - last) as f64 > 1.66 * avg
-                && let Some(&best) = pending.iter().max_by(|p, q| {
-                    integ[**p].partial_cmp(&integ[**q]).unwrap_or(std::cmp::Ordering::Equal)
-                })
+                && let Some(best) = argmax(pending.iter().copied(), |k| integ[k])
                 && integ[best] > 0.5 * thr1
                 && best - last > refractory
             {
@@ -120,11 +118,7 @@ pub fn r_peaks(uv: &[i32], fs: f64) -> Vec<usize> {
     let hp: Vec<f64> = x.iter().zip(&base).map(|(a, b)| a - b).collect();
     let search = (fs * 0.08) as usize;
     let window = |i: usize| i.saturating_sub(search)..=(i + search).min(n - 1);
-    let by = |f: &dyn Fn(usize) -> f64, i: usize| {
-        window(i)
-            .max_by(|p, q| f(*p).partial_cmp(&f(*q)).unwrap_or(std::cmp::Ordering::Equal))
-            .unwrap_or(i)
-    };
+    let by = |f: &dyn Fn(usize) -> f64, i: usize| argmax(window(i), f).unwrap_or(i);
     let extremes: Vec<f64> = beats.iter().map(|i| hp[by(&|k| hp[k].abs(), *i)]).collect();
     let sign = if median(extremes).unwrap_or(0.0) >= 0.0 { 1.0 } else { -1.0 };
     let mut out: Vec<usize> = beats.iter().map(|i| by(&|k| sign * hp[k], *i)).collect();
@@ -132,11 +126,21 @@ pub fn r_peaks(uv: &[i32], fs: f64) -> Vec<usize> {
     out
 }
 
+/// The position in `range` where `f` is largest (the last of equals).
+fn argmax(range: impl Iterator<Item = usize>, f: impl Fn(usize) -> f64) -> Option<usize> {
+    range.max_by(|a, b| f(*a).total_cmp(&f(*b)))
+}
+
+/// The position in `range` where `f` is smallest (the first of equals).
+fn argmin(range: impl Iterator<Item = usize>, f: impl Fn(usize) -> f64) -> Option<usize> {
+    range.min_by(|a, b| f(*a).total_cmp(&f(*b)))
+}
+
 fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.sort_by(f64::total_cmp);
     let n = v.len();
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
@@ -178,8 +182,7 @@ pub fn delineate(g: &Group) -> Option<Waves> {
     }
     let vel = moving_average(&vel, smp(8.0));
     let (lo, hi) = (smp(100.0), n - smp(100.0));
-    let peak = (lo..hi)
-        .max_by(|a, b| vel[*a].partial_cmp(&vel[*b]).unwrap_or(std::cmp::Ordering::Equal))?;
+    let peak = argmax(lo..hi, |k| vel[k])?;
     let thr = 0.06 * vel[peak];
     let mut on = peak;
     while on > 0 && vel[on] > thr {
@@ -199,8 +202,7 @@ pub fn delineate(g: &Group) -> Option<Waves> {
     }
     // The P wave.
     let (pw0, pw1) = (on.checked_sub(smp(220.0))?, on.checked_sub(smp(20.0))?);
-    let p_peak = (pw0..pw1)
-        .max_by(|a, b| vel[*a].partial_cmp(&vel[*b]).unwrap_or(std::cmp::Ordering::Equal))?;
+    let p_peak = argmax(pw0..pw1, |k| vel[k])?;
     let p_thr = 0.15 * vel[p_peak];
     let mut p_on = p_peak;
     while p_on > pw0 && vel[p_on] > p_thr {
@@ -217,11 +219,9 @@ pub fn delineate(g: &Group) -> Option<Waves> {
     if t0 >= t1 {
         return None;
     }
-    let t_peak = (t0..t1)
-        .max_by(|a, b| mag[*a].partial_cmp(&mag[*b]).unwrap_or(std::cmp::Ordering::Equal))?;
+    let t_peak = argmax(t0..t1, |k| mag[k])?;
     let slope = |k: usize| (mag[(k + 1).min(n - 1)] - mag[k.saturating_sub(1)]) / 2.0;
-    let steepest = (t_peak..(t_peak + smp(250.0)).min(n - 1))
-        .min_by(|a, b| slope(*a).partial_cmp(&slope(*b)).unwrap_or(std::cmp::Ordering::Equal))?;
+    let steepest = argmin(t_peak..(t_peak + smp(250.0)).min(n - 1), slope)?;
     let level = median(pr.map(|k| mag[k]).collect()).unwrap_or(0.0);
     let d = slope(steepest);
     let t_end =
@@ -242,14 +242,19 @@ fn axis(g: &Group, w: &Waves, from: usize, to: usize) -> Option<f64> {
     (x != 0.0 || y != 0.0).then(|| y.atan2(x).to_degrees().round())
 }
 
+/// The lead a rhythm's beats are found in: II, else the first.
+fn beat_lead(g: &Group) -> Option<&[i32]> {
+    g.lead(Lead::II).or_else(|| g.leads.first().map(|(_, s)| s.as_slice()))
+}
+
 /// Ferry's own median beat of a rhythm group: each lead's median, sample by sample, over the
-/// beats (400 ms before to 600 ms after each R peak of lead II).
-pub fn median_beat(g: &Group) -> Option<Group> {
+/// beats (400 ms before to 600 ms after each of `peaks`, the R peaks of its `beat_lead`).
+pub fn median_beat(g: &Group, peaks: &[usize]) -> Option<Group> {
     let fs = g.sampling_hz;
-    let ii = g.lead(Lead::II).or_else(|| g.leads.first().map(|(_, s)| s.as_slice()))?;
+    let len = g.samples();
     let (before, after) = ((fs * 0.4) as usize, (fs * 0.6) as usize);
     let beats: Vec<usize> =
-        r_peaks(ii, fs).into_iter().filter(|r| *r >= before && r + after <= ii.len()).collect();
+        peaks.iter().copied().filter(|r| *r >= before && r + after <= len).collect();
     if beats.len() < 3 {
         return None;
     }
@@ -277,22 +282,18 @@ pub fn computed(ecg: &Ecg) -> Measurements {
     if !(50.0..=20_000.0).contains(&rhythm.sampling_hz) {
         return m;
     }
-    if let Some(x) =
-        rhythm.lead(Lead::II).or_else(|| rhythm.leads.first().map(|(_, s)| s.as_slice()))
-    {
-        let peaks = r_peaks(x, rhythm.sampling_hz);
-        let rr: Vec<f64> =
-            peaks.windows(2).map(|w| (w[1] - w[0]) as f64 * 1000.0 / rhythm.sampling_hz).collect();
-        if let Some(rr) = median(rr) {
-            m.rr_ms = Some(rr.round());
-            m.heart_rate_bpm = Some((60_000.0 / rr).round());
-        }
+    let peaks = beat_lead(rhythm).map(|x| r_peaks(x, rhythm.sampling_hz)).unwrap_or_default();
+    let rr: Vec<f64> =
+        peaks.windows(2).map(|w| (w[1] - w[0]) as f64 * 1000.0 / rhythm.sampling_hz).collect();
+    if let Some(rr) = median(rr) {
+        m.rr_ms = Some(rr.round());
+        m.heart_rate_bpm = Some((60_000.0 / rr).round());
     }
     let own;
     let beat = match ecg.group(Kind::Median) {
         Some(g) => g,
         None => {
-            own = median_beat(rhythm);
+            own = median_beat(rhythm, &peaks);
             match &own {
                 Some(g) => g,
                 None => return m,

@@ -86,7 +86,7 @@ impl Group {
 }
 
 /// Global measurements, each absent when unknown.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Measurements {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heart_rate_bpm: Option<f64>,

@@ -240,9 +240,9 @@ fn header(sheet: &Sheet, s: &mut dyn Surface) {
     };
     s.text(GRID_X, 22.5, 3.0, &m(l("Device", "设备测量"), &e.device));
     s.text(GRID_X, 27.5, 3.0, &m(l("Ferry (computed)", "Ferry 计算"), sheet.computed));
-    let statements = e.statements.join("；");
-    let mut statements: String = statements.chars().take(110).collect();
-    if e.statements.join("；").chars().count() > 110 {
+    let all = e.statements.join("；");
+    let mut statements: String = all.chars().take(110).collect();
+    if statements.len() < all.len() {
         statements.push('…');
     }
     s.text(GRID_X, 34.0, 3.4, &format!("{}: {}", l("Statements", "自动分析"), statements));
@@ -307,8 +307,9 @@ impl Surface for PdfSurface<'_> {
         let mut bytes = Vec::with_capacity(s.len() * 2);
         for ch in s.chars() {
             let gid = self.face.glyph_index(ch).unwrap_or(GlyphId(0));
+            let new = self.glyphs.get(gid.0).is_none();
             let cid = self.glyphs.remap(gid.0);
-            if !self.used.iter().any(|u| u.0 == cid) {
+            if new {
                 let adv = self.face.glyph_hor_advance(gid).unwrap_or(0) as f32 * 1000.0 / upem;
                 self.used.push((cid, adv, ch));
             }
