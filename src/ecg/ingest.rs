@@ -35,9 +35,11 @@ pub async fn store(
     now: i64,
 ) -> Result<(EcgRow, bool), IngestError> {
     let b = bytes.clone();
+    // Parsed here for a clear refusal of what is not an ECG; Ferry's measurements are made
+    // where the record is (for a DICOM ECG, by the archive's `record_dicom`).
     let (ecg, computed, sha) = tokio::task::spawn_blocking(move || {
         let e = super::parse(&b)?;
-        let computed = super::measure::computed(&e);
+        let computed = (e.format != Format::Dicom).then(|| super::measure::computed(&e));
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b));
         Ok::<_, EcgError>((e, computed, sha))
     })
@@ -61,6 +63,7 @@ pub async fn store(
     if let Some(row) = store::by_sha(db, permit, &sha).await? {
         return Ok((row, false));
     }
+    let computed = computed.unwrap_or_default();
     with_dicom(db, objects, permit, &ecg, &computed, bytes, &sha, actor, now).await
 }
 

@@ -307,6 +307,11 @@ pub async fn record_dicom(
     sha256: &str,
     now: i64,
 ) {
+    // An ECG that came in another format already has its record (this is its DICOM form),
+    // and so has one stored before: nothing to read.
+    if matches!(store::by_instance(db, sop).await, Ok(Some(_))) {
+        return;
+    }
     let parsed = tokio::task::spawn_blocking(move || {
         let e = parse(&bytes)?;
         let computed = measure::computed(&e);
@@ -321,10 +326,6 @@ pub async fn record_dicom(
         }
         Err(_) => return,
     };
-    // An ECG that came in another format already has its record (this is its DICOM form).
-    if matches!(store::by_instance(db, sop).await, Ok(Some(_))) {
-        return;
-    }
     let key = match crate::archive::store::instance_object(db, sop).await {
         Ok(Some(k)) => k,
         _ => return,
