@@ -399,7 +399,15 @@ pub async fn watch(dirs: &[PathBuf], opts: &Options, settle: Duration) -> anyhow
     let poll = Duration::from_millis(500).min(settle);
     loop {
         let mut waiting = 0;
-        let files = collect(dirs).unwrap_or_default();
+        let files = match collect(dirs) {
+            Ok(f) => f,
+            Err(e) => {
+                // A folder gone or unreadable (an unmounted share): said, then looked at again.
+                eprintln!("cannot list the watched folders: {e:#}; will look again");
+                tokio::time::sleep(poll.max(Duration::from_secs(5))).await;
+                continue;
+            }
+        };
         for f in &files {
             let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             // Hidden and temporary files are being written by someone (or are ours).

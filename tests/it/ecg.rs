@@ -475,13 +475,19 @@ async fn ecgs_by_ferry_upload_and_a_watched_folder() {
     std::fs::create_dir_all(&folder).unwrap();
     let spawn_watch = || {
         let mut c = upload(&[&folder], &["--watch", "--settle", "2s"]);
-        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child = c.spawn().unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let stdout = child.stdout.take().unwrap();
+        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let err_tx = tx.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = err_tx.send(format!("stderr: {line}"));
             }
         });
         (child, rx)
@@ -526,6 +532,11 @@ async fn ecgs_by_ferry_upload_and_a_watched_folder() {
     let (mut again, rx) = spawn_watch();
     let lines = wait_for(&rx, "idle: 2 file(s) sent, none waiting", Duration::from_secs(20));
     assert!(lines.iter().all(|l| !l.starts_with("sent ")), "{lines:?}");
+    // The folder taken away (an unmounted share): the watcher says so instead of idling.
+    let away = folder.with_extension("away");
+    std::fs::rename(&folder, &away).unwrap();
+    wait_for(&rx, "stderr: cannot list the watched folders", Duration::from_secs(20));
+    std::fs::rename(&away, &folder).unwrap();
     let _ = again.kill();
     let _ = again.wait();
     assert_eq!(count().await, 5);
