@@ -129,9 +129,17 @@ impl Link {
 }
 
 impl Drop for Link {
+    /// Every process left in the namespaces ends with them, even when a test panicked before
+    /// stopping its server: a server left running broke the next island test.
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.server_ns]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.client_ns]).status();
+        for ns in [&self.server_ns, &self.client_ns] {
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
     }
 }
 
@@ -243,7 +251,6 @@ async fn ferry_upload_over_an_island_link_with_two_cuts_arrives_whole() {
     println!("{stdout}\n{stderr}");
     assert!(out.status.success(), "one command, no rerun:\n{stdout}\n{stderr}");
     assert!(stdout.contains("12 instance(s) stored"), "{stdout}");
-    assert!(stderr.contains("trying again in"), "it said what it waited for:\n{stderr}");
     let resent: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("bytes sent again after interruptions: "))
@@ -251,6 +258,11 @@ async fn ferry_upload_over_an_island_link_with_two_cuts_arrives_whole() {
         .trim()
         .parse()
         .unwrap();
+    // When TCP rides out a 20 s cut there is nothing to wait for and nothing is sent again;
+    // when a request did give up, the person was told what the upload waited for.
+    if resent > 0 {
+        assert!(stderr.contains("trying again in"), "it said what it waited for:\n{stderr}");
+    }
     let ratio = wire as f64 / payload as f64;
     println!(
         "island link: {payload} bytes of files, {wire} bytes on the wire ({ratio:.3}×), \
