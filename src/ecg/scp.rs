@@ -266,7 +266,7 @@ fn measurements(s7: &[u8]) -> Result<Measurements, EcgError> {
         u16_at(s7, p + 6)?,
         u16_at(s7, p + 8)?,
     );
-    let axis = |v: i16| (v.abs() < 999).then_some(v as f64);
+    let axis = |v: i16| (v.unsigned_abs() < 999).then_some(v as f64);
     let span = |a: u16, b: u16| Some(ms(b)? - ms(a)?).filter(|d| *d > 0.0);
     Ok(Measurements {
         heart_rate_bpm: rr.filter(|r| *r > 0.0).map(|r| (60_000.0 / r).round()),
@@ -407,6 +407,20 @@ mod tests {
             huffman(&bytes, &default_table(), 100).unwrap_err(),
             EcgError::Truncated("Huffman-coded data")
         );
+    }
+
+    /// The fuzzer's find: an axis of -32768 (the most negative 16-bit value) overflowed when
+    /// its magnitude was taken. It is "unknown", like any axis beyond ±999.
+    #[test]
+    fn extreme_axes_are_unknown_not_a_panic() {
+        let mut s7 = vec![0u8; 22];
+        s7[2..4].copy_from_slice(&800u16.to_le_bytes());
+        for (at, v) in [(16, i16::MIN), (18, 60i16), (20, 1000i16)] {
+            s7[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        }
+        let m = measurements(&s7).unwrap();
+        assert_eq!((m.p_axis_deg, m.qrs_axis_deg, m.t_axis_deg), (None, Some(60.0), None));
+        assert_eq!(m.rr_ms, Some(800.0));
     }
 
     #[test]
