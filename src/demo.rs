@@ -44,12 +44,52 @@ pub const USERS: &[DemoUser] = &[
 /// (site, kind, name, AE title)
 pub const DEVICES: &[(&str, DeviceKind, &str, &str)] = &[
     ("island-clinic", DeviceKind::Modality, "Island Clinic CT", "ISLANDCT"),
-    // A cart that stores its ECGs by DICOM C-STORE; carts that export files are sent by
-    // `ferry upload --watch` with a clinician's token.
-    ("island-clinic", DeviceKind::EcgCart, "Island Clinic ECG cart", "ISLANDECG"),
+    // A cart that stores its ECGs by DICOM C-STORE, or exports files that `ferry upload
+    // --watch` sends with the cart's own device token (see `cart_token`).
+    ("island-clinic", DeviceKind::EcgCart, "Island Clinic ECG cart", CART_AE),
     ("mountain-clinic", DeviceKind::Modality, "Mountain Clinic ultrasound", "MOUNTAINUS"),
     ("county-hospital", DeviceKind::Modality, "County Hospital CT", "COUNTYCT"),
 ];
+
+/// The demo's routing: the clinics' imaging to the city hospital's radiologists, their ECGs
+/// to its ECG reading centre: (centre, from, kind, priority).
+pub const ROUTING: &[(&str, &str, crate::reading::Kind)] = &[
+    ("city-hospital", "island-clinic", crate::reading::Kind::Imaging),
+    ("city-hospital", "mountain-clinic", crate::reading::Kind::Imaging),
+    ("city-hospital", "island-clinic", crate::reading::Kind::Ecg),
+    ("city-hospital", "mountain-clinic", crate::reading::Kind::Ecg),
+];
+
+/// Seeds the demo's routing rules (what `ferry serve --demo` starts with; tests that are not
+/// about reading leave studies unrouted). Returns how many were created.
+pub async fn seed_routing(state: &Stores) -> anyhow::Result<usize> {
+    let mut created = 0;
+    for (centre, from, kind) in ROUTING {
+        let new = crate::reading::store::NewRule {
+            from_site: from.parse()?,
+            subtree: false,
+            kind: *kind,
+            modalities: vec![],
+            priority: crate::reading::Priority::Routine,
+        };
+        match operator::add_routing_rule(state, &centre.parse()?, new).await {
+            Ok(_) => created += 1,
+            Err(e) if operator::is_exists(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(created)
+}
+
+/// The island clinic's ECG cart.
+pub const CART_AE: &str = "ISLANDECG";
+
+/// The demo cart's device token: derived from the demo password, so a demo started with its
+/// own password does not share a token anyone could read here.
+pub fn cart_token(password: &str) -> String {
+    let digest = crate::ids::hash_secret(&format!("ferry demo ECG cart {password}"));
+    format!("{}{}", crate::auth::tokens::TOKEN_PREFIX, &digest[..32])
+}
 
 /// Seeds what is missing; returns how many records were created.
 pub async fn seed(state: &Stores, password: &str) -> anyhow::Result<usize> {
@@ -93,5 +133,8 @@ pub async fn seed(state: &Stores, password: &str) -> anyhow::Result<usize> {
             Err(e) => return Err(e),
         }
     }
+    let token = cart_token(password);
+    // Created once; later starts find the same token (the operator's step is audited).
+    operator::create_device_token(state, CART_AE, "demo cart export", None, Some(&token)).await?;
     Ok(created)
 }

@@ -43,6 +43,9 @@ enum Command {
     /// API bearer tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Routing rules of reading centres: which sites' imaging or ECGs each centre reads.
+    #[command(subcommand)]
+    Routing(RoutingCmd),
     /// Send DICOM files (or folders of them) to a Ferry server, resumably: run the same
     /// command again after an interruption and it continues where it stopped.
     Upload(UploadArgs),
@@ -189,23 +192,58 @@ enum DeviceCmd {
 }
 
 #[derive(Subcommand)]
-enum TokenCmd {
-    /// Create a bearer token for a user and print it (it is shown only this once).
-    Create {
+enum RoutingCmd {
+    /// Route a site's (with --subtree: and every site below it) imaging or ECGs to a centre.
+    Add {
+        /// The reading centre's site.
         #[arg(long)]
-        user: UserId,
+        centre: SiteId,
+        /// The sending site.
+        #[arg(long)]
+        from: SiteId,
+        #[arg(long)]
+        subtree: bool,
+        /// imaging or ecg
+        #[arg(long)]
+        kind: ferry::reading::Kind,
+        /// Imaging only: these modalities (e.g. CT,MR); default all.
+        #[arg(long, value_delimiter = ',')]
+        modality: Vec<String>,
+        /// routine, urgent or stat
+        #[arg(long, default_value = "routine")]
+        priority: ferry::reading::Priority,
+    },
+    /// A centre's rules.
+    List {
+        #[arg(long)]
+        centre: SiteId,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a bearer token for a user, or for a device (an ECG cart that exports files, by
+    /// its id or AE title: it may then only send for its site), and print it (it is shown
+    /// only this once).
+    Create {
+        #[arg(long, required_unless_present = "device", conflicts_with = "device")]
+        user: Option<UserId>,
+        #[arg(long)]
+        device: Option<String>,
         #[arg(long, default_value = "created at the console")]
         label: String,
         /// Days until the token stops working (default: never).
         #[arg(long)]
         expires_in_days: Option<u32>,
     },
-    /// Revoke a token by its id (tok_…).
+    /// Revoke a token by its id (tok_… for a person's, dtk_… for a device's).
     Revoke { id: String },
-    /// List a user's tokens.
+    /// List a user's or a device's tokens.
     List {
+        #[arg(long, required_unless_present = "device", conflicts_with = "device")]
+        user: Option<UserId>,
         #[arg(long)]
-        user: UserId,
+        device: Option<String>,
     },
 }
 
@@ -376,34 +414,97 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Routing(cmd) => {
+            let state = Stores::open(settings).await?;
+            match cmd {
+                RoutingCmd::Add { centre, from, subtree, kind, modality, priority } => {
+                    let new = ferry::reading::store::NewRule {
+                        from_site: from,
+                        subtree,
+                        kind,
+                        modalities: modality,
+                        priority,
+                    };
+                    let r = operator::add_routing_rule(&state, &centre, new).await?;
+                    println!(
+                        "routing rule {} added: {} {} from {} to {}",
+                        r.id, r.priority, r.kind, r.from_site, r.centre_site
+                    );
+                }
+                RoutingCmd::List { centre } => {
+                    for r in operator::routing_rules(&state, &centre).await? {
+                        let scope = if r.subtree { " and below" } else { "" };
+                        let mods = if r.modalities.is_empty() {
+                            "all".into()
+                        } else {
+                            r.modalities.join(",")
+                        };
+                        println!(
+                            "{:<14} {:<8} {:<8} from {}{scope} (modalities: {mods})",
+                            r.id, r.kind, r.priority, r.from_site
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Token(cmd) => {
             let state = Stores::open(settings).await?;
             match cmd {
-                TokenCmd::Create { user, label, expires_in_days } => {
-                    let (t, secret) =
-                        operator::create_token(&state, &user, &label, expires_in_days).await?;
+                TokenCmd::Create { user, device, label, expires_in_days } => {
+                    let (id, holder, expires, secret) = match (user, device) {
+                        (Some(user), _) => {
+                            let (t, secret) =
+                                operator::create_token(&state, &user, &label, expires_in_days)
+                                    .await?;
+                            (t.id, t.user, t.expires_at, secret)
+                        }
+                        (None, Some(device)) => {
+                            let (t, secret) = operator::create_device_token(
+                                &state,
+                                &device,
+                                &label,
+                                expires_in_days,
+                                None,
+                            )
+                            .await?;
+                            (t.id, format!("device {}", t.device), t.expires_at, secret)
+                        }
+                        (None, None) => anyhow::bail!("give --user or --device"),
+                    };
                     eprintln!(
-                        "token {} for {} created{}; it is shown only now:",
-                        t.id,
-                        t.user,
-                        t.expires_at.map(|e| format!(", expires {e}")).unwrap_or_default()
+                        "token {id} for {holder} created{}; it is shown only now:",
+                        expires.map(|e| format!(", expires {e}")).unwrap_or_default()
                     );
                     println!("{secret}");
                 }
                 TokenCmd::Revoke { id } => {
-                    let t = operator::revoke_token(&state, &id).await?;
-                    println!("token {} revoked at {}", t.id, t.revoked_at.unwrap_or_default());
+                    let revoked_at = if ferry::auth::tokens::is_device_token_id(&id) {
+                        operator::revoke_device_token(&state, &id).await?.revoked_at
+                    } else {
+                        operator::revoke_token(&state, &id).await?.revoked_at
+                    };
+                    println!("token {id} revoked at {}", revoked_at.unwrap_or_default());
                 }
-                TokenCmd::List { user } => {
-                    for t in operator::list_tokens(&state, &user).await? {
-                        let status = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                TokenCmd::List { user, device } => {
+                    let rows: Vec<_> = match (user, device) {
+                        (Some(user), _) => operator::list_tokens(&state, &user)
+                            .await?
+                            .into_iter()
+                            .map(|t| (t.id, t.revoked_at, t.created_at, t.expires_at, t.label))
+                            .collect(),
+                        (None, Some(device)) => operator::list_device_tokens(&state, &device)
+                            .await?
+                            .into_iter()
+                            .map(|t| (t.id, t.revoked_at, t.created_at, t.expires_at, t.label))
+                            .collect(),
+                        (None, None) => anyhow::bail!("give --user or --device"),
+                    };
+                    for (id, revoked, created, expires, label) in rows {
+                        let status = if revoked.is_some() { "revoked" } else { "active" };
                         println!(
-                            "{:<16} {:<8} created={} expires={} {}",
-                            t.id,
-                            status,
-                            t.created_at,
-                            t.expires_at.unwrap_or_else(|| "never".into()),
-                            t.label
+                            "{id:<16} {status:<8} created={created} expires={} {label}",
+                            expires.unwrap_or_else(|| "never".into()),
                         );
                     }
                 }
@@ -418,13 +519,23 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let state = app.state();
     let url = app.base_url();
     if args.demo {
-        let created = demo::seed(&state.stores, &args.demo_password).await?;
+        let created = demo::seed(&state.stores, &args.demo_password).await?
+            + demo::seed_routing(&state.stores).await?;
         println!("Demo network ready ({created} record(s) created).");
         println!("Sign in at {url}/ as any of (password: {}):", args.demo_password);
         for (id, name, site, roles, _) in demo::USERS {
             let roles: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
             println!("  {id:<12} {:<11} {site:<16} {name}", roles.join(","));
         }
+        println!(
+            "The island clinic's ECG cart ({}) sends with its device token {}",
+            demo::CART_AE,
+            demo::cart_token(&args.demo_password)
+        );
+        println!(
+            "  e.g. ferry upload --server {url} --token {} --watch CART-EXPORT-FOLDER",
+            demo::cart_token(&args.demo_password)
+        );
     }
     if let Some(dimse) = app.dimse_addr() {
         let ae = &state.settings.dimse.ae_title;

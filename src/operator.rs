@@ -100,9 +100,86 @@ pub async fn revoke_token(state: &Stores, token_id: &str) -> anyhow::Result<toke
     Ok(tokens::revoke(&state.db, &p, now_ms()).await?)
 }
 
+/// A device by its id or its AE title, at the console.
+pub async fn find_device(state: &Stores, id_or_ae: &str) -> anyhow::Result<crate::network::Device> {
+    if let Some(d) = store::device_by_id(&state.db, id_or_ae).await? {
+        return Ok(d);
+    }
+    let id = store::device_id_by_ae(&state.db, id_or_ae)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no device with id or AE title `{id_or_ae}`"))?;
+    Ok(store::device_by_id(&state.db, &id).await?.expect("just found"))
+}
+
+/// Creates a token for a device (by id or AE title); with `secret`, that well-known secret
+/// (the demo's cart), answered again rather than duplicated. Returns the record and secret.
+pub async fn create_device_token(
+    state: &Stores,
+    device: &str,
+    label: &str,
+    expires_in_days: Option<u32>,
+    secret: Option<&str>,
+) -> anyhow::Result<(tokens::DeviceToken, String)> {
+    let now = now_ms();
+    anyhow::ensure!(expires_in_days != Some(0), "--expires-in-days must be at least 1");
+    let d = find_device(state, device).await?;
+    let target = Target::site(&d.site, "device", Some(d.id.clone()));
+    let p = permit::<policy::DeviceTokenCreate>(state, target).await?;
+    let expires = expires_in_days.map(|d| now + d as i64 * 86_400_000);
+    Ok(tokens::create_for_device(&state.db, &p, label, expires, secret, now).await?)
+}
+
+/// Revokes a device token (dtk_…).
+pub async fn revoke_device_token(
+    state: &Stores,
+    token_id: &str,
+) -> anyhow::Result<tokens::DeviceToken> {
+    let device = tokens::device_of_token(&state.db, token_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no device token `{token_id}`"))?;
+    let d = find_device(state, &device).await?;
+    let target = Target::site(&d.site, "token", Some(token_id.to_string()));
+    let p = permit::<policy::DeviceTokenRevoke>(state, target).await?;
+    Ok(tokens::revoke_device_token(&state.db, &p, now_ms()).await?)
+}
+
+/// A device's tokens (by id or AE title).
+pub async fn list_device_tokens(
+    state: &Stores,
+    device: &str,
+) -> anyhow::Result<Vec<tokens::DeviceToken>> {
+    let d = find_device(state, device).await?;
+    let p =
+        permit::<policy::DeviceList>(state, Target::site(&d.site, "device", Some(d.id))).await?;
+    Ok(tokens::list_for_device(&state.db, &p).await?)
+}
+
+/// Adds a routing rule to a reading centre, at the console.
+pub async fn add_routing_rule(
+    state: &Stores,
+    centre: &SiteId,
+    new: crate::reading::store::NewRule,
+) -> anyhow::Result<crate::reading::store::Rule> {
+    let p = permit::<policy::RoutingManage>(state, Target::site(centre, "routing", None)).await?;
+    Ok(crate::reading::store::add_rule(&state.db, &p, &new, console::OPERATOR, now_ms()).await?)
+}
+
+/// A centre's routing rules, at the console.
+pub async fn routing_rules(
+    state: &Stores,
+    centre: &SiteId,
+) -> anyhow::Result<Vec<crate::reading::store::Rule>> {
+    let p = permit::<policy::RoutingList>(state, Target::site(centre, "routing", None)).await?;
+    Ok(crate::reading::store::rules(&state.db, &p).await?)
+}
+
 /// True when the error means "already there" (for idempotent seeding).
 pub fn is_exists(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<NetworkError>(), Some(NetworkError::Exists(_)))
+        || matches!(
+            e.downcast_ref::<crate::reading::store::RuleError>(),
+            Some(crate::reading::store::RuleError::Exists)
+        )
 }
 
 /// Searches the audit trail as an administrator of `site` would see it.

@@ -29,6 +29,7 @@ pub async fn start_state(settings: Settings) -> anyhow::Result<AppState> {
     let hub = crate::signal::hub::Hub::start(limits, joins_tx, shutdown.clone());
     let state = AppState::new(stores, hub, shutdown)?;
     crate::consult::http::start_background(state.clone(), joins_rx).await?;
+    crate::reading::http::start_background(state.clone());
     Ok(state)
 }
 

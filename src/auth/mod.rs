@@ -28,16 +28,75 @@ use policy::{Action, ActorView, Permit, Target};
 /// How the actor proved who they are.
 #[derive(Debug, Clone)]
 pub enum AuthVia {
-    Session { id_hash: String, csrf: String },
-    Token { id: String },
+    Session {
+        id_hash: String,
+        csrf: String,
+    },
+    Token {
+        id: String,
+    },
+    /// A registered device's token: `user` is then the device seen as an actor of its site
+    /// with no role (its id is `device`; the audit trail names it `device:<id>`).
+    DeviceToken {
+        id: String,
+        device: String,
+    },
 }
 
-/// The authenticated person behind a request.
+/// The authenticated person (or device) behind a request.
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub user: User,
     pub view: ActorView,
     pub via: AuthVia,
+}
+
+/// Who owns something a sender creates (a resumable upload): a person or a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    User(&'a str),
+    Device(&'a str),
+}
+
+impl Actor {
+    /// The device id when a device acts with its token.
+    pub fn device(&self) -> Option<&str> {
+        match &self.via {
+            AuthVia::DeviceToken { device, .. } => Some(device),
+            _ => None,
+        }
+    }
+    /// How the actor is named in the audit trail and in what it creates: a person's id, or
+    /// `device:<id>`.
+    pub fn name(&self) -> String {
+        match self.device() {
+            Some(d) => format!("device:{d}"),
+            None => self.user.id.to_string(),
+        }
+    }
+    pub fn owner(&self) -> Owner<'_> {
+        match self.device() {
+            Some(d) => Owner::Device(d),
+            None => Owner::User(self.user.id.as_str()),
+        }
+    }
+}
+
+/// The routes a device token may call: sending for its site (ECGs, its own resumable uploads,
+/// STOW-RS).
+fn device_route(method: &Method, path: &str) -> bool {
+    match *method {
+        Method::POST => {
+            path == "/api/ecgs"
+                || path == "/api/uploads"
+                || path == "/dicomweb/studies"
+                || path.starts_with("/dicomweb/studies/")
+        }
+        Method::GET | Method::HEAD | Method::PATCH | Method::DELETE => {
+            path.starts_with("/api/uploads/")
+        }
+        _ => false,
+    }
 }
 
 /// An authenticated request: the actor, the client's address and the application state.
@@ -77,13 +136,20 @@ impl FromRequestParts<AppState> for RequestCtx {
                 return Err(ApiError::unauthenticated("use `Authorization: Bearer <token>`"));
             };
             match tokens::authenticate(db, secret, now).await? {
-                Ok((id, user)) => (user, AuthVia::Token { id }),
-                Err((why, owner)) => {
+                Ok((id, tokens::Holder::User(user))) => (user, AuthVia::Token { id }),
+                Ok((id, tokens::Holder::Device(device))) => {
+                    return device_ctx(state, parts, client, id, device).await;
+                }
+                Err((why, holder)) => {
+                    let actor = holder.map(|h| match h {
+                        tokens::Holder::User(u) => u,
+                        tokens::Holder::Device(d) => format!("device:{d}"),
+                    });
                     audit::record(
                         db,
                         &NewEvent {
                             at: now,
-                            actor: owner,
+                            actor,
                             actor_site: None,
                             site: None,
                             action: "auth.token",
@@ -136,6 +202,67 @@ impl FromRequestParts<AppState> for RequestCtx {
     }
 }
 
+/// A request made with a device's token: allowed on the sending routes only (anything else is
+/// refused and recorded), acting for the device's site with no role.
+async fn device_ctx(
+    state: &AppState,
+    parts: &Parts,
+    client: Option<IpAddr>,
+    token: String,
+    device: String,
+) -> Result<RequestCtx, ApiError> {
+    let db = &state.db;
+    let d = crate::network::store::device_by_id(db, &device)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("this device is no longer registered"))?;
+    // The path as sent (nested routers see it without their prefix).
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path().to_string(), |u| u.0.path().to_string());
+    if !device_route(&parts.method, &path) {
+        audit::record(
+            db,
+            &NewEvent {
+                at: now_ms(),
+                actor: Some(format!("device:{device}")),
+                actor_site: Some(d.site.to_string()),
+                site: Some(d.site.to_string()),
+                action: "auth.device",
+                resource_kind: "route",
+                resource_id: None,
+                outcome: Outcome::Denied,
+                client_addr: client.map(|c| c.to_string()),
+                detail: Some(format!("{} {path}", parts.method)),
+            },
+        )
+        .await?;
+        return Err(ApiError::Forbidden {
+            detail: "a device token may only send ECGs and images for its site".into(),
+        });
+    }
+    let user = User {
+        id: "device".parse().expect("a valid id"),
+        site: d.site.clone(),
+        display_name: d.name.clone(),
+        roles: vec![],
+        specialties: vec![],
+        disabled: false,
+        has_password: false,
+        created_at: d.created_at.clone(),
+    };
+    let view = ActorView {
+        user: user.id.clone(),
+        site: d.site.clone(),
+        roles: vec![],
+        admin_scope: Default::default(),
+        at_root_site: false,
+        device: true,
+    };
+    let via = AuthVia::DeviceToken { id: token, device };
+    Ok(RequestCtx { state: state.clone(), actor: Actor { user, view, via }, client })
+}
+
 /// What the policy needs to know about a user.
 pub async fn actor_view(state: &AppState, user: &User) -> Result<ActorView, DbError> {
     let db = &state.db;
@@ -150,6 +277,7 @@ pub async fn actor_view(state: &AppState, user: &User) -> Result<ActorView, DbEr
             Default::default()
         },
         at_root_site: is_root_site(db, &user.site).await?,
+        device: false,
     })
 }
 
@@ -169,7 +297,7 @@ impl RequestCtx {
             }
             Err(why) => {
                 self.audit(A::NAME, kind, id, site, Outcome::Denied, Some(why.to_string())).await?;
-                tracing::info!(action = A::NAME, user = %self.actor.user.id, "access denied");
+                tracing::info!(action = A::NAME, user = %self.actor.name(), "access denied");
                 if A::HIDDEN {
                     // Patient data of other sites: not even its existence is confirmed.
                     return Err(ApiError::NotFound { what: kind });
@@ -193,7 +321,7 @@ impl RequestCtx {
             &self.state.db,
             &NewEvent {
                 at: now_ms(),
-                actor: Some(self.actor.user.id.to_string()),
+                actor: Some(self.actor.name()),
                 actor_site: Some(self.actor.user.site.to_string()),
                 site,
                 action,

@@ -19,6 +19,9 @@ pub struct ActorView {
     pub admin_scope: HashSet<SiteId>,
     /// True when the actor's site is a root of the network tree (no parent).
     pub at_root_site: bool,
+    /// True for a registered device acting with its bearer token: it may only take the
+    /// actions in [`DEVICE_ACTIONS`], for its own site.
+    pub device: bool,
 }
 
 impl ActorView {
@@ -185,6 +188,9 @@ actions! {
     DeviceList = "device.list", AdminOfSite, audit: true, hidden: false;
     DeviceCreate = "device.create", AdminOfSite, audit: true, hidden: false;
     DeviceDelete = "device.delete", AdminOfSite, audit: true, hidden: false;
+    /// Issuing a bearer token to a device of the site (an ECG cart that exports files).
+    DeviceTokenCreate = "device.token.create", AdminOfSite, audit: true, hidden: false;
+    DeviceTokenRevoke = "device.token.revoke", AdminOfSite, audit: true, hidden: false;
     TokenList = "token.list", AdminOrSelf, audit: true, hidden: false;
     TokenCreate = "token.create", AdminOrSelf, audit: true, hidden: false;
     TokenRevoke = "token.revoke", AdminOrSelf, audit: true, hidden: false;
@@ -211,6 +217,20 @@ actions! {
     /// A step in a consult's life (accept, decline, cancel, complete, sign, acknowledge): the
     /// consult core decides which steps the person may take; the step is audited by name.
     ConsultUpdate = "consult.update", SiteOrParty, audit: false, hidden: true;
+    /// Listing reading requests: a centre's worklist, a clinic's own requests (the list holds
+    /// only those; each listed one is recorded as read).
+    ReadingSearch = "reading.search", AnyUser, audit: true, hidden: false;
+    /// Reading one request and its reports: its sending clinic, and the centre it was sent to
+    /// (the target's site is the clinic; the centre is a site it is shared with).
+    ReadingRead = "reading.read", SiteOrShared, audit: true, hidden: true;
+    /// A step on a request (send, cancel, claim, release, reassign, draft, sign, amend): the
+    /// reading core decides which steps the person may take; each is audited by name.
+    ReadingUpdate = "reading.update", SiteOrShared, audit: false, hidden: true;
+    /// Asking a centre to read a study or ECG of one's own site (the core: clinicians).
+    ReadingCreate = "reading.create", OwnSite, audit: false, hidden: true;
+    /// A centre's routing rules.
+    RoutingList = "routing.list", AdminOfSite, audit: true, hidden: false;
+    RoutingManage = "routing.manage", AdminOfSite, audit: true, hidden: false;
 }
 
 /// Proof that the policy allowed action `A` on a target. Only this module makes them.
@@ -235,12 +255,19 @@ impl<A: Action> Permit<A> {
     }
 }
 
+/// What a device acting with its token may do: send for its own site, nothing else (it never
+/// reads, lists or administers anything).
+pub const DEVICE_ACTIONS: &[&str] = &[ImagingStore::NAME];
+
 /// Decides and, when allowed, issues the permit. Callers audit the outcome (see
 /// `RequestCtx::permit`, which is the path handlers use).
 pub(super) fn issue<A: Action>(
     actor: &ActorView,
     target: Target,
 ) -> Result<Permit<A>, &'static str> {
+    if actor.device && !DEVICE_ACTIONS.contains(&A::NAME) {
+        return Err("a device may only send for its own site");
+    }
     match decide(actor, A::RULE, &target) {
         Decision::Allow => {
             Ok(Permit { target, actor: Some(actor.user.clone()), _action: PhantomData })
@@ -295,6 +322,7 @@ mod tests {
             roles: roles.to_vec(),
             admin_scope: scope.iter().map(|s| s.parse().unwrap()).collect(),
             at_root_site: root,
+            device: false,
         }
     }
 
@@ -424,5 +452,21 @@ mod tests {
             let d = decide(&a, rule, &target);
             assert_eq!(d == Allow, allowed, "case {i}: {a:?} {rule:?} {target:?} -> {d:?}");
         }
+    }
+
+    /// A device holds no role, but even with one it may only send for its own site.
+    #[test]
+    fn devices_only_send_for_their_own_site() {
+        let mut cart = actor(&[Role::Admin], "island-clinic", &["island-clinic"], false);
+        cart.device = true;
+        let own = t("island-clinic");
+        assert!(issue::<ImagingStore>(&cart, own.clone()).is_ok());
+        assert!(issue::<ImagingStore>(&cart, t("mountain-clinic")).is_err());
+        assert!(issue::<EcgRead>(&cart, own.clone()).is_err());
+        assert!(issue::<EcgSearch>(&cart, own.clone()).is_err());
+        assert!(issue::<ImagingSearch>(&cart, own.clone()).is_err());
+        assert!(issue::<StudyShare>(&cart, own.clone()).is_err());
+        assert!(issue::<UserList>(&cart, own.clone()).is_err());
+        assert!(issue::<SiteList>(&cart, own).is_err());
     }
 }

@@ -43,6 +43,7 @@ pub struct Settings {
     pub viewer: ViewerSettings,
     pub turn: TurnSettings,
     pub consult: ConsultSettings,
+    pub reading: ReadingSettings,
     pub signal: SignalSettings,
     pub log: LogSettings,
 }
@@ -60,6 +61,25 @@ pub struct ConsultSettings {
     /// Any other unanswered request expires after this.
     #[serde(deserialize_with = "lenient")]
     pub expire_hours: u64,
+}
+
+/// Reading centres (`docs/reading.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingSettings {
+    /// A routed study with no new instance for this long is ready for reading.
+    #[serde(deserialize_with = "lenient")]
+    pub quiet_secs: u64,
+    /// A claim with no activity (draft saved, claim renewed) for this long is released.
+    #[serde(deserialize_with = "lenient")]
+    pub claim_idle_minutes: u64,
+    /// Service levels: minutes from ready to signed, per priority.
+    #[serde(deserialize_with = "lenient")]
+    pub sla_stat_minutes: u64,
+    #[serde(deserialize_with = "lenient")]
+    pub sla_urgent_minutes: u64,
+    #[serde(deserialize_with = "lenient")]
+    pub sla_routine_minutes: u64,
 }
 
 /// Limits of the signalling WebSocket (`docs/signalling.md`).
@@ -418,6 +438,22 @@ impl Settings {
         }
         if !(4096..=131_072).contains(&self.dimse.max_pdu_length) {
             return Err(key_err("dimse.max_pdu_length", "must be between 4096 and 131072"));
+        }
+        let r = &self.reading;
+        if !(1..=86_400).contains(&r.quiet_secs) {
+            return Err(key_err("reading.quiet_secs", "must be between 1 and 86400 (a day)"));
+        }
+        if !(1..=1_440).contains(&r.claim_idle_minutes) {
+            return Err(key_err("reading.claim_idle_minutes", "must be between 1 and 1440"));
+        }
+        for (key, v) in [
+            ("reading.sla_stat_minutes", r.sla_stat_minutes),
+            ("reading.sla_urgent_minutes", r.sla_urgent_minutes),
+            ("reading.sla_routine_minutes", r.sla_routine_minutes),
+        ] {
+            if !(1..=43_200).contains(&v) {
+                return Err(key_err(key, "must be between 1 and 43200 (30 days)"));
+            }
         }
         let c = &self.consult;
         if c.emergency_escalate_secs == 0 || c.emergency_expire_secs <= c.emergency_escalate_secs {

@@ -488,6 +488,7 @@ mod tests {
             roles: roles.to_vec(),
             admin_scope: Default::default(),
             at_root_site: false,
+            device: false,
         }
     }
 

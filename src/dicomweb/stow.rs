@@ -72,7 +72,7 @@ pub(super) async fn stow_inner(
     // Parts are read one after another, but checked and stored several at a time (bounded),
     // so object-store round trips (S3) overlap with parsing and with reading the next part.
     let window = limits.ingest_parallelism.max(1);
-    let replace_as = limits.replaces().then(|| ctx.actor.user.id.to_string());
+    let replace_as = limits.replaces().then(|| ctx.actor.name());
     let permit = std::sync::Arc::new(permit);
     let mut inflight: tokio::task::JoinSet<(usize, PartResult)> = tokio::task::JoinSet::new();
     let mut results: Vec<(usize, PartResult)> = vec![];

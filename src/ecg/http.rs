@@ -70,13 +70,13 @@ pub async fn create(ctx: RequestCtx, body: Body) -> Result<Response, ApiError> {
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge)?;
     let site = ctx.actor.user.site.clone();
     let permit: Permit<ImagingStore> = ctx.permit(Target::site(&site, "ecg", None)).await?;
-    let replace_as = ctx.state.settings.dicomweb.replaces().then(|| ctx.actor.user.id.to_string());
+    let replace_as = ctx.state.settings.dicomweb.replaces().then(|| ctx.actor.name());
     let (row, fresh) = super::ingest::store(
         &ctx.state.db,
         &ctx.state.objects,
         &permit,
         bytes,
-        ctx.actor.user.id.as_str(),
+        &ctx.actor.name(),
         replace_as.as_deref(),
         ctx.now(),
     )
@@ -271,7 +271,7 @@ pub async fn list(
         .iter()
         .map(|r| crate::audit::NewEvent {
             at: now,
-            actor: Some(ctx.actor.user.id.to_string()),
+            actor: Some(ctx.actor.name()),
             actor_site: Some(ctx.actor.user.site.to_string()),
             site: Some(r.site.clone()),
             action: "ecg.read",

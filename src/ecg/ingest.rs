@@ -126,6 +126,7 @@ async fn with_dicom(
         tracing::warn!(reason = %why, "the DICOM form of an ECG was refused; nothing stored");
         return Err(IngestError::Dicom(why));
     }
+    crate::reading::route::ecg_arrived(db, &site, &row.id, &study, now).await;
     Ok((row, true))
 }
 

@@ -344,8 +344,14 @@ pub async fn record_dicom(
         created_by: &actor,
         now,
     };
-    if let Err(e) = store::insert(db, permit, new).await {
-        tracing::warn!(error = %e, "the ECG record of a stored DICOM ECG could not be written");
+    match store::insert(db, permit, new).await {
+        Ok((row, true)) => {
+            crate::reading::route::ecg_arrived(db, &row.site, &row.id, study, now).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the ECG record of a stored DICOM ECG could not be written")
+        }
     }
 }
 

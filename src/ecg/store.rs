@@ -133,6 +133,17 @@ pub async fn insert(
     Ok((row(&found)?, fresh))
 }
 
+/// An ECG's site and the study of its DICOM form. (Structural: what a reading request for it
+/// is about; None when there is no such ECG or it has no study.)
+pub async fn site_and_study(db: &Db, id: &str) -> Result<Option<(SiteId, String)>, sqlx::Error> {
+    let r: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT site_id, study_uid FROM ecgs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(r.and_then(|(site, study)| Some((site.parse().ok()?, study?))))
+}
+
 /// Whose an ECG is: its site and the sites its study is shared with. (Structural: used to
 /// decide access; None when there is no such ECG.)
 pub async fn sites_of(db: &Db, id: &str) -> Result<Option<(SiteId, Vec<SiteId>)>, sqlx::Error> {

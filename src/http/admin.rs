@@ -179,6 +179,64 @@ pub async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
+// ---- device tokens ----
+
+/// The site of an existing device, or 404.
+async fn device_site(ctx: &RequestCtx, device: &str) -> Result<SiteId, ApiError> {
+    store::site_of_device(&ctx.state.db, device).await?.ok_or(ApiError::NotFound { what: "device" })
+}
+
+/// `GET /api/devices/{device}/tokens`: the device's tokens (never their secrets).
+pub async fn list_device_tokens(
+    ctx: RequestCtx,
+    PathParams(device): PathParams<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let site = device_site(&ctx, &device).await?;
+    let permit = ctx.permit::<DeviceList>(Target::site(&site, "device", Some(device))).await?;
+    Ok(Json(json!({ "tokens": tokens::list_for_device(&ctx.state.db, &permit).await? })))
+}
+
+/// `POST /api/devices/{device}/tokens`: a token for a device of the admin's site, shown once.
+pub async fn create_device_token(
+    ctx: RequestCtx,
+    PathParams(device): PathParams<String>,
+    JsonBody(body): JsonBody<NewToken>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let site = device_site(&ctx, &device).await?;
+    let permit =
+        ctx.permit::<DeviceTokenCreate>(Target::site(&site, "device", Some(device))).await?;
+    let now = ctx.now();
+    if body.expires_in_days == Some(0) {
+        return Err(ApiError::bad_request("invalid_value", "expires_in_days must be at least 1"));
+    }
+    let expires = body.expires_in_days.map(|d| now + d as i64 * 86_400_000);
+    let (token, secret) =
+        tokens::create_for_device(&ctx.state.db, &permit, &body.label, expires, None, now).await?;
+    ctx.audit(
+        "device.token.created",
+        "token",
+        Some(token.id.clone()),
+        Some(site.to_string()),
+        Outcome::Success,
+        Some(format!("for device {}", token.device)),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": token, "secret": secret }))))
+}
+
+/// `DELETE /api/device-tokens/{token}`: revokes a device's token.
+pub async fn revoke_device_token(
+    ctx: RequestCtx,
+    PathParams(token): PathParams<String>,
+) -> Result<Json<tokens::DeviceToken>, ApiError> {
+    let device = tokens::device_of_token(&ctx.state.db, &token)
+        .await?
+        .ok_or(ApiError::NotFound { what: "token" })?;
+    let site = device_site(&ctx, &device).await?;
+    let permit = ctx.permit::<DeviceTokenRevoke>(Target::site(&site, "token", Some(token))).await?;
+    Ok(Json(tokens::revoke_device_token(&ctx.state.db, &permit, ctx.now()).await?))
+}
+
 // ---- tokens ----
 
 pub async fn list_tokens(

@@ -19,6 +19,7 @@ use tower::ServiceBuilder;
 
 use crate::consult::http as consult;
 use crate::error::ApiError;
+use crate::reading::http as reading;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -33,6 +34,23 @@ pub fn router(state: AppState) -> Router {
         .route("/sites/{site}/users", get(admin::list_users).post(admin::create_user))
         .route("/sites/{site}/devices", get(admin::list_devices).post(admin::create_device))
         .route("/devices/{device}", delete(admin::delete_device))
+        .route(
+            "/devices/{device}/tokens",
+            get(admin::list_device_tokens).post(admin::create_device_token),
+        )
+        .route("/device-tokens/{token}", delete(admin::revoke_device_token))
+        .route("/sites/{site}/routing-rules", get(reading::rules).post(reading::add_rule))
+        .route("/routing-rules/{id}", delete(reading::delete_rule))
+        .route("/readings", get(reading::list).post(reading::create))
+        .route("/readings/{id}", get(reading::get))
+        .route("/readings/{id}/send", post(reading::send))
+        .route("/readings/{id}/cancel", post(reading::cancel))
+        .route("/readings/{id}/claim", post(reading::claim))
+        .route("/readings/{id}/release", post(reading::release))
+        .route("/readings/{id}/reassign", post(reading::reassign))
+        .route("/readings/{id}/draft", post(reading::draft))
+        .route("/readings/{id}/sign", post(reading::sign))
+        .route("/readings/{id}/amend", post(reading::amend))
         .route("/users/{user}", get(admin::get_user).patch(admin::update_user))
         .route("/users/{user}/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/tokens/{token}", delete(admin::revoke_token))

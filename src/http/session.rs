@@ -69,7 +69,7 @@ pub async fn me(ctx: RequestCtx) -> Result<Json<serde_json::Value>, ApiError> {
     let site = own_site(&ctx).await?;
     let csrf = match &ctx.actor.via {
         AuthVia::Session { csrf, .. } => Some(csrf.clone()),
-        AuthVia::Token { .. } => None,
+        AuthVia::Token { .. } | AuthVia::DeviceToken { .. } => None,
     };
     Ok(Json(json!({
         "user": ctx.actor.user,

@@ -106,6 +106,34 @@ pub async fn site_exists(db: &Db, id: &SiteId) -> Result<bool, sqlx::Error> {
     Ok(n > 0)
 }
 
+/// A site's parent. (Structural: the tree decides routing.)
+pub async fn parent_of(db: &Db, id: &SiteId) -> Result<Option<SiteId>, sqlx::Error> {
+    let p: Option<Option<String>> = sqlx::query_scalar("SELECT parent_id FROM sites WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(p.flatten().and_then(|p| p.parse().ok()))
+}
+
+/// The active people of a site holding `role` (ids only: whom to tell that something
+/// happened; structural, no personal data leaves with it).
+pub async fn people_with_role(
+    db: &Db,
+    site: &SiteId,
+    role: Role,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, roles FROM users WHERE site_id = $1 AND disabled = 0")
+            .bind(site.as_str())
+            .fetch_all(db.pool())
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, roles)| crate::network::split_list::<Role>(roles).contains(&role))
+        .map(|(id, _)| id)
+        .collect())
+}
+
 pub async fn create_site(
     db: &Db,
     permit: &Permit<SiteCreate>,
@@ -362,6 +390,23 @@ pub async fn create_device(
             created_at: rfc3339(now),
         }),
     }
+}
+
+/// A registered device by id. (Structural: who a device token acts as.)
+pub async fn device_by_id(db: &Db, id: &str) -> Result<Option<Device>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM devices WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(device_from_row).transpose()
+}
+
+/// The id of the device registered with an AE title.
+pub async fn device_id_by_ae(db: &Db, ae_title: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM devices WHERE ae_title = $1")
+        .bind(ae_title)
+        .fetch_optional(db.pool())
+        .await
 }
 
 /// The site a device belongs to. (Structural: used to decide access.)

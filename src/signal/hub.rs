@@ -122,6 +122,18 @@ impl Hub {
         self.input(Input::Notify { users, msg }).await
     }
 
+    /// Tells every socket of `users` that something happened to a reading request.
+    pub async fn notify_reading(
+        &self,
+        users: Vec<String>,
+        reading: &str,
+        event: &'static str,
+        state: &'static str,
+    ) {
+        let msg = ServerMsg::Reading { v: VERSION, reading: reading.to_string(), event, state };
+        self.input(Input::Notify { users, msg }).await
+    }
+
     /// A new socket of `user`, opened with `credential` (a session's id hash or a token's id).
     pub(super) async fn register(
         &self,

@@ -153,6 +153,15 @@ pub enum ServerMsg {
         event: &'static str,
         state: &'static str,
     },
+    /// Something happened to a reading request that concerns the receiver (a centre's new
+    /// request, a claim, a signed report for the clinic); the rest is fetched over HTTP
+    /// (`GET /api/readings/{reading}`).
+    Reading {
+        v: u32,
+        reading: String,
+        event: &'static str,
+        state: &'static str,
+    },
     /// Something the server refused; `code` is stable, `detail` is for people.
     Error {
         v: u32,

@@ -43,7 +43,9 @@ pub async fn upgrade(
     let user = ctx.actor.user.id.to_string();
     let credential = match &ctx.actor.via {
         crate::auth::AuthVia::Session { id_hash, .. } => id_hash.clone(),
-        crate::auth::AuthVia::Token { id } => id.clone(),
+        crate::auth::AuthVia::Token { id } | crate::auth::AuthVia::DeviceToken { id, .. } => {
+            id.clone()
+        }
     };
     let hub = ctx.state.hub.clone();
     let guard = match hub.admit(&user, g.max_connections_per_user, g.max_connections) {

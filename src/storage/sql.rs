@@ -108,6 +108,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0008_ecgs.sql"),
         postgres: include_str!("../../migrations/postgres/0008_ecgs.sql"),
     },
+    Migration {
+        version: 9,
+        name: "device tokens",
+        sqlite: include_str!("../../migrations/sqlite/0009_device_tokens.sql"),
+        postgres: include_str!("../../migrations/postgres/0009_device_tokens.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "reading centres",
+        sqlite: include_str!("../../migrations/sqlite/0010_reading.sql"),
+        postgres: include_str!("../../migrations/postgres/0010_reading.sql"),
+    },
 ];
 
 impl Db {

@@ -95,7 +95,7 @@ pub async fn create(ctx: RequestCtx, headers: HeaderMap) -> Result<Response, Api
     let id = format!("up_{}", crate::ids::random_id(12));
     tokio::fs::create_dir_all(staging_dir(&ctx.state)).await.map_err(ApiError::internal)?;
     tokio::fs::File::create(staging_file(&ctx.state, &id)).await.map_err(ApiError::internal)?;
-    let (db, me) = (&ctx.state.db, &ctx.actor.user.id);
+    let (db, me) = (&ctx.state.db, ctx.actor.owner());
     store::create(db, &permit, &id, me, length, filename(&headers), ctx.now()).await?;
     let mut r = tus(StatusCode::CREATED.into_response());
     r.headers_mut().insert(
@@ -115,7 +115,7 @@ async fn own_upload(ctx: &RequestCtx, id: &str) -> Result<UploadRow, ApiError> {
     {
         return Err(ApiError::NotFound { what: "upload" });
     }
-    store::owned(&ctx.state.db, id, &ctx.actor.user.id)
+    store::owned(&ctx.state.db, id, ctx.actor.owner())
         .await?
         .ok_or(ApiError::NotFound { what: "upload" })
 }
@@ -251,12 +251,12 @@ impl Outcome {
         entry: Option<usize>,
     ) {
         let st = &ctx.state;
-        let replace_as = st.settings.dicomweb.replaces().then(|| ctx.actor.user.id.to_string());
+        let replace_as = st.settings.dicomweb.replaces().then(|| ctx.actor.name());
         // ECG files that are not DICOM (MUSE, aECG, SCP) go the ECG way: their record and
         // their DICOM form.
         let dicom = bytes.len() >= 132 && &bytes[128..132] == b"DICM";
         if !dicom && crate::ecg::detect(&bytes).is_some() {
-            let me = ctx.actor.user.id.to_string();
+            let me = ctx.actor.name();
             match crate::ecg::ingest::store(
                 &st.db,
                 &st.objects,
@@ -400,6 +400,6 @@ pub async fn terminate(
             ApiError::conflict("upload_busy", "another request is writing this upload")
         })?;
     let _ = tokio::fs::remove_file(staging_file(&ctx.state, &id)).await;
-    store::delete(&ctx.state.db, &id, &ctx.actor.user.id).await?;
+    store::delete(&ctx.state.db, &id, ctx.actor.owner()).await?;
     Ok(tus(StatusCode::NO_CONTENT.into_response()))
 }

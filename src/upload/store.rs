@@ -4,9 +4,17 @@
 
 use sqlx::Row;
 
+use crate::auth::Owner;
 use crate::auth::policy::{ImagingStore, Permit};
-use crate::network::UserId;
 use crate::storage::Db;
+
+/// The column naming an owner of its kind, and the owner's id.
+fn owner_column(owner: Owner<'_>) -> (&'static str, &str) {
+    match owner {
+        Owner::User(u) => ("user_id", u),
+        Owner::Device(d) => ("device_id", d),
+    }
+}
 
 /// An upload as its owner sees it.
 pub struct Upload {
@@ -21,15 +29,16 @@ pub async fn create(
     db: &Db,
     permit: &Permit<ImagingStore>,
     id: &str,
-    owner: &UserId,
+    owner: Owner<'_>,
     length: u64,
     filename: Option<String>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let site = permit.site().map(|s| s.to_string()).unwrap_or_default();
-    sqlx::query("INSERT INTO uploads (id, user_id, site_id, length, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+    let (column, who) = owner_column(owner);
+    sqlx::query(&format!("INSERT INTO uploads (id, {column}, site_id, length, filename, created_at) VALUES ($1, $2, $3, $4, $5, $6)"))
         .bind(id)
-        .bind(owner.as_str())
+        .bind(who)
         .bind(site)
         .bind(length as i64)
         .bind(filename)
@@ -40,12 +49,13 @@ pub async fn create(
 }
 
 /// `owner`'s upload `id`, if it is theirs.
-pub async fn owned(db: &Db, id: &str, owner: &UserId) -> Result<Option<Upload>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT length, filename, completed_at, result FROM uploads WHERE id = $1 AND user_id = $2",
-    )
+pub async fn owned(db: &Db, id: &str, owner: Owner<'_>) -> Result<Option<Upload>, sqlx::Error> {
+    let (column, who) = owner_column(owner);
+    let row = sqlx::query(&format!(
+        "SELECT length, filename, completed_at, result FROM uploads WHERE id = $1 AND {column} = $2"
+    ))
     .bind(id)
-    .bind(owner.as_str())
+    .bind(who)
     .fetch_optional(db.pool())
     .await?;
     row.map(|row| {
@@ -77,10 +87,11 @@ pub async fn complete(
 }
 
 /// Forgets `owner`'s upload `id`.
-pub async fn delete(db: &Db, id: &str, owner: &UserId) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM uploads WHERE id = $1 AND user_id = $2")
+pub async fn delete(db: &Db, id: &str, owner: Owner<'_>) -> Result<(), sqlx::Error> {
+    let (column, who) = owner_column(owner);
+    sqlx::query(&format!("DELETE FROM uploads WHERE id = $1 AND {column} = $2"))
         .bind(id)
-        .bind(owner.as_str())
+        .bind(who)
         .execute(db.pool())
         .await?;
     Ok(())

@@ -9,7 +9,9 @@
 // The data is seeded through the API first: dr-zhao stores CT_small and MR_small (from the
 // pydicom wheel) and requests three consults; dr-li accepts two and signs an opinion on one;
 // dr-zhao posts the wheel's 12-lead ECG (the ECG list, viewer and calibration pages).
-// Last, a signed-out deep link to a consult lands on it after sign-in.
+// Then, in both languages, admin issues a device token to the island clinic's ECG cart (its
+// secret shown once), sees it active, revokes it and sees it revoked, the panel passing the
+// same checks. Last, a signed-out deep link to a consult lands on it after sign-in.
 // Run by tests/it/browser.rs with FERRY_URL set (DICOM_TEST_FILES: the folder of the pydicom
 // wheel's test files; found through python3 if not set). The OHIF viewer is not checked here
 // (viewer.mjs does): its frame on the call page is answered with an empty page.
@@ -20,6 +22,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { catalogueArgs, englishOnPage } from './catalogue-check.mjs';
 import { base, expect, launchMedia, shot, signIn, unlabelledControls } from './lib.mjs';
+import en from '../../web/dist/i18n/en.js';
+import zh from '../../web/dist/i18n/zh-CN.js';
 
 const T = 20000;
 const require = createRequire(import.meta.url);
@@ -221,6 +225,45 @@ for (const user of ['dr-zhao', 'dr-li', 'dr-chen', 'trainer-sun', 'admin']) {
       });
     }
   }
+}
+
+// A message of the catalogue as a pattern of the text shown, its placeholders any text.
+const shownAs = msg => new RegExp(`^${msg.split(/\{\w+\}/).map(p => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.+')}$`);
+
+for (const locale of LOCALES) {
+  test(`admin, ${locale}: a device token for the island clinic's ECG cart is shown once, listed active, revoked`, async () => {
+    const msg = { en, 'zh-CN': zh }[locale];
+    const s = await openAs('admin', locale, VIEWPORTS[0]);
+    const { page } = s;
+    const label = `export PC ${Date.now()}`;
+    const row = `#device-tokens tr:has(span:text-is("${label}"))`;
+    const status = async () => (await page.textContent(`${row} td:nth-child(6)`)).trim();
+    try {
+      await visit(s, '#/admin/devices', 'table', locale);
+      await page.selectOption('select[name=site]', 'island-clinic');
+      await page.click('tr:has(code:text-is("ISLANDECG")) button[aria-expanded="false"]', { timeout: T });
+      // The demo seeds a token of the cart's own.
+      await page.waitForSelector('#device-tokens tr:has(span:text-is("demo cart export"))', { timeout: T });
+      await page.fill('#device-tokens input[name=label]', label);
+      await page.click('#device-tokens button[type=submit]');
+      const secret = (await (await page.waitForSelector('#new-device-token code.secret', { timeout: T })).textContent()).trim();
+      expect(/^fy_[A-Za-z0-9_-]{20,}$/.test(secret), `secret shown: ${secret}`);
+      const command = await page.textContent('#new-device-token p:last-child code');
+      expect(command.includes(`--token ${secret}`), `command shown: ${command}`);
+      await page.waitForSelector(row, { timeout: T });
+      expect(await status() === msg['tokens.active'], `the new token's status: ${await status()}`);
+      await check(s, locale);
+      await page.click(`${row} button`);
+      await page.waitForSelector(`${row}:not(:has(button))`, { timeout: T });
+      expect(shownAs(msg['tokens.revoked_at']).test(await status()), `the revoked token's status: ${await status()}`);
+      expect(!(await page.$('#new-device-token')), 'the secret is shown again after revoking');
+      await page.waitForLoadState('networkidle').catch(() => {});
+      await check(s, locale);
+    } finally {
+      await s.context.close();
+    }
+    expect(s.problems.length === 0, `${s.problems.length} problem(s):\n  ${s.problems.join('\n  ')}`);
+  });
 }
 
 test('a signed-out deep link to a consult lands on that consult after sign-in', async () => {

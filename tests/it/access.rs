@@ -39,6 +39,15 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
     .unwrap();
     let (token, _) =
         operator::create_token(state, &user.parse().unwrap(), "t", None).await.unwrap();
+    let cart = operator::add_device(
+        state,
+        &site_id,
+        NewDevice { kind: DeviceKind::EcgCart, name: format!("cart{n}"), ae_title: None },
+    )
+    .await
+    .unwrap();
+    let (cart_token, _) =
+        operator::create_device_token(state, &cart.id, "t", None, None).await.unwrap();
     // A consult of that site, cancelled: reading it is a policy question (the site and the
     // people it is addressed to); a step on it passes the policy and meets the consult's own
     // rule (it has ended: 409), where a policy refusal is 404.
@@ -68,6 +77,32 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     let ecg = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    // A reading request of that site's study, sent to the county hospital (neither the clinic
+    // nor the city hospital of the matrix's root admin), and one cancelled: a step on it passes
+    // the policy and meets the reading core's rule (409).
+    let ask = json!({"study_uid": study, "centre": "county-hospital", "priority": "urgent"});
+    let r = requester.post("/api/readings", ask.clone()).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let cancelled = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let r = requester.post(&format!("/api/readings/{cancelled}/cancel"), json!({})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = requester.post("/api/readings", ask).await;
+    let reading = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    assert_ne!(reading, cancelled);
+    // A routing rule of that site as a centre (kept from an earlier round if it survived).
+    let rule = match operator::routing_rules(state, &site_id).await.unwrap().pop() {
+        Some(r) => r.id,
+        None => {
+            let new = ferry::reading::store::NewRule {
+                from_site: "county-hospital".parse().unwrap(),
+                subtree: false,
+                kind: ferry::reading::Kind::Ecg,
+                modalities: vec![],
+                priority: ferry::reading::Priority::Routine,
+            };
+            operator::add_routing_rule(state, &site_id, new).await.unwrap().id
+        }
+    };
     let c = |action, method, path: String, body: Option<Value>| Case {
         action,
         method,
@@ -127,6 +162,14 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
             format!("/api/sites/{site}/devices"),
             Some(json!({"kind": "uploader", "name": "PC"})),
         ),
+        c(
+            "device.token.create",
+            "POST",
+            format!("/api/devices/{}/tokens", cart.id),
+            Some(json!({"label": "cart export PC"})),
+        ),
+        c("device.list", "GET", format!("/api/devices/{}/tokens", cart.id), None),
+        c("device.token.revoke", "DELETE", format!("/api/device-tokens/{}", cart_token.id), None),
         c("device.delete", "DELETE", format!("/api/devices/{}", device.id), None),
         c("token.list", "GET", format!("/api/users/{user}/tokens"), None),
         c("token.create", "POST", format!("/api/users/{user}/tokens"), Some(json!({"label": "x"}))),
@@ -164,6 +207,25 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
             format!("/api/studies/{study}/shares"),
             Some(json!({"site": "county-hospital"})),
         ),
+        c("reading.search", "GET", "/api/readings".into(), None),
+        c("reading.read", "GET", format!("/api/readings/{reading}"), None),
+        Case {
+            allowed_status: Some(409),
+            ..c(
+                "reading.update",
+                "POST",
+                format!("/api/readings/{cancelled}/send"),
+                Some(json!({})),
+            )
+        },
+        c(
+            "reading.create",
+            "POST",
+            "/api/readings".into(),
+            Some(json!({"study_uid": study, "centre": "county-hospital", "question": "matrix"})),
+        ),
+        c("routing.list", "GET", format!("/api/sites/{site}/routing-rules"), None),
+        c("routing.manage", "DELETE", format!("/api/routing-rules/{rule}"), None),
     ]
 }
 
@@ -238,8 +300,11 @@ async fn role_by_site_by_route_matrix() {
                     (AnyUser, _) => true,
                     // Sending always stores for the sender's own site.
                     (OwnSite, _) if case.action == "imaging.store" => true,
-                    // Consults are requested for one's own site, by clinicians only.
+                    // Consults and readings are requested for one's own site, by clinicians only.
                     (OwnSite, r) if case.action == "consult.create" => *r == Some(Role::Clinician),
+                    (OwnSite, r) if case.action == "reading.create" => {
+                        *r == Some(Role::Clinician) && which == "own"
+                    }
                     // Patient data: the clinic's own people only; the city admin is of neither
                     // (nor a specialist a consult is addressed to).
                     (OwnSite | SiteOrShared | SiteOrParty, Some(_)) => which == "own",
@@ -282,7 +347,11 @@ async fn role_by_site_by_route_matrix() {
                     );
                 } else {
                     let (st, p) = problem(r).await;
-                    let want = if hidden { (404, "not_found") } else { (403, "forbidden") };
+                    // Asking for a reading of one's own study is refused to non-clinicians
+                    // openly (the study is theirs to know of); another site's study is hidden.
+                    let open = case.action == "reading.create" && which == "own" && role.is_some();
+                    let want =
+                        if hidden && !open { (404, "not_found") } else { (403, "forbidden") };
                     assert_eq!(
                         (st, p["code"].as_str().unwrap()),
                         want,
@@ -302,6 +371,142 @@ async fn role_by_site_by_route_matrix() {
     let all: BTreeSet<_> = ALL_ACTIONS.iter().map(|(a, _, _)| *a).collect();
     assert_eq!(exercised, all, "every action of the policy is exercised over HTTP");
     println!("{}", rows.join("\n"));
+}
+
+/// A device's token (an ECG cart's) through every route of the matrix: it sends for its own
+/// site and is refused everything else — reading, listing, sharing, administering, even its
+/// own site's data — each refusal recorded as the device's. Then what it sends by each path,
+/// and its revocation and its device's removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_token_only_sends_for_its_site() {
+    let s = TestServer::start().await;
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(
+        zhao.stow("/dicomweb/studies", &[&crate::support::testfile("CT_small.dcm")]).await.0,
+        200
+    );
+    let ma = s.login("dr-ma").await;
+    assert_eq!(
+        ma.stow("/dicomweb/studies", &[&crate::support::testfile("MR_small.dcm")]).await.0,
+        200
+    );
+    let cart = operator::find_device(&s.state, "ISLANDECG").await.unwrap();
+    // Admins of the site issue it; its clinicians cannot.
+    let path = format!("/api/devices/{}/tokens", cart.id);
+    let (st, _) = problem(zhao.post(&path, json!({"label": "mine"})).await).await;
+    assert_eq!(st, 403);
+    let admin = s.login("admin").await;
+    let r = admin.post(&path, json!({"label": "cart export PC"})).await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let secret = v["secret"].as_str().unwrap().to_string();
+    let token_id = v["token"]["id"].as_str().unwrap().to_string();
+    let listed: Value = admin.get(&path).await.json().await.unwrap();
+    assert!(listed["tokens"].as_array().unwrap().iter().any(|t| t["id"] == token_id.as_str()));
+    assert!(!listed.to_string().contains(&secret), "a token's secret is shown once only");
+
+    let device = s.bearer(&secret);
+    let actor = format!("device:{}", cart.id);
+    let refusals = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM audit_events WHERE actor = $1 AND outcome = 'denied'",
+        )
+        .bind(&actor)
+        .fetch_one(s.state.db.pool())
+        .await
+        .unwrap()
+    };
+    let mut n = 100;
+    for (site, user, study) in
+        [("island-clinic", "dr-zhao", ISLAND_STUDY), ("mountain-clinic", "dr-ma", MOUNTAIN_STUDY)]
+    {
+        n += 1;
+        for case in cases(&s, site, user, study, n).await {
+            let before = refusals().await;
+            let method = reqwest::Method::from_bytes(case.method.as_bytes()).unwrap();
+            let mut r = device.req(method, &case.path);
+            if let Some((ct, bytes)) = &case.raw {
+                r = r.header("content-type", ct).body(bytes.clone());
+            } else if let Some(b) = &case.body {
+                r = r.json(b);
+            }
+            for (k, v) in &case.headers {
+                r = r.header(*k, v);
+            }
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            if case.action == "imaging.store" {
+                // Always for the device's own site, whatever the case aims at.
+                let want =
+                    case.allowed_status.map_or((200..300).contains(&status), |w| w == status);
+                assert!(want, "{} {}: {status}", case.method, case.path);
+            } else {
+                let (st, p) = problem(r).await;
+                assert_eq!((st, p["code"].as_str().unwrap()), (403, "forbidden"), "{}", case.path);
+                assert_eq!(refusals().await, before + 1, "{}: refusal not recorded", case.path);
+            }
+        }
+    }
+    for path in ["/api/me", "/api/turn", "/api/ecgs", "/api/consults", "/api/sites"] {
+        let (st, p) = problem(device.get(path).await).await;
+        assert_eq!((st, p["code"].as_str().unwrap()), (403, "forbidden"), "{path}");
+    }
+
+    // What it sends: an ECG file, a DICOM ECG by resumable upload, a CT by STOW-RS — all for
+    // the island clinic, recorded as the cart's.
+    let muse = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/ecg/muse-guangxi-sinus-rhythm.xml"
+    ))
+    .unwrap();
+    let r = device.req(reqwest::Method::POST, "/api/ecgs").body(muse).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let ecg: Value = r.json().await.unwrap();
+    assert_eq!(ecg["site"], "island-clinic");
+    let up = crate::support::upload_whole(
+        &device,
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/ecg/ecg2dcm-guangxi-sinus-rhythm.dcm"
+        ))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(up["stored"].as_array().map(|a| a.len()), Some(1), "{up}");
+    let dir = tempfile::tempdir().unwrap();
+    let slice = dir.path().join("slice.dcm");
+    crate::support::synthetic_instance(&slice, 1);
+    let (st, _) = device.stow("/dicomweb/studies", &[&std::fs::read(&slice).unwrap()]).await;
+    assert_eq!(st, 200);
+    // The cart's two, and the one the matrix's fixture sent for the island clinic.
+    let ecgs: Value = zhao.get("/api/ecgs").await.json().await.unwrap();
+    assert_eq!(ecgs["ecgs"].as_array().unwrap().len(), 3, "{ecgs}");
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE actor = $1 AND action = 'ecg.stored'",
+    )
+    .bind(&actor)
+    .fetch_one(s.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, 1);
+
+    // Revoked: refused at once. A device removed takes its tokens with it.
+    let r = admin.send("DELETE", &format!("/api/device-tokens/{token_id}"), None).await;
+    assert_eq!(r.status(), 200);
+    let (st, p) =
+        problem(device.req(reqwest::Method::POST, "/api/ecgs").body("x").send().await.unwrap())
+            .await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (401, "token_revoked"));
+    let r = admin.post(&path, json!({"label": "again"})).await;
+    let again = s.bearer(r.json::<Value>().await.unwrap()["secret"].as_str().unwrap());
+    assert_eq!(
+        admin.send("DELETE", &format!("/api/devices/{}", cart.id), None).await.status(),
+        204
+    );
+    let (st, p) =
+        problem(again.req(reqwest::Method::POST, "/api/ecgs").body("x").send().await.unwrap())
+            .await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (401, "token_invalid"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -226,6 +226,7 @@ const HANDLERS: &[&str] = &[
     "dicomweb/",
     "consult/http.rs",
     "ecg/http.rs",
+    "reading/http.rs",
     "signal/ws.rs",
     "signal/turn.rs",
     "upload/mod.rs",

@@ -20,7 +20,7 @@ type Socket =
 /// A signalling client authenticated by a bearer token. Messages of different kinds
 /// interleave (presence, consult events, call messages), so waiting for one kind keeps the
 /// others for later waits.
-struct Ws {
+pub(crate) struct Ws {
     socket: Socket,
     backlog: Vec<Value>,
 }
@@ -44,7 +44,7 @@ fn ws_request(
 }
 
 impl Ws {
-    async fn open(s: &TestServer, user: &str) -> Ws {
+    pub(crate) async fn open(s: &TestServer, user: &str) -> Ws {
         let token = token_for(s, user).await;
         Ws::with_token(s, &token).await
     }
@@ -84,7 +84,7 @@ impl Ws {
     }
 
     /// The first message, kept or new, that `want` accepts.
-    async fn find(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn find(&mut self, want: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.backlog.iter().position(&want) {
             return self.backlog.remove(i);
         }

@@ -409,22 +409,27 @@ async fn ecgs_in_every_format_through_the_api(
 /// ECGs by `ferry upload`: a MUSE file on its own, and a zip bundle of an aECG, an SCP-ECG and
 /// a CT slice; then `ferry upload --watch` on a cart's export folder: a finished file is sent
 /// once, a file still being written is not sent until it stops changing, and after a restart
-/// nothing is sent twice.
+/// nothing is sent twice. The watcher sends with the cart's own device token
+/// (`ferry token create --device ISLANDECG`), as a cart's export PC would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecgs_by_ferry_upload_and_a_watched_folder() {
     use std::io::{BufRead, Write};
     use std::time::{Duration, Instant};
     let s = crate::support::TestServer::start().await;
-    let token = String::from_utf8(s.cli(&["token", "create", "--user", "dr-zhao"]).stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let new_token = |holder: &[&str]| {
+        let out = s.cli(&[&["token", "create"], holder].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let person = new_token(&["--user", "dr-zhao"]);
+    let cart = new_token(&["--device", "ISLANDECG"]);
     let work = tempfile::tempdir().unwrap();
     let state = work.path().join("state.json");
+    let token = std::cell::RefCell::new(person.clone());
     let upload = |args: &[&std::path::Path], extra: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
         c.arg("upload").args(args).args(["--server", &s.url, "--state"]).arg(&state).args(extra);
-        c.env("FERRY_TOKEN", &token).env_remove("RUST_LOG");
+        c.env("FERRY_TOKEN", token.borrow().as_str()).env_remove("RUST_LOG");
         c
     };
     let muse = work.path().join("muse.xml");
@@ -470,7 +475,8 @@ async fn ecgs_by_ferry_upload_and_a_watched_folder() {
     };
     assert_eq!(count().await, 3);
 
-    // The watched folder.
+    // The watched folder, sent with the cart's token.
+    token.replace(cart.clone());
     let folder = work.path().join("cart");
     std::fs::create_dir_all(&folder).unwrap();
     let spawn_watch = || {
@@ -540,6 +546,16 @@ async fn ecgs_by_ferry_upload_and_a_watched_folder() {
     let _ = again.kill();
     let _ = again.wait();
     assert_eq!(count().await, 5);
+    // What the cart sent is recorded as the cart's doing, not a person's.
+    let cart_id = ferry::operator::find_device(&s.state, "ISLANDECG").await.unwrap().id;
+    let by_cart: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE actor = $1 AND action = 'imaging.store' AND outcome = 'allowed'",
+    )
+    .bind(format!("device:{cart_id}"))
+    .fetch_one(s.state.db.pool())
+    .await
+    .unwrap();
+    assert!(by_cart >= 2, "{by_cart} store permits recorded for the cart");
 }
 
 /// Ferry's R peaks on 5 minutes of MIT-BIH record 208 (lead MLII, 360 Hz, with ectopic beats;

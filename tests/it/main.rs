@@ -19,6 +19,7 @@ mod island;
 mod ops;
 mod phi_logs;
 mod races;
+mod reading;
 mod render;
 mod signal;
 mod store_objects;

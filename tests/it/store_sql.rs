@@ -181,7 +181,7 @@ async fn tokens_hashed_expire_and_revoke(sql: Sql) {
     let now = ferry::time::now_ms();
     assert_eq!(
         tokens::authenticate(&state.db, &secret, now).await.unwrap().unwrap(),
-        (t.id.clone(), "dr-zhao".to_string())
+        (t.id.clone(), tokens::Holder::User("dr-zhao".into()))
     );
     // Only the hash is stored.
     let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
@@ -193,7 +193,10 @@ async fn tokens_hashed_expire_and_revoke(sql: Sql) {
     // Expiry: the same token 31 days later.
     let later = now + 31 * 86_400_000;
     let (why, owner) = tokens::authenticate(&state.db, &secret, later).await.unwrap().unwrap_err();
-    assert_eq!((why, owner.as_deref()), (tokens::Refusal::Expired, Some("dr-zhao")));
+    assert_eq!(
+        (why, owner),
+        (tokens::Refusal::Expired, Some(tokens::Holder::User("dr-zhao".into())))
+    );
     // Unknown and malformed secrets.
     for s in ["fy_nope", "Basic abc", ""] {
         let (why, _) = tokens::authenticate(&state.db, s, now).await.unwrap().unwrap_err();
@@ -210,6 +213,41 @@ async fn tokens_hashed_expire_and_revoke(sql: Sql) {
     assert_eq!(list.len(), 1);
     assert!(operator::create_token(&state, &zhao, "x", Some(0)).await.is_err());
     assert!(operator::revoke_token(&state, "tok_missing").await.is_err());
+
+    // A device's token: the demo cart's (seeded once; seeding again finds it), and a new one
+    // by AE title. Hashed like a person's, held by the device, revocable.
+    let cart = operator::find_device(&state, ferry::demo::CART_AE).await.unwrap();
+    ferry::demo::seed(&state, "ferry-demo").await.unwrap();
+    let carts = operator::list_device_tokens(&state, &cart.id).await.unwrap();
+    assert_eq!(carts.len(), 1, "the demo cart has one token however often the demo is seeded");
+    let demo_secret = ferry::demo::cart_token("ferry-demo");
+    assert_eq!(
+        tokens::authenticate(&state.db, &demo_secret, now).await.unwrap().unwrap(),
+        (carts[0].id.clone(), tokens::Holder::Device(cart.id.clone()))
+    );
+    assert_ne!(demo_secret, ferry::demo::cart_token("another password"));
+    let (d, secret) =
+        operator::create_device_token(&state, "ISLANDECG", "second cart PC", Some(7), None)
+            .await
+            .unwrap();
+    assert!(tokens::is_device_token_id(&d.id) && d.device == cart.id);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM device_tokens")
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap();
+    assert!(stored.contains(&ferry::ids::hash_secret(&secret)));
+    assert!(!stored.iter().any(|s| s.contains(&secret[3..])));
+    let (why, holder) = tokens::authenticate(&state.db, &secret, later).await.unwrap().unwrap_err();
+    assert_eq!(
+        (why, holder),
+        (tokens::Refusal::Expired, Some(tokens::Holder::Device(cart.id.clone())))
+    );
+    let r = operator::revoke_device_token(&state, &d.id).await.unwrap();
+    assert!(r.revoked_at.is_some());
+    let (why, _) = tokens::authenticate(&state.db, &secret, now).await.unwrap().unwrap_err();
+    assert_eq!(why, tokens::Refusal::Revoked);
+    assert_eq!(operator::list_device_tokens(&state, "ISLANDECG").await.unwrap().len(), 2);
+    assert!(operator::create_device_token(&state, "NOSUCHAE", "x", None, None).await.is_err());
 }
 
 async fn sessions_idle_and_absolute_timeouts(sql: Sql) {

@@ -203,6 +203,19 @@ pub(super) async fn index_new(
     .await;
     match r {
         Ok(_) => {
+            // Routed to a reading centre in the same transaction (ECGs are routed with their
+            // ECG record instead).
+            if !crate::ecg::is_ecg_sop_class(&inst.sop_class_uid) {
+                let arrival = crate::reading::route::Arrival {
+                    site,
+                    kind: crate::reading::Kind::Imaging,
+                    study_uid: &inst.study_uid,
+                    ecg_id: None,
+                    modality: se.modality.as_deref(),
+                    now,
+                };
+                crate::reading::route::arrived(&mut tx, &arrival).await.map_err(index_down)?;
+            }
             tx.commit().await.map_err(index_down)?;
             Ok(Stored::New)
         }

@@ -1,0 +1,631 @@
+//! `/api/readings` (worklists, requests by hand, the steps of a reading) and
+//! `/api/sites/{site}/routing-rules`. Every step is decided by the pure core, saved only if
+//! nobody changed the request meanwhile, audited, and pushed to the people concerned.
+
+use axum::Json;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::store::{self, Filter, Scope};
+use super::*;
+use crate::audit::{NewEvent, Outcome};
+use crate::auth::RequestCtx;
+use crate::auth::policy::{
+    Permit, ReadingCreate, ReadingRead, ReadingSearch, ReadingUpdate, RoutingList, RoutingManage,
+    Target,
+};
+use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::state::AppState;
+
+impl From<&crate::config::ReadingSettings> for Timing {
+    fn from(s: &crate::config::ReadingSettings) -> Self {
+        Timing {
+            quiet_ms: s.quiet_secs as i64 * 1000,
+            claim_idle_ms: s.claim_idle_minutes as i64 * 60_000,
+        }
+    }
+}
+
+/// The service level of a priority, in milliseconds.
+fn sla_ms(s: &crate::config::ReadingSettings, p: Priority) -> i64 {
+    60_000
+        * match p {
+            Priority::Stat => s.sla_stat_minutes,
+            Priority::Urgent => s.sla_urgent_minutes,
+            Priority::Routine => s.sla_routine_minutes,
+        } as i64
+}
+
+/// The policy's view of a request: it belongs to the sending clinic and is shared with the
+/// centre it was sent to.
+fn target(r: &Request) -> Target {
+    let mut t = Target::site(&r.sending_site, "reading", Some(r.id.clone()));
+    t.shared_with = vec![r.centre_site.clone()];
+    t
+}
+
+/// Study facts for lists: patient and description, by study.
+type Facts = std::collections::HashMap<String, Value>;
+
+fn view(r: &Request, facts: &Facts, st: &AppState, now: i64) -> Value {
+    let s = &st.settings.reading;
+    let start = r.ready_at.unwrap_or(r.received_at);
+    let due = start + sla_ms(s, r.priority);
+    let breached = match r.state {
+        State::Signed => r.signed_at.is_some_and(|t| t > due),
+        State::Cancelled => false,
+        _ => now > due,
+    };
+    json!({
+        "id": r.id,
+        "kind": r.kind,
+        "priority": r.priority,
+        "state": r.state,
+        "study_uid": r.study_uid,
+        "ecg_id": r.ecg_id,
+        "modality": r.modality,
+        "sending_site": r.sending_site,
+        "centre_site": r.centre_site,
+        "question": r.question,
+        "callback_phone": r.callback_phone,
+        "requested_by": r.requested_by,
+        "instances": r.instances,
+        "received_at": crate::time::rfc3339(r.received_at),
+        "ready_at": r.ready_at.map(crate::time::rfc3339),
+        "claimed_by": r.claimed_by,
+        "claimed_at": r.claimed_at.map(crate::time::rfc3339),
+        "signed_at": r.signed_at.map(crate::time::rfc3339),
+        "due_at": crate::time::rfc3339(due),
+        "breached": breached,
+        "waiting_ms": if r.state.is_open() { now - start } else { 0 },
+        "study": facts.get(&r.study_uid).cloned().unwrap_or(Value::Null),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `centre` (the caller's centre's worklist) or `sent` (their clinic's requests); by
+    /// default readers see their centre's and everyone else their clinic's.
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    modality: Option<String>,
+    #[serde(default)]
+    priority: Option<String>,
+    /// Comma-separated states; by default the open ones.
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    sending_site: Option<String>,
+    /// Received on or after / before (RFC 3339 or a date).
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+fn bad(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("invalid_query", format!("{what}: {e}"))
+}
+
+fn parse_time(what: &str, s: &str) -> Result<i64, ApiError> {
+    crate::time::parse_rfc3339(s).ok_or_else(|| bad(what, "a date or an RFC 3339 time"))
+}
+
+/// `GET /api/readings`: a centre's worklist (STAT first, then the longest waiting) or a
+/// clinic's own requests. Each listed request is recorded as read.
+pub async fn list(
+    ctx: RequestCtx,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let me = &ctx.actor;
+    let permit: Permit<ReadingSearch> = ctx.permit(Target::network()).await?;
+    let reader = me.view.has_role(Role::Reader) || me.view.has_role(Role::Specialist);
+    let centre = match q.scope.as_deref() {
+        None => reader,
+        Some("centre") => true,
+        Some("sent") => false,
+        Some(other) => return Err(bad("scope", format!("`{other}` is not centre or sent"))),
+    };
+    let states = q
+        .state
+        .as_deref()
+        .map(|s| s.split(',').map(str::parse).collect::<Result<Vec<State>, _>>())
+        .transpose()
+        .map_err(|e| bad("state", e))?;
+    let f = Filter {
+        kind: q.kind.as_deref().map(str::parse).transpose().map_err(|e| bad("kind", e))?,
+        modality: q.modality.clone(),
+        priority: q
+            .priority
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| bad("priority", e))?,
+        states,
+        sending_site: q
+            .sending_site
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| bad("sending_site", e))?,
+        from_ms: q.from.as_deref().map(|s| parse_time("from", s)).transpose()?,
+        to_ms: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
+        limit: q.limit.unwrap_or(200),
+    };
+    let site = me.user.site.clone();
+    let scope = if centre { Scope::Centre(&site) } else { Scope::Sender(&site) };
+    let rows = store::search(&ctx.state.db, &permit, scope, &f).await?;
+    let facts = store::study_facts(&ctx.state.db, &permit, &rows).await?;
+    let now = ctx.now();
+    let reads: Vec<NewEvent> = rows
+        .iter()
+        .map(|r| NewEvent {
+            at: now,
+            actor: Some(me.name()),
+            actor_site: Some(site.to_string()),
+            site: Some(r.sending_site.to_string()),
+            action: "reading.read",
+            resource_kind: "reading",
+            resource_id: Some(r.id.clone()),
+            outcome: Outcome::Allowed,
+            client_addr: ctx.client.map(|c| c.to_string()),
+            detail: Some("listed".into()),
+        })
+        .collect();
+    crate::audit::record_all(&ctx.state.db, &reads).await?;
+    let items: Vec<Value> = rows.iter().map(|r| view(r, &facts, &ctx.state, now)).collect();
+    Ok(Json(json!({ "scope": if centre { "centre" } else { "sent" }, "readings": items })))
+}
+
+async fn load(ctx: &RequestCtx, id: &str) -> Result<Request, ApiError> {
+    store::find(&ctx.state.db, id).await?.ok_or(ApiError::NotFound { what: "reading request" })
+}
+
+/// `GET /api/readings/{id}`: the request, its signed reports, and the steps the caller may
+/// take.
+pub async fn get(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let r = load(&ctx, &id).await?;
+    let permit: Permit<ReadingRead> = ctx.permit(target(&r)).await?;
+    let reports = store::reports(&ctx.state.db, &permit).await?;
+    let facts = store::study_facts_of(&ctx.state.db, &permit, &r.study_uid).await?;
+    let now = ctx.now();
+    let mut v = view(&r, &facts, &ctx.state, now);
+    v["reports"] = json!(reports);
+    v["draft"] = r.draft.clone().unwrap_or(Value::Null);
+    v["can"] = json!(possible(&r, &ctx.actor.view, now, Timing::from(&ctx.state.settings.reading)));
+    Ok(Json(v))
+}
+
+/// The steps the person could take now (for the page's buttons; the server still decides).
+fn possible(
+    r: &Request,
+    actor: &crate::auth::policy::ActorView,
+    now: i64,
+    t: Timing,
+) -> Vec<&'static str> {
+    let body = ReportBody { findings: String::new(), impression: "x".into(), conclusions: vec![] };
+    [
+        Step::Send,
+        Step::Cancel,
+        Step::Claim,
+        Step::Release,
+        Step::Draft(body.clone()),
+        Step::Sign(body.clone()),
+        Step::Amend { body, reason: "x".into() },
+    ]
+    .into_iter()
+    .filter(|s| apply(r, actor, s, now, t).is_ok())
+    .map(|s| s.name())
+    .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReading {
+    #[serde(default)]
+    study_uid: Option<String>,
+    #[serde(default)]
+    ecg_id: Option<String>,
+    #[serde(default = "routine")]
+    priority: Priority,
+    #[serde(default)]
+    question: Option<String>,
+    #[serde(default)]
+    callback_phone: Option<String>,
+    /// The centre; by default the one the site's routing rules name for this kind.
+    #[serde(default)]
+    centre: Option<SiteId>,
+}
+
+fn routine() -> Priority {
+    Priority::Routine
+}
+
+fn short_text(what: &str, s: &Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(t) if t.chars().count() > max || t.chars().any(char::is_control) => {
+            Err(ApiError::bad_request("invalid_value", format!("{what}: at most {max} characters")))
+        }
+        Some(t) => Ok(Some(t.to_string())),
+    }
+}
+
+/// `POST /api/readings`: a clinician asks a centre to read a study or an ECG of their site.
+pub async fn create(
+    ctx: RequestCtx,
+    JsonBody(body): JsonBody<NewReading>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let db = &ctx.state.db;
+    let question = short_text("question", &body.question, 2000)?;
+    let phone = short_text("callback_phone", &body.callback_phone, 40)?;
+    // What is to be read, and whose it is.
+    let (kind, study, ecg, modality, site) = match (&body.study_uid, &body.ecg_id) {
+        (Some(study), None) => {
+            let (site, _) = crate::archive::store::study_sites(db, study)
+                .await?
+                .ok_or(ApiError::NotFound { what: "study" })?;
+            (Kind::Imaging, study.clone(), None, None, site)
+        }
+        (None, Some(ecg)) => {
+            let (site, study) = crate::ecg::store::site_and_study(db, ecg)
+                .await?
+                .ok_or(ApiError::NotFound { what: "ECG" })?;
+            (Kind::Ecg, study, Some(ecg.clone()), Some("ECG".to_string()), site)
+        }
+        _ => {
+            return Err(ApiError::bad_request("invalid_value", "give either study_uid or ecg_id"));
+        }
+    };
+    let permit: Permit<ReadingCreate> = ctx
+        .permit(Target::site(&site, "reading", Some(ecg.clone().unwrap_or(study.clone()))))
+        .await?;
+    if !ctx.actor.view.has_role(Role::Clinician) {
+        let why = "only clinicians ask for a reading";
+        ctx.audit(
+            "reading.create",
+            "reading",
+            None,
+            Some(site.to_string()),
+            Outcome::Denied,
+            Some(why.into()),
+        )
+        .await?;
+        return Err(ApiError::Forbidden { detail: format!("reading.create: {why}") });
+    }
+    let centre = match body.centre {
+        Some(c) => c,
+        None => store::centre_for(db, &site, kind).await?.ok_or_else(|| {
+            ApiError::bad_request(
+                "no_centre",
+                format!("no reading centre reads this site's {kind}; name one (centre)"),
+            )
+        })?,
+    };
+    if centre == site || !crate::network::store::site_exists(db, &centre).await? {
+        return Err(ApiError::bad_request("invalid_value", "centre: another existing site"));
+    }
+    let modality = match modality {
+        Some(m) => Some(m),
+        None => store::study_modality(db, &study).await?,
+    };
+    let m = store::Manual {
+        kind,
+        centre: &centre,
+        study_uid: &study,
+        ecg_id: ecg.as_deref(),
+        modality: modality.as_deref(),
+        priority: body.priority,
+        question: question.as_deref(),
+        callback_phone: phone.as_deref(),
+    };
+    let (r, fresh) = store::create(db, &permit, &m, &ctx.actor.name(), ctx.now()).await?;
+    announce(&ctx.state, &r, if fresh { "requested" } else { "updated" }).await;
+    let now = ctx.now();
+    let facts = Facts::new();
+    let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(view(&r, &facts, &ctx.state, now))))
+}
+
+/// Tells the centre's readers of the kind and the clinic's clinicians that a request changed.
+async fn announce(st: &AppState, r: &Request, event: &'static str) {
+    let db = &st.db;
+    let mut users =
+        crate::network::store::people_with_role(db, &r.centre_site, r.kind.reader_role())
+            .await
+            .unwrap_or_default();
+    users.extend(
+        crate::network::store::people_with_role(db, &r.sending_site, Role::Clinician)
+            .await
+            .unwrap_or_default(),
+    );
+    st.hub.notify_reading(users, &r.id, event, r.state.as_str()).await;
+}
+
+/// Takes a step for the person asking: the policy lets them see the request at all, the core
+/// decides the step, the store saves it only if nobody changed the request meanwhile.
+async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, ApiError> {
+    let r = load(&ctx, &id).await?;
+    let permit: Permit<ReadingUpdate> = ctx.permit(target(&r)).await?;
+    let now = ctx.now();
+    let timing = Timing::from(&ctx.state.settings.reading);
+    let action = match step.name() {
+        "send" => "reading.send",
+        "cancel" => "reading.cancel",
+        "claim" => "reading.claim",
+        "release" => "reading.release",
+        "reassign" => "reading.reassign",
+        "draft" => "reading.draft",
+        "sign" => "reading.sign",
+        _ => "reading.amend",
+    };
+    let event = |outcome, detail: String| NewEvent {
+        at: now,
+        actor: Some(ctx.actor.name()),
+        actor_site: Some(ctx.actor.user.site.to_string()),
+        site: Some(r.sending_site.to_string()),
+        action,
+        resource_kind: "reading",
+        resource_id: Some(r.id.clone()),
+        outcome,
+        client_addr: ctx.client.map(|c| c.to_string()),
+        detail: Some(detail),
+    };
+    let change = match apply(&r, &ctx.actor.view, &step, now, timing) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::audit::record(&ctx.state.db, &event(Outcome::Failure, e.to_string())).await?;
+            return Err(match e {
+                StepError::NotYours(why) => {
+                    ApiError::Forbidden { detail: format!("{action}: {why}") }
+                }
+                StepError::NotNow(why) => ApiError::conflict("conflict", why),
+                StepError::Invalid(why) => ApiError::bad_request("invalid_value", why),
+            });
+        }
+    };
+    let detail = match &step {
+        Step::Reassign { to, .. } => format!("to {to}"),
+        Step::Amend { reason, .. } => format!("reason: {reason}"),
+        _ => format!("{} → {}", r.state, change.after.state),
+    };
+    let me = ctx.actor.user.id.to_string();
+    let saved =
+        store::save(&ctx.state.db, &permit, &r, &change, &me, &event(Outcome::Success, detail))
+            .await?;
+    let Some(after) = saved else {
+        let why = "someone changed this request a moment ago; look again";
+        crate::audit::record(&ctx.state.db, &event(Outcome::Failure, why.into())).await?;
+        return Err(ApiError::conflict("conflict", why));
+    };
+    if !matches!(step, Step::Draft(_)) {
+        announce(&ctx.state, &after, step.name()).await;
+    }
+    let facts = Facts::new();
+    let mut v = view(&after, &facts, &ctx.state, now);
+    v["can"] = json!(possible(&after, &ctx.actor.view, now, timing));
+    Ok(Json(v))
+}
+
+pub async fn send(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Send).await
+}
+pub async fn cancel(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Cancel).await
+}
+pub async fn claim(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Claim).await
+}
+pub async fn release(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Release).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignBody {
+    to: UserId,
+}
+
+pub async fn reassign(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    JsonBody(b): JsonBody<ReassignBody>,
+) -> Result<Json<Value>, ApiError> {
+    let to = crate::network::store::user_by_id(&ctx.state.db, b.to.as_str())
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| ApiError::bad_request("invalid_value", "to: no such active person"))?;
+    let s =
+        Step::Reassign { to: to.id.clone(), to_roles: to.roles.clone(), to_site: to.site.clone() };
+    step(ctx, id, s).await
+}
+
+pub async fn draft(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    JsonBody(b): JsonBody<ReportBody>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Draft(b)).await
+}
+
+pub async fn sign(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    JsonBody(b): JsonBody<ReportBody>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Sign(b)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmendBody {
+    #[serde(flatten)]
+    body: ReportBody,
+    reason: String,
+}
+
+pub async fn amend(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    Json(b): Json<AmendBody>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Amend { body: b.body, reason: b.reason }).await
+}
+
+// ---- routing rules ----
+
+/// `GET /api/sites/{site}/routing-rules`: what is routed to this centre.
+pub async fn rules(
+    ctx: RequestCtx,
+    PathParams(site): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let site = crate::auth::existing_site(&ctx.state, &site).await?;
+    let permit: Permit<RoutingList> = ctx.permit(Target::site(&site, "routing", None)).await?;
+    Ok(Json(json!({ "rules": store::rules(&ctx.state.db, &permit).await? })))
+}
+
+/// `POST /api/sites/{site}/routing-rules`: a site's (or subtree's) imaging or ECGs to this
+/// centre.
+pub async fn add_rule(
+    ctx: RequestCtx,
+    PathParams(site): PathParams<String>,
+    JsonBody(new): JsonBody<store::NewRule>,
+) -> Result<(StatusCode, Json<store::Rule>), ApiError> {
+    let site = crate::auth::existing_site(&ctx.state, &site).await?;
+    let permit: Permit<RoutingManage> = ctx.permit(Target::site(&site, "routing", None)).await?;
+    let rule = store::add_rule(&ctx.state.db, &permit, &new, &ctx.actor.name(), ctx.now())
+        .await
+        .map_err(|e| match e {
+            store::RuleError::Invalid(why) => ApiError::bad_request("invalid_value", why),
+            store::RuleError::Exists => ApiError::conflict("exists", e.to_string()),
+            store::RuleError::Sql(e) => e.into(),
+        })?;
+    ctx.audit(
+        "routing.added",
+        "routing",
+        Some(rule.id.clone()),
+        Some(site.to_string()),
+        Outcome::Success,
+        Some(format!("{} {} from {}", rule.kind, rule.priority, rule.from_site)),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+/// `DELETE /api/routing-rules/{id}`.
+pub async fn delete_rule(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let centre = store::rule_centre(&ctx.state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "routing rule" })?;
+    let permit: Permit<RoutingManage> =
+        ctx.permit(Target::site(&centre, "routing", Some(id))).await?;
+    store::delete_rule(&ctx.state.db, &permit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- background ----
+
+/// How often new requests are looked for (routing opens them inside ingest transactions, which
+/// know nothing of sockets), so a centre's worklist shows them within a second.
+const NEW_EVERY: std::time::Duration = std::time::Duration::from_millis(400);
+/// How often time-driven changes are looked for.
+const TIMERS_EVERY: u32 = 5;
+
+/// Until shutdown: tells the centre and the clinic about requests routing opened, and runs
+/// what time alone changes (quiet studies become ready; idle claims are released).
+pub fn start_background(state: AppState) {
+    tokio::spawn(async move {
+        let stop = state.shutdown.clone();
+        let mut tick = tokio::time::interval(NEW_EVERY);
+        let mut news = News::new(crate::time::now_ms());
+        let mut n: u32 = 0;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    let now = crate::time::now_ms();
+                    if let Err(e) = news.announce(&state, now).await {
+                        tracing::warn!(error = %e, "reading announcements failed; trying again");
+                    }
+                    n = n.wrapping_add(1);
+                    if n % TIMERS_EVERY == 0
+                        && let Err(e) = timers_once(&state, now).await
+                    {
+                        tracing::warn!(error = %e, "reading timers failed; trying again");
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Which new requests have been announced. Looks back a few seconds each time, since a
+/// transaction may commit a little after the time it stamped on its request.
+struct News {
+    since: i64,
+    told: std::collections::HashMap<String, i64>,
+}
+
+const LOOK_BACK_MS: i64 = 10_000;
+
+impl News {
+    fn new(now: i64) -> News {
+        News { since: now, told: Default::default() }
+    }
+
+    async fn announce(
+        &mut self,
+        state: &AppState,
+        now: i64,
+    ) -> Result<(), crate::storage::DbError> {
+        let from = self.since.min(now) - LOOK_BACK_MS;
+        for r in store::received_since(&state.db, from).await? {
+            if self.told.insert(r.id.clone(), r.received_at).is_none() {
+                announce(state, &r, "requested").await;
+            }
+        }
+        self.told.retain(|_, at| *at >= now - 3 * LOOK_BACK_MS);
+        self.since = now;
+        Ok(())
+    }
+}
+
+/// Applies what is due at `now`; returns how many requests changed.
+pub async fn timers_once(state: &AppState, now: i64) -> Result<usize, crate::storage::DbError> {
+    let changed = store::run_due(&state.db, now, Timing::from(&state.settings.reading)).await?;
+    for r in &changed {
+        let event = if r.state == State::Ready && r.claimed_at.is_none() && r.ready_at == Some(now)
+        {
+            "ready"
+        } else {
+            "released"
+        };
+        announce(state, r, event).await;
+    }
+    Ok(changed.len())
+}

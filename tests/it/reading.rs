@@ -1,0 +1,249 @@
+//! Reading centres over HTTP, DIMSE and the WebSocket, on SQLite and PostgreSQL: routing makes
+//! one request per study however its instances arrive (many C-STOREs and STOW-RS at once),
+//! an ECG from the cart is routed at once, two readers claiming at once cannot both win, and a
+//! signed report reaches the clinic live and never changes.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::consult::Ws;
+use crate::support::{Obj, Sql, TestServer, testfile_path};
+
+backend_tests!(sqlite => crate::support::Sql::Sqlite, postgres => crate::support::Sql::Postgres;
+[
+    a_study_sent_as_many_instances_is_one_request,
+    two_readers_claiming_at_once_one_wins,
+    a_signed_report_reaches_the_clinic_and_never_changes,
+]);
+
+async fn start(sql: Sql) -> TestServer {
+    let s = TestServer::start_with(sql, Obj::Local, &[("FERRY__READING__QUIET_SECS", "30")]).await;
+    ferry::demo::seed_routing(&s.state).await.unwrap();
+    s
+}
+
+async fn worklist(c: &crate::support::Client, query: &str) -> Vec<Value> {
+    let r = c.get(&format!("/api/readings{query}")).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["readings"].as_array().unwrap().clone()
+}
+
+/// A CT of 24 slices arriving at once by two paths — 16 C-STOREs from the island's CT on
+/// one association, and 8 STOW-RS requests from the clinic's PC — is one reading request of
+/// the city hospital, counting every instance, shared with the centre in its transaction, and
+/// ready once quiet. An ECG from the cart's token is a ready ECG request at once.
+async fn a_study_sent_as_many_instances_is_one_request(sql: Sql) {
+    let s = start(sql).await;
+    let mut centre = Ws::open(&s, "dr-li").await;
+    let dir = tempfile::tempdir().unwrap();
+    let study = crate::support::synthetic_series(dir.path(), 24, 1);
+    let files: Vec<String> = (0..16)
+        .map(|i| dir.path().join(format!("{i}.dcm")).to_str().unwrap().to_string())
+        .collect();
+    let port = s.dimse_port.to_string();
+    let dimse = std::thread::spawn(move || {
+        let mut args = vec!["-aet".to_string(), "ISLANDCT".into(), "-aec".into(), "FERRY".into()];
+        args.extend(["127.0.0.1".to_string(), port]);
+        args.extend(files);
+        std::process::Command::new("/usr/bin/storescu").args(&args).output().unwrap()
+    });
+    let zhao = s.login("dr-zhao").await;
+    let mut stows = vec![];
+    for i in 16..24 {
+        let c = zhao.clone();
+        let bytes = std::fs::read(dir.path().join(format!("{i}.dcm"))).unwrap();
+        stows.push(tokio::spawn(async move { c.stow("/dicomweb/studies", &[&bytes]).await.0 }));
+    }
+    for t in stows {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let out = tokio::task::spawn_blocking(move || dimse.join().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The radiologist's open page is told of the new request (once, however many instances).
+    let told = tokio::time::timeout(
+        Duration::from_secs(2),
+        centre.find(|m| m["type"] == "reading" && m["event"] == "requested"),
+    )
+    .await
+    .expect("the centre is told within 2 s");
+    let li = s.login("dr-li").await;
+    let list = worklist(&li, "?state=collecting,ready").await;
+    assert_eq!(told["reading"], list[0]["id"]);
+    let mine: Vec<&Value> = list.iter().filter(|r| r["study_uid"] == study.as_str()).collect();
+    assert_eq!(mine.len(), 1, "{list:?}");
+    let r = mine[0];
+    assert_eq!(
+        (&r["kind"], &r["state"], &r["instances"], &r["sending_site"], &r["modality"]),
+        (
+            &json!("imaging"),
+            &json!("collecting"),
+            &json!(24),
+            &json!("island-clinic"),
+            &json!("CT")
+        )
+    );
+    assert!(r["study"]["patient_id"].is_string(), "the worklist shows the patient: {r}");
+    // Shared with the centre: the radiologist can open the study; nobody else's site can.
+    assert_eq!(li.get(&format!("/dicomweb/studies/{study}/series")).await.status(), 200);
+    let ma = s.login("dr-ma").await;
+    assert_eq!(ma.get(&format!("/dicomweb/studies/{study}/series")).await.status(), 404);
+    let routed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'reading.routed' AND resource_id = $1",
+    )
+    .bind(r["id"].as_str().unwrap())
+    .fetch_one(s.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(routed, 1);
+    // Claiming is for ready requests: the study is still arriving.
+    let id = r["id"].as_str().unwrap().to_string();
+    assert_eq!(li.post(&format!("/api/readings/{id}/claim"), json!({})).await.status(), 409);
+    // Quiet for 30 s (the clock driven): ready.
+    let later = ferry::time::now_ms() + 31_000;
+    assert!(ferry::reading::http::timers_once(&s.state, later).await.unwrap() >= 1);
+    let r: Value = li.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
+    assert_eq!(r["state"], "ready");
+    assert!(r["can"].as_array().unwrap().contains(&json!("claim")), "{r}");
+
+    // The cart's ECG: an ECG request, ready at once, for the ECG readers.
+    let cart = s.bearer(&ferry::demo::cart_token(crate::support::DEMO_PASSWORD));
+    let muse = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/ecg/muse-guangxi-sinus-rhythm.xml"
+    ))
+    .unwrap();
+    let r = cart.req(reqwest::Method::POST, "/api/ecgs").body(muse).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let ecg: Value = r.json().await.unwrap();
+    let chen = s.login("dr-chen").await;
+    let list = worklist(&chen, "?kind=ecg").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((&list[0]["ecg_id"], &list[0]["state"]), (&ecg["id"], &json!("ready")));
+    assert_eq!(chen.get(&format!("/api/ecgs/{}", ecg["id"].as_str().unwrap())).await.status(), 200);
+    // The radiologist's worklist filtered to ECGs is the same list; an ECG reader cannot
+    // claim the CT.
+    let (st, _) =
+        crate::support::problem(chen.post(&format!("/api/readings/{id}/claim"), json!({})).await)
+            .await;
+    assert_eq!(st, 403);
+    // The clinic sees its two requests.
+    let sent = worklist(&zhao, "").await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let _ = testfile_path;
+}
+
+/// Two radiologists claim the same request at the same moment, ten times over: each time
+/// exactly one wins, and the loser is told someone else has it.
+async fn two_readers_claiming_at_once_one_wins(sql: Sql) {
+    let s = start(sql).await;
+    ferry::operator::add_user(
+        &s.state,
+        &"city-hospital".parse().unwrap(),
+        ferry::network::NewUser {
+            id: "dr-wang".parse().unwrap(),
+            display_name: "Dr Wang".into(),
+            roles: vec![ferry::network::Role::Specialist],
+            specialties: vec!["radiology".parse().unwrap()],
+            password: Some("wang-password-1".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(
+        zhao.stow("/dicomweb/studies", &[&crate::support::testfile("CT_small.dcm")]).await.0,
+        200
+    );
+    let mine = worklist(&zhao, "").await;
+    let id = mine[0]["id"].as_str().unwrap().to_string();
+    // The clinic sends it for reading at once (no need to wait for the quiet time).
+    let r = zhao.post(&format!("/api/readings/{id}/send"), json!({})).await;
+    assert_eq!(r.status(), 200);
+    let li = s.login("dr-li").await;
+    let wang = s.login_pw("dr-wang", "wang-password-1").await.unwrap();
+    let mut wins = [0, 0];
+    for round in 0..10 {
+        let path = format!("/api/readings/{id}/claim");
+        let (a, b) = tokio::join!(li.post(&path, json!({})), wang.post(&path, json!({})));
+        let (sa, sb) = (a.status().as_u16(), b.status().as_u16());
+        assert!((sa, sb) == (200, 409) || (sa, sb) == (409, 200), "round {round}: {sa} and {sb}");
+        let winner = if sa == 200 { 0 } else { 1 };
+        wins[winner] += 1;
+        let who = if winner == 0 { &li } else { &wang };
+        let r = who.post(&format!("/api/readings/{id}/release"), json!({})).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(wins[0] + wins[1], 10);
+    let claims: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'reading.claim' AND outcome = 'success' AND resource_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(s.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(claims, 10);
+}
+
+/// The radiologist claims, drafts and signs; the clinic's clinician, connected, is told at
+/// once and reads the report; the signed report never changes in the database (the schema
+/// refuses it); an amendment is a new signed version with its reason.
+async fn a_signed_report_reaches_the_clinic_and_never_changes(sql: Sql) {
+    let s = start(sql).await;
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(
+        zhao.stow("/dicomweb/studies", &[&crate::support::testfile("CT_small.dcm")]).await.0,
+        200
+    );
+    let id = worklist(&zhao, "").await[0]["id"].as_str().unwrap().to_string();
+    let r = zhao.post(&format!("/api/readings/{id}/send"), json!({})).await;
+    assert_eq!(r.status(), 200);
+    let mut clinic = Ws::open(&s, "dr-zhao").await;
+    let li = s.login("dr-li").await;
+    assert_eq!(li.post(&format!("/api/readings/{id}/claim"), json!({})).await.status(), 200);
+    let draft = json!({"findings": "草稿", "impression": "待定"});
+    assert_eq!(li.post(&format!("/api/readings/{id}/draft"), draft).await.status(), 200);
+    let report = json!({"findings": "右肺下叶见小结节，约4毫米。", "impression": "肺结节，建议12个月后复查。"});
+    let r = li.post(&format!("/api/readings/{id}/sign"), report.clone()).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let pushed = tokio::time::timeout(
+        Duration::from_secs(2),
+        clinic.find(|m| m["type"] == "reading" && m["event"] == "sign"),
+    )
+    .await
+    .expect("the clinic is told within 2 s");
+    assert_eq!((&pushed["reading"], &pushed["state"]), (&json!(id), &json!("signed")));
+    let got: Value = zhao.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
+    let signed = &got["reports"][0];
+    assert_eq!((&signed["version"], &signed["signed_by"]), (&json!(1), &json!("dr-li")));
+    assert_eq!(signed["body"]["impression"], report["impression"]);
+    let body: ferry::reading::ReportBody = serde_json::from_value(signed["body"].clone()).unwrap();
+    assert_eq!(
+        signed["content_sha256"],
+        ferry::reading::content_hash(&id, 1, &body, "dr-li", signed["signed_at"].as_i64().unwrap())
+    );
+    // The schema refuses to change or remove it.
+    let db = s.state.db.pool();
+    assert!(sqlx::query("UPDATE reading_reports SET body = '{}'").execute(db).await.is_err());
+    assert!(sqlx::query("DELETE FROM reading_reports").execute(db).await.is_err());
+    // An amendment: a second version with its reason; the first stays.
+    let (st, _) = crate::support::problem(
+        li.post(&format!("/api/readings/{id}/amend"), json!({"impression": "x", "reason": " "}))
+            .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    let amended = json!({"findings": "右肺下叶见小结节，约4毫米。", "impression": "肺结节，建议6个月后复查。", "reason": "随访间隔更正"});
+    assert_eq!(li.post(&format!("/api/readings/{id}/amend"), amended).await.status(), 200);
+    let got: Value = zhao.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
+    let reports = got["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0]["body"]["impression"], report["impression"]);
+    assert_eq!(reports[1]["reason"], "随访间隔更正");
+    // The clinic's list of signed requests holds it; another clinic cannot see it.
+    assert_eq!(worklist(&zhao, "?state=signed").await.len(), 1);
+    let ma = s.login("dr-ma").await;
+    assert_eq!(ma.get(&format!("/api/readings/{id}")).await.status(), 404);
+    assert_eq!(worklist(&ma, "?state=signed").await.len(), 0);
+}
