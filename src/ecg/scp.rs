@@ -421,6 +421,9 @@ mod tests {
         let m = measurements(&s7).unwrap();
         assert_eq!((m.p_axis_deg, m.qrs_axis_deg, m.t_axis_deg), (None, Some(60.0), None));
         assert_eq!(m.rr_ms, Some(800.0));
+        // The fuzzer's own input (its first byte picked this parser): parsed or refused.
+        let found = include_bytes!("../../tests/data/fuzz/ecg-scp-axis-overflow.bin");
+        let _ = parse(&found[1..]);
     }
 
     #[test]
