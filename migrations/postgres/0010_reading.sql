@@ -40,6 +40,8 @@ CREATE TABLE reading_requests (
     claimed_at        BIGINT,
     active_at         BIGINT,
     signed_at         BIGINT,
+    acknowledged_by   TEXT REFERENCES users(id),
+    acknowledged_at   BIGINT,
     draft             TEXT,
     stamp             BIGINT NOT NULL DEFAULT 0
 );
@@ -66,3 +68,30 @@ END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER reading_reports_no_change BEFORE UPDATE OR DELETE ON reading_reports
     FOR EACH ROW EXECUTE FUNCTION reading_reports_append_only();
+
+-- Critical results (危急值): a finding the sending clinic must acknowledge, with a read-back
+-- line; unacknowledged in time, it escalates and the reader phones. Calls are logged.
+CREATE TABLE critical_results (
+    id               TEXT PRIMARY KEY,
+    request_id       TEXT NOT NULL REFERENCES reading_requests(id),
+    sending_site     TEXT NOT NULL REFERENCES sites(id),
+    finding          TEXT NOT NULL,
+    note             TEXT,
+    raised_by        TEXT NOT NULL REFERENCES users(id),
+    raised_at        BIGINT NOT NULL,
+    acknowledged_by  TEXT REFERENCES users(id),
+    acknowledged_at  BIGINT,
+    readback         TEXT,
+    escalated_at     BIGINT
+);
+CREATE INDEX critical_results_open ON critical_results(sending_site, acknowledged_at);
+CREATE INDEX critical_results_request ON critical_results(request_id);
+
+CREATE TABLE critical_calls (
+    critical_id  TEXT NOT NULL REFERENCES critical_results(id),
+    at           BIGINT NOT NULL,
+    by_user      TEXT NOT NULL REFERENCES users(id),
+    outcome      TEXT NOT NULL CHECK (outcome IN ('reached', 'no_answer', 'left_message')),
+    note         TEXT
+);
+CREATE INDEX critical_calls_result ON critical_calls(critical_id, at);

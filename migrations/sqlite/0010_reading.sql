@@ -40,6 +40,8 @@ CREATE TABLE reading_requests (
     claimed_at        INTEGER,
     active_at         INTEGER,
     signed_at         INTEGER,
+    acknowledged_by   TEXT REFERENCES users(id),
+    acknowledged_at   INTEGER,
     draft             TEXT,
     stamp             INTEGER NOT NULL DEFAULT 0
 );
@@ -67,3 +69,30 @@ CREATE TRIGGER reading_reports_no_delete BEFORE DELETE ON reading_reports
 BEGIN
     SELECT RAISE(ABORT, 'signed reports are never changed; sign an amendment');
 END;
+
+-- Critical results (危急值): a finding the sending clinic must acknowledge, with a read-back
+-- line; unacknowledged in time, it escalates and the reader phones. Calls are logged.
+CREATE TABLE critical_results (
+    id               TEXT PRIMARY KEY,
+    request_id       TEXT NOT NULL REFERENCES reading_requests(id),
+    sending_site     TEXT NOT NULL REFERENCES sites(id),
+    finding          TEXT NOT NULL,
+    note             TEXT,
+    raised_by        TEXT NOT NULL REFERENCES users(id),
+    raised_at        INTEGER NOT NULL,
+    acknowledged_by  TEXT REFERENCES users(id),
+    acknowledged_at  INTEGER,
+    readback         TEXT,
+    escalated_at     INTEGER
+);
+CREATE INDEX critical_results_open ON critical_results(sending_site, acknowledged_at);
+CREATE INDEX critical_results_request ON critical_results(request_id);
+
+CREATE TABLE critical_calls (
+    critical_id  TEXT NOT NULL REFERENCES critical_results(id),
+    at           INTEGER NOT NULL,
+    by_user      TEXT NOT NULL REFERENCES users(id),
+    outcome      TEXT NOT NULL CHECK (outcome IN ('reached', 'no_answer', 'left_message')),
+    note         TEXT
+);
+CREATE INDEX critical_calls_result ON critical_calls(critical_id, at);

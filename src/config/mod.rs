@@ -80,6 +80,14 @@ pub struct ReadingSettings {
     pub sla_urgent_minutes: u64,
     #[serde(deserialize_with = "lenient")]
     pub sla_routine_minutes: u64,
+    /// A critical result unacknowledged this long escalates.
+    #[serde(deserialize_with = "lenient")]
+    pub critical_ack_minutes: u64,
+    /// Critical findings a reader may mark, per kind (codes; the web catalogue names them).
+    pub critical_ecg: Vec<String>,
+    pub critical_imaging: Vec<String>,
+    /// Coded conclusions offered for ECG reports.
+    pub ecg_conclusions: Vec<String>,
 }
 
 /// Limits of the signalling WebSocket (`docs/signalling.md`).
@@ -453,6 +461,23 @@ impl Settings {
         ] {
             if !(1..=43_200).contains(&v) {
                 return Err(key_err(key, "must be between 1 and 43200 (30 days)"));
+            }
+        }
+        if !(1..=1_440).contains(&r.critical_ack_minutes) {
+            return Err(key_err("reading.critical_ack_minutes", "must be between 1 and 1440"));
+        }
+        for (key, list) in [
+            ("reading.critical_ecg", &r.critical_ecg),
+            ("reading.critical_imaging", &r.critical_imaging),
+            ("reading.ecg_conclusions", &r.ecg_conclusions),
+        ] {
+            let code = |c: &String| {
+                !c.is_empty()
+                    && c.len() <= 64
+                    && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            };
+            if list.is_empty() || !list.iter().all(code) {
+                return Err(key_err(key, "must be a non-empty list of codes (a-z, 0-9, _)"));
             }
         }
         let c = &self.consult;

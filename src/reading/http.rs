@@ -76,6 +76,8 @@ fn view(r: &Request, facts: &Facts, st: &AppState, now: i64) -> Value {
         "claimed_by": r.claimed_by,
         "claimed_at": r.claimed_at.map(crate::time::rfc3339),
         "signed_at": r.signed_at.map(crate::time::rfc3339),
+        "acknowledged_by": r.acknowledged_by,
+        "acknowledged_at": r.acknowledged_at.map(crate::time::rfc3339),
         "due_at": crate::time::rfc3339(due),
         "breached": breached,
         "waiting_ms": if r.state.is_open() { now - start } else { 0 },
@@ -163,6 +165,7 @@ pub async fn list(
     let scope = if centre { Scope::Centre(&site) } else { Scope::Sender(&site) };
     let rows = store::search(&ctx.state.db, &permit, scope, &f).await?;
     let facts = store::study_facts(&ctx.state.db, &permit, &rows).await?;
+    let criticals = store::criticals_of_listed(&ctx.state.db, &permit, &rows).await?;
     let now = ctx.now();
     let reads: Vec<NewEvent> = rows
         .iter()
@@ -180,7 +183,14 @@ pub async fn list(
         })
         .collect();
     crate::audit::record_all(&ctx.state.db, &reads).await?;
-    let items: Vec<Value> = rows.iter().map(|r| view(r, &facts, &ctx.state, now)).collect();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = view(r, &facts, &ctx.state, now);
+            v["critical"] = json!(criticals.get(&r.id).cloned().unwrap_or_default());
+            v
+        })
+        .collect();
     Ok(Json(json!({ "scope": if centre { "centre" } else { "sent" }, "readings": items })))
 }
 
@@ -203,7 +213,61 @@ pub async fn get(
     v["reports"] = json!(reports);
     v["draft"] = r.draft.clone().unwrap_or(Value::Null);
     v["can"] = json!(possible(&r, &ctx.actor.view, now, Timing::from(&ctx.state.settings.reading)));
+    let settings = &ctx.state.settings.reading;
+    let findings = super::critical::findings_for(settings, r.kind);
+    if super::critical::may_raise(&r, &ctx.actor.view, &findings[0], None, findings).is_ok() {
+        v["can"].as_array_mut().expect("a list").push(json!("critical"));
+    }
+    v["critical"] = json!(store::criticals_of(&ctx.state.db, &permit).await?);
+    v["critical_findings"] = json!(findings);
+    v["conclusions"] = match r.kind {
+        Kind::Ecg => json!(settings.ecg_conclusions),
+        Kind::Imaging => json!([]),
+    };
+    v["template"] = template(&ctx, &r).await?;
     Ok(Json(v))
+}
+
+/// What a new report starts from: for an ECG, the device's and Ferry's measurements and the
+/// device's statements; for imaging, the headings of its modality.
+async fn template(ctx: &RequestCtx, r: &Request) -> Result<Value, ApiError> {
+    let Some(ecg) = &r.ecg_id else {
+        let findings = match r.modality.as_deref() {
+            Some("CT") | Some("MR") => "Technique:\n\nFindings:\n",
+            Some("US") => "Organs examined:\n\nFindings:\n",
+            _ => "Findings:\n",
+        };
+        return Ok(json!({ "findings": findings, "impression": "" }));
+    };
+    let (site, shared) = crate::ecg::store::sites_of(&ctx.state.db, ecg)
+        .await?
+        .ok_or(ApiError::NotFound { what: "ECG" })?;
+    let mut t = Target::site(&site, "ecg", Some(ecg.clone()));
+    t.shared_with = shared;
+    let permit: Permit<crate::auth::policy::EcgRead> = ctx.permit(t).await?;
+    let row = crate::ecg::store::get(&ctx.state.db, &permit)
+        .await?
+        .ok_or(ApiError::NotFound { what: "ECG" })?;
+    let m = &row.summary["measurements"];
+    let pick = |k: &str| m["computed"][k].as_f64().or_else(|| m["device"][k].as_f64());
+    let num = |k: &str| pick(k).map_or("—".to_string(), |v| format!("{v:.0}"));
+    let mut findings = format!(
+        "HR {} bpm; PR {} ms; QRS {} ms; QT/QTc {}/{} ms; P/QRS/T axis {}/{}/{}°",
+        num("heart_rate_bpm"),
+        num("pr_ms"),
+        num("qrs_ms"),
+        num("qt_ms"),
+        num("qtc_bazett_ms"),
+        num("p_axis_deg"),
+        num("qrs_axis_deg"),
+        num("t_axis_deg"),
+    );
+    if let Some(st) = row.summary["statements"].as_array().filter(|a| !a.is_empty()) {
+        let lines: Vec<&str> = st.iter().filter_map(|l| l.as_str()).collect();
+        findings.push('\n');
+        findings.push_str(&lines.join("\n"));
+    }
+    Ok(json!({ "findings": findings, "impression": "" }))
 }
 
 /// The steps the person could take now (for the page's buttons; the server still decides).
@@ -222,6 +286,7 @@ fn possible(
         Step::Draft(body.clone()),
         Step::Sign(body.clone()),
         Step::Amend { body, reason: "x".into() },
+        Step::Acknowledge,
     ]
     .into_iter()
     .filter(|s| apply(r, actor, s, now, t).is_ok())
@@ -367,6 +432,7 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
         "reassign" => "reading.reassign",
         "draft" => "reading.draft",
         "sign" => "reading.sign",
+        "acknowledge" => "reading.acknowledge",
         _ => "reading.amend",
     };
     let event = |outcome, detail: String| NewEvent {
@@ -440,6 +506,13 @@ pub async fn release(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     step(ctx, id, Step::Release).await
+}
+
+pub async fn acknowledge(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Acknowledge).await
 }
 
 #[derive(Deserialize)]
@@ -615,8 +688,16 @@ impl News {
     }
 }
 
-/// Applies what is due at `now`; returns how many requests changed.
+/// Applies what is due at `now` (quiet studies ready, idle claims released, unacknowledged
+/// critical results escalated); returns how many things changed.
 pub async fn timers_once(state: &AppState, now: i64) -> Result<usize, crate::storage::DbError> {
+    let ack_ms = state.settings.reading.critical_ack_minutes as i64 * 60_000;
+    let escalated = store::escalate_due(&state.db, now, ack_ms).await?;
+    for c in &escalated {
+        if let Some(r) = store::find(&state.db, &c.reading).await? {
+            announce_critical(state, &r, c, "escalated").await;
+        }
+    }
     let changed = store::run_due(&state.db, now, Timing::from(&state.settings.reading)).await?;
     for r in &changed {
         let event = if r.state == State::Ready && r.claimed_at.is_none() && r.ready_at == Some(now)
@@ -627,5 +708,240 @@ pub async fn timers_once(state: &AppState, now: i64) -> Result<usize, crate::sto
         };
         announce(state, r, event).await;
     }
-    Ok(changed.len())
+    Ok(changed.len() + escalated.len())
+}
+
+// ---- critical results ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaiseBody {
+    finding: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+fn refused(action: &str, e: StepError) -> ApiError {
+    match e {
+        StepError::NotYours(why) => ApiError::Forbidden { detail: format!("{action}: {why}") },
+        StepError::NotNow(why) => ApiError::conflict("conflict", why),
+        StepError::Invalid(why) => ApiError::bad_request("invalid_value", why),
+    }
+}
+
+/// Tells the clinic's clinicians and the centre's readers (and, on escalation, the clinic's
+/// admins) about a critical result.
+async fn announce_critical(
+    st: &AppState,
+    r: &Request,
+    c: &super::critical::Critical,
+    event: &'static str,
+) {
+    let db = &st.db;
+    let mut users = crate::network::store::people_with_role(db, &r.sending_site, Role::Clinician)
+        .await
+        .unwrap_or_default();
+    users.extend(
+        crate::network::store::people_with_role(db, &r.centre_site, r.kind.reader_role())
+            .await
+            .unwrap_or_default(),
+    );
+    if event == "escalated" {
+        users.extend(
+            crate::network::store::people_with_role(db, &r.sending_site, Role::Admin)
+                .await
+                .unwrap_or_default(),
+        );
+    }
+    st.hub.notify_critical(users, &c.id, &r.id, event).await;
+}
+
+fn critical_event(
+    ctx: &RequestCtx,
+    r: &Request,
+    action: &'static str,
+    id: Option<String>,
+    outcome: Outcome,
+    detail: String,
+) -> NewEvent {
+    NewEvent {
+        at: ctx.now(),
+        actor: Some(ctx.actor.name()),
+        actor_site: Some(ctx.actor.user.site.to_string()),
+        site: Some(r.sending_site.to_string()),
+        action,
+        resource_kind: "critical",
+        resource_id: id,
+        outcome,
+        client_addr: ctx.client.map(|c| c.to_string()),
+        detail: Some(detail),
+    }
+}
+
+/// `POST /api/readings/{id}/critical`: a reader marks a critical finding.
+pub async fn raise(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    JsonBody(b): JsonBody<RaiseBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let r = load(&ctx, &id).await?;
+    let permit: Permit<ReadingUpdate> = ctx.permit(target(&r)).await?;
+    let findings = super::critical::findings_for(&ctx.state.settings.reading, r.kind);
+    let note = match super::critical::may_raise(
+        &r,
+        &ctx.actor.view,
+        &b.finding,
+        b.note.as_deref(),
+        findings,
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            let ev =
+                critical_event(&ctx, &r, "critical.raised", None, Outcome::Failure, e.to_string());
+            crate::audit::record(&ctx.state.db, &ev).await?;
+            return Err(refused("critical.raised", e));
+        }
+    };
+    let ev = critical_event(&ctx, &r, "critical.raised", None, Outcome::Success, String::new());
+    let me = ctx.actor.user.id.to_string();
+    let c =
+        store::raise_critical(&ctx.state.db, &permit, &r, &b.finding, note.as_deref(), &me, &ev)
+            .await?;
+    announce_critical(&ctx.state, &r, &c, "raised").await;
+    Ok((StatusCode::CREATED, Json(json!(c))))
+}
+
+async fn load_critical(
+    ctx: &RequestCtx,
+    id: &str,
+) -> Result<(super::critical::Critical, Request), ApiError> {
+    let c = store::critical(&ctx.state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "critical result" })?;
+    let r = load(ctx, &c.reading).await?;
+    Ok((c, r))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    #[serde(default)]
+    readback: Option<String>,
+}
+
+/// `POST /api/critical/{id}/acknowledge`: a clinician of the clinic, with the read-back line.
+pub async fn acknowledge_critical(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    JsonBody(b): JsonBody<AckBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (c, r) = load_critical(&ctx, &id).await?;
+    let permit: Permit<ReadingUpdate> = ctx.permit(target(&r)).await?;
+    let action = "critical.acknowledged";
+    let readback =
+        match super::critical::may_acknowledge(&c, &r, &ctx.actor.view, b.readback.as_deref()) {
+            Ok(t) => t,
+            Err(e) => {
+                let ev = critical_event(
+                    &ctx,
+                    &r,
+                    action,
+                    Some(id.clone()),
+                    Outcome::Failure,
+                    e.to_string(),
+                );
+                crate::audit::record(&ctx.state.db, &ev).await?;
+                return Err(refused(action, e));
+            }
+        };
+    let ev = critical_event(
+        &ctx,
+        &r,
+        action,
+        Some(id.clone()),
+        Outcome::Success,
+        format!("read back: {readback}"),
+    );
+    let me = ctx.actor.user.id.to_string();
+    if !store::acknowledge_critical(&ctx.state.db, &permit, &id, &me, &readback, &ev).await? {
+        return Err(ApiError::conflict("conflict", "someone acknowledged it a moment ago"));
+    }
+    let c = store::critical(&ctx.state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "critical result" })?;
+    announce_critical(&ctx.state, &r, &c, "acknowledged").await;
+    Ok(Json(json!(c)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallBody {
+    outcome: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/critical/{id}/calls`: the reader logs a phone call to the clinic.
+pub async fn log_call(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    JsonBody(b): JsonBody<CallBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (_, r) = load_critical(&ctx, &id).await?;
+    let permit: Permit<ReadingUpdate> = ctx.permit(target(&r)).await?;
+    let action = "critical.call";
+    let note =
+        match super::critical::may_log_call(&r, &ctx.actor.view, &b.outcome, b.note.as_deref()) {
+            Ok(n) => n,
+            Err(e) => {
+                let ev = critical_event(
+                    &ctx,
+                    &r,
+                    action,
+                    Some(id.clone()),
+                    Outcome::Failure,
+                    e.to_string(),
+                );
+                crate::audit::record(&ctx.state.db, &ev).await?;
+                return Err(refused(action, e));
+            }
+        };
+    let ev =
+        critical_event(&ctx, &r, action, Some(id.clone()), Outcome::Success, b.outcome.clone());
+    let me = ctx.actor.user.id.to_string();
+    store::log_call(&ctx.state.db, &permit, &id, &me, &b.outcome, note.as_deref(), &ev).await?;
+    let c = store::critical(&ctx.state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "critical result" })?;
+    announce_critical(&ctx.state, &r, &c, "call").await;
+    Ok((StatusCode::CREATED, Json(json!(c))))
+}
+
+/// `GET /api/critical`: a clinic's critical results (open ones and the last week's), or a
+/// centre's for its readers. Each is recorded as read.
+pub async fn criticals(ctx: RequestCtx) -> Result<Json<Value>, ApiError> {
+    let me = &ctx.actor;
+    let permit: Permit<ReadingSearch> = ctx.permit(Target::network()).await?;
+    let site = me.user.site.clone();
+    let reader = me.view.has_role(Role::Reader) || me.view.has_role(Role::Specialist);
+    let scope = if reader { Scope::Centre(&site) } else { Scope::Sender(&site) };
+    let now = ctx.now();
+    let list = store::criticals_for(&ctx.state.db, &permit, scope, now).await?;
+    let reads: Vec<NewEvent> = list
+        .iter()
+        .map(|c| NewEvent {
+            at: now,
+            actor: Some(me.name()),
+            actor_site: Some(site.to_string()),
+            site: Some(c.sending_site.clone()),
+            action: "reading.read",
+            resource_kind: "critical",
+            resource_id: Some(c.id.clone()),
+            outcome: Outcome::Allowed,
+            client_addr: ctx.client.map(|c| c.to_string()),
+            detail: Some("listed".into()),
+        })
+        .collect();
+    crate::audit::record_all(&ctx.state.db, &reads).await?;
+    Ok(Json(json!({ "critical": list })))
 }

@@ -6,6 +6,7 @@
 //! is ready for reading; a claim left idle is released). The store saves a step only if the
 //! request is as it was read, in one transaction with its audit event.
 
+pub mod critical;
 pub mod http;
 pub mod route;
 pub mod store;
@@ -107,6 +108,9 @@ pub struct Request {
     pub claimed_at: Option<i64>,
     pub active_at: Option<i64>,
     pub signed_at: Option<i64>,
+    /// The clinic has read the latest signed version.
+    pub acknowledged_by: Option<UserId>,
+    pub acknowledged_at: Option<i64>,
     pub draft: Option<Value>,
     /// Moves on every change: a step is saved only against the stamp it was decided on.
     pub stamp: i64,
@@ -157,6 +161,8 @@ pub enum Step {
     Sign(ReportBody),
     /// A reader of the centre signs a new version of a signed report, with a reason.
     Amend { body: ReportBody, reason: String },
+    /// A clinician of the sending site has read the signed report (its latest version).
+    Acknowledge,
 }
 
 impl Step {
@@ -170,6 +176,7 @@ impl Step {
             Step::Draft(_) => "draft",
             Step::Sign(_) => "sign",
             Step::Amend { .. } => "amend",
+            Step::Acknowledge => "acknowledge",
         }
     }
 }
@@ -202,7 +209,7 @@ pub struct Change {
     pub report: Option<(ReportBody, Option<String>)>,
 }
 
-fn reader_of(actor: &ActorView, req: &Request) -> bool {
+pub(crate) fn reader_of(actor: &ActorView, req: &Request) -> bool {
     actor.site == req.centre_site && actor.has_role(req.kind.reader_role()) && !actor.device
 }
 
@@ -322,6 +329,22 @@ pub fn apply(
             }
             body.check()?;
             report = Some((body.clone(), Some(reason.trim().to_string())));
+            // The clinic acknowledges the new version afresh.
+            after.acknowledged_by = None;
+            after.acknowledged_at = None;
+        }
+        Step::Acknowledge => {
+            if !of_sender(actor, req) {
+                return Err(StepError::NotYours("the sending clinic acknowledges its reports"));
+            }
+            if req.state != State::Signed {
+                return Err(StepError::NotNow("there is no signed report yet".into()));
+            }
+            if req.acknowledged_at.is_some() {
+                return Err(StepError::NotNow("already acknowledged".into()));
+            }
+            after.acknowledged_by = Some(actor.user.clone());
+            after.acknowledged_at = Some(now);
         }
     }
     Ok(Change { after, report })
@@ -369,12 +392,12 @@ pub fn content_hash(request: &str, version: i64, body: &ReportBody, by: &str, at
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const T: Timing = Timing { quiet_ms: 60_000, claim_idle_ms: 900_000 };
 
-    fn actor(user: &str, site: &str, roles: &[Role]) -> ActorView {
+    pub(crate) fn actor(user: &str, site: &str, roles: &[Role]) -> ActorView {
         ActorView {
             user: user.parse().unwrap(),
             site: site.parse().unwrap(),
@@ -385,7 +408,7 @@ mod tests {
         }
     }
 
-    fn request(kind: Kind) -> Request {
+    pub(crate) fn request(kind: Kind) -> Request {
         Request {
             id: "rd_1".into(),
             kind,
@@ -407,6 +430,8 @@ mod tests {
             claimed_at: None,
             active_at: None,
             signed_at: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
             draft: None,
             stamp: 0,
         }
@@ -449,9 +474,21 @@ mod tests {
         assert_eq!(c.report.as_ref().unwrap().0, body());
         // An amendment needs a reason.
         let r = c.after;
+        // The clinic acknowledges once; the radiologist cannot do it for them.
+        assert!(matches!(
+            apply(&r, &li, &Step::Acknowledge, 65_500, T),
+            Err(StepError::NotYours(_))
+        ));
+        let r = apply(&r, &zhao, &Step::Acknowledge, 65_500, T).unwrap().after;
+        assert_eq!(r.acknowledged_at, Some(65_500));
+        assert!(matches!(
+            apply(&r, &zhao, &Step::Acknowledge, 65_600, T),
+            Err(StepError::NotNow(_))
+        ));
         let amend = |reason: &str| Step::Amend { body: body(), reason: reason.into() };
         assert!(matches!(apply(&r, &li, &amend(""), 66_000, T), Err(StepError::Invalid(_))));
-        assert!(apply(&r, &li, &amend("laterality corrected"), 66_000, T).is_ok());
+        let amended = apply(&r, &li, &amend("laterality corrected"), 66_000, T).unwrap().after;
+        assert_eq!(amended.acknowledged_at, None, "an amendment is acknowledged afresh");
     }
 
     #[test]

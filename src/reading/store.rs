@@ -15,7 +15,8 @@ use crate::storage::Db;
 
 const COLS: &str = "id, kind, centre_site, sending_site, study_uid, ecg_id, modality, priority, \
     state, question, callback_phone, requested_by, instances, received_at, last_instance_at, \
-    ready_at, claimed_by, claimed_at, active_at, signed_at, draft, stamp";
+    ready_at, claimed_by, claimed_at, active_at, signed_at, acknowledged_by, acknowledged_at, \
+    draft, stamp";
 
 fn parsed<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
     let s: String = row.try_get(col)?;
@@ -46,6 +47,10 @@ fn from_row(row: &AnyRow) -> Result<Request, sqlx::Error> {
         claimed_at: row.try_get("claimed_at")?,
         active_at: row.try_get("active_at")?,
         signed_at: row.try_get("signed_at")?,
+        acknowledged_by: row
+            .try_get::<Option<String>, _>("acknowledged_by")?
+            .and_then(|u| u.parse().ok()),
+        acknowledged_at: row.try_get("acknowledged_at")?,
         draft: draft.and_then(|d| serde_json::from_str(&d).ok()),
         stamp: row.try_get("stamp")?,
     })
@@ -272,7 +277,8 @@ async fn save_change(
     let mut tx = db.pool().begin().await?;
     let r = sqlx::query(
         "UPDATE reading_requests SET state = $1, ready_at = $2, claimed_by = $3, claimed_at = $4, \
-           active_at = $5, signed_at = $6, draft = $7, stamp = $8 WHERE id = $9 AND stamp = $10",
+           active_at = $5, signed_at = $6, draft = $7, stamp = $8, acknowledged_by = $11, \
+           acknowledged_at = $12 WHERE id = $9 AND stamp = $10",
     )
     .bind(a.state.as_str())
     .bind(a.ready_at)
@@ -284,6 +290,8 @@ async fn save_change(
     .bind(a.stamp)
     .bind(&a.id)
     .bind(before.stamp)
+    .bind(a.acknowledged_by.as_ref().map(|u| u.to_string()))
+    .bind(a.acknowledged_at)
     .execute(&mut *tx)
     .await?;
     if r.rows_affected() == 0 {
@@ -630,4 +638,258 @@ pub async fn centre_for(db: &Db, site: &SiteId, kind: Kind) -> Result<Option<Sit
         }
     }
     Ok(None)
+}
+
+// ---- critical results ----
+
+use super::critical::{Call, Critical};
+
+const CRIT_COLS: &str = "id, request_id, sending_site, finding, note, raised_by, raised_at, \
+    acknowledged_by, acknowledged_at, readback, escalated_at";
+
+fn critical_from_row(r: &AnyRow) -> Result<Critical, sqlx::Error> {
+    Ok(Critical {
+        id: r.try_get("id")?,
+        reading: r.try_get("request_id")?,
+        sending_site: r.try_get("sending_site")?,
+        finding: r.try_get("finding")?,
+        note: r.try_get("note")?,
+        raised_by: r.try_get("raised_by")?,
+        raised_at: r.try_get("raised_at")?,
+        acknowledged_by: r.try_get("acknowledged_by")?,
+        acknowledged_at: r.try_get("acknowledged_at")?,
+        readback: r.try_get("readback")?,
+        escalated_at: r.try_get("escalated_at")?,
+        calls: vec![],
+    })
+}
+
+/// The critical results (with their calls) of some requests, or matching a clause.
+async fn criticals_where(
+    db: &Db,
+    clause: &str,
+    args: &[String],
+) -> Result<Vec<Critical>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {CRIT_COLS} FROM critical_results WHERE {clause} ORDER BY raised_at DESC LIMIT 500"
+    );
+    let mut q = sqlx::query(&sql);
+    for a in args {
+        q = q.bind(a);
+    }
+    let mut out: Vec<Critical> =
+        q.fetch_all(db.pool()).await?.iter().map(critical_from_row).collect::<Result<_, _>>()?;
+    for c in &mut out {
+        let rows = sqlx::query("SELECT at, by_user, outcome, note FROM critical_calls WHERE critical_id = $1 ORDER BY at")
+            .bind(&c.id)
+            .fetch_all(db.pool())
+            .await?;
+        c.calls = rows
+            .iter()
+            .map(|r| {
+                Ok(Call {
+                    by: r.try_get("by_user")?,
+                    at: r.try_get("at")?,
+                    outcome: r.try_get("outcome")?,
+                    note: r.try_get("note")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+    }
+    Ok(out)
+}
+
+/// The critical results of the permit's request.
+pub async fn criticals_of(
+    db: &Db,
+    permit: &Permit<ReadingRead>,
+) -> Result<Vec<Critical>, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    criticals_where(db, "request_id = $1", &[id]).await
+}
+
+/// The critical results of listed requests (the lister may read each), by request.
+pub async fn criticals_of_listed(
+    db: &Db,
+    _: &Permit<ReadingSearch>,
+    rows: &[Request],
+) -> Result<std::collections::HashMap<String, Vec<Critical>>, sqlx::Error> {
+    let mut out: std::collections::HashMap<String, Vec<Critical>> = Default::default();
+    for batch in rows.chunks(200) {
+        if batch.is_empty() {
+            continue;
+        }
+        let marks: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+        let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
+        for c in criticals_where(db, &format!("request_id IN ({})", marks.join(", ")), &ids).await?
+        {
+            out.entry(c.reading.clone()).or_default().push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// A clinic's critical results (open ones, and those of the last 7 days), or a centre's.
+pub async fn criticals_for(
+    db: &Db,
+    _: &Permit<ReadingSearch>,
+    scope: Scope<'_>,
+    now: i64,
+) -> Result<Vec<Critical>, sqlx::Error> {
+    let since = (now - 7 * 86_400_000).to_string();
+    match scope {
+        Scope::Sender(site) => criticals_where(
+            db,
+            "sending_site = $1 AND (acknowledged_at IS NULL OR raised_at >= CAST($2 AS BIGINT))",
+            &[site.to_string(), since],
+        )
+        .await,
+        Scope::Centre(site) => {
+            criticals_where(
+                db,
+                "request_id IN (SELECT id FROM reading_requests WHERE centre_site = $1) \
+                 AND (acknowledged_at IS NULL OR raised_at >= CAST($2 AS BIGINT))",
+                &[site.to_string(), since],
+            )
+            .await
+        }
+    }
+}
+
+/// One critical result. (Structural: its request decides who may see it.)
+pub async fn critical(db: &Db, id: &str) -> Result<Option<Critical>, sqlx::Error> {
+    Ok(criticals_where(db, "id = $1", &[id.to_string()]).await?.pop())
+}
+
+/// Records a critical result of the permit's request, with its event.
+pub async fn raise_critical(
+    db: &Db,
+    _: &Permit<ReadingUpdate>,
+    req: &Request,
+    finding: &str,
+    note: Option<&str>,
+    by: &str,
+    event: &NewEvent,
+) -> Result<Critical, sqlx::Error> {
+    let id = format!("cr_{}", crate::ids::random_id(9));
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO critical_results (id, request_id, sending_site, finding, note, raised_by, raised_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(&req.id)
+    .bind(req.sending_site.as_str())
+    .bind(finding)
+    .bind(note)
+    .bind(by)
+    .bind(event.at)
+    .execute(&mut *tx)
+    .await?;
+    let mut e = event.clone();
+    e.detail = Some(format!("{finding} ({id})"));
+    audit::record_on(&mut *tx, &e).await?;
+    tx.commit().await?;
+    Ok(critical(db, &id).await?.expect("just stored"))
+}
+
+/// Acknowledges an open critical result; false when someone already did.
+pub async fn acknowledge_critical(
+    db: &Db,
+    _: &Permit<ReadingUpdate>,
+    id: &str,
+    by: &str,
+    readback: &str,
+    event: &NewEvent,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let r = sqlx::query(
+        "UPDATE critical_results SET acknowledged_by = $1, acknowledged_at = $2, readback = $3 \
+         WHERE id = $4 AND acknowledged_at IS NULL",
+    )
+    .bind(by)
+    .bind(event.at)
+    .bind(readback)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Logs a call about a critical result, with its event.
+pub async fn log_call(
+    db: &Db,
+    _: &Permit<ReadingUpdate>,
+    id: &str,
+    by: &str,
+    outcome: &str,
+    note: Option<&str>,
+    event: &NewEvent,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("INSERT INTO critical_calls (critical_id, at, by_user, outcome, note) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(event.at)
+        .bind(by)
+        .bind(outcome)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Escalates the open critical results raised at least `ack_ms` ago, each once, audited by the
+/// server. Returns them.
+pub async fn escalate_due(db: &Db, now: i64, ack_ms: i64) -> Result<Vec<Critical>, sqlx::Error> {
+    let cutoff = (now - ack_ms).to_string();
+    let due = criticals_where(
+        db,
+        "acknowledged_at IS NULL AND escalated_at IS NULL AND raised_at <= CAST($1 AS BIGINT)",
+        &[cutoff],
+    )
+    .await?;
+    let mut out = vec![];
+    for mut c in due {
+        if !super::critical::due(&c, now, ack_ms) {
+            continue;
+        }
+        let mut tx = db.pool().begin().await?;
+        let r = sqlx::query(
+            "UPDATE critical_results SET escalated_at = $1 WHERE id = $2 AND escalated_at IS NULL AND acknowledged_at IS NULL",
+        )
+        .bind(now)
+        .bind(&c.id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            continue;
+        }
+        audit::record_on(
+            &mut *tx,
+            &NewEvent {
+                at: now,
+                actor: Some(super::route::ROUTING.into()),
+                actor_site: None,
+                site: Some(c.sending_site.clone()),
+                action: "critical.escalated",
+                resource_kind: "critical",
+                resource_id: Some(c.id.clone()),
+                outcome: Outcome::Success,
+                client_addr: None,
+                detail: Some(format!("unacknowledged for {} min", ack_ms / 60_000)),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        c.escalated_at = Some(now);
+        out.push(c);
+    }
+    Ok(out)
 }

@@ -134,6 +134,23 @@ impl Hub {
         self.input(Input::Notify { users, msg }).await
     }
 
+    /// Tells every socket of `users` that something happened to a critical result.
+    pub async fn notify_critical(
+        &self,
+        users: Vec<String>,
+        critical: &str,
+        reading: &str,
+        event: &'static str,
+    ) {
+        let msg = ServerMsg::Critical {
+            v: VERSION,
+            critical: critical.to_string(),
+            reading: reading.to_string(),
+            event,
+        };
+        self.input(Input::Notify { users, msg }).await
+    }
+
     /// A new socket of `user`, opened with `credential` (a session's id hash or a token's id).
     pub(super) async fn register(
         &self,

@@ -162,6 +162,14 @@ pub enum ServerMsg {
         event: &'static str,
         state: &'static str,
     },
+    /// A critical result was raised, acknowledged, escalated or called about (the clinic's
+    /// banner; the rest from `GET /api/critical`).
+    Critical {
+        v: u32,
+        critical: String,
+        reading: String,
+        event: &'static str,
+    },
     /// Something the server refused; `code` is stable, `detail` is for people.
     Error {
         v: u32,

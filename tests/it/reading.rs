@@ -15,6 +15,7 @@ backend_tests!(sqlite => crate::support::Sql::Sqlite, postgres => crate::support
     a_study_sent_as_many_instances_is_one_request,
     two_readers_claiming_at_once_one_wins,
     a_signed_report_reaches_the_clinic_and_never_changes,
+    an_unacknowledged_critical_result_escalates_and_the_call_is_logged,
 ]);
 
 async fn start(sql: Sql) -> TestServer {
@@ -241,9 +242,147 @@ async fn a_signed_report_reaches_the_clinic_and_never_changes(sql: Sql) {
     assert_eq!(reports.len(), 2);
     assert_eq!(reports[0]["body"]["impression"], report["impression"]);
     assert_eq!(reports[1]["reason"], "随访间隔更正");
+    // The clinic acknowledges the report; the radiologist cannot do it for them.
+    assert_eq!(li.post(&format!("/api/readings/{id}/acknowledge"), json!({})).await.status(), 403);
+    let r: Value = zhao
+        .post(&format!("/api/readings/{id}/acknowledge"), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["acknowledged_by"], "dr-zhao");
     // The clinic's list of signed requests holds it; another clinic cannot see it.
     assert_eq!(worklist(&zhao, "?state=signed").await.len(), 1);
     let ma = s.login("dr-ma").await;
     assert_eq!(ma.get(&format!("/api/readings/{id}")).await.status(), 404);
     assert_eq!(worklist(&ma, "?state=signed").await.len(), 0);
+}
+
+/// The ECG reader marks ventricular tachycardia on the cart's ECG. The clinic's clinician is
+/// told at once (a banner in the page); nobody acknowledges; after
+/// `reading.critical_ack_minutes` (the clock driven) it escalates — the clinic's admin and the
+/// reader are told — the reader logs the phone call, and the clinician acknowledges with a
+/// read-back line. Every step is timestamped and audited, in order.
+async fn an_unacknowledged_critical_result_escalates_and_the_call_is_logged(sql: Sql) {
+    let s = start(sql).await;
+    ferry::operator::add_user(
+        &s.state,
+        &"island-clinic".parse().unwrap(),
+        ferry::network::NewUser {
+            id: "island-admin".parse().unwrap(),
+            display_name: "Island admin".into(),
+            roles: vec![ferry::network::Role::Admin],
+            specialties: vec![],
+            password: Some("island-admin-pw".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let mut clinic = Ws::open(&s, "dr-zhao").await;
+    let mut clinic_admin = Ws::open(&s, "island-admin").await;
+    let mut reader = Ws::open(&s, "dr-chen").await;
+    let cart = s.bearer(&ferry::demo::cart_token(crate::support::DEMO_PASSWORD));
+    let scp =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ecg/scp-ecg-example.scp"))
+            .unwrap();
+    let r = cart.req(reqwest::Method::POST, "/api/ecgs").body(scp).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let chen = s.login("dr-chen").await;
+    let id = worklist(&chen, "?kind=ecg").await[0]["id"].as_str().unwrap().to_string();
+    // Not before claiming; not a finding of the list; not by the radiologist.
+    let vt = json!({"finding": "vt", "note": "HR 190, wide QRS"});
+    assert_eq!(chen.post(&format!("/api/readings/{id}/critical"), vt.clone()).await.status(), 409);
+    assert_eq!(chen.post(&format!("/api/readings/{id}/claim"), json!({})).await.status(), 200);
+    let got: Value = chen.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
+    assert!(got["can"].as_array().unwrap().contains(&json!("critical")), "{got}");
+    assert!(got["template"]["findings"].as_str().unwrap().starts_with("HR "), "{got}");
+    let (st, _) = crate::support::problem(
+        chen.post(&format!("/api/readings/{id}/critical"), json!({"finding": "flu"})).await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    let li = s.login("dr-li").await;
+    assert_eq!(li.post(&format!("/api/readings/{id}/critical"), vt.clone()).await.status(), 403);
+    let r = chen.post(&format!("/api/readings/{id}/critical"), vt).await;
+    assert_eq!(r.status(), 201);
+    let c: Value = r.json().await.unwrap();
+    let cid = c["id"].as_str().unwrap().to_string();
+    let banner = tokio::time::timeout(
+        Duration::from_secs(2),
+        clinic.find(|m| m["type"] == "critical" && m["event"] == "raised"),
+    )
+    .await
+    .expect("the clinic is told within 2 s");
+    assert_eq!((&banner["critical"], &banner["reading"]), (&json!(cid), &json!(id)));
+    let zhao = s.login("dr-zhao").await;
+    let open: Value = zhao.get("/api/critical").await.json().await.unwrap();
+    assert_eq!(open["critical"][0]["finding"], "vt");
+    assert!(open["critical"][0]["acknowledged_at"].is_null());
+    // Another clinic knows nothing of it.
+    let ma = s.login("dr-ma").await;
+    let theirs: Value = ma.get("/api/critical").await.json().await.unwrap();
+    assert_eq!(theirs["critical"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        ma.post(&format!("/api/critical/{cid}/acknowledge"), json!({"readback": "x"}))
+            .await
+            .status(),
+        404
+    );
+
+    // Ten minutes pass (the clock driven): not yet at 9, escalated at 10, once.
+    let raised = c["raised_at"].as_i64().unwrap();
+    let at = |min: i64| raised + min * 60_000 + 1;
+    ferry::reading::http::timers_once(&s.state, at(9)).await.unwrap();
+    let now: Value = zhao.get("/api/critical").await.json().await.unwrap();
+    assert!(now["critical"][0]["escalated_at"].is_null());
+    ferry::reading::http::timers_once(&s.state, at(10)).await.unwrap();
+    ferry::reading::http::timers_once(&s.state, at(11)).await.unwrap();
+    for ws in [&mut clinic_admin, &mut reader] {
+        let m = tokio::time::timeout(
+            Duration::from_secs(2),
+            ws.find(|m| m["type"] == "critical" && m["event"] == "escalated"),
+        )
+        .await
+        .expect("told of the escalation");
+        assert_eq!(m["critical"], cid.as_str());
+    }
+    let now: Value = chen.get("/api/critical").await.json().await.unwrap();
+    assert_eq!(now["critical"][0]["escalated_at"].as_i64(), Some(at(10)));
+    // The reader phones the number on the request and logs it.
+    let r = chen
+        .post(
+            &format!("/api/critical/{cid}/calls"),
+            json!({"outcome": "reached", "note": "spoke to Dr Zhao"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let logged: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&logged["calls"][0]["by"], &logged["calls"][0]["outcome"]),
+        (&json!("dr-chen"), &json!("reached"))
+    );
+    // The clinician acknowledges with the read-back line (required), once.
+    let path = format!("/api/critical/{cid}/acknowledge");
+    assert_eq!(zhao.post(&path, json!({"readback": "  "})).await.status(), 400);
+    assert_eq!(chen.post(&path, json!({"readback": "VT"})).await.status(), 403);
+    let r = zhao.post(&path, json!({"readback": "室性心动过速，已安排转诊"})).await;
+    assert_eq!(r.status(), 200);
+    let acked: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&acked["acknowledged_by"], &acked["readback"]),
+        (&json!("dr-zhao"), &json!("室性心动过速，已安排转诊"))
+    );
+    assert_eq!(zhao.post(&path, json!({"readback": "again"})).await.status(), 409);
+    ferry::reading::http::timers_once(&s.state, at(30)).await.unwrap();
+    // The trail: raised, escalated, call, acknowledged — in that order, each once.
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_events WHERE action LIKE 'critical.%' AND outcome = 'success' ORDER BY id",
+    )
+    .fetch_all(s.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        ["critical.raised", "critical.escalated", "critical.call", "critical.acknowledged"]
+    );
 }

@@ -57,6 +57,11 @@ export function person(id) { return people.get(id) || null; }
  */
 export function siteName(id) { return id ? siteNames.get(id) || id : ''; }
 
+/** The sites known so far (after `loadSites`), by name. @returns {{ id: string, name: string }[]} */
+export function knownSites() {
+  return [...siteNames].map(([id, name]) => ({ id, name })).sort((a, b) => a.name.localeCompare(b.name));
+}
+
 /**
  * A person's display name alone ("Dr Li"), or their id when not known.
  * @param {string | null | undefined} id

@@ -6,6 +6,7 @@
  *   | { name: 'consults' } | { name: 'consult-new' }
  *   | { name: 'consult', id: string } | { name: 'call', id: string }
  *   | { name: 'ecgs', query: Record<string, string> } | { name: 'ecg', id: string } | { name: 'ecg-calibrate', next: string | null }
+ *   | { name: 'readings', query: Record<string, string> } | { name: 'reading', id: string } | { name: 'reading-stats', days: 7 | 30 }
  *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'audit' }
  *   | { name: 'not-found' }} Route
  */
@@ -59,12 +60,15 @@ export function parseRoute(hash) {
   if (path === '#/upload') return { name: 'upload' };
   if (path === '#/ecgs') return { name: 'ecgs', query: ecgSearch(query) };
   if (path === '#/ecgs/calibrate') return { name: 'ecg-calibrate', next: safeNext(query.get('next')) };
+  if (path === '#/readings') return { name: 'readings', query: readingSearch(query) };
+  if (path === '#/readings/turnaround') return { name: 'reading-stats', days: query.get('days') === '30' ? 30 : 7 };
   if (path === '#/consults') return { name: 'consults' };
   if (path === '#/consults/new') return { name: 'consult-new' };
   let m;
   if ((m = /^#\/consults\/([^/]+)$/.exec(path))) return { name: 'consult', id: decode(m[1]) };
   if ((m = /^#\/call\/([^/]+)$/.exec(path))) return { name: 'call', id: decode(m[1]) };
   if ((m = /^#\/ecgs\/([^/]+)$/.exec(path))) return { name: 'ecg', id: decode(m[1]) };
+  if ((m = /^#\/readings\/([^/]+)$/.exec(path))) return { name: 'reading', id: decode(m[1]) };
   if (path === '#/admin/users') return { name: 'admin', tab: 'users' };
   if (path === '#/admin/devices') return { name: 'admin', tab: 'devices' };
   if (path === '#/admin/audit') return { name: 'admin', tab: 'audit' };
@@ -92,6 +96,27 @@ export function ecgSearch(query) {
   return out;
 }
 
+/**
+ * The reading list's filters a location may carry, each checked for its form; others dropped.
+ * @param {URLSearchParams} query
+ * @returns {Record<string, string>}
+ */
+export function readingSearch(query) {
+  /** @type {Record<string, RegExp>} */
+  const forms = {
+    kind: /^(imaging|ecg)$/, modality: /^[A-Z]{1,16}$/, priority: /^(stat|urgent|routine)$/,
+    state: /^(open|all|collecting|ready|claimed|signed|cancelled)$/, sending_site: /^[a-z0-9][a-z0-9-]{0,63}$/,
+    from: /^\d{4}-\d{2}-\d{2}$/, to: /^\d{4}-\d{2}-\d{2}$/,
+  };
+  /** @type {Record<string, string>} */
+  const out = {};
+  for (const [k, re] of Object.entries(forms)) {
+    const v = query.get(k);
+    if (v && re.test(v)) out[k] = v;
+  }
+  return out;
+}
+
 /** @param {string} id */
 export const consultHash = id => `#/consults/${encodeURIComponent(id)}`;
 /** @param {string} id */
@@ -109,3 +134,12 @@ export const ecgOfStudyHash = (uid, patientId) =>
   `#/ecgs?${new URLSearchParams(patientId ? { study: uid, patient_id: patientId } : { study: uid })}`;
 /** The screen calibration, coming back to `next` afterwards. @param {string} [next] */
 export const calibrateHash = next => (next ? `#/ecgs/calibrate?next=${encodeURIComponent(next)}` : '#/ecgs/calibrate');
+/** One reading request. @param {string} id */
+export const readingHash = id => `#/readings/${encodeURIComponent(id)}`;
+/** The reading list with filters. @param {Record<string, string>} [f] */
+export const readingsHash = f => {
+  const q = new URLSearchParams(Object.entries(f || {}).filter(([, v]) => v));
+  return q.size ? `#/readings?${q}` : '#/readings';
+};
+/** The centre's turnaround page. @param {number} [days] */
+export const turnaroundHash = days => (days === 30 ? '#/readings/turnaround?days=30' : '#/readings/turnaround');

@@ -113,10 +113,22 @@ function emit(type, msg) {
  * @param {(msg: any) => void} fn
  */
 export function listen(type, fn) {
+  onPageLeave(subscribe(type, fn));
+}
+
+/**
+ * Listens to a server message type whatever page is shown (the header's alerts), until the
+ * returned function is called.
+ * @param {string} type
+ * @param {(msg: any) => void} fn
+ * @returns {() => void}
+ */
+export function subscribe(type, fn) {
   let set = listeners.get(type);
   if (!set) { set = new Set(); listeners.set(type, set); }
-  set.add(fn);
-  onPageLeave(() => { set.delete(fn); });
+  const mine = set;
+  mine.add(fn);
+  return () => { mine.delete(fn); };
 }
 
 /**

@@ -22,7 +22,9 @@ import { errorBox } from '../lib/errors.js';
 import { number, personName } from '../lib/format.js';
 import { locale, ohifLanguage, t } from '../lib/i18n.js';
 import { calibrateHash, ecgHash } from '../lib/router.js';
+import { can, me } from '../lib/session.js';
 import { ecgPatient, FORMAT_NAMES } from './ecgs.js';
+import { readingAsk } from './reading-ask.js';
 
 /** @typedef {import('../lib/ecg.js').EcgRecord} EcgRecord */
 /** @typedef {import('../lib/ecg.js').Waveform} Waveform */
@@ -79,17 +81,48 @@ function choice(id, label, options, current, onchange) {
 /** @param {string} id */
 export async function ecgPage(id) {
   const show = startPage();
-  /** @type {EcgRecord} */
-  let rec;
-  /** @type {Waveform | null} */
-  let rhythm = null;
+  /** @type {{ rec: EcgRecord, rhythm: Waveform | null }} */
+  let loaded;
   try {
-    rec = await api('GET', `/api/ecgs/${encodeURIComponent(id)}`);
-    if (groupOf(rec, 'rhythm')) rhythm = await api('GET', `/api/ecgs/${encodeURIComponent(id)}/waveform?group=rhythm`);
+    loaded = await loadEcg(id);
   } catch (e) {
     show(h('h1', {}, t('ecg.title')), errorBox(e), h('p', {}, h('a', { href: '#/ecgs' }, t('ecg.back'))));
     return;
   }
+  const { rec } = loaded;
+  const p = rec.patient || {};
+  // A clinician of the record's site may ask a reading centre to read it.
+  const reading = can('ecg.send') && rec.site === me().site.id ? readingAsk({ ecg_id: id }) : null;
+  const v = ecgViewer(id, rec, loaded.rhythm, { extra: reading });
+  const main = mainEl();
+  main.classList.add('wide');
+  onPageLeave(() => main.classList.remove('wide'));
+  show(h('h1', {}, t('ecg.title'), p.name ? [' · ', raw(personName(p.name))] : null), v.calNote, v.toolbar, v.layout);
+  v.draw();
+}
+
+/**
+ * A record and its rhythm strip (when it has one).
+ * @param {string} id
+ * @returns {Promise<{ rec: EcgRecord, rhythm: Waveform | null }>}
+ */
+export async function loadEcg(id) {
+  /** @type {EcgRecord} */
+  const rec = await api('GET', `/api/ecgs/${encodeURIComponent(id)}`);
+  const rhythm = groupOf(rec, 'rhythm') ? await api('GET', `/api/ecgs/${encodeURIComponent(id)}/waveform?group=rhythm`) : null;
+  return { rec, rhythm };
+}
+
+/**
+ * The viewer of one record, for any page: the calibration note, the toolbar, and the trace
+ * beside the panel of measurements (`layout`); `draw` once they are in the page. Its
+ * listeners end with the page.
+ * @param {string} id
+ * @param {EcgRecord} rec
+ * @param {Waveform | null} rhythm
+ * @param {{ extra?: HTMLElement | null, back?: string }} [o] a box added to the panel; where the calibration comes back to
+ */
+export function ecgViewer(id, rec, rhythm, o = {}) {
   const hasMedian = !!groupOf(rec, 'median');
   /** @type {Waveform | null} */
   let median = null;
@@ -150,13 +183,13 @@ export async function ecgPage(id) {
         measureBtn, addBtn, clearBtn, h('label', { class: 'inline' }, marchBox, t('ecg.caliper.march')))),
     readout);
 
+  const back = o.back || ecgHash(id);
   const calNote = cal.calibrated
     ? h('p', { class: 'muted ecg-cal', id: 'ecg-calibration' }, t('ecg.calibrated', { v: number(cal.pxPerMm, { digits: 2 }) }), ' ',
-      h('a', { href: calibrateHash(ecgHash(id)) }, t('ecg.recalibrate')))
+      h('a', { href: calibrateHash(back) }, t('ecg.recalibrate')))
     : h('p', { class: 'notice ecg-cal', id: 'ecg-calibration' }, t('ecg.not_calibrated'), ' ',
-      h('a', { href: calibrateHash(ecgHash(id)), id: 'calibrate-link' }, t('ecg.calibrate_link')));
+      h('a', { href: calibrateHash(back), id: 'calibrate-link' }, t('ecg.calibrate_link')));
 
-  const p = rec.patient || {};
   const facts = h('dl', { class: 'facts' },
     h('dt', {}, t('ecg.acquired')), h('dd', { id: 'ecg-acquired' }, acquiredText(rec.acquired_at)),
     h('dt', {}, t('ecg.device_model')), h('dd', {}, rec.device_model ? raw(rec.device_model) : '—'),
@@ -168,6 +201,7 @@ export async function ecgPage(id) {
     h('section', { class: 'box' }, ecgPatient(rec), facts),
     h('section', { class: 'box' }, h('h2', {}, t('ecg.measurements')), measurementsTable(rec)),
     h('section', { class: 'box' }, h('h2', {}, t('ecg.statements')), statements),
+    o.extra || null,
     h('section', { class: 'box ecg-links' },
       h('a', { href: `/api/ecgs/${encodeURIComponent(id)}/rendered?format=pdf&lang=${encodeURIComponent(locale())}`, target: '_blank', rel: 'noopener', id: 'ecg-print' }, t('ecg.print')),
       h('a', { href: `/api/ecgs/${encodeURIComponent(id)}/original`, download: '', id: 'ecg-original' }, t('ecg.original')),
@@ -175,11 +209,7 @@ export async function ecgPage(id) {
       h('a', { href: '#/ecgs' }, t('ecg.back'))));
 
   const keys = h('p', { class: 'muted ecg-keys', id: 'ecg-keys' }, t('ecg.keys'));
-  const main = mainEl();
-  main.classList.add('wide');
-  show(h('h1', {}, t('ecg.title'), p.name ? [' · ', raw(personName(p.name))] : null),
-    calNote, toolbar,
-    h('div', { class: 'ecg-layout' }, h('div', { class: 'ecg-main' }, rhythm || hasMedian ? stage : h('p', { class: 'muted' }, t('ecg.no_waveform')), keys), panel));
+  const layoutEl = h('div', { class: 'ecg-layout' }, h('div', { class: 'ecg-main' }, rhythm || hasMedian ? stage : h('p', { class: 'muted' }, t('ecg.no_waveform')), keys), panel);
 
   // ---- drawing ----
   let frame = 0;
@@ -542,10 +572,9 @@ export async function ecgPage(id) {
     resized.disconnect();
     window.removeEventListener('resize', onResize);
     if (frame) cancelAnimationFrame(frame);
-    main.classList.remove('wide');
     delete /** @type {any} */ (window).__ecgView;
   });
-  draw();
+  return { calNote, toolbar, layout: layoutEl, draw };
 }
 
 function safeStorage() {

@@ -7,9 +7,11 @@ import { errorBox } from '../lib/errors.js';
 import { dicomDate } from '../lib/format.js';
 import { locale, ohifLanguage, t } from '../lib/i18n.js';
 import { ecgOfStudyHash } from '../lib/router.js';
-import { me } from '../lib/session.js';
+import { requestFor } from '../lib/reading.js';
+import { can, me } from '../lib/session.js';
 import { canSeeEcgs } from '../lib/shell.js';
 import { patientBlock, studyTitle, uidDetails } from '../lib/study-view.js';
+import { readingCell, sentRequests } from './reading-ask.js';
 
 export const MODALITIES = ['CT', 'MR', 'US', 'CR', 'DX', 'MG', 'XA', 'ECG'];
 
@@ -26,6 +28,13 @@ export async function studiesPage(params = new URLSearchParams()) {
     from: params.get('from'), to: params.get('to'),
   });
   try { studies = (await qido('studies', query)).map(study); } catch (e) { err.append(errorBox(e)); }
+  // A clinician sees each study's reading request, or may ask for one.
+  const asks = can('imaging.send');
+  /** @type {import('../lib/reading.js').Reading[]} */
+  let requests = [];
+  if (asks && studies.length) {
+    try { requests = await sentRequests('imaging'); } catch (e) { err.append(errorBox(e)); }
+  }
   const val = (/** @type {string} */ k) => params.get(k) || '';
   const form = h('form', { class: 'box', id: 'study-search', role: 'search' },
     h('div', { class: 'row' },
@@ -55,5 +64,7 @@ export async function studiesPage(params = new URLSearchParams()) {
       h('td', { class: 'study-actions' }, h('a', { class: 'button open-viewer', href: viewerUrl(s.uid, lng) }, t('studies.open')),
         // An ECG study opens in Ferry's 12-lead viewer too (the list finds its record).
         s.modalities.includes('ECG') && canSeeEcgs()
-          ? h('a', { class: 'button open-ecg', href: ecgOfStudyHash(s.uid, s.patientId) }, t('studies.open_ecg')) : null))), { id: 'study-list' }));
+          ? h('a', { class: 'button open-ecg', href: ecgOfStudyHash(s.uid, s.patientId) }, t('studies.open_ecg')) : null,
+        asks && !(s.modalities.length === 1 && s.modalities[0] === 'ECG')
+          ? readingCell({ study_uid: s.uid }, requestFor(requests, { study_uid: s.uid })) : null))), { id: 'study-list' }));
 }
