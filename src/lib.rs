@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod network;
 pub mod operator;
 pub mod phi;
+pub mod print;
 pub mod reading;
 pub mod server;
 pub mod signal;

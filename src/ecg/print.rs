@@ -3,21 +3,14 @@
 //! the patient, the time, the device's and Ferry's measurements and the statements — as a PDF
 //! (vector, the text in an embedded subset of Noto Sans CJK so Chinese prints) or a PNG.
 //!
-//! The page is laid out once in millimetres and drawn on a `Surface`: `PdfSurface` writes PDF
-//! operators, `PngSurface` paints pixels with the same font's outlines.
-
-use std::io::Write;
-use std::sync::OnceLock;
-
-use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, UnicodeCmap};
-use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str};
-use tiny_skia::{FillRule, Paint, PathBuilder, Pixmap, Stroke, Transform};
-use ttf_parser::{Face, GlyphId, OutlineBuilder};
+//! The page is laid out once in millimetres and drawn on a `crate::print::Surface`, as PDF or
+//! PNG.
 
 use super::{Ecg, Kind, Lead, Measurements};
+use crate::print::{INK, Surface};
 
 /// Where Debian's `fonts-noto-cjk` puts the font the printout embeds.
-pub const FONT_PATH: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
+pub const FONT_PATH: &str = crate::print::FONT_PATH;
 
 pub const PAGE_W: f32 = 297.0;
 pub const PAGE_H: f32 = 210.0;
@@ -36,7 +29,6 @@ pub const PNG_DPI: f32 = 200.0;
 
 const MINOR: [u8; 3] = [250, 212, 212];
 const MAJOR: [u8; 3] = [232, 128, 128];
-const INK: [u8; 3] = [0, 0, 0];
 
 /// The interface language of the printout's labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,39 +63,23 @@ pub enum PrintError {
     Encode(String),
 }
 
-struct LoadedFont {
-    data: Vec<u8>,
-    index: u32,
+impl From<crate::print::PrintError> for PrintError {
+    fn from(e: crate::print::PrintError) -> Self {
+        match e {
+            crate::print::PrintError::NoFont => PrintError::NoFont,
+            crate::print::PrintError::Encode(s) => PrintError::Encode(s),
+        }
+    }
 }
 
-/// The font, read once on first use: the Simplified Chinese face of the collection.
-fn font() -> Result<&'static LoadedFont, PrintError> {
-    static FONT: OnceLock<Option<LoadedFont>> = OnceLock::new();
-    FONT.get_or_init(|| {
-        let data = std::fs::read(FONT_PATH).ok()?;
-        let faces = ttf_parser::fonts_in_collection(&data).unwrap_or(1);
-        let index = (0..faces)
-            .find(|&i| {
-                Face::parse(&data, i).is_ok_and(|f| {
-                    f.names().into_iter().any(|n| {
-                        n.name_id == ttf_parser::name_id::FULL_NAME
-                            && n.to_string().is_some_and(|s| s.contains("CJK SC"))
-                    })
-                })
-            })
-            .unwrap_or(0);
-        Face::parse(&data, index).ok()?;
-        Some(LoadedFont { data, index })
-    })
-    .as_ref()
-    .ok_or(PrintError::NoFont)
+/// The printout as a one-page PDF.
+pub fn pdf(sheet: &Sheet) -> Result<Vec<u8>, PrintError> {
+    crate::print::pdf::document(PAGE_W, PAGE_H, 1, |_, s| draw(sheet, s))
 }
 
-/// What a page is drawn on, in millimetres from the top-left corner.
-trait Surface {
-    fn polyline(&mut self, pts: &[(f32, f32)], width: f32, rgb: [u8; 3]);
-    /// Text with its baseline starting at (x, y); `size` is the em in mm.
-    fn text(&mut self, x: f32, y: f32, size: f32, s: &str);
+/// The printout as a PNG at `PNG_DPI` (its pHYs chunk says so).
+pub fn png(sheet: &Sheet) -> Result<Vec<u8>, PrintError> {
+    crate::print::png::page(PAGE_W, PAGE_H, PNG_DPI, |s| draw(sheet, s))
 }
 
 /// The whole page.
@@ -274,247 +250,4 @@ fn person_name(pn: &str) -> String {
         .filter(|g| !g.is_empty())
         .collect::<Vec<_>>()
         .join(" / ")
-}
-
-const PT_PER_MM: f32 = 72.0 / 25.4;
-
-struct PdfSurface<'f> {
-    content: Content,
-    face: Face<'f>,
-    glyphs: subsetter::GlyphRemapper,
-    /// Per new glyph id: its advance (in 1/1000 em) and the character it shows.
-    used: Vec<(u16, f32, char)>,
-}
-
-impl Surface for PdfSurface<'_> {
-    fn polyline(&mut self, pts: &[(f32, f32)], width: f32, rgb: [u8; 3]) {
-        let c = &mut self.content;
-        let [r, g, b] = rgb.map(|v| v as f32 / 255.0);
-        c.set_stroke_rgb(r, g, b).set_line_width(width * PT_PER_MM);
-        for (i, &(x, y)) in pts.iter().enumerate() {
-            let (x, y) = (x * PT_PER_MM, (PAGE_H - y) * PT_PER_MM);
-            if i == 0 {
-                c.move_to(x, y);
-            } else {
-                c.line_to(x, y);
-            }
-        }
-        c.stroke();
-    }
-
-    fn text(&mut self, x: f32, y: f32, size: f32, s: &str) {
-        let upem = self.face.units_per_em() as f32;
-        let mut bytes = Vec::with_capacity(s.len() * 2);
-        for ch in s.chars() {
-            let gid = self.face.glyph_index(ch).unwrap_or(GlyphId(0));
-            let new = self.glyphs.get(gid.0).is_none();
-            let cid = self.glyphs.remap(gid.0);
-            if new {
-                let adv = self.face.glyph_hor_advance(gid).unwrap_or(0) as f32 * 1000.0 / upem;
-                self.used.push((cid, adv, ch));
-            }
-            bytes.extend_from_slice(&cid.to_be_bytes());
-        }
-        self.content
-            .set_fill_rgb(0.0, 0.0, 0.0)
-            .begin_text()
-            .set_font(Name(b"F1"), size * PT_PER_MM)
-            .set_text_matrix([1.0, 0.0, 0.0, 1.0, x * PT_PER_MM, (PAGE_H - y) * PT_PER_MM])
-            .show(Str(&bytes))
-            .end_text();
-    }
-}
-
-fn deflate(bytes: &[u8]) -> Vec<u8> {
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    z.write_all(bytes).expect("writing to memory");
-    z.finish().expect("writing to memory")
-}
-
-/// The printout as a one-page PDF.
-pub fn pdf(sheet: &Sheet) -> Result<Vec<u8>, PrintError> {
-    let f = font()?;
-    let face = Face::parse(&f.data, f.index).map_err(|_| PrintError::NoFont)?;
-    let mut glyphs = subsetter::GlyphRemapper::new();
-    glyphs.remap(0);
-    let mut surface = PdfSurface { content: Content::new(), face, glyphs, used: vec![] };
-    draw(sheet, &mut surface)?;
-    let PdfSurface { content, face, glyphs, mut used } = surface;
-    let font_file = subsetter::subset(&f.data, f.index, &glyphs)
-        .map_err(|e| PrintError::Encode(format!("font subset: {e:?}")))?;
-
-    let ids = [1, 2, 3, 4, 5, 6, 7, 8, 9].map(Ref::new);
-    let [catalog, pages, page, contents, type0, cid, descriptor, file, cmap] = ids;
-    let mut pdf = Pdf::new();
-    pdf.catalog(catalog).pages(pages);
-    pdf.pages(pages).kids([page]).count(1);
-    let mut pg = pdf.page(page);
-    pg.media_box(Rect::new(0.0, 0.0, PAGE_W * PT_PER_MM, PAGE_H * PT_PER_MM));
-    pg.parent(pages).contents(contents);
-    pg.resources().fonts().pair(Name(b"F1"), type0);
-    pg.finish();
-    pdf.stream(contents, &deflate(&content.finish())).filter(Filter::FlateDecode);
-
-    let base = Name(b"FERRYA+NotoSansCJKsc-Regular");
-    let info = SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"Identity"), supplement: 0 };
-    pdf.type0_font(type0)
-        .base_font(base)
-        .encoding_predefined(Name(b"Identity-H"))
-        .descendant_font(cid)
-        .to_unicode(cmap);
-    used.sort_by_key(|u| u.0);
-    let n = glyphs.num_gids();
-    let mut widths = vec![0.0f32; n as usize];
-    for &(c, w, _) in &used {
-        widths[c as usize] = w;
-    }
-    let mut cf = pdf.cid_font(cid);
-    cf.subtype(CidFontType::Type0).base_font(base).system_info(info).font_descriptor(descriptor);
-    cf.widths().consecutive(0, widths);
-    cf.finish();
-    let upem = face.units_per_em() as f32;
-    let k = 1000.0 / upem;
-    let bb = face.global_bounding_box();
-    pdf.font_descriptor(descriptor)
-        .name(base)
-        .flags(FontFlags::SYMBOLIC)
-        .bbox(Rect::new(
-            bb.x_min as f32 * k,
-            bb.y_min as f32 * k,
-            bb.x_max as f32 * k,
-            bb.y_max as f32 * k,
-        ))
-        .italic_angle(0.0)
-        .ascent(face.ascender() as f32 * k)
-        .descent(face.descender() as f32 * k)
-        .cap_height(face.capital_height().unwrap_or(face.ascender()) as f32 * k)
-        .stem_v(80.0)
-        .font_file3(file);
-    pdf.stream(file, &deflate(&font_file))
-        .filter(Filter::FlateDecode)
-        .pair(Name(b"Subtype"), Name(b"OpenType"));
-    let mut map = UnicodeCmap::new(Name(b"Ferry-UTF16"), info);
-    for &(c, _, ch) in &used {
-        map.pair(c, ch);
-    }
-    pdf.cmap(cmap, &map.finish());
-    Ok(pdf.finish())
-}
-
-struct PngSurface<'f> {
-    pixmap: Pixmap,
-    face: Face<'f>,
-    px_per_mm: f32,
-}
-
-/// Font outlines into a path, font units to pixels.
-struct Outline<'a> {
-    pb: &'a mut PathBuilder,
-    x: f32,
-    y: f32,
-    k: f32,
-}
-
-impl OutlineBuilder for Outline<'_> {
-    fn move_to(&mut self, x: f32, y: f32) {
-        self.pb.move_to(self.x + x * self.k, self.y - y * self.k);
-    }
-    fn line_to(&mut self, x: f32, y: f32) {
-        self.pb.line_to(self.x + x * self.k, self.y - y * self.k);
-    }
-    fn quad_to(&mut self, x1: f32, y1: f32, x: f32, y: f32) {
-        let (ox, oy, k) = (self.x, self.y, self.k);
-        self.pb.quad_to(ox + x1 * k, oy - y1 * k, ox + x * k, oy - y * k);
-    }
-    fn curve_to(&mut self, x1: f32, y1: f32, x2: f32, y2: f32, x: f32, y: f32) {
-        let (ox, oy, k) = (self.x, self.y, self.k);
-        self.pb.cubic_to(
-            ox + x1 * k,
-            oy - y1 * k,
-            ox + x2 * k,
-            oy - y2 * k,
-            ox + x * k,
-            oy - y * k,
-        );
-    }
-    fn close(&mut self) {
-        self.pb.close();
-    }
-}
-
-fn paint(rgb: [u8; 3]) -> Paint<'static> {
-    let mut p = Paint::default();
-    p.set_color_rgba8(rgb[0], rgb[1], rgb[2], 255);
-    p.anti_alias = true;
-    p
-}
-
-impl Surface for PngSurface<'_> {
-    fn polyline(&mut self, pts: &[(f32, f32)], width: f32, rgb: [u8; 3]) {
-        let k = self.px_per_mm;
-        let mut pb = PathBuilder::new();
-        for (i, &(x, y)) in pts.iter().enumerate() {
-            if i == 0 {
-                pb.move_to(x * k, y * k);
-            } else {
-                pb.line_to(x * k, y * k);
-            }
-        }
-        if let Some(path) = pb.finish() {
-            let stroke = Stroke { width: (width * k).max(1.0), ..Stroke::default() };
-            self.pixmap.stroke_path(&path, &paint(rgb), &stroke, Transform::identity(), None);
-        }
-    }
-
-    fn text(&mut self, x: f32, y: f32, size: f32, s: &str) {
-        let k = size * self.px_per_mm / self.face.units_per_em() as f32;
-        let mut pb = PathBuilder::new();
-        let mut pen = x * self.px_per_mm;
-        for ch in s.chars() {
-            let gid = self.face.glyph_index(ch).unwrap_or(GlyphId(0));
-            let mut o = Outline { pb: &mut pb, x: pen, y: y * self.px_per_mm, k };
-            self.face.outline_glyph(gid, &mut o);
-            pen += self.face.glyph_hor_advance(gid).unwrap_or(0) as f32 * k;
-        }
-        if let Some(path) = pb.finish() {
-            self.pixmap.fill_path(
-                &path,
-                &paint(INK),
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
-        }
-    }
-}
-
-/// The printout as a PNG at `PNG_DPI` (its pHYs chunk says so).
-pub fn png(sheet: &Sheet) -> Result<Vec<u8>, PrintError> {
-    let f = font()?;
-    let face = Face::parse(&f.data, f.index).map_err(|_| PrintError::NoFont)?;
-    let px_per_mm = PNG_DPI / 25.4;
-    let (w, h) = ((PAGE_W * px_per_mm).round() as u32, (PAGE_H * px_per_mm).round() as u32);
-    let mut pixmap = Pixmap::new(w, h).ok_or_else(|| PrintError::Encode("page size".into()))?;
-    pixmap.fill(tiny_skia::Color::WHITE);
-    let mut surface = PngSurface { pixmap, face, px_per_mm };
-    draw(sheet, &mut surface)?;
-    // Opaque throughout, so the premultiplied pixels are the plain ones.
-    let rgb: Vec<u8> =
-        surface.pixmap.data().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::Best);
-    enc.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
-    let per_metre = (PNG_DPI / 0.0254).round() as u32;
-    enc.set_pixel_dims(Some(png::PixelDimensions {
-        xppu: per_metre,
-        yppu: per_metre,
-        unit: png::Unit::Meter,
-    }));
-    let mut wr = enc.write_header().map_err(|e| PrintError::Encode(e.to_string()))?;
-    wr.write_image_data(&rgb).map_err(|e| PrintError::Encode(e.to_string()))?;
-    wr.finish().map_err(|e| PrintError::Encode(e.to_string()))?;
-    Ok(out)
 }
