@@ -172,7 +172,7 @@ pub fn delineate(g: &Group) -> Option<Waves> {
             .filter_map(|l| g.lead(*l))
             .map(|x| moving_average(&x.iter().map(|v| *v as f64).collect::<Vec<_>>(), smp(10.0)))
             .collect();
-    let n = leads.first()?.len();
+    let n = leads.iter().map(|x| x.len()).min()?;
     if leads.len() < 2 || n < smp(600.0) {
         return None;
     }
@@ -274,11 +274,23 @@ pub fn median_beat(g: &Group, peaks: &[usize]) -> Option<Group> {
     Some(Group { kind: Kind::Median, sampling_hz: fs, leads })
 }
 
+/// The group with every lead cut to its shortest lead's length (the records Ferry stores have
+/// equal leads — `ecg::parse` refuses others — but the measurements never index past a lead).
+fn even(g: &Group) -> std::borrow::Cow<'_, Group> {
+    let n = g.leads.iter().map(|(_, s)| s.len()).min().unwrap_or(0);
+    if g.leads.iter().all(|(_, s)| s.len() == n) {
+        return std::borrow::Cow::Borrowed(g);
+    }
+    let leads = g.leads.iter().map(|(l, s)| (*l, s[..n].to_vec())).collect();
+    std::borrow::Cow::Owned(Group { leads, ..g.clone() })
+}
+
 /// Ferry's measurements of an ECG: rate and RR from the rhythm's R peaks; intervals and axes
 /// from the median beat (the device's, else Ferry's own); QTc by Bazett and Fridericia.
 pub fn computed(ecg: &Ecg) -> Measurements {
     let mut m = Measurements::default();
     let Some(rhythm) = ecg.group(Kind::Rhythm) else { return m };
+    let rhythm = &*even(rhythm);
     if !(50.0..=20_000.0).contains(&rhythm.sampling_hz) {
         return m;
     }
@@ -290,8 +302,9 @@ pub fn computed(ecg: &Ecg) -> Measurements {
         m.heart_rate_bpm = Some((60_000.0 / rr).round());
     }
     let own;
-    let beat = match ecg.group(Kind::Median) {
-        Some(g) => g,
+    let given = ecg.group(Kind::Median).map(even);
+    let beat = match &given {
+        Some(g) => &**g,
         None => {
             own = median_beat(rhythm, &peaks);
             match &own {
@@ -346,6 +359,26 @@ mod tests {
         for (k, r) in p.iter().enumerate() {
             let expected = k * 400 + 210;
             assert!(r.abs_diff(expected) <= 3, "peak {k} at {r}, expected {expected}");
+        }
+    }
+
+    /// The fuzzer's find: an aECG whose leads had unequal lengths sent the delineation past
+    /// the end of the shorter ones. Measured on the common length instead.
+    #[test]
+    fn leads_of_unequal_length_are_measured_not_a_panic() {
+        let fs = 500.0;
+        let long = synthetic(fs, 400, 5000);
+        let short = long[..4000].to_vec();
+        let rhythm = Group {
+            kind: Kind::Rhythm,
+            sampling_hz: fs,
+            leads: vec![(Lead::I, long.clone()), (Lead::II, short), (Lead::V1, long.clone())],
+        };
+        let g = even(&rhythm);
+        assert!(g.leads.iter().all(|(_, s)| s.len() == 4000));
+        let found = include_bytes!("../../tests/data/fuzz/ecg-aecg-unequal-leads.bin");
+        if let Ok(ecg) = super::super::aecg::parse(&found[1..]) {
+            let _ = computed(&ecg);
         }
     }
 }
