@@ -88,6 +88,9 @@ pub struct ReadingSettings {
     pub critical_imaging: Vec<String>,
     /// Coded conclusions offered for ECG reports.
     pub ecg_conclusions: Vec<String>,
+    /// Printed reports give times at this offset from UTC (minutes; China: 480).
+    #[serde(deserialize_with = "lenient")]
+    pub report_utc_offset_minutes: i64,
 }
 
 /// Limits of the signalling WebSocket (`docs/signalling.md`).
@@ -462,6 +465,12 @@ impl Settings {
             if !(1..=43_200).contains(&v) {
                 return Err(key_err(key, "must be between 1 and 43200 (30 days)"));
             }
+        }
+        if !(-720..=840).contains(&r.report_utc_offset_minutes) {
+            return Err(key_err(
+                "reading.report_utc_offset_minutes",
+                "must be between -720 and 840",
+            ));
         }
         if !(1..=1_440).contains(&r.critical_ack_minutes) {
             return Err(key_err("reading.critical_ack_minutes", "must be between 1 and 1440"));

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readings/{id}/amend", post(reading::amend))
         .route("/readings/{id}/acknowledge", post(reading::acknowledge))
         .route("/readings/{id}/critical", post(reading::raise))
+        .route("/readings/{id}/report.pdf", get(reading::report_pdf))
         .route("/critical", get(reading::criticals))
         .route("/critical/{id}/acknowledge", post(reading::acknowledge_critical))
         .route("/critical/{id}/calls", post(reading::log_call))

@@ -106,6 +106,14 @@ pub async fn site_exists(db: &Db, id: &SiteId) -> Result<bool, sqlx::Error> {
     Ok(n > 0)
 }
 
+/// A site's display name (the network directory, which anyone signed in may read).
+pub async fn site_name(db: &Db, id: &SiteId) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT name FROM sites WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(db.pool())
+        .await
+}
+
 /// A site's parent. (Structural: the tree decides routing.)
 pub async fn parent_of(db: &Db, id: &SiteId) -> Result<Option<SiteId>, sqlx::Error> {
     let p: Option<Option<String>> = sqlx::query_scalar("SELECT parent_id FROM sites WHERE id = $1")

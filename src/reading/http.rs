@@ -474,6 +474,9 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
         crate::audit::record(&ctx.state.db, &event(Outcome::Failure, why.into())).await?;
         return Err(ApiError::conflict("conflict", why));
     };
+    if matches!(step, Step::Sign(_) | Step::Amend { .. }) {
+        file_report(&ctx.state, &after).await;
+    }
     if !matches!(step, Step::Draft(_)) {
         announce(&ctx.state, &after, step.name()).await;
     }
@@ -944,4 +947,133 @@ pub async fn criticals(ctx: RequestCtx) -> Result<Json<Value>, ApiError> {
         .collect();
     crate::audit::record_all(&ctx.state.db, &reads).await?;
     Ok(Json(json!({ "critical": list })))
+}
+
+// ---- the report on paper and in the archive ----
+
+/// What a printed report needs beside the report itself.
+async fn paper_facts(
+    st: &AppState,
+    r: &Request,
+    report: &store::Report,
+) -> Result<(Value, String, String, String), ApiError> {
+    let db = &st.db;
+    let study = store::facts_of_study(db, &r.study_uid).await?.unwrap_or(Value::Null);
+    let signer = crate::network::store::user_by_id(db, &report.signed_by)
+        .await?
+        .map_or_else(|| report.signed_by.clone(), |u| u.display_name);
+    let name = |s: Option<String>, id: &SiteId| s.unwrap_or_else(|| id.to_string());
+    let sending =
+        name(crate::network::store::site_name(db, &r.sending_site).await?, &r.sending_site);
+    let centre = name(crate::network::store::site_name(db, &r.centre_site).await?, &r.centre_site);
+    Ok((study, signer, sending, centre))
+}
+
+/// Files the latest signed version as an Encapsulated PDF in the request's study (for the
+/// sending site, which owns the study: the signature is the recorded decision). A failure is
+/// logged; the signed report stands.
+async fn file_report(st: &AppState, r: &Request) {
+    let filed = async {
+        let report = store::latest_report(&st.db, &r.id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no signed version")))?;
+        let (study, signer, sending, centre) = paper_facts(st, r, &report).await?;
+        let offset = st.settings.reading.report_utc_offset_minutes as i32;
+        let (req, rep) = (r.clone(), report.clone());
+        let dicom = tokio::task::spawn_blocking(move || {
+            let paper = super::report::Paper {
+                request: &req,
+                report: &rep,
+                study: &study,
+                signer: &signer,
+                sending_site: &sending,
+                centre: &centre,
+                lang: super::report::Lang::Zh,
+                utc_offset_minutes: offset,
+            };
+            let pdf = super::report::pdf(&paper).map_err(|e| e.to_string())?;
+            let uids = super::report::Uids {
+                series: crate::ecg::dicom_out::new_uid(),
+                instance: crate::ecg::dicom_out::new_uid(),
+            };
+            super::report::encapsulate(&pdf, &req, &rep, &study, &uids, offset)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+        let target = Target::site(&r.sending_site, "study", Some(r.study_uid.clone()));
+        let permit: Permit<crate::auth::policy::ImagingStore> =
+            crate::auth::console::carried_out(target);
+        crate::archive::store::ingest(
+            &st.db,
+            &st.objects,
+            &permit,
+            dicom.into(),
+            None,
+            None,
+            crate::time::now_ms(),
+        )
+        .await
+        .map_err(|(_, why)| ApiError::internal(anyhow::anyhow!(why.reason)))?;
+        Ok::<(), ApiError>(())
+    };
+    if let Err(e) = filed.await {
+        tracing::error!(reading = %r.id, error = %e, "a signed report could not be filed in its study");
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PdfQuery {
+    #[serde(default)]
+    lang: Option<String>,
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+/// `GET /api/readings/{id}/report.pdf[?lang=zh-CN&version=N]`: a signed version on A4.
+pub async fn report_pdf(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<PdfQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let r = load(&ctx, &id).await?;
+    let permit: Permit<ReadingRead> = ctx.permit(target(&r)).await?;
+    let reports = store::reports(&ctx.state.db, &permit).await?;
+    let report = match q.version {
+        Some(v) => reports.into_iter().find(|x| x.version == v),
+        None => reports.into_iter().last(),
+    }
+    .ok_or(ApiError::NotFound { what: "signed report" })?;
+    let (study, signer, sending, centre) = paper_facts(&ctx.state, &r, &report).await?;
+    let lang = super::report::Lang::from_tag(q.lang.as_deref().unwrap_or("en"));
+    let offset = ctx.state.settings.reading.report_utc_offset_minutes as i32;
+    let pdf = tokio::task::spawn_blocking(move || {
+        let paper = super::report::Paper {
+            request: &r,
+            report: &report,
+            study: &study,
+            signer: &signer,
+            sending_site: &sending,
+            centre: &centre,
+            lang,
+            utc_offset_minutes: offset,
+        };
+        super::report::pdf(&paper)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| match e {
+        crate::print::PrintError::NoFont => ApiError::Unavailable { detail: e.to_string() },
+        e => ApiError::internal(anyhow::anyhow!(e)),
+    })?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/pdf"),
+            (axum::http::header::CACHE_CONTROL, "private, no-store"),
+        ],
+        pdf,
+    )
+        .into_response())
 }

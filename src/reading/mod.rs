@@ -8,6 +8,7 @@
 
 pub mod critical;
 pub mod http;
+pub mod report;
 pub mod route;
 pub mod store;
 

@@ -88,6 +88,7 @@ pub async fn arrived<'c>(
              ON CONFLICT (centre_site, subject) WHERE state <> 'cancelled' DO UPDATE SET \
                instances = reading_requests.instances + 1, last_instance_at = $12, \
                modality = COALESCE(reading_requests.modality, $8), stamp = reading_requests.stamp + 1 \
+             WHERE reading_requests.state IN ('collecting', 'ready', 'claimed') \
              RETURNING id",
         )
         .bind(&id)
@@ -103,8 +104,11 @@ pub async fn arrived<'c>(
         .bind(ROUTING)
         .bind(a.now)
         .bind((a.kind == Kind::Ecg).then_some(a.now))
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
+        // Nothing returned: the centre's request was signed already (a late instance, or the
+        // report Ferry files into the study) — it stays as signed.
+        let Some(r) = r else { continue };
         let got: String = r.try_get("id")?;
         if got != id {
             continue;

@@ -90,19 +90,7 @@ pub async fn reports(db: &Db, permit: &Permit<ReadingRead>) -> Result<Vec<Report
     .bind(permit.target().id.as_deref().unwrap_or_default())
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let body: String = r.try_get("body")?;
-            Ok(Report {
-                version: r.try_get("version")?,
-                body: serde_json::from_str(&body).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                reason: r.try_get("reason")?,
-                signed_by: r.try_get("signed_by")?,
-                signed_at: r.try_get("signed_at")?,
-                content_sha256: r.try_get("content_sha256")?,
-            })
-        })
-        .collect()
+    report_rows(&rows)
 }
 
 /// Patient and study facts of the listed requests' studies, by study (what a worklist row
@@ -173,6 +161,39 @@ pub async fn study_modality(db: &Db, study: &str) -> Result<Option<String>, sqlx
     .fetch_optional(db.pool())
     .await?;
     Ok(m.flatten())
+}
+
+/// One study's facts. (Structural: for a report the caller may already read.)
+pub async fn facts_of_study(db: &Db, study: &str) -> Result<Option<Value>, sqlx::Error> {
+    Ok(facts(db, &[study]).await?.remove(study))
+}
+
+/// The latest signed version of a request. (Structural: filed by the server on signing.)
+pub async fn latest_report(db: &Db, id: &str) -> Result<Option<Report>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT version, body, reason, signed_by, signed_at, content_sha256 FROM reading_reports \
+         WHERE request_id = $1 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(report_rows(&rows)?.pop())
+}
+
+fn report_rows(rows: &[AnyRow]) -> Result<Vec<Report>, sqlx::Error> {
+    rows.iter()
+        .map(|r| {
+            let body: String = r.try_get("body")?;
+            Ok(Report {
+                version: r.try_get("version")?,
+                body: serde_json::from_str(&body).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                reason: r.try_get("reason")?,
+                signed_by: r.try_get("signed_by")?,
+                signed_at: r.try_get("signed_at")?,
+                content_sha256: r.try_get("content_sha256")?,
+            })
+        })
+        .collect()
 }
 
 /// What a worklist or a clinic's list shows.

@@ -224,6 +224,38 @@ async fn a_signed_report_reaches_the_clinic_and_never_changes(sql: Sql) {
         signed["content_sha256"],
         ferry::reading::content_hash(&id, 1, &body, "dr-li", signed["signed_at"].as_i64().unwrap())
     );
+    // On paper: one A4 page, Chinese as text; in the archive: an Encapsulated PDF in the
+    // study, which the clinic retrieves by WADO-RS like any instance.
+    let r = zhao.get(&format!("/api/readings/{id}/report.pdf?lang=zh-CN")).await;
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let pdf = r.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.pdf"), &pdf).unwrap();
+    let text = std::process::Command::new("pdftotext")
+        .args([dir.path().join("r.pdf").to_str().unwrap(), "-"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("肺结节，建议12个月后复查。") && text.contains("诊断意见"), "{text}");
+    let study = got["study_uid"].as_str().unwrap().to_string();
+    let instances: Vec<Value> =
+        zhao.get(&format!("/dicomweb/studies/{study}/instances")).await.json().await.unwrap();
+    let doc: Vec<&Value> = instances
+        .iter()
+        .filter(|i| crate::support::dj(i, "00080016") == ferry::reading::report::ENCAPSULATED_PDF)
+        .collect();
+    assert_eq!(doc.len(), 1, "{instances:?}");
+    let series = crate::support::dj(doc[0], "0020000E").as_str().unwrap();
+    let sop = crate::support::dj(doc[0], "00080018").as_str().unwrap();
+    let (st, parts) =
+        zhao.wado(&format!("/dicomweb/studies/{study}/series/{series}/instances/{sop}")).await;
+    assert_eq!((st, parts.len()), (200, 1));
+    let at = parts[0].windows(5).position(|w| w == b"%PDF-").expect("the PDF inside");
+    assert!(parts[0][at..].windows(5).any(|w| w == b"%%EOF"));
+    // Filing the report did not touch the signed request (no new request, no count).
+    let again: Value = zhao.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
+    assert_eq!((&again["instances"], &again["state"]), (&got["instances"], &json!("signed")));
+    assert_eq!(worklist(&zhao, "?state=collecting,ready,claimed,signed").await.len(), 1);
     // The schema refuses to change or remove it.
     let db = s.state.db.pool();
     assert!(sqlx::query("UPDATE reading_reports SET body = '{}'").execute(db).await.is_err());
