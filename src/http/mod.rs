@@ -97,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer", get(crate::viewer::serve))
         .route("/viewer/{*rest}", get(crate::viewer::serve))
         .nest("/api", api)
+        .route("/fhir/ServiceRequest", get(reading::fhir_service_requests))
+        .route("/fhir/ServiceRequest/{id}", get(reading::fhir_service_request))
+        .route("/fhir/DiagnosticReport", get(reading::fhir_diagnostic_reports))
+        .route("/fhir/DiagnosticReport/{id}", get(reading::fhir_diagnostic_report))
         .nest(
             "/dicomweb",
             crate::dicomweb::router()

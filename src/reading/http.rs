@@ -1077,3 +1077,140 @@ pub async fn report_pdf(
     )
         .into_response())
 }
+
+// ---- FHIR ----
+
+/// The requests the caller may see (a reader: their centre's; others: their site's), each
+/// recorded as read, with their study facts.
+async fn fhir_requests(
+    ctx: &RequestCtx,
+    states: Option<Vec<State>>,
+) -> Result<(Vec<Request>, Facts, Permit<ReadingSearch>), ApiError> {
+    let me = &ctx.actor;
+    let permit: Permit<ReadingSearch> = ctx.permit(Target::network()).await?;
+    let reader = me.view.has_role(Role::Reader) || me.view.has_role(Role::Specialist);
+    let site = me.user.site.clone();
+    let scope = if reader { Scope::Centre(&site) } else { Scope::Sender(&site) };
+    let states = states.or(Some(State::ALL.to_vec()));
+    let f = Filter { states, limit: 1000, ..Filter::default() };
+    let rows = store::search(&ctx.state.db, &permit, scope, &f).await?;
+    let facts = store::study_facts(&ctx.state.db, &permit, &rows).await?;
+    let now = ctx.now();
+    let reads: Vec<NewEvent> = rows
+        .iter()
+        .map(|r| NewEvent {
+            at: now,
+            actor: Some(me.name()),
+            actor_site: Some(site.to_string()),
+            site: Some(r.sending_site.to_string()),
+            action: "reading.read",
+            resource_kind: "reading",
+            resource_id: Some(r.id.clone()),
+            outcome: Outcome::Allowed,
+            client_addr: ctx.client.map(|c| c.to_string()),
+            detail: Some("FHIR search".into()),
+        })
+        .collect();
+    crate::audit::record_all(&ctx.state.db, &reads).await?;
+    Ok((rows, facts, permit))
+}
+
+fn fhir_json(v: Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ([(axum::http::header::CONTENT_TYPE, "application/fhir+json")], v.to_string()).into_response()
+}
+
+/// This server's address as the client reached it (for a Bundle's `fullUrl`s).
+fn base_url(ctx: &RequestCtx, headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .unwrap_or("localhost");
+    let scheme = if ctx.state.settings.http.tls_cert.is_some() { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+#[derive(Deserialize, Default)]
+pub struct FhirQuery {
+    /// ServiceRequest: active, completed, revoked (comma-separated).
+    #[serde(default)]
+    status: Option<String>,
+}
+
+fn fhir_states(status: Option<&str>) -> Result<Option<Vec<State>>, ApiError> {
+    let Some(s) = status else { return Ok(None) };
+    let mut out = vec![];
+    for st in s.split(',') {
+        match st {
+            "active" => out.extend([State::Collecting, State::Ready, State::Claimed]),
+            "completed" => out.push(State::Signed),
+            "revoked" => out.push(State::Cancelled),
+            other => return Err(bad("status", format!("`{other}`: active, completed or revoked"))),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `GET /fhir/ServiceRequest[?status=active]`: a searchset `Bundle`.
+pub async fn fhir_service_requests(
+    ctx: RequestCtx,
+    headers: axum::http::HeaderMap,
+    QueryParams(q): QueryParams<FhirQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    let (rows, facts, _) = fhir_requests(&ctx, fhir_states(q.status.as_deref())?).await?;
+    let list = rows
+        .iter()
+        .map(|r| super::fhir::service_request(r, facts.get(&r.study_uid).unwrap_or(&Value::Null)))
+        .collect();
+    Ok(fhir_json(super::fhir::bundle(&base_url(&ctx, &headers), "ServiceRequest", list)))
+}
+
+/// `GET /fhir/DiagnosticReport`: the signed reports the caller may see, as a `Bundle`.
+pub async fn fhir_diagnostic_reports(
+    ctx: RequestCtx,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let (rows, facts, permit) = fhir_requests(&ctx, Some(vec![State::Signed])).await?;
+    let mut list = vec![];
+    for r in &rows {
+        let reports = store::reports_of_listed(&ctx.state.db, &permit, &r.id).await?;
+        let study = facts.get(&r.study_uid).unwrap_or(&Value::Null);
+        list.extend(super::fhir::diagnostic_report(r, study, &reports));
+    }
+    Ok(fhir_json(super::fhir::bundle(&base_url(&ctx, &headers), "DiagnosticReport", list)))
+}
+
+async fn fhir_one(
+    ctx: &RequestCtx,
+    id: &str,
+) -> Result<(Request, Value, Permit<ReadingRead>), ApiError> {
+    let r = load(ctx, &super::fhir::request_id(id)).await?;
+    let permit: Permit<ReadingRead> = ctx.permit(target(&r)).await?;
+    let study = store::study_facts_of(&ctx.state.db, &permit, &r.study_uid)
+        .await?
+        .remove(&r.study_uid)
+        .unwrap_or(Value::Null);
+    Ok((r, study, permit))
+}
+
+/// `GET /fhir/ServiceRequest/{id}`.
+pub async fn fhir_service_request(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let (r, study, _) = fhir_one(&ctx, &id).await?;
+    Ok(fhir_json(super::fhir::service_request(&r, &study)))
+}
+
+/// `GET /fhir/DiagnosticReport/{id}`: the latest signed version (404 before signing).
+pub async fn fhir_diagnostic_report(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let (r, study, permit) = fhir_one(&ctx, &id).await?;
+    let reports = store::reports(&ctx.state.db, &permit).await?;
+    let v = super::fhir::diagnostic_report(&r, &study, &reports)
+        .ok_or(ApiError::NotFound { what: "DiagnosticReport" })?;
+    Ok(fhir_json(v))
+}

@@ -7,6 +7,7 @@
 //! request is as it was read, in one transaction with its audit event.
 
 pub mod critical;
+pub mod fhir;
 pub mod http;
 pub mod report;
 pub mod route;

@@ -168,6 +168,22 @@ pub async fn facts_of_study(db: &Db, study: &str) -> Result<Option<Value>, sqlx:
     Ok(facts(db, &[study]).await?.remove(study))
 }
 
+/// The signed versions of a listed request (the lister may read it).
+pub async fn reports_of_listed(
+    db: &Db,
+    _: &Permit<ReadingSearch>,
+    id: &str,
+) -> Result<Vec<Report>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT version, body, reason, signed_by, signed_at, content_sha256 FROM reading_reports \
+         WHERE request_id = $1 ORDER BY version",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    report_rows(&rows)
+}
+
 /// The latest signed version of a request. (Structural: filed by the server on signing.)
 pub async fn latest_report(db: &Db, id: &str) -> Result<Option<Report>, sqlx::Error> {
     let rows = sqlx::query(

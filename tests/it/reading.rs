@@ -256,6 +256,41 @@ async fn a_signed_report_reaches_the_clinic_and_never_changes(sql: Sql) {
     let again: Value = zhao.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
     assert_eq!((&again["instances"], &again["state"]), (&got["instances"], &json!("signed")));
     assert_eq!(worklist(&zhao, "?state=collecting,ready,claimed,signed").await.len(), 1);
+    // For hospital systems: the request and the report as FHIR, read by the PyPI models.
+    let token = |user: &str| {
+        let out = s.cli(&["token", "create", "--user", user]);
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    for who in ["dr-zhao", "dr-li"] {
+        let out = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/fhir_check.py"))
+            .args([&s.url, &token(who)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let fid = id.replace('_', ".");
+        assert_eq!(v["requests"][0]["id"], fid.as_str(), "{who}: {v}");
+        assert_eq!(
+            (
+                &v["requests"][0]["status"],
+                &v["requests"][0]["intent"],
+                &v["requests"][0]["priority"]
+            ),
+            (&json!("completed"), &json!("order"), &json!("routine"))
+        );
+        assert!(v["requests"][0]["full_url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        assert_eq!(v["reports"][0]["conclusion"], report["impression"]);
+        assert_eq!(v["reports"][0]["based_on"], format!("ServiceRequest/{fid}"));
+        assert_eq!((&v["read"], &v["read_report"]), (&json!(fid), &json!(fid)));
+    }
+    // Another clinic's FHIR search holds nothing of it, and reading it is a 404.
+    let ma_token = token("dr-ma");
+    let ma_bearer = s.bearer(&ma_token);
+    let b: Value = ma_bearer.get("/fhir/ServiceRequest").await.json().await.unwrap();
+    assert_eq!(b["total"], 0);
+    let fid = id.replace('_', ".");
+    assert_eq!(ma_bearer.get(&format!("/fhir/DiagnosticReport/{fid}")).await.status(), 404);
     // The schema refuses to change or remove it.
     let db = s.state.db.pool();
     assert!(sqlx::query("UPDATE reading_reports SET body = '{}'").execute(db).await.is_err());
