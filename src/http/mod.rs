@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readings/{id}/critical", post(reading::raise))
         .route("/readings/{id}/report.pdf", get(reading::report_pdf))
         .route("/critical", get(reading::criticals))
+        .route("/reading-stats", get(reading::stats))
         .route("/critical/{id}/acknowledge", post(reading::acknowledge_critical))
         .route("/critical/{id}/calls", post(reading::log_call))
         .route("/users/{user}", get(admin::get_user).patch(admin::update_user))

@@ -45,8 +45,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(state.hub.sockets()),
-    )
+    let mut text = state.metrics.render(state.hub.sockets());
+    match crate::reading::store::waiting(&state.db).await {
+        Ok(w) => text.push_str(&crate::metrics::reading_waiting(&w, crate::time::now_ms())),
+        Err(e) => tracing::warn!(error = %e, "the reading worklist gauges could not be read"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

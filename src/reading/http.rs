@@ -1214,3 +1214,50 @@ pub async fn fhir_diagnostic_report(
         .ok_or(ApiError::NotFound { what: "DiagnosticReport" })?;
     Ok(fhir_json(v))
 }
+
+// ---- turnaround ----
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    #[serde(default)]
+    days: Option<i64>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /api/reading-stats?days=7|30[&format=csv]`: the turnaround of the caller's site as a
+/// reading centre (no patient data: counts and durations).
+pub async fn stats(
+    ctx: RequestCtx,
+    QueryParams(q): QueryParams<StatsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let days = q.days.unwrap_or(7);
+    if !(1..=366).contains(&days) {
+        return Err(bad("days", "between 1 and 366"));
+    }
+    let permit: Permit<ReadingSearch> = ctx.permit(Target::network()).await?;
+    let centre = ctx.actor.user.site.clone();
+    let since = ctx.now() - days * 86_400_000;
+    let times = store::times_since(&ctx.state.db, &permit, &centre, since).await?;
+    let settings = &ctx.state.settings.reading;
+    let rows = super::stats::turnaround(&times, |p| sla_ms(settings, p));
+    match q.format.as_deref() {
+        None | Some("json") => {
+            Ok(Json(json!({ "centre": centre, "days": days, "rows": rows })).into_response())
+        }
+        Some("csv") => Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"ferry-turnaround.csv\"",
+                ),
+            ],
+            super::stats::csv(&rows),
+        )
+            .into_response()),
+        Some(other) => Err(bad("format", format!("`{other}` is not json or csv"))),
+    }
+}

@@ -11,6 +11,7 @@ pub mod fhir;
 pub mod http;
 pub mod report;
 pub mod route;
+pub mod stats;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

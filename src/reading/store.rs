@@ -930,3 +930,48 @@ pub async fn escalate_due(db: &Db, now: i64, ack_ms: i64) -> Result<Vec<Critical
     }
     Ok(out)
 }
+
+// ---- turnaround and metrics ----
+
+/// The times of a centre's requests received since `since` (not cancelled).
+pub async fn times_since(
+    db: &Db,
+    _: &Permit<ReadingSearch>,
+    centre: &SiteId,
+    since: i64,
+) -> Result<Vec<super::stats::Times>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT kind, priority, sending_site, received_at, ready_at, claimed_at, signed_at, acknowledged_at \
+         FROM reading_requests WHERE centre_site = $1 AND received_at >= $2 AND state <> 'cancelled'",
+    )
+    .bind(centre.as_str())
+    .bind(since)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(super::stats::Times {
+                kind: parsed(r, "kind")?,
+                priority: parsed(r, "priority")?,
+                sending_site: r.try_get("sending_site")?,
+                received_at: r.try_get("received_at")?,
+                ready_at: r.try_get("ready_at")?,
+                claimed_at: r.try_get("claimed_at")?,
+                signed_at: r.try_get("signed_at")?,
+                acknowledged_at: r.try_get("acknowledged_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Requests waiting to be read (ready or claimed), per priority: how many, and since when the
+/// oldest has waited (unix ms). For `/metrics`.
+pub async fn waiting(db: &Db) -> Result<Vec<(Priority, i64, i64)>, sqlx::Error> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT priority, COUNT(*), MIN(COALESCE(ready_at, received_at)) FROM reading_requests \
+         WHERE state IN ('ready', 'claimed') GROUP BY priority",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().filter_map(|(p, n, oldest)| Some((p.parse().ok()?, n, oldest))).collect())
+}

@@ -203,6 +203,11 @@ async fn a_signed_report_reaches_the_clinic_and_never_changes(sql: Sql) {
     let mut clinic = Ws::open(&s, "dr-zhao").await;
     let li = s.login("dr-li").await;
     assert_eq!(li.post(&format!("/api/readings/{id}/claim"), json!({})).await.status(), 200);
+    // Waiting to be read: /metrics says so, per priority.
+    let metrics = s.anonymous().get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("ferry_reading_waiting{priority=\"routine\"} 1"), "{metrics}");
+    assert!(metrics.contains("ferry_reading_waiting{priority=\"stat\"} 0"));
+    assert!(metrics.contains("ferry_reading_oldest_waiting_seconds{priority=\"routine\"}"));
     let draft = json!({"findings": "草稿", "impression": "待定"});
     assert_eq!(li.post(&format!("/api/readings/{id}/draft"), draft).await.status(), 200);
     let report = json!({"findings": "右肺下叶见小结节，约4毫米。", "impression": "肺结节，建议12个月后复查。"});
@@ -318,6 +323,22 @@ async fn a_signed_report_reaches_the_clinic_and_never_changes(sql: Sql) {
         .await
         .unwrap();
     assert_eq!(r["acknowledged_by"], "dr-zhao");
+    // The centre's turnaround: received → claimed → signed → acknowledged, each measured.
+    let t: Value = li.get("/api/reading-stats?days=7").await.json().await.unwrap();
+    let row = &t["rows"][0];
+    assert_eq!(
+        (&row["kind"], &row["priority"], &row["sending_site"], &row["count"]),
+        (&json!("imaging"), &json!("routine"), &json!("island-clinic"), &json!(1))
+    );
+    for interval in ["claimed", "signed", "acknowledged"] {
+        assert_eq!(row[interval]["n"], 1, "{interval}: {t}");
+        assert!(row[interval]["p50_ms"].as_i64().unwrap() >= 0, "{interval}: {t}");
+    }
+    assert_eq!(row["within_sla"], 1.0);
+    let csv = li.get("/api/reading-stats?days=30&format=csv").await.text().await.unwrap();
+    assert!(csv.lines().nth(1).unwrap().starts_with("imaging,routine,island-clinic,1,"), "{csv}");
+    let metrics = s.anonymous().get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("ferry_reading_waiting{priority=\"routine\"} 0"), "{metrics}");
     // The clinic's list of signed requests holds it; another clinic cannot see it.
     assert_eq!(worklist(&zhao, "?state=signed").await.len(), 1);
     let ma = s.login("dr-ma").await;
