@@ -91,6 +91,27 @@ pub fn method_label(m: &axum::http::Method) -> &'static str {
     KNOWN.iter().find(|(k, _)| k == m).map_or("other", |(_, n)| n)
 }
 
+/// Gauges of the reading worklists: requests waiting to be read (ready or claimed) per
+/// priority, and how long the oldest has waited. Every priority is present (0 when none).
+pub fn reading_waiting(rows: &[(crate::reading::Priority, i64, i64)], now: i64) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP ferry_reading_waiting Reading requests waiting to be read (ready or claimed).\n",
+    );
+    out.push_str("# TYPE ferry_reading_waiting gauge\n");
+    for p in crate::reading::Priority::ALL {
+        let n = rows.iter().find(|r| r.0 == *p).map_or(0, |r| r.1);
+        let _ = writeln!(out, "ferry_reading_waiting{{priority=\"{p}\"}} {n}");
+    }
+    out.push_str("# HELP ferry_reading_oldest_waiting_seconds How long the oldest waiting request has waited.\n");
+    out.push_str("# TYPE ferry_reading_oldest_waiting_seconds gauge\n");
+    for p in crate::reading::Priority::ALL {
+        let age = rows.iter().find(|r| r.0 == *p).map_or(0, |r| ((now - r.2).max(0)) / 1000);
+        let _ = writeln!(out, "ferry_reading_oldest_waiting_seconds{{priority=\"{p}\"}} {age}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,25 +138,4 @@ mod tests {
         assert!(text.contains("route=\"/api/sites\",status=\"200\",le=\"0.25\"} 2"));
         assert!(text.contains("le=\"+Inf\"} 2"));
     }
-}
-
-/// Gauges of the reading worklists: requests waiting to be read (ready or claimed) per
-/// priority, and how long the oldest has waited. Every priority is present (0 when none).
-pub fn reading_waiting(rows: &[(crate::reading::Priority, i64, i64)], now: i64) -> String {
-    let mut out = String::new();
-    out.push_str(
-        "# HELP ferry_reading_waiting Reading requests waiting to be read (ready or claimed).\n",
-    );
-    out.push_str("# TYPE ferry_reading_waiting gauge\n");
-    for p in crate::reading::Priority::ALL {
-        let n = rows.iter().find(|r| r.0 == *p).map_or(0, |r| r.1);
-        let _ = writeln!(out, "ferry_reading_waiting{{priority=\"{p}\"}} {n}");
-    }
-    out.push_str("# HELP ferry_reading_oldest_waiting_seconds How long the oldest waiting request has waited.\n");
-    out.push_str("# TYPE ferry_reading_oldest_waiting_seconds gauge\n");
-    for p in crate::reading::Priority::ALL {
-        let age = rows.iter().find(|r| r.0 == *p).map_or(0, |r| ((now - r.2).max(0)) / 1000);
-        let _ = writeln!(out, "ferry_reading_oldest_waiting_seconds{{priority=\"{p}\"}} {age}");
-    }
-    out
 }
