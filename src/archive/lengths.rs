@@ -120,7 +120,18 @@ impl<'a> Walk<'a> {
         while p < end {
             let (h, v) = self.head(p)?;
             if h.tag == Tag(0xFFFE, 0xE00D) {
-                return Ok(v);
+                if depth > 0 {
+                    return Ok(v);
+                }
+                // A stray delimiter in the top-level data set ends nothing: DICOM readers step
+                // over it and read on, so the check reads on too (the fuzzer found a file
+                // whose checked part stopped there while the parser went on to a 1 GB item).
+                p = v;
+                continue;
+            }
+            if depth == 0 && h.tag == Tag(0xFFFE, 0xE0DD) {
+                p = v;
+                continue;
             }
             if h.len == u32::MAX {
                 // Undefined length: a sequence, or encapsulated pixel data (opaque fragments).
@@ -253,6 +264,15 @@ mod tests {
         b.extend_from_slice(ts.as_bytes());
         b.extend_from_slice(body);
         b
+    }
+
+    #[test]
+    fn stray_top_level_delimiters_do_not_end_the_check() {
+        // An ECG whose data set has stray delimiters after a sequence, then an item declaring
+        // about 1.2 GB: refused before the parser allocates.
+        let bytes = include_bytes!("../../tests/data/fuzz/oom-ecg-stray-delimiter.dcm");
+        assert!(check(bytes, 1 << 30).is_err());
+        assert!(crate::ecg::dicom::parse(bytes).is_err());
     }
 
     #[test]
