@@ -56,6 +56,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// A reading centre's worklist: list times over many open requests, and a signed report
+    /// reaching the clinic's connected clinicians.
+    Reading {
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 50)]
+        sites: usize,
+        #[arg(long, default_value_t = 200)]
+        sockets: usize,
+        /// Lists timed per kind of list.
+        #[arg(long, default_value_t = 300)]
+        lists: usize,
+    },
     /// The signalling WebSocket: N clients in N/2 call rooms negotiating at a steady rate.
     Signal {
         /// Clients (even): half callers, half specialists.
@@ -293,6 +306,15 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(settings, args).await,
+        Command::Bench(BenchCmd::Reading { requests, sites, sockets, lists }) => {
+            ferry::bench::reading::run(ferry::bench::reading::ReadingBench {
+                requests,
+                sites,
+                sockets,
+                lists,
+            })
+            .await
+        }
         Command::Bench(BenchCmd::Signal { clients, seconds, interval_secs }) => {
             ferry::bench::run(ferry::bench::SignalBench { clients, seconds, interval_secs }).await
         }

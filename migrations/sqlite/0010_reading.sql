@@ -28,6 +28,8 @@ CREATE TABLE reading_requests (
     ecg_id            TEXT,
     modality          TEXT,
     priority          TEXT NOT NULL CHECK (priority IN ('routine', 'urgent', 'stat')),
+    -- The worklist's order: STAT, urgent, routine (kept by the database, so an index serves it).
+    priority_rank     INTEGER GENERATED ALWAYS AS (CASE priority WHEN 'stat' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END) STORED,
     state             TEXT NOT NULL CHECK (state IN ('collecting', 'ready', 'claimed', 'signed', 'cancelled')),
     question          TEXT,
     callback_phone    TEXT,
@@ -47,7 +49,8 @@ CREATE TABLE reading_requests (
 );
 -- One open request per centre and study (or ECG): many instances update it.
 CREATE UNIQUE INDEX reading_requests_one_open ON reading_requests(centre_site, subject) WHERE state <> 'cancelled';
-CREATE INDEX reading_requests_worklist ON reading_requests(centre_site, state, priority, received_at);
+CREATE INDEX reading_requests_worklist ON reading_requests(centre_site, priority_rank, received_at);
+CREATE INDEX reading_requests_worklist_site ON reading_requests(centre_site, sending_site, priority_rank, received_at);
 CREATE INDEX reading_requests_sending ON reading_requests(sending_site, received_at);
 CREATE INDEX reading_requests_received ON reading_requests(received_at);
 

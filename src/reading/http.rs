@@ -225,6 +225,8 @@ pub async fn get(
         Kind::Imaging => json!([]),
     };
     v["template"] = template(&ctx, &r).await?;
+    let patient = facts.get(&r.study_uid).and_then(|f| f["patient_id"].as_str()).unwrap_or("");
+    v["priors"] = json!(store::priors(&ctx.state.db, &permit, &r, patient).await?);
     Ok(Json(v))
 }
 
@@ -474,11 +476,12 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
         crate::audit::record(&ctx.state.db, &event(Outcome::Failure, why.into())).await?;
         return Err(ApiError::conflict("conflict", why));
     };
-    if matches!(step, Step::Sign(_) | Step::Amend { .. }) {
-        file_report(&ctx.state, &after).await;
-    }
     if !matches!(step, Step::Draft(_)) {
         announce(&ctx.state, &after, step.name()).await;
+    }
+    // The clinic is told first; the report's copy in the archive follows.
+    if matches!(step, Step::Sign(_) | Step::Amend { .. }) {
+        file_report(&ctx.state, &after).await;
     }
     let facts = Facts::new();
     let mut v = view(&after, &facts, &ctx.state, now);

@@ -163,6 +163,62 @@ pub async fn study_modality(db: &Db, study: &str) -> Result<Option<String>, sqlx
     Ok(m.flatten())
 }
 
+/// The patient's other studies the centre may see (its site's, or shared with it), newest
+/// first, each with the centre's reading of it if there is one (state and latest impression).
+/// Matched by patient ID within the request's sending site's studies and the centre's own.
+pub async fn priors(
+    db: &Db,
+    _: &Permit<ReadingRead>,
+    r: &Request,
+    patient_id: &str,
+) -> Result<Vec<Value>, sqlx::Error> {
+    if patient_id.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    let rows = sqlx::query(
+        "SELECT st.study_uid, st.study_date, st.study_description, st.origin_site, \
+           (SELECT rr.id FROM reading_requests rr WHERE rr.study_uid = st.study_uid AND rr.centre_site = $2 \
+              AND rr.state <> 'cancelled' ORDER BY rr.received_at DESC LIMIT 1) AS reading \
+         FROM studies st WHERE st.patient_id = $1 AND st.study_uid <> $3 \
+           AND (st.origin_site = $2 OR EXISTS (SELECT 1 FROM study_shares sh WHERE sh.study_uid = st.study_uid AND sh.site_id = $2)) \
+         ORDER BY st.study_date DESC, st.created_at DESC LIMIT 20",
+    )
+    .bind(patient_id)
+    .bind(r.centre_site.as_str())
+    .bind(&r.study_uid)
+    .fetch_all(db.pool())
+    .await?;
+    let mut out = vec![];
+    for row in rows {
+        let reading: Option<String> = row.try_get("reading")?;
+        let (state, impression, kind, ecg) = match &reading {
+            Some(id) => {
+                let req = find(db, id).await?;
+                let last = latest_report(db, id).await?;
+                (
+                    req.as_ref().map(|q| q.state.as_str()),
+                    last.map(|l| l.body.impression),
+                    req.as_ref().map(|q| q.kind.as_str()),
+                    req.and_then(|q| q.ecg_id),
+                )
+            }
+            None => (None, None, None, None),
+        };
+        out.push(serde_json::json!({
+            "study_uid": row.try_get::<String, _>("study_uid")?,
+            "study_date": row.try_get::<Option<String>, _>("study_date")?,
+            "study_description": row.try_get::<Option<String>, _>("study_description")?,
+            "site": row.try_get::<String, _>("origin_site")?,
+            "reading": reading,
+            "kind": kind,
+            "ecg_id": ecg,
+            "state": state,
+            "impression": impression,
+        }));
+    }
+    Ok(out)
+}
+
 /// One study's facts. (Structural: for a report the caller may already read.)
 pub async fn facts_of_study(db: &Db, study: &str) -> Result<Option<Value>, sqlx::Error> {
     Ok(facts(db, &[study]).await?.remove(study))
@@ -259,14 +315,15 @@ pub async fn search(
         clauses.push(format!("modality = {}", arg(m.to_uppercase())));
     }
     if let Some(p) = f.priority {
-        clauses.push(format!("priority = {}", arg(p.as_str().into())));
+        let rank = Priority::ALL.iter().position(|x| *x == p).unwrap_or(2);
+        clauses.push(format!("priority_rank = {rank}"));
     }
     if let Some(s) = &f.sending_site {
         clauses.push(format!("sending_site = {}", arg(s.to_string())));
     }
     let mut sql = format!(
         "SELECT {COLS} FROM reading_requests WHERE {} {} {} \
-         ORDER BY CASE priority WHEN 'stat' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, received_at, id \
+         ORDER BY priority_rank, received_at, id \
          LIMIT {}",
         clauses.join(" AND "),
         if f.from_ms.is_some() { "AND received_at >= $FROM" } else { "" },

@@ -344,6 +344,22 @@ async fn a_signed_report_reaches_the_clinic_and_never_changes(sql: Sql) {
     let ma = s.login("dr-ma").await;
     assert_eq!(ma.get(&format!("/api/readings/{id}")).await.status(), 404);
     assert_eq!(worklist(&ma, "?state=signed").await.len(), 0);
+    // The same patient's next CT: the radiologist sees the earlier one beside it, with its
+    // report's impression.
+    let dir = tempfile::tempdir().unwrap();
+    let next = dir.path().join("next.dcm");
+    let next_study = crate::support::synthetic_instance(&next, 1);
+    assert_eq!(zhao.stow("/dicomweb/studies", &[&std::fs::read(&next).unwrap()]).await.0, 200);
+    let open = worklist(&li, "?state=collecting").await;
+    let new_id = open.iter().find(|r| r["study_uid"] == next_study.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let got: Value = li.get(&format!("/api/readings/{new_id}")).await.json().await.unwrap();
+    let priors = got["priors"].as_array().unwrap();
+    assert_eq!(priors.len(), 1, "{got}");
+    assert_eq!((&priors[0]["study_uid"], &priors[0]["reading"]), (&json!(study), &json!(id)));
+    assert_eq!(priors[0]["impression"], "肺结节，建议6个月后复查。");
 }
 
 /// The ECG reader marks ventricular tachycardia on the cart's ECG. The clinic's clinician is

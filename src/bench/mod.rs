@@ -18,6 +18,8 @@ use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+pub mod reading;
+
 use crate::config::Settings;
 use crate::network::{NewUser, Role, SiteId};
 
@@ -58,6 +60,33 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i] as f64 / 1000.0
+}
+
+/// Starts `ferry serve` (this binary) with `env` as a child process on loopback; returns the
+/// child, its pid and its base URL once it listens. Its output is drained.
+pub(crate) async fn spawn_server(
+    env: &[(String, String)],
+) -> anyhow::Result<(tokio::process::Child, u32, String)> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .envs(env.iter().cloned())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting ferry serve")?;
+    let pid = child.id().context("server pid")?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .context("server did not start within 60 s")??
+            .context("server exited")?;
+        if let Some(u) = line.strip_prefix("Ferry listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, pid, url))
 }
 
 /// Seeds people, tokens and accepted consults; returns each client's (user, token, room, peer).
@@ -149,25 +178,8 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .envs(env.iter().cloned())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting ferry serve")?;
-    let pid = child.id().context("server pid")?;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .context("server did not start within 60 s")??
-            .context("server exited")?;
-        if let Some(u) = line.strip_prefix("Ferry listening on ") {
-            break u.trim().replacen("http", "ws", 1);
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, pid, http) = spawn_server(&env).await?;
+    let url = http.replacen("http", "ws", 1);
     let rss_before = rss_kib(pid);
 
     // Connect everyone (200 handshakes at a time) and join the rooms.
