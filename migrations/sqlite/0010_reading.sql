@@ -49,8 +49,8 @@ CREATE TABLE reading_requests (
 );
 -- One open request per centre and study (or ECG): many instances update it.
 CREATE UNIQUE INDEX reading_requests_one_open ON reading_requests(centre_site, subject) WHERE state <> 'cancelled';
-CREATE INDEX reading_requests_worklist ON reading_requests(centre_site, priority_rank, received_at);
-CREATE INDEX reading_requests_worklist_site ON reading_requests(centre_site, sending_site, priority_rank, received_at);
+CREATE INDEX reading_requests_worklist ON reading_requests(centre_site, priority_rank, received_at, id);
+CREATE INDEX reading_requests_worklist_site ON reading_requests(centre_site, sending_site, priority_rank, received_at, id);
 CREATE INDEX reading_requests_sending ON reading_requests(sending_site, received_at);
 CREATE INDEX reading_requests_received ON reading_requests(received_at);
 

@@ -288,7 +288,7 @@ pub fn capabilities(actor: &ActorView) -> Vec<&'static str> {
     let mut caps = vec!["network.directory", "tokens.own"];
     let by_role: &[(Role, &[&'static str])] = &[
         (Role::Clinician, &["imaging.send", "ecg.send", "consult.request"]),
-        (Role::Specialist, &["imaging.read", "ecg.view", "consult.answer"]),
+        (Role::Specialist, &["imaging.read", "ecg.view", "consult.answer", "reading.worklist"]),
         (Role::Reader, &["ecg.read", "reading.worklist"]),
         (Role::Trainer, &["training.broadcast"]),
         (Role::Admin, &["admin.sites", "admin.users", "admin.devices", "admin.audit"]),

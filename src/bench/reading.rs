@@ -125,6 +125,9 @@ pub async fn run(o: ReadingBench) -> anyhow::Result<()> {
             o.requests, o.sites
         );
         let firsts = seed_requests(&state, &o).await?;
+        // As the database's own statistics would be after a day of use (PostgreSQL's
+        // autovacuum, SQLite's optimize), not as they are right after a bulk load.
+        sqlx::query("ANALYZE").execute(state.db.pool()).await?;
         let (_, li) =
             crate::operator::create_token(&state, &"dr-li".parse()?, "bench", None).await?;
         let mut clinicians = vec![];

@@ -55,9 +55,9 @@ test('the sign-in page and a refused sign-in are Chinese', async () => {
 
 const ROLES = {
   admin: ['#/', '#/studies', '#/tokens', '#/admin/sites', '#/admin/users', '#/admin/devices', '#/admin/audit', '#/nowhere'],
-  'dr-zhao': ['#/', '#/studies', '#/upload', '#/consults', '#/consults/new', '#/tokens'],
-  'dr-li': ['#/', '#/studies', '#/consults', '#/tokens'],
-  'dr-chen': ['#/', '#/studies', '#/tokens', '#/admin/sites'],
+  'dr-zhao': ['#/', '#/studies', '#/upload', '#/consults', '#/consults/new', '#/tokens', '#/readings'],
+  'dr-li': ['#/', '#/studies', '#/consults', '#/tokens', '#/readings'],
+  'dr-chen': ['#/', '#/studies', '#/tokens', '#/admin/sites', '#/readings'],
   'trainer-sun': ['#/', '#/studies', '#/tokens'],
 };
 

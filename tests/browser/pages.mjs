@@ -8,7 +8,10 @@
 // control without a label; and any serious or critical axe-core violation on Ferry's pages.
 // The data is seeded through the API first: dr-zhao stores CT_small and MR_small (from the
 // pydicom wheel) and requests three consults; dr-li accepts two and signs an opinion on one;
-// dr-zhao posts the wheel's 12-lead ECG (the ECG list, viewer and calibration pages).
+// dr-zhao posts the wheel's 12-lead ECG (the ECG list, viewer and calibration pages). The CT
+// and the ECG go to City Hospital's reading centre by the demo's routing: dr-zhao sends the CT
+// for reading, dr-li claims it and signs a report, dr-chen claims the ECG and marks a critical
+// result, which dr-zhao leaves unacknowledged (its banner is on every page of dr-zhao's).
 // Then, in both languages, admin issues a device token to the island clinic's ECG cart (its
 // secret shown once), sees it active, revokes it and sees it revoked, the panel passing the
 // same checks. Last, a signed-out deep link to a consult lands on it after sign-in.
@@ -174,7 +177,8 @@ async function check(s, locale) {
 
 /** Every page a role can reach, with what shows it is drawn. */
 function pagesOf(user) {
-  const { consults: c, studies } = seeded;
+  const { consults: c, studies, readings: rd } = seeded;
+  const reading = id => [`#/readings/${encodeURIComponent(id)}`, '#reading[data-state]'];
   const consult = id => [`#/consults/${encodeURIComponent(id)}`, '#consult'];
   const call = id => [`#/call/${encodeURIComponent(id)}`, '#join:not([disabled])'];
   const common = [['#/', '#home-title'], ['#/studies', '#study-list'], ['#/tokens', 'main h1']];
@@ -182,15 +186,19 @@ function pagesOf(user) {
     case 'dr-zhao': return [...common, [`#/studies?study=${studies.ct}`, `tr[data-study="${studies.ct}"]`], ['#/upload', '#upload-drop'],
       ['#/ecgs', `tr[data-ecg="${seeded.ecg}"]`], [`#/ecgs/${encodeURIComponent(seeded.ecg)}`, '#ecg-measurements'], ['#/ecgs/calibrate', '#calibration-canvas'],
       ['#/consults', '#consult-list'], ['#/consults/new', 'form#consult-form'],
-      consult(c.signed), consult(c.accepted), consult(c.requested), call(c.accepted), ['#/nowhere', 'main h1']];
-    case 'dr-li': return [...common, ['#/ecgs', '#ecg-list'], ['#/consults', '#consult-list'], consult(c.signed), consult(c.accepted), consult(c.requested), call(c.accepted)];
-    case 'admin': return [...common, ['#/admin/sites', 'table'], ['#/admin/users', 'table'], ['#/admin/devices', 'table'], ['#/admin/audit', 'table']];
-    case 'dr-chen': return [...common, ['#/ecgs', '#no-ecgs'], ['#/admin/sites', '#not-permitted']];
+      consult(c.signed), consult(c.accepted), consult(c.requested), call(c.accepted),
+      ['#/readings', `#reading-list tr[data-reading="${rd.ct}"]`], reading(rd.ct), reading(rd.ecg), ['#/nowhere', 'main h1']];
+    case 'dr-li': return [...common, ['#/ecgs', '#ecg-list'], ['#/consults', '#consult-list'], consult(c.signed), consult(c.accepted), consult(c.requested), call(c.accepted),
+      ['#/readings', '#reading-list'], reading(rd.ct), ['#/readings/turnaround', '#turnaround-table']];
+    case 'admin': return [...common, ['#/admin/sites', 'table'], ['#/admin/users', 'table'], ['#/admin/devices', 'table'], ['#/admin/audit', 'table'],
+      ['#/readings/turnaround', '#turnaround-table']];
+    case 'dr-chen': return [...common, ['#/ecgs', `#ecg-list tr[data-ecg="${seeded.ecg}"]`], ['#/admin/sites', '#not-permitted'],
+      ['#/readings', `#reading-list tr[data-reading="${rd.ecg}"]`], reading(rd.ecg), ['#/readings/turnaround', '#turnaround-table']];
     default: return common;
   }
 }
 
-test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li accepts two and signs an opinion on one', async () => {
+test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li accepts two and signs an opinion on one; the reading centre reads the CT and marks the ECG critical', async () => {
   const zhao = await login('dr-zhao');
   const [ct, mr] = await stow(zhao, ['CT_small.dcm', 'MR_small.dcm']);
   expect(ct && mr && ct !== mr, `studies ${ct}, ${mr}`);
@@ -207,6 +215,18 @@ test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li acc
   // An ECG (the pydicom wheel's 12-lead waveform) for the ECG list and viewer.
   const ecg = await zhao('POST', '/api/ecgs', new Uint8Array(readFileSync(join(filesDir, 'waveform_ecg.dcm'))), { 'Content-Type': 'application/dicom' });
   seeded.ecg = ecg.id;
+  // The reading centre: the CT read and signed, the ECG claimed with a critical result open.
+  const sent = (await zhao('GET', '/api/readings?scope=sent')).readings;
+  const ctReading = sent.find(r => r.study_uid === ct && r.kind === 'imaging');
+  const ecgReading = sent.find(r => r.ecg_id === ecg.id);
+  expect(ctReading && ecgReading, `reading requests: ${JSON.stringify(sent.map(r => [r.kind, r.state]))}`);
+  if (ctReading.state === 'collecting') await zhao('POST', `/api/readings/${ctReading.id}/send`, {});
+  await li('POST', `/api/readings/${ctReading.id}/claim`, {});
+  await li('POST', `/api/readings/${ctReading.id}/sign`, { findings: 'Synthetic case: no fracture seen.', impression: 'Normal study.', conclusions: [] });
+  const chen = await login('dr-chen');
+  await chen('POST', `/api/readings/${ecgReading.id}/claim`, {});
+  await chen('POST', `/api/readings/${ecgReading.id}/critical`, { finding: 'stemi', note: 'Synthetic case: ST elevation in V1–V4.' });
+  seeded.readings = { ct: ctReading.id, ecg: ecgReading.id };
 });
 
 for (const user of ['dr-zhao', 'dr-li', 'dr-chen', 'trainer-sun', 'admin']) {

@@ -165,6 +165,7 @@ async fn over_a_thin_link_the_call_steps_down_to_audio() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_interface_is_chinese_for_every_role() {
     let s = TestServer::start().await;
+    ferry::demo::seed_routing(&s.state).await.unwrap();
     let out = run_node("i18n.mjs", &s, vec![]).await;
     all_passed(&out, 9);
 }
@@ -175,9 +176,12 @@ async fn the_interface_is_chinese_for_every_role() {
 /// no untranslated string, no serious or critical axe-core violation; in both languages, admin
 /// issues the island clinic's ECG cart a device token (its secret shown once), sees it active,
 /// revokes it and sees it revoked; a signed-out deep link to a consult lands on it after sign-in.
+/// With the demo's routing, the reading pages are among them (a CT read and signed, an ECG's
+/// critical result left open, so the clinic's banner shows on every page).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_of_every_role_fits_reads_and_passes_axe_in_both_languages() {
     let s = TestServer::start().await;
+    ferry::demo::seed_routing(&s.state).await.unwrap();
     let files = crate::support::testfile_path("CT_small.dcm");
     let dir = std::path::Path::new(&files).parent().unwrap().display().to_string();
     let out = run_node("pages.mjs", &s, vec![("DICOM_TEST_FILES", dir)]).await;
@@ -204,4 +208,47 @@ async fn the_ecg_viewer_draws_true_size_and_its_caliper_reads_the_rr() {
     let id = rec["id"].as_str().unwrap().to_string();
     let out = run_node("ecg.mjs", &s, vec![("ECG_ID", id)]).await;
     all_passed(&out, 9);
+}
+
+/// The reading loop with three people in Chromium, on the demo's routing: the island CT sends
+/// a CT by storescu and dr-li's open worklist shows it within a second and a half of the send
+/// ending; dr-zhao sends it for reading; dr-chen cannot claim imaging; dr-li claims it, the
+/// viewer is framed beside the report editor, and signs a report in Chinese; dr-zhao's page
+/// shows it without reloading and its PDF answers; the cart's ECG (its device token) reaches
+/// dr-chen, who marks ventricular tachycardia critical; dr-zhao's banner shows within 2 s and
+/// is acknowledged with a read-back line, which dr-chen's page shows; the turnaround page has
+/// all three intervals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ct_and_an_ecg_read_at_the_centre_and_reported_back_to_the_clinic() {
+    let s = TestServer::start().await;
+    ferry::demo::seed_routing(&s.state).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::synthetic_series(dir.path(), 5, 1);
+    // A patient with a Chinese name (ideographic group), as the clinic's CT writes it.
+    let named = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, glob, pydicom\n\
+             for f in glob.glob(sys.argv[1] + '/*.dcm'):\n\
+             \x20   ds = pydicom.dcmread(f)\n\
+             \x20   ds.SpecificCharacterSet = 'ISO_IR 192'\n\
+             \x20   ds.PatientName = 'Wang^Xiaodong=王^小东'\n\
+             \x20   ds.save_as(f, enforce_file_format=True)\n",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(named.status.success(), "{}", String::from_utf8_lossy(&named.stderr));
+    let env = vec![
+        ("CT_DIR", dir.path().display().to_string()),
+        ("DIMSE_PORT", s.dimse_port.to_string()),
+        ("CART_TOKEN", ferry::demo::cart_token(crate::support::DEMO_PASSWORD)),
+        (
+            "ECG_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ecg/muse-guangxi-sinus-rhythm.xml")
+                .to_string(),
+        ),
+    ];
+    let out = run_node("reading.mjs", &s, env).await;
+    all_passed(&out, 11);
 }

@@ -10,6 +10,7 @@ import { loginHash, parseRoute } from './lib/router.js';
 import { can, session } from './lib/session.js';
 import { applyDocumentLanguage, loadMe, renderNav } from './lib/shell.js';
 import { connectSocket } from './lib/socket.js';
+import { startCriticalWatch, stopCriticalWatch } from './pages/critical-banner.js';
 import { homePage } from './pages/home.js';
 import { loginPage } from './pages/login.js';
 
@@ -27,6 +28,9 @@ const pages = {
   ecgs: () => import('./pages/ecgs.js'),
   ecg: () => import('./pages/ecg.js'),
   ecgCalibrate: () => import('./pages/ecg-calibrate.js'),
+  readings: () => import('./pages/readings.js'),
+  reading: () => import('./pages/reading.js'),
+  readingStats: () => import('./pages/reading-stats.js'),
   adminCommon: () => import('./pages/admin/common.js'),
   sites: () => import('./pages/admin/sites.js'),
   users: () => import('./pages/admin/users.js'),
@@ -53,6 +57,9 @@ async function draw(r) {
     case 'ecgs': return (await pages.ecgs()).ecgsPage(r.query);
     case 'ecg': return (await pages.ecg()).ecgPage(r.id);
     case 'ecg-calibrate': return (await pages.ecgCalibrate()).calibratePage(r.next);
+    case 'readings': return (await pages.readings()).readingsPage(r.query);
+    case 'reading': return (await pages.reading()).readingPage(r.id);
+    case 'reading-stats': return (await pages.readingStats()).turnaroundPage(r.days);
     case 'admin': {
       if (!can('admin.users')) return (await pages.adminCommon()).notPermitted();
       if (r.tab === 'users') return (await pages.users()).usersPage();
@@ -70,12 +77,14 @@ async function route() {
   const wanted = location.hash;
   const r = parseRoute(wanted);
   current = r;
-  if (r.name === 'login') { renderNav(); return loginPage(r.next); }
+  if (r.name === 'login') { stopCriticalWatch(); renderNav(); return loginPage(r.next); }
   if (!session.me) await loadMe();
   if (!session.me) { location.hash = loginHash(wanted); return; }
   // Again after the wait: a newer navigation may have started meanwhile; the latest page wins.
   leavePage();
   connectSocket();
+  // A clinic's unacknowledged critical results, above every page.
+  startCriticalWatch();
   try {
     await draw(r);
   } catch (e) {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import en from '../dist/i18n/en.js';
 import zh from '../dist/i18n/zh-CN.js';
+import { CALL_OUTCOMES, CRITICAL_FINDINGS, ECG_CONCLUSIONS, INTERVALS, KINDS, PRIORITIES, STATES } from '../dist/lib/reading.js';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const placeholders = (/** @type {string} */ s) => [...s.matchAll(/\{(\w+)\}/g)].map(m => m[1]).sort();
@@ -57,6 +58,12 @@ test('medical terms follow hospital usage', () => {
   assert.match(zh['studies.title'], /检查/);
   assert.match(zh['role.reader'], /阅片/);
   assert.match(zh['consult_new.title'], /视频会诊/);
+  // 危急值, and the hospital names of the findings the brief lists.
+  assert.equal(zh['critical.title'], '危急值');
+  assert.equal(zh['critical_finding.vt'], '室性心动过速');
+  assert.equal(zh['critical_finding.complete_av_block'], '三度房室传导阻滞');
+  assert.equal(zh['reading_state.ready'], '待阅');
+  assert.equal(zh['reading_state.signed'], '已签发');
 });
 
 test('every key the code asks for is in the catalogue', () => {
@@ -96,6 +103,15 @@ test('computed keys: every value the pages look up has a message', () => {
     ...['years', 'months', 'weeks', 'days'].flatMap(x => [`age.${x}_one`, `age.${x}_other`]),
     ...['M', 'F', 'O'].map(x => `sex.${x}`),
     'error.upload_stopped', 'error.upload_gave_up',
+    // reading centres: the codes the server speaks in
+    ...KINDS.map(x => `reading_kind.${x}`),
+    ...PRIORITIES.map(x => `priority.${x}`),
+    ...STATES.map(x => `reading_state.${x}`),
+    ...CRITICAL_FINDINGS.map(x => `critical_finding.${x}`),
+    ...ECG_CONCLUSIONS.map(x => `ecg_conclusion.${x}`),
+    ...CALL_OUTCOMES.map(x => `call_outcome.${x}`),
+    ...INTERVALS.map(x => `turnaround.interval.${x}`),
+    'turnaround.p50', 'turnaround.p90',
   ];
   assert.deepEqual(need.filter(k => !(k in en)), []);
 });
@@ -107,6 +123,8 @@ test("every problem code the server sends has a message (src/error.rs and the ha
     'token_expired', 'csrf_failed', 'forbidden', 'not_found', 'already_exists', 'conflict', 'upload_busy',
     'account_locked', 'rate_limited', 'unsupported_media_type', 'payload_too_large', 'not_acceptable',
     'method_not_allowed', 'cannot_decode', 'unavailable', 'internal',
+    // reading centres (src/reading/http.rs)
+    'no_centre',
     // signalling (docs/signalling.md)
     'not_allowed', 'not_in_room', 'peer_unavailable', 'too_many_rooms', 'message_too_large', 'invalid_message',
     'unsupported_version'];

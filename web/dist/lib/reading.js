@@ -62,11 +62,12 @@ const SECOND = 1000, MINUTE = 60 * SECOND, HOUR = 60 * MINUTE, DAY = 24 * HOUR;
 
 /**
  * A duration for people: "45 s", "12 min", "1 h 5 min", "1 d 2 h" (in the language of the
- * catalogue); seconds only under a minute, whole minutes below.
+ * catalogue); seconds only under a minute ("<1 s" under a second), whole minutes below.
  * @param {number} d milliseconds (negative taken as its size)
  */
 export function duration(d) {
   const a = Math.abs(d);
+  if (a > 0 && a < SECOND) return t('duration.under_s');
   if (a < MINUTE) return t('duration.s', { n: Math.floor(a / SECOND) });
   if (a < HOUR) return t('duration.min', { n: Math.floor(a / MINUTE) });
   if (a < DAY) {
@@ -201,7 +202,9 @@ export function tickStep(max, most = 4) {
  * @typedef {{ label: string, p50: number | null, p90: number | null }} ChartRow
  * @typedef {{ row: number, which: 'p50' | 'p90', x: number, y: number, w: number, h: number, ms: number }} Bar
  * @typedef {{ width: number, height: number, plotW: number, max: number, axisY: number,
- *   labels: { row: number, x: number, y: number, text: string }[], bars: Bar[], ticks: { x: number, ms: number }[] }} Chart
+ *   labels: { row: number, x: number, y: number, text: string }[], bars: Bar[], ticks: { x: number, ms: number }[],
+ *   bands: { row: number, y: number, h: number }[] }} Chart
+ *   `bands`: where each row's bars go (the grid is drawn there only, not through the labels)
  */
 
 /**
@@ -225,9 +228,12 @@ export function barChart(rows, o = {}) {
   const labels = [];
   /** @type {Bar[]} */
   const bars = [];
+  /** @type {Chart['bands']} */
+  const bands = [];
   rows.forEach((r, i) => {
     const y0 = i * groupH;
     labels.push({ row: i, x: 0, y: y0 + labelH - 4, text: r.label });
+    bands.push({ row: i, y: y0 + labelH, h: 2 * barH + barGap });
     for (const [k, which] of /** @type {const} */ ([[0, 'p50'], [1, 'p90']])) {
       const v = r[which];
       if (typeof v !== 'number' || v < 0 || !max) continue;
@@ -237,5 +243,5 @@ export function barChart(rows, o = {}) {
   const axisY = rows.length * groupH;
   const ticks = [];
   for (let v = 0; step && v <= max + 1e-9; v += step) ticks.push({ x: (v / max) * plotW, ms: v });
-  return { width, height: axisY + axisH, plotW, max, axisY, labels, bars, ticks };
+  return { width, height: axisY + axisH, plotW, max, axisY, labels, bars, ticks, bands };
 }

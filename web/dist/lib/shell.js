@@ -76,6 +76,27 @@ export function canSeeEcgs() {
   return can('ecg.send') || can('ecg.read') || can('ecg.view');
 }
 
+/**
+ * A reader of a centre: specialists read imaging, ECG readers ECGs (the server decides which
+ * requests; the worklist capability may come with either role).
+ */
+export function readsAtCentre() {
+  const me = session.me;
+  return !!me && (can('reading.worklist') || me.user.roles.includes('specialist') || me.user.roles.includes('reader'));
+}
+
+/** A clinician of a sending clinic: asks for readings and reads the reports. */
+export function sendsForReading() {
+  return can('imaging.send') || can('ecg.send');
+}
+
+/** The reading section's link: the worklist for readers, requests and reports for clinics. */
+function readingNav() {
+  if (readsAtCentre()) return h('a', { href: '#/readings', id: 'nav-readings' }, t('nav.worklist'));
+  if (sendsForReading()) return h('a', { href: '#/readings', id: 'nav-readings' }, t('nav.reports'));
+  return null;
+}
+
 export function renderNav() {
   const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
   const tools = document.getElementById('header-tools');
@@ -88,6 +109,7 @@ export function renderNav() {
     h('a', { href: '#/studies' }, t('nav.studies')),
     can('consult.request') || can('consult.answer') ? h('a', { href: '#/consults', id: 'nav-consults' }, t('nav.consults')) : null,
     canSeeEcgs() ? h('a', { href: '#/ecgs', id: 'nav-ecgs' }, t('nav.ecgs')) : null,
+    readingNav(),
     can('admin.users') ? h('a', { href: '#/admin/sites', id: 'nav-admin' }, t('nav.admin')) : null,
     personMenu(),
   ].filter(x => x !== null));

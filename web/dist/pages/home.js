@@ -1,15 +1,19 @@
-// The home page: first what needs the person's attention now (consults to answer, opinions to
-// acknowledge, uploads under way), then what their roles let them do here, one card each.
-// Only parts of Ferry that exist get a card; "My API tokens" lives in the person's menu.
+// The home page: first what needs the person's attention now (critical results not yet
+// acknowledged, consults to answer, opinions to acknowledge, uploads under way), then what their
+// roles let them do here, one card each — the reading worklist with its ready and overdue
+// counts, or the clinic's reports with the unread ones first. Only parts of Ferry that exist get
+// a card; "My API tokens" lives in the person's menu.
 
 import { api } from '../lib/api.js';
 import { h, raw, startPage } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
 import { megabytes, shortDateTime } from '../lib/format.js';
 import { label, t } from '../lib/i18n.js';
-import { loadPeople, loadSites, whoText } from '../lib/people.js';
-import { consultHash } from '../lib/router.js';
+import { loadPeople, loadSites, nameOf, whoText } from '../lib/people.js';
+import { isUnread, worklistCounts } from '../lib/reading.js';
+import { consultHash, readingHash, turnaroundHash } from '../lib/router.js';
 import { can, me } from '../lib/session.js';
+import { readsAtCentre, sendsForReading } from '../lib/shell.js';
 import { listen } from '../lib/socket.js';
 import { pendingUploads } from '../lib/tus.js';
 import { attention, stateLabel, urgencyBadge } from './consult-common.js';
@@ -84,9 +88,81 @@ function consultItem(c) {
 }
 
 export function homePage() {
-  // Live: a consult event redraws the page while it is shown.
+  // Live: a consult event redraws the page while it is shown, and so does a reading's or a
+  // critical result's.
   if (can('consult.request') || can('consult.answer')) listen('consult', () => { drawHome(); });
+  if (readsAtCentre() || sendsForReading()) {
+    listen('reading', () => { drawHome(); });
+    listen('critical', () => { drawHome(); });
+  }
   return drawHome();
+}
+
+/**
+ * @typedef {{ counts: { ready: number, breached: number, mine: number } | null, unread: number | null,
+ *   critical: import('../lib/reading.js').Critical[] }} ReadingNews
+ */
+
+/**
+ * What the reading centre asks of the person: for a reader, the worklist's counts; for a
+ * clinician, the reports not read yet and the open critical results of the site.
+ * @param {HTMLElement} err
+ * @returns {Promise<ReadingNews>}
+ */
+async function readingNews(err) {
+  /** @type {ReadingNews} */
+  const out = { counts: null, unread: null, critical: [] };
+  try {
+    if (readsAtCentre()) {
+      const list = (await api('GET', '/api/readings?scope=centre')).readings || [];
+      out.counts = worklistCounts(list, me().user.id);
+    } else if (sendsForReading()) {
+      const [sent, crit] = await Promise.all([api('GET', '/api/readings?scope=sent&state=signed'), api('GET', '/api/critical')]);
+      out.unread = (sent.readings || []).filter(isUnread).length;
+      out.critical = (crit.critical || []).filter((/** @type {any} */ c) => !c.acknowledged_at && c.state !== 'acknowledged');
+      await loadPeople(out.critical.map(c => c.raised_by));
+    }
+  } catch (e) { err.append(errorBox(e)); }
+  return out;
+}
+
+/**
+ * The reading centre's cards: the worklist with what needs attention (ready, past their time),
+ * the reports not read yet, the turnaround for a centre's administrator.
+ * @param {ReadingNews} news
+ */
+function readingCards(news) {
+  const out = [];
+  if (readsAtCentre()) {
+    const c = news.counts;
+    out.push(h('div', { class: `card reading-card${c && c.breached ? ' card-alert' : ''}`, 'data-card': 'worklist' },
+      h('h3', {}, h('a', { href: '#/readings' }, t('card.worklist.title'))),
+      c ? h('div', { id: 'home-worklist-counts' },
+        h('span', { class: 'count', 'data-count': 'ready' }, t('card.worklist.ready', { count: c.ready })),
+        c.breached ? [' · ', h('strong', { class: 'count breached', 'data-count': 'breached' }, t('card.worklist.breached', { count: c.breached }))] : null,
+        c.mine ? [' · ', h('span', { class: 'count', 'data-count': 'mine' }, t('card.worklist.mine', { count: c.mine }))] : null)
+        : h('div', {}, t('card.worklist.text'))));
+  } else if (sendsForReading()) {
+    out.push(h('div', { class: `card reading-card${news.unread ? ' card-alert' : ''}`, 'data-card': 'reports' },
+      h('h3', {}, h('a', { href: '#/readings' }, t('card.reports.title'))),
+      h('div', { id: 'home-unread' }, news.unread ? h('strong', { 'data-count': 'unread' }, t('card.reports.unread', { count: news.unread })) : t('card.reports.text'))));
+  }
+  if (me().user.roles.includes('admin')) {
+    out.push(h('div', { class: 'card', 'data-card': 'turnaround' },
+      h('h3', {}, h('a', { href: turnaroundHash() }, t('card.turnaround.title'))), h('div', {}, t('card.turnaround.text'))));
+  }
+  return out;
+}
+
+/**
+ * The open critical results as lines of the home page.
+ * @param {import('../lib/reading.js').Critical[]} list
+ */
+function criticalList(list) {
+  return h('ul', { class: 'home-list', id: 'home-critical' }, list.map(c => h('li', { 'data-critical': c.id, class: 'critical-line' },
+    h('strong', { class: 'critical-finding' }, label('critical_finding', c.finding)), ' · ',
+    h('a', { href: readingHash(c.reading) }, t('home.critical_open')), ' · ',
+    h('span', { class: 'muted' }, t('banner.raised', { by: nameOf(c.raised_by), at: shortDateTime(c.raised_at) })))));
 }
 
 async function drawHome() {
@@ -105,6 +181,7 @@ async function drawHome() {
     } catch (e) { err.append(errorBox(e)); }
   }
   const { act, open } = sortForHome(consults, m.user.id);
+  const news = await readingNews(err);
   /** @type {import('../lib/tus.js').UploadRecord[]} */
   let uploads = [];
   if (can('imaging.send')) {
@@ -113,6 +190,8 @@ async function drawHome() {
 
   /** @type {HTMLElement[]} */
   const parts = [];
+  // A critical result not acknowledged comes before anything else.
+  if (news.critical.length) parts.push(h('h3', { class: 'critical-heading' }, t('home.critical')), criticalList(news.critical));
   if (act.length) parts.push(h('h3', {}, t('home.to_do')), consultList('home-act', act));
   if (open.length) {
     parts.push(h('h3', {}, can('consult.answer') ? t('home.accepted') : t('home.open_requests')),
@@ -130,9 +209,9 @@ async function drawHome() {
       parts.length ? parts : h('p', { class: 'muted', id: 'home-nothing' }, t('home.nothing_now')))
     : null;
 
-  const cards = m.capabilities.filter(c => CARDS[c]).map(c => h('div', { class: 'card', 'data-cap': c },
+  const cards = [...readingCards(news), ...m.capabilities.filter(c => CARDS[c]).map(c => h('div', { class: 'card', 'data-cap': c },
     h('h3', {}, h('a', { href: CARDS[c] }, t(`card.${c}.title`))),
-    h('div', {}, t(`card.${c}.text`))));
+    h('div', {}, t(`card.${c}.text`))))];
   const later = m.capabilities.filter(c => LATER[c]).map(c => h('p', { class: 'muted later', 'data-later': c }, t(LATER[c])));
   show(
     h('h1', { id: 'home-title', 'data-roles': roles.join(' ') }, `${title} — `, raw(m.site.name)),
@@ -140,7 +219,7 @@ async function drawHome() {
       name: m.user.display_name,
       place: t('home.place', { tier: label('tier', m.site.tier), kind: label('site_kind', m.site.kind) }),
     })),
-    attentionBox,
+    attentionBox || err,
     cards.length ? h('section', { 'aria-labelledby': 'home-cards-title' },
       h('h2', { id: 'home-cards-title', class: attentionBox ? null : 'visually-hidden' }, t('home.what_you_can_do')),
       h('div', { class: 'cards' }, cards)) : null,

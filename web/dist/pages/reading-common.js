@@ -4,21 +4,12 @@
 import { h, raw } from '../lib/dom.js';
 import { label, t } from '../lib/i18n.js';
 import { slaClock } from '../lib/reading.js';
-import { can, me } from '../lib/session.js';
+import { readsAtCentre, sendsForReading } from '../lib/shell.js';
 import { patientBlock } from '../lib/study-view.js';
 
 /** @typedef {import('../lib/reading.js').Reading} Reading */
 
-/** A reader of a centre: specialists read imaging, ECG readers ECGs (the server decides). */
-export function readsAtCentre() {
-  const roles = me().user.roles;
-  return can('reading.worklist') || roles.includes('specialist') || roles.includes('reader');
-}
-
-/** A clinician of a sending clinic: asks for readings and reads the reports. */
-export function sendsForReading() {
-  return can('imaging.send') || can('ecg.send');
-}
+export { readsAtCentre, sendsForReading };
 
 /** @param {string} p */
 export function priorityBadge(p) {

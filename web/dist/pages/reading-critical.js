@@ -26,7 +26,10 @@ export const criticalPath = cid => `/api/critical/${encodeURIComponent(cid)}`;
  */
 export async function criticalStep(btn, path, body, after, failed) {
   btn.disabled = true;
-  try { await api('POST', path, body); await after(); } catch (e) { btn.disabled = false; failed(e); }
+  try { await api('POST', path, body); } catch (e) { btn.disabled = false; failed(e); return; }
+  // Forms are kept across redraws: ready for the next call or finding.
+  btn.disabled = false;
+  await after();
 }
 
 /**
@@ -38,7 +41,7 @@ export async function criticalStep(btn, path, body, after, failed) {
 export function acknowledgeForm(c, input, after) {
   const err = h('div');
   const btn = h('button', { class: 'primary acknowledge-critical', type: 'submit' }, t('critical.acknowledge'));
-  const form = h('form', { class: 'inline-form critical-ack-form', 'data-critical': c.id }, field(t('critical.readback_label'), input), btn, err);
+  const form = h('form', { class: 'critical-ack-form', 'data-critical': c.id, novalidate: true }, field(t('critical.readback_label'), input), h('div', {}, btn), err);
   form.addEventListener('submit', ev => {
     ev.preventDefault();
     const readback = input.value.trim();
@@ -55,7 +58,7 @@ export function acknowledgeForm(c, input, after) {
  * @param {Critical} c
  * @param {() => unknown} after
  */
-function callForm(c, after) {
+export function callForm(c, after) {
   const err = h('div');
   const btn = h('button', { class: 'small log-call', type: 'submit' }, t('critical.log_call'));
   const form = h('form', { class: 'critical-call-form row', 'data-critical': c.id },
@@ -65,7 +68,8 @@ function callForm(c, after) {
   form.addEventListener('submit', ev => {
     ev.preventDefault();
     const v = formValues(form);
-    criticalStep(btn, `${criticalPath(c.id)}/calls`, { outcome: v.outcome, note: v.note.trim() || undefined }, after,
+    err.replaceChildren();
+    criticalStep(btn, `${criticalPath(c.id)}/calls`, { outcome: v.outcome, note: v.note.trim() || undefined }, () => { form.reset(); return after(); },
       e => { err.replaceChildren(errorBox(e)); });
   });
   return form;
@@ -74,12 +78,13 @@ function callForm(c, after) {
 /**
  * One critical result and what the person may do with it.
  * @param {Critical} c
- * @param {{ phone: string | null | undefined, centre: boolean, clinic: boolean, readback: HTMLInputElement, after: () => unknown }} o
+ * @param {{ phone: string | null | undefined, calls: HTMLFormElement | null, clinic: boolean, readback: HTMLInputElement, after: () => unknown }} o
+ *   the call form (the centre's), whether the clinic may acknowledge, the read-back field
  */
 export function criticalItem(c, o) {
-  const open = c.state === 'open' || !c.acknowledged_at;
+  const open = !c.acknowledged_at && c.state !== 'acknowledged';
   const phone = c.callback_phone || o.phone;
-  return h('li', { class: `critical-item critical-${open ? 'open' : 'acknowledged'}`, 'data-critical': c.id, 'data-state': open ? 'open' : 'acknowledged' },
+  return h('li', { class: `critical-item critical-item-${open ? 'open' : 'acknowledged'}`, 'data-critical': c.id, 'data-state': open ? 'open' : 'acknowledged' },
     h('div', {}, h('strong', { class: 'critical-finding' }, label('critical_finding', c.finding)), ' · ',
       h('span', { class: 'muted' }, t('critical.raised', { by: nameOf(c.raised_by), at: dateTime(c.raised_at) }))),
     c.note ? raw(c.note, 'div', { class: 'critical-note' }) : null,
@@ -94,7 +99,7 @@ export function criticalItem(c, o) {
     c.calls && c.calls.length ? h('ol', { class: 'critical-calls' }, c.calls.map(k => h('li', {},
       t('critical.call_line', { at: dateTime(k.at), by: nameOf(k.by), outcome: label('call_outcome', k.outcome) }),
       k.note ? [' · ', raw(k.note)] : null))) : null,
-    o.centre ? callForm(c, o.after) : null,
+    o.calls,
     open && o.clinic ? acknowledgeForm(c, o.readback, o.after) : null);
 }
 
@@ -109,7 +114,7 @@ export function raiseForm(path, findings, after) {
   const select = h('select', { name: 'finding', required: true },
     h('option', { value: '' }, t('critical.choose')), findings.map(f => h('option', { value: f }, label('critical_finding', f))));
   const btn = h('button', { class: 'big danger', type: 'submit', id: 'raise-critical' }, t('critical.raise'));
-  const form = h('form', { id: 'critical-form', class: 'box critical-form' },
+  const form = h('form', { id: 'critical-form', class: 'box critical-form', novalidate: true },
     h('h3', {}, t('critical.raise_title')),
     field(t('critical.finding'), select),
     field(t('critical.note'), h('input', { name: 'note', maxlength: 1000 })),
@@ -119,7 +124,7 @@ export function raiseForm(path, findings, after) {
     const v = formValues(form);
     if (!v.finding) { err.replaceChildren(errorBox(t('critical.finding_needed'))); return; }
     err.replaceChildren();
-    criticalStep(btn, `${path}/critical`, { finding: v.finding, note: v.note.trim() || undefined }, after,
+    criticalStep(btn, `${path}/critical`, { finding: v.finding, note: v.note.trim() || undefined }, () => { form.reset(); return after(); },
       e => { err.replaceChildren(errorBox(e)); after(); });
   });
   return form;

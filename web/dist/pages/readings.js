@@ -31,10 +31,13 @@ function waitingText(r, now) {
 
 /**
  * The filters: kind, modality, priority, state, sending site (for a centre), received from/to.
+ * Applying them changes the location (so the list can be linked and goes back); the same
+ * filters again fetch the list again (`again`).
  * @param {Record<string, string>} query
  * @param {'centre' | 'sent'} scope
+ * @param {() => void} again
  */
-function filterForm(query, scope) {
+function filterForm(query, scope, again) {
   const val = (/** @type {string} */ k) => query[k] || '';
   /**
    * @param {string} name
@@ -58,7 +61,7 @@ function filterForm(query, scope) {
   form.addEventListener('submit', ev => {
     ev.preventDefault();
     const next = readingsHash(formValues(form));
-    if (location.hash === next) readingsPage(query); else location.hash = next;
+    if (location.hash === next) again(); else location.hash = next;
   });
   return form;
 }
@@ -83,7 +86,8 @@ export async function readingsPage(query = {}) {
     const fresh = scope === 'sent' && isUnread(r);
     const s = r.study || {};
     return h('tr', {
-      'data-reading': r.id, 'data-state': r.state, 'data-priority': r.priority,
+      'data-reading': r.id, 'data-state': r.state, 'data-priority': r.priority, 'data-kind': r.kind,
+      'data-study': r.study_uid, 'data-ecg': r.ecg_id || null,
       class: ['reading-row', `priority-row-${r.priority}`, r.breached ? 'breached' : '', fresh ? 'unread' : ''].filter(Boolean).join(' '),
       // The whole row opens the request; its link is the keyboard's way.
       onclick: (/** @type {MouseEvent} */ ev) => { if (!/** @type {HTMLElement} */ (ev.target).closest('a, button, details')) location.hash = readingHash(r.id); },
@@ -147,7 +151,7 @@ export async function readingsPage(query = {}) {
   show(h('h1', {}, scope === 'centre' ? t('readings.worklist_title') : t('readings.sent_title')),
     h('p', { class: 'muted' }, scope === 'centre' ? t('readings.worklist_intro') : t('readings.sent_intro'),
       scope === 'centre' ? [' ', h('a', { href: turnaroundHash(), id: 'turnaround-link' }, t('readings.turnaround_link'))] : null),
-    filterForm(query, scope), err, unread,
+    filterForm(query, scope, () => { load(); }), err, unread,
     h('section', { 'aria-label': scope === 'centre' ? t('readings.worklist_title') : t('readings.sent_title') }, list));
   await load();
 }
