@@ -336,6 +336,36 @@ impl RequestCtx {
         Ok(())
     }
 
+    /// Records that the actor read each listed thing of `kind` — (its site, its id) — with the
+    /// allowed `action` (a list that shows patient data is a read of everything in it), in one
+    /// transaction.
+    pub async fn record_reads(
+        &self,
+        action: &'static str,
+        kind: &'static str,
+        items: impl IntoIterator<Item = (String, String)>,
+        detail: &str,
+    ) -> Result<(), ApiError> {
+        let at = now_ms();
+        let events: Vec<NewEvent> = items
+            .into_iter()
+            .map(|(site, id)| NewEvent {
+                at,
+                actor: Some(self.actor.name()),
+                actor_site: Some(self.actor.user.site.to_string()),
+                site: Some(site),
+                action,
+                resource_kind: kind,
+                resource_id: Some(id),
+                outcome: Outcome::Allowed,
+                client_addr: self.client.map(|c| c.to_string()),
+                detail: Some(detail.to_string()),
+            })
+            .collect();
+        audit::record_all(&self.state.db, &events).await?;
+        Ok(())
+    }
+
     pub fn now(&self) -> i64 {
         now_ms()
     }

@@ -11,21 +11,11 @@ use crate::audit::{self, NewEvent};
 use crate::auth::policy::{ConsultCreate, ConsultSearch, ConsultUpdate, Permit, StudyShare};
 use crate::network::{Role, split_list};
 use crate::storage::Db;
+use crate::storage::sql::{parsed, parsed_opt};
 
 const COLS: &str = "id, from_site, requested_by, specialty, specialist, urgency, summary, \
     scheduled_at, state, accepted_by, accepted_at, decline_reason, cancel_reason, escalated_at, \
     call_started_at, completed_at, ack_by, ack_at, ack_version, created_at, updated_at";
-
-fn parsed<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(|_| sqlx::Error::Decode(format!("bad {col} in consults").into()))
-}
-
-fn parsed_opt<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>, sqlx::Error> {
-    let s: Option<String> = row.try_get(col)?;
-    s.map(|s| s.parse().map_err(|_| sqlx::Error::Decode(format!("bad {col} in consults").into())))
-        .transpose()
-}
 
 fn from_row(row: &AnyRow) -> Result<Consult, sqlx::Error> {
     let ack_by: Option<UserId> = parsed_opt(row, "ack_by")?;

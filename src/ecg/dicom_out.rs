@@ -30,7 +30,12 @@ pub fn new_uid() -> String {
     format!("2.25.{}", u128::from_be_bytes(b))
 }
 
-fn put(o: &mut InMemDicomObject, tag: dicom_core::Tag, vr: VR, v: impl Into<PrimitiveValue>) {
+pub(crate) fn put(
+    o: &mut InMemDicomObject,
+    tag: dicom_core::Tag,
+    vr: VR,
+    v: impl Into<PrimitiveValue>,
+) {
     o.put(DataElement::new(tag, vr, v.into()));
 }
 
@@ -232,6 +237,12 @@ pub fn write(ecg: &Ecg, uids: &Uids) -> Result<Vec<u8>, String> {
     if !ann.is_empty() {
         seq(&mut o, tags::WAVEFORM_ANNOTATION_SEQUENCE, ann);
     }
+    part10(o)
+}
+
+/// A data set Ferry made, as a Part 10 file (explicit VR little endian, Ferry's
+/// implementation class).
+pub(crate) fn part10(o: InMemDicomObject) -> Result<Vec<u8>, String> {
     let file = o
         .with_meta(
             FileMetaTableBuilder::new()

@@ -266,22 +266,12 @@ pub async fn list(
         offset: q.offset.unwrap_or(0),
     };
     let rows = store::search(&ctx.state.db, &permit, &query).await?;
-    let now = ctx.now();
-    let reads: Vec<crate::audit::NewEvent> = rows
-        .iter()
-        .map(|r| crate::audit::NewEvent {
-            at: now,
-            actor: Some(ctx.actor.name()),
-            actor_site: Some(ctx.actor.user.site.to_string()),
-            site: Some(r.site.clone()),
-            action: "ecg.read",
-            resource_kind: "ecg",
-            resource_id: Some(r.id.clone()),
-            outcome: Outcome::Allowed,
-            client_addr: ctx.client.map(|c| c.to_string()),
-            detail: Some("listed".into()),
-        })
-        .collect();
-    crate::audit::record_all(&ctx.state.db, &reads).await?;
+    ctx.record_reads(
+        "ecg.read",
+        "ecg",
+        rows.iter().map(|r| (r.site.clone(), r.id.clone())),
+        "listed",
+    )
+    .await?;
     Ok(Json(json!({ "ecgs": rows.iter().map(view).collect::<Vec<_>>() })))
 }

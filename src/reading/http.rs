@@ -167,22 +167,13 @@ pub async fn list(
     let facts = store::study_facts(&ctx.state.db, &permit, &rows).await?;
     let criticals = store::criticals_of_listed(&ctx.state.db, &permit, &rows).await?;
     let now = ctx.now();
-    let reads: Vec<NewEvent> = rows
-        .iter()
-        .map(|r| NewEvent {
-            at: now,
-            actor: Some(me.name()),
-            actor_site: Some(site.to_string()),
-            site: Some(r.sending_site.to_string()),
-            action: "reading.read",
-            resource_kind: "reading",
-            resource_id: Some(r.id.clone()),
-            outcome: Outcome::Allowed,
-            client_addr: ctx.client.map(|c| c.to_string()),
-            detail: Some("listed".into()),
-        })
-        .collect();
-    crate::audit::record_all(&ctx.state.db, &reads).await?;
+    ctx.record_reads(
+        "reading.read",
+        "reading",
+        rows.iter().map(|r| (r.sending_site.to_string(), r.id.clone())),
+        "listed",
+    )
+    .await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -933,22 +924,13 @@ pub async fn criticals(ctx: RequestCtx) -> Result<Json<Value>, ApiError> {
     let scope = if reader { Scope::Centre(&site) } else { Scope::Sender(&site) };
     let now = ctx.now();
     let list = store::criticals_for(&ctx.state.db, &permit, scope, now).await?;
-    let reads: Vec<NewEvent> = list
-        .iter()
-        .map(|c| NewEvent {
-            at: now,
-            actor: Some(me.name()),
-            actor_site: Some(site.to_string()),
-            site: Some(c.sending_site.clone()),
-            action: "reading.read",
-            resource_kind: "critical",
-            resource_id: Some(c.id.clone()),
-            outcome: Outcome::Allowed,
-            client_addr: ctx.client.map(|c| c.to_string()),
-            detail: Some("listed".into()),
-        })
-        .collect();
-    crate::audit::record_all(&ctx.state.db, &reads).await?;
+    ctx.record_reads(
+        "reading.read",
+        "critical",
+        list.iter().map(|c| (c.sending_site.clone(), c.id.clone())),
+        "listed",
+    )
+    .await?;
     Ok(Json(json!({ "critical": list })))
 }
 
@@ -1098,23 +1080,13 @@ async fn fhir_requests(
     let f = Filter { states, limit: 1000, ..Filter::default() };
     let rows = store::search(&ctx.state.db, &permit, scope, &f).await?;
     let facts = store::study_facts(&ctx.state.db, &permit, &rows).await?;
-    let now = ctx.now();
-    let reads: Vec<NewEvent> = rows
-        .iter()
-        .map(|r| NewEvent {
-            at: now,
-            actor: Some(me.name()),
-            actor_site: Some(site.to_string()),
-            site: Some(r.sending_site.to_string()),
-            action: "reading.read",
-            resource_kind: "reading",
-            resource_id: Some(r.id.clone()),
-            outcome: Outcome::Allowed,
-            client_addr: ctx.client.map(|c| c.to_string()),
-            detail: Some("FHIR search".into()),
-        })
-        .collect();
-    crate::audit::record_all(&ctx.state.db, &reads).await?;
+    ctx.record_reads(
+        "reading.read",
+        "reading",
+        rows.iter().map(|r| (r.sending_site.to_string(), r.id.clone())),
+        "FHIR search",
+    )
+    .await?;
     Ok((rows, facts, permit))
 }
 

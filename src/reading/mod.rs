@@ -15,55 +15,24 @@ pub mod stats;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
+
+use crate::network::word_enum;
 use serde_json::Value;
 
 use crate::auth::policy::ActorView;
 use crate::network::{Role, SiteId, UserId};
 
-macro_rules! words {
-    ($(#[$m:meta])* $ty:ident { $($v:ident = $s:literal),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "lowercase")]
-        pub enum $ty { $($v),* }
-        impl $ty {
-            pub const ALL: &'static [$ty] = &[$($ty::$v),*];
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$v => $s),* }
-            }
-        }
-        impl std::str::FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($s => Ok($ty::$v),)*
-                    _ => Err(format!(
-                        "unknown {}: `{s}` (one of: {})",
-                        stringify!($ty).to_lowercase(),
-                        [$($s),*].join(", ")
-                    )),
-                }
-            }
-        }
-        impl std::fmt::Display for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-words!(
+word_enum!(
     /// What is read.
-    Kind { Imaging = "imaging", Ecg = "ecg" }
+    Kind, "reading kind" { Imaging = "imaging", Ecg = "ecg" }
 );
-words!(
+word_enum!(
     /// How soon: the order of the worklist (STAT first).
-    Priority { Stat = "stat", Urgent = "urgent", Routine = "routine" }
+    Priority, "priority" { Stat = "stat", Urgent = "urgent", Routine = "routine" }
 );
-words!(
+word_enum!(
     /// Where a request is in its life.
-    State {
+    State, "reading state" {
         Collecting = "collecting",
         Ready = "ready",
         Claimed = "claimed",

@@ -3,9 +3,11 @@
 //! PDF as a DICOM Encapsulated PDF instance in the request's own study, so OHIF and any PACS
 //! show the report beside the images. Pure: facts in, bytes out.
 
-use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_core::{PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use dicom_object::InMemDicomObject;
+
+use crate::ecg::dicom_out::put;
 use serde_json::Value;
 
 use super::store::Report;
@@ -14,8 +16,6 @@ use crate::print::{PrintError, Surface, wrap};
 
 /// Encapsulated PDF Storage.
 pub const ENCAPSULATED_PDF: &str = "1.2.840.10008.5.1.4.1.1.104.1";
-const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
-const IMPLEMENTATION: &str = "2.25.206553297045563542873465937181040384561";
 
 const PAGE_W: f32 = 210.0;
 const PAGE_H: f32 = 297.0;
@@ -213,10 +213,6 @@ pub struct Uids {
     pub instance: String,
 }
 
-fn put(o: &mut InMemDicomObject, tag: dicom_core::Tag, vr: VR, v: impl Into<PrimitiveValue>) {
-    o.put(DataElement::new(tag, vr, v.into()));
-}
-
 /// The PDF as a DICOM Encapsulated PDF instance of the request's study (its patient and study
 /// attributes from `study`), one series per version.
 pub fn encapsulate(
@@ -274,17 +270,7 @@ pub fn encapsulate(
     }
     put(&mut o, tags::ENCAPSULATED_DOCUMENT_LENGTH, VR::UL, PrimitiveValue::from(pdf.len() as u32));
     put(&mut o, tags::ENCAPSULATED_DOCUMENT, VR::OB, PrimitiveValue::U8(doc.into()));
-    let file = o
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(EXPLICIT_LE)
-                .implementation_class_uid(IMPLEMENTATION)
-                .implementation_version_name("FERRY"),
-        )
-        .map_err(|e| e.to_string())?;
-    let mut out = vec![];
-    file.write_all(&mut out).map_err(|e| e.to_string())?;
-    Ok(out)
+    crate::ecg::dicom_out::part10(o)
 }
 
 #[cfg(test)]

@@ -12,16 +12,12 @@ use crate::auth::policy::{
     Permit, ReadingCreate, ReadingRead, ReadingSearch, ReadingUpdate, RoutingList, RoutingManage,
 };
 use crate::storage::Db;
+use crate::storage::sql::parsed;
 
 const COLS: &str = "id, kind, centre_site, sending_site, study_uid, ecg_id, modality, priority, \
     state, question, callback_phone, requested_by, instances, received_at, last_instance_at, \
     ready_at, claimed_by, claimed_at, active_at, signed_at, acknowledged_by, acknowledged_at, \
     draft, stamp";
-
-fn parsed<T: std::str::FromStr>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(|_| sqlx::Error::Decode(format!("bad {col} in reading_requests").into()))
-}
 
 fn from_row(row: &AnyRow) -> Result<Request, sqlx::Error> {
     let claimed_by: Option<String> = row.try_get("claimed_by")?;

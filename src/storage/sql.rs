@@ -235,6 +235,27 @@ impl Db {
 }
 
 /// Is this error a unique-constraint violation (on either dialect)?
+/// A text column parsed into a word or an id (`Role`, `SiteId`, a state…); a value that does
+/// not parse is a decoding error naming the column.
+pub fn parsed<T: std::str::FromStr>(row: &sqlx::any::AnyRow, col: &str) -> Result<T, sqlx::Error> {
+    use sqlx::Row;
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(|_| sqlx::Error::Decode(format!("bad value in column {col}").into()))
+}
+
+/// The same for a column that may be NULL.
+pub fn parsed_opt<T: std::str::FromStr>(
+    row: &sqlx::any::AnyRow,
+    col: &str,
+) -> Result<Option<T>, sqlx::Error> {
+    use sqlx::Row;
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| {
+        s.parse().map_err(|_| sqlx::Error::Decode(format!("bad value in column {col}").into()))
+    })
+    .transpose()
+}
+
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => db.is_unique_violation(),
