@@ -81,31 +81,7 @@ pub async fn record_all(db: &Db, events: &[NewEvent]) -> Result<(), sqlx::Error>
     // One statement per 50 events (a worklist page is one round trip, not fifty).
     let mut tx = db.pool().begin().await?;
     for chunk in events.chunks(50) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let marks: Vec<String> = (1..=10).map(|k| format!("${}", i * 10 + k)).collect();
-                format!("({})", marks.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO audit_events (at, actor, actor_site, site_id, action, resource_kind, resource_id, outcome, client_addr, detail) VALUES {}",
-            rows.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for e in chunk {
-            q = q
-                .bind(e.at)
-                .bind(e.actor.clone())
-                .bind(e.actor_site.clone())
-                .bind(e.site.clone())
-                .bind(e.action)
-                .bind(e.resource_kind)
-                .bind(e.resource_id.clone())
-                .bind(e.outcome.as_str())
-                .bind(e.client_addr.clone())
-                .bind(e.detail.clone());
-        }
-        q.execute(&mut *tx).await?;
+        insert(&mut *tx, chunk).await?;
     }
     tx.commit().await
 }
@@ -116,22 +92,39 @@ pub async fn record_on<'e, E>(ex: E, e: &NewEvent) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    sqlx::query(
-        "INSERT INTO audit_events (at, actor, actor_site, site_id, action, resource_kind, resource_id, outcome, client_addr, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(e.at)
-    .bind(e.actor.clone())
-    .bind(e.actor_site.clone())
-    .bind(e.site.clone())
-    .bind(e.action)
-    .bind(e.resource_kind)
-    .bind(e.resource_id.clone())
-    .bind(e.outcome.as_str())
-    .bind(e.client_addr.clone())
-    .bind(e.detail.clone())
-    .execute(ex)
-    .await?;
+    insert(ex, std::slice::from_ref(e)).await
+}
+
+/// One INSERT of `events` (a few dozen at most).
+async fn insert<'e, E>(ex: E, events: &[NewEvent]) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| {
+            let marks: Vec<String> = (1..=10).map(|k| format!("${}", i * 10 + k)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO audit_events (at, actor, actor_site, site_id, action, resource_kind, resource_id, outcome, client_addr, detail) VALUES {}",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for e in events {
+        q = q
+            .bind(e.at)
+            .bind(e.actor.clone())
+            .bind(e.actor_site.clone())
+            .bind(e.site.clone())
+            .bind(e.action)
+            .bind(e.resource_kind)
+            .bind(e.resource_id.clone())
+            .bind(e.outcome.as_str())
+            .bind(e.client_addr.clone())
+            .bind(e.detail.clone());
+    }
+    q.execute(ex).await?;
     Ok(())
 }
 

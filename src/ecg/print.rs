@@ -7,6 +7,7 @@
 //! PNG.
 
 use super::{Ecg, Kind, Lead, Measurements};
+pub use crate::print::Lang;
 use crate::print::{INK, Surface};
 
 /// Where Debian's `fonts-noto-cjk` puts the font the printout embeds.
@@ -29,20 +30,6 @@ pub const PNG_DPI: f32 = 200.0;
 
 const MINOR: [u8; 3] = [250, 212, 212];
 const MAJOR: [u8; 3] = [232, 128, 128];
-
-/// The interface language of the printout's labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    En,
-    Zh,
-}
-
-impl Lang {
-    /// `zh…` is Chinese; anything else English.
-    pub fn from_tag(tag: &str) -> Lang {
-        if tag.trim().to_ascii_lowercase().starts_with("zh") { Lang::Zh } else { Lang::En }
-    }
-}
 
 /// What the header says, beside the samples.
 pub struct Sheet<'a> {

@@ -16,6 +16,24 @@ pub const FONT_PATH: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.
 /// Black.
 pub const INK: [u8; 3] = [0, 0, 0];
 
+/// The language of a printout's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// `zh…` is Chinese; anything else English.
+    pub fn from_tag(tag: &str) -> Lang {
+        if tag.trim().to_ascii_lowercase().starts_with("zh") { Lang::Zh } else { Lang::En }
+    }
+    /// The English or the Chinese text.
+    pub fn pick(self, en: &'static str, zh: &'static str) -> &'static str {
+        if self == Lang::Zh { zh } else { en }
+    }
+}
+
 /// Why a page could not be printed.
 #[derive(Debug, thiserror::Error)]
 pub enum PrintError {

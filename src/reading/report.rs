@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::store::Report;
 use super::{Kind, Request};
+pub use crate::print::Lang;
 use crate::print::{PrintError, Surface, wrap};
 
 /// Encapsulated PDF Storage.
@@ -22,22 +23,6 @@ const PAGE_H: f32 = 297.0;
 const MARGIN: f32 = 20.0;
 const BODY: f32 = 3.6;
 const LINE: f32 = 6.0;
-
-/// The interface language of the labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    En,
-    Zh,
-}
-
-impl Lang {
-    pub fn from_tag(tag: &str) -> Lang {
-        if tag.trim().to_ascii_lowercase().starts_with("zh") { Lang::Zh } else { Lang::En }
-    }
-    fn pick(self, en: &'static str, zh: &'static str) -> &'static str {
-        if self == Lang::Zh { zh } else { en }
-    }
-}
 
 /// Everything the page says.
 pub struct Paper<'a> {
