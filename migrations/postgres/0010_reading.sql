@@ -98,3 +98,15 @@ CREATE TABLE critical_calls (
     note         TEXT
 );
 CREATE INDEX critical_calls_result ON critical_calls(critical_id, at);
+
+-- Report templates a centre's admins keep: per kind, and per modality ('' for any).
+CREATE TABLE reading_templates (
+    centre_site  TEXT NOT NULL REFERENCES sites(id),
+    kind         TEXT NOT NULL CHECK (kind IN ('imaging', 'ecg')),
+    modality     TEXT NOT NULL,
+    findings     TEXT NOT NULL,
+    impression   TEXT NOT NULL,
+    updated_by   TEXT NOT NULL,
+    updated_at   BIGINT NOT NULL,
+    PRIMARY KEY (centre_site, kind, modality)
+);

@@ -231,6 +231,8 @@ actions! {
     /// A centre's routing rules.
     RoutingList = "routing.list", AdminOfSite, audit: true, hidden: false;
     RoutingManage = "routing.manage", AdminOfSite, audit: true, hidden: false;
+    /// A centre's report templates (reading them is part of reading a request).
+    TemplateManage = "reading.template.manage", AdminOfSite, audit: true, hidden: false;
 }
 
 /// Proof that the policy allowed action `A` on a target. Only this module makes them.

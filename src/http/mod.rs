@@ -41,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/device-tokens/{token}", delete(admin::revoke_device_token))
         .route("/sites/{site}/routing-rules", get(reading::rules).post(reading::add_rule))
         .route("/routing-rules/{id}", delete(reading::delete_rule))
+        .route(
+            "/sites/{site}/reading-templates",
+            get(reading::templates).put(reading::put_template).delete(reading::delete_template),
+        )
         .route("/readings", get(reading::list).post(reading::create))
         .route("/readings/{id}", get(reading::get))
         .route("/readings/{id}/send", post(reading::send))

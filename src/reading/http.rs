@@ -224,7 +224,12 @@ pub async fn get(
 /// What a new report starts from: for an ECG, the device's and Ferry's measurements and the
 /// device's statements; for imaging, the headings of its modality.
 async fn template(ctx: &RequestCtx, r: &Request) -> Result<Value, ApiError> {
+    let own =
+        store::template_for(&ctx.state.db, &r.centre_site, r.kind, r.modality.as_deref()).await?;
     let Some(ecg) = &r.ecg_id else {
+        if let Some(t) = own {
+            return Ok(json!({ "findings": t.findings, "impression": t.impression }));
+        }
         let findings = match r.modality.as_deref() {
             Some("CT") | Some("MR") => "Technique:\n\nFindings:\n",
             Some("US") => "Organs examined:\n\nFindings:\n",
@@ -260,7 +265,12 @@ async fn template(ctx: &RequestCtx, r: &Request) -> Result<Value, ApiError> {
         findings.push('\n');
         findings.push_str(&lines.join("\n"));
     }
-    Ok(json!({ "findings": findings, "impression": "" }))
+    let impression = own.as_ref().map_or(String::new(), |t| t.impression.clone());
+    if let Some(t) = own.filter(|t| !t.findings.is_empty()) {
+        findings.push_str("\n\n");
+        findings.push_str(&t.findings);
+    }
+    Ok(json!({ "findings": findings, "impression": impression }))
 }
 
 /// The steps the person could take now (for the page's buttons; the server still decides).
@@ -1235,4 +1245,60 @@ pub async fn stats(
             .into_response()),
         Some(other) => Err(bad("format", format!("`{other}` is not json or csv"))),
     }
+}
+
+// ---- report templates ----
+
+/// `GET /api/sites/{site}/reading-templates`: the centre's report templates.
+pub async fn templates(
+    ctx: RequestCtx,
+    PathParams(site): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let site = crate::auth::existing_site(&ctx.state, &site).await?;
+    let permit: Permit<ReadingSearch> = ctx.permit(Target::network()).await?;
+    Ok(Json(json!({ "templates": store::templates(&ctx.state.db, &permit, &site).await? })))
+}
+
+/// `PUT /api/sites/{site}/reading-templates`: creates or replaces one.
+pub async fn put_template(
+    ctx: RequestCtx,
+    PathParams(site): PathParams<String>,
+    JsonBody(t): JsonBody<store::Template>,
+) -> Result<Json<store::Template>, ApiError> {
+    let site = crate::auth::existing_site(&ctx.state, &site).await?;
+    let permit: Permit<crate::auth::policy::TemplateManage> = ctx
+        .permit(Target::site(&site, "template", Some(format!("{}:{}", t.kind, t.modality))))
+        .await?;
+    let saved = store::put_template(&ctx.state.db, &permit, &t, &ctx.actor.name(), ctx.now())
+        .await
+        .map_err(|e| match e {
+            store::RuleError::Invalid(why) => ApiError::bad_request("invalid_value", why),
+            store::RuleError::Exists => ApiError::conflict("exists", e.to_string()),
+            store::RuleError::Sql(e) => e.into(),
+        })?;
+    Ok(Json(saved))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateKey {
+    kind: Kind,
+    #[serde(default)]
+    modality: String,
+}
+
+/// `DELETE /api/sites/{site}/reading-templates?kind=…&modality=…`.
+pub async fn delete_template(
+    ctx: RequestCtx,
+    PathParams(site): PathParams<String>,
+    QueryParams(k): QueryParams<TemplateKey>,
+) -> Result<StatusCode, ApiError> {
+    let site = crate::auth::existing_site(&ctx.state, &site).await?;
+    let permit: Permit<crate::auth::policy::TemplateManage> = ctx
+        .permit(Target::site(&site, "template", Some(format!("{}:{}", k.kind, k.modality))))
+        .await?;
+    if !store::delete_template(&ctx.state.db, &permit, k.kind, &k.modality).await? {
+        return Err(ApiError::NotFound { what: "template" });
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

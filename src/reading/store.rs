@@ -10,6 +10,7 @@ use super::*;
 use crate::audit::{self, NewEvent, Outcome};
 use crate::auth::policy::{
     Permit, ReadingCreate, ReadingRead, ReadingSearch, ReadingUpdate, RoutingList, RoutingManage,
+    TemplateManage,
 };
 use crate::storage::Db;
 use crate::storage::sql::parsed;
@@ -1027,4 +1028,122 @@ pub async fn waiting(db: &Db) -> Result<Vec<(Priority, i64, i64)>, sqlx::Error> 
     .fetch_all(db.pool())
     .await?;
     Ok(rows.into_iter().filter_map(|(p, n, oldest)| Some((p.parse().ok()?, n, oldest))).collect())
+}
+
+// ---- report templates ----
+
+/// A centre's report template.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Template {
+    pub kind: Kind,
+    /// `""`: any modality of the kind.
+    #[serde(default)]
+    pub modality: String,
+    #[serde(default)]
+    pub findings: String,
+    #[serde(default)]
+    pub impression: String,
+    #[serde(default, skip_deserializing)]
+    pub updated_by: String,
+    #[serde(default, skip_deserializing)]
+    pub updated_at: i64,
+}
+
+fn template_from_row(r: &AnyRow) -> Result<Template, sqlx::Error> {
+    Ok(Template {
+        kind: parsed(r, "kind")?,
+        modality: r.try_get("modality")?,
+        findings: r.try_get("findings")?,
+        impression: r.try_get("impression")?,
+        updated_by: r.try_get("updated_by")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// A centre's templates (anyone who reads there may see them).
+pub async fn templates(
+    db: &Db,
+    _: &Permit<ReadingSearch>,
+    centre: &SiteId,
+) -> Result<Vec<Template>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM reading_templates WHERE centre_site = $1 ORDER BY kind, modality",
+    )
+    .bind(centre.as_str())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(template_from_row).collect()
+}
+
+/// The template a new report of this kind and modality starts from: the modality's, else the
+/// kind's. (Structural: what the reader's page is prefilled with.)
+pub async fn template_for(
+    db: &Db,
+    centre: &SiteId,
+    kind: Kind,
+    modality: Option<&str>,
+) -> Result<Option<Template>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM reading_templates WHERE centre_site = $1 AND kind = $2 AND modality IN ($3, '') \
+         ORDER BY modality DESC LIMIT 1",
+    )
+    .bind(centre.as_str())
+    .bind(kind.as_str())
+    .bind(modality.unwrap_or("").to_uppercase())
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.first().map(template_from_row).transpose()?)
+}
+
+/// Creates or replaces the permit's centre's template.
+pub async fn put_template(
+    db: &Db,
+    permit: &Permit<TemplateManage>,
+    t: &Template,
+    by: &str,
+    now: i64,
+) -> Result<Template, RuleError> {
+    let centre = permit.site().map(|s| s.to_string()).unwrap_or_default();
+    let modality = t.modality.trim().to_uppercase();
+    if modality.len() > 16 || !modality.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(RuleError::Invalid(
+            "modality: a DICOM code such as CT, or empty for any".into(),
+        ));
+    }
+    if t.findings.chars().count() > 20_000 || t.impression.chars().count() > 5_000 {
+        return Err(RuleError::Invalid("the template is too long".into()));
+    }
+    sqlx::query(
+        "INSERT INTO reading_templates (centre_site, kind, modality, findings, impression, updated_by, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (centre_site, kind, modality) DO UPDATE SET \
+         findings = $4, impression = $5, updated_by = $6, updated_at = $7",
+    )
+    .bind(&centre)
+    .bind(t.kind.as_str())
+    .bind(&modality)
+    .bind(&t.findings)
+    .bind(&t.impression)
+    .bind(by)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(Template { modality, updated_by: by.to_string(), updated_at: now, ..t.clone() })
+}
+
+/// Removes one of the permit's centre's templates.
+pub async fn delete_template(
+    db: &Db,
+    permit: &Permit<TemplateManage>,
+    kind: Kind,
+    modality: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM reading_templates WHERE centre_site = $1 AND kind = $2 AND modality = $3",
+    )
+    .bind(permit.site().map(|s| s.to_string()).unwrap_or_default())
+    .bind(kind.as_str())
+    .bind(modality.trim().to_uppercase())
+    .execute(db.pool())
+    .await?;
+    Ok(r.rows_affected() > 0)
 }

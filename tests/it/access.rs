@@ -226,6 +226,12 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
         ),
         c("routing.list", "GET", format!("/api/sites/{site}/routing-rules"), None),
         c("routing.manage", "DELETE", format!("/api/routing-rules/{rule}"), None),
+        c(
+            "reading.template.manage",
+            "PUT",
+            format!("/api/sites/{site}/reading-templates"),
+            Some(json!({"kind": "ecg", "modality": "", "findings": "Rhythm:", "impression": ""})),
+        ),
     ]
 }
 

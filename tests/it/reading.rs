@@ -397,9 +397,30 @@ async fn an_unacknowledged_critical_result_escalates_and_the_call_is_logged(sql:
     let vt = json!({"finding": "vt", "note": "HR 190, wide QRS"});
     assert_eq!(chen.post(&format!("/api/readings/{id}/critical"), vt.clone()).await.status(), 409);
     assert_eq!(chen.post(&format!("/api/readings/{id}/claim"), json!({})).await.status(), 200);
+    // The centre's ECG template follows the measurements in a new report.
+    let admin = s.login("admin").await;
+    let tpl =
+        json!({"kind": "ecg", "modality": "", "findings": "节律：", "impression": "请结合临床"});
+    let r = admin.send("PUT", "/api/sites/city-hospital/reading-templates", Some(tpl)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        chen.send(
+            "PUT",
+            "/api/sites/city-hospital/reading-templates",
+            Some(json!({"kind": "ecg"}))
+        )
+        .await
+        .status(),
+        403
+    );
     let got: Value = chen.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
     assert!(got["can"].as_array().unwrap().contains(&json!("critical")), "{got}");
-    assert!(got["template"]["findings"].as_str().unwrap().starts_with("HR "), "{got}");
+    let findings = got["template"]["findings"].as_str().unwrap();
+    assert!(findings.starts_with("HR ") && findings.ends_with("节律："), "{got}");
+    assert_eq!(got["template"]["impression"], "请结合临床");
+    let listed: Value =
+        chen.get("/api/sites/city-hospital/reading-templates").await.json().await.unwrap();
+    assert_eq!(listed["templates"][0]["updated_by"], "admin");
     let (st, _) = crate::support::problem(
         chen.post(&format!("/api/readings/{id}/critical"), json!({"finding": "flu"})).await,
     )
