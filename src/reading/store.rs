@@ -1092,7 +1092,7 @@ pub async fn template_for(
     .bind(modality.unwrap_or("").to_uppercase())
     .fetch_all(db.pool())
     .await?;
-    Ok(rows.first().map(template_from_row).transpose()?)
+    rows.first().map(template_from_row).transpose()
 }
 
 /// Creates or replaces the permit's centre's template.
