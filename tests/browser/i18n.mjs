@@ -54,7 +54,7 @@ test('the sign-in page and a refused sign-in are Chinese', async () => {
 });
 
 const ROLES = {
-  admin: ['#/', '#/studies', '#/tokens', '#/admin/sites', '#/admin/users', '#/admin/devices', '#/admin/audit', '#/nowhere'],
+  admin: ['#/', '#/studies', '#/tokens', '#/admin/sites', '#/admin/users', '#/admin/devices', '#/admin/reading', '#/admin/audit', '#/nowhere'],
   'dr-zhao': ['#/', '#/studies', '#/upload', '#/consults', '#/consults/new', '#/tokens', '#/readings'],
   'dr-li': ['#/', '#/studies', '#/consults', '#/tokens', '#/readings'],
   'dr-chen': ['#/', '#/studies', '#/tokens', '#/admin/sites', '#/readings'],

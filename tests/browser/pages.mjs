@@ -14,7 +14,10 @@
 // result, which dr-zhao leaves unacknowledged (its banner is on every page of dr-zhao's).
 // Then, in both languages, admin issues a device token to the island clinic's ECG cart (its
 // secret shown once), sees it active, revokes it and sees it revoked, the panel passing the
-// same checks. Last, a signed-out deep link to a consult lands on it after sign-in.
+// same checks; and on City Hospital's reading centre tab sees the demo's four routing rules,
+// saves a report template for imaging CT, sees it listed and removes it, adds a rule (County
+// Hospital's ECGs, urgent), sees it listed and removes it. Last, a signed-out deep link to a
+// consult lands on it after sign-in.
 // Run by tests/it/browser.rs with FERRY_URL set (DICOM_TEST_FILES: the folder of the pydicom
 // wheel's test files; found through python3 if not set). The OHIF viewer is not checked here
 // (viewer.mjs does): its frame on the call page is answered with an empty page.
@@ -190,8 +193,8 @@ function pagesOf(user) {
       ['#/readings', `#reading-list tr[data-reading="${rd.ct}"]`], reading(rd.ct), reading(rd.ecg), ['#/nowhere', 'main h1']];
     case 'dr-li': return [...common, ['#/ecgs', '#ecg-list'], ['#/consults', '#consult-list'], consult(c.signed), consult(c.accepted), consult(c.requested), call(c.accepted),
       ['#/readings', '#reading-list'], reading(rd.ct), ['#/readings/turnaround', '#turnaround-table']];
-    case 'admin': return [...common, ['#/admin/sites', 'table'], ['#/admin/users', 'table'], ['#/admin/devices', 'table'], ['#/admin/audit', 'table'],
-      ['#/readings/turnaround', '#turnaround-table']];
+    case 'admin': return [...common, ['#/admin/sites', 'table'], ['#/admin/users', 'table'], ['#/admin/devices', 'table'],
+      ['#/admin/reading', '#reading-templates'], ['#/admin/audit', 'table'], ['#/readings/turnaround', '#turnaround-table']];
     case 'dr-chen': return [...common, ['#/ecgs', `#ecg-list tr[data-ecg="${seeded.ecg}"]`], ['#/admin/sites', '#not-permitted'],
       ['#/readings', `#reading-list tr[data-reading="${rd.ecg}"]`], reading(rd.ecg), ['#/readings/turnaround', '#turnaround-table']];
     default: return common;
@@ -277,6 +280,61 @@ for (const locale of LOCALES) {
       await page.waitForSelector(`${row}:not(:has(button))`, { timeout: T });
       expect(shownAs(msg['tokens.revoked_at']).test(await status()), `the revoked token's status: ${await status()}`);
       expect(!(await page.$('#new-device-token')), 'the secret is shown again after revoking');
+      await page.waitForLoadState('networkidle').catch(() => {});
+      await check(s, locale);
+    } finally {
+      await s.context.close();
+    }
+    expect(s.problems.length === 0, `${s.problems.length} problem(s):\n  ${s.problems.join('\n  ')}`);
+  });
+}
+
+for (const locale of LOCALES) {
+  test(`admin, ${locale}: the reading centre's routing rules and report templates are listed, saved, added and removed`, async () => {
+    const msg = { en, 'zh-CN': zh }[locale];
+    const s = await openAs('admin', locale, VIEWPORTS[0]);
+    const { page } = s;
+    const rules = () => page.$$eval('#routing-rules tr[data-rule]', trs => trs.map(tr => `${tr.dataset.from} ${tr.dataset.kind}`).sort().join(', '));
+    const demo = 'island-clinic ecg, island-clinic imaging, mountain-clinic ecg, mountain-clinic imaging';
+    const rule = '#routing-rules tr[data-from="county-hospital"][data-kind="ecg"]';
+    const tpl = '#reading-templates tr[data-template-kind="imaging"][data-template-modality="CT"]';
+    const line = `Technique: pages check, ${locale} ${Date.now()}`;
+    const text = async sel => (await page.textContent(sel)).trim();
+    try {
+      await visit(s, '#/admin/reading', '#reading-templates', locale);
+      // The admin's own site is the centre shown, with the demo's rules by site name.
+      expect(await page.inputValue('select[name=site]') === 'city-hospital', `centre shown: ${await page.inputValue('select[name=site]')}`);
+      expect(await rules() === demo, `rules listed: ${await rules()}`);
+      expect(await text('#routing-rules tr[data-from="island-clinic"][data-kind="imaging"] td:first-child') === 'Island Clinic', 'the sending site by name');
+      // A template for imaging CT: saved, listed by its first line, back in the editor, removed.
+      expect(!(await page.$(tpl)), 'a CT template exists before the check');
+      await page.selectOption('#template-form select[name=kind]', 'imaging');
+      await page.selectOption('#template-form select[name=modality]', 'CT');
+      await page.fill('#template-form textarea[name=findings]', `${line}\n\nFindings:\n`);
+      await page.fill('#template-form textarea[name=impression]', 'No acute abnormality.');
+      await page.click('#template-form button[type=submit]');
+      await page.waitForSelector(tpl, { timeout: T });
+      expect(await text(`${tpl} .template-first-line`) === line, `first line listed: ${await text(`${tpl} .template-first-line`)}`);
+      await page.click(`${tpl} td.actions button:first-child`);
+      expect(await page.inputValue('#template-form textarea[name=findings]') === `${line}\n\nFindings:\n`, 'Edit fills the editor');
+      await page.waitForLoadState('networkidle').catch(() => {});
+      await check(s, locale);
+      await page.click(`${tpl} td.actions button:last-child`);
+      await page.waitForSelector(tpl, { state: 'detached', timeout: T });
+      // A rule: County Hospital's ECGs, urgent; listed, then removed.
+      await page.selectOption('#rule-form select[name=from_site]', 'county-hospital');
+      await page.selectOption('#rule-form select[name=kind]', 'ecg');
+      await page.selectOption('#rule-form select[name=priority]', 'urgent');
+      await page.click('#rule-form button[type=submit]');
+      await page.waitForSelector(rule, { timeout: T });
+      expect(await text(`${rule} td:first-child`) === 'County Hospital', `the new rule's site: ${await text(`${rule} td:first-child`)}`);
+      expect(await text(`${rule} td:nth-child(2)`) === msg['reading_kind.ecg'], `the new rule's kind: ${await text(`${rule} td:nth-child(2)`)}`);
+      expect(await text(`${rule} td:nth-child(4)`) === msg['priority.urgent'], `the new rule's priority: ${await text(`${rule} td:nth-child(4)`)}`);
+      await page.waitForLoadState('networkidle').catch(() => {});
+      await check(s, locale);
+      await page.click(`${rule} td.actions button`);
+      await page.waitForSelector(rule, { state: 'detached', timeout: T });
+      expect(await rules() === demo, `rules listed after removing: ${await rules()}`);
       await page.waitForLoadState('networkidle').catch(() => {});
       await check(s, locale);
     } finally {

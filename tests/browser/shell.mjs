@@ -112,12 +112,12 @@ test("the person's menu holds the API tokens and sign-out", async () => {
 });
 
 test('dr-zhao cannot open the admin pages', async () => {
-  for (const p of ['sites', 'users', 'devices', 'audit']) {
+  for (const p of ['sites', 'users', 'devices', 'reading', 'audit']) {
     await zhao.page.goto(`${base}/#/admin/${p}`);
     await zhao.page.waitForSelector('#not-permitted');
   }
   const statuses = await zhao.page.evaluate(async () => Promise.all(
-    ['/api/sites/island-clinic/users', '/api/sites/island-clinic/devices', '/api/audit'].map(async u => (await fetch(u)).status)));
+    ['/api/sites/island-clinic/users', '/api/sites/island-clinic/devices', '/api/sites/island-clinic/routing-rules', '/api/audit'].map(async u => (await fetch(u)).status)));
   expect(statuses.every(s => s === 403), `API answered ${statuses}`);
   await zhao.context.close();
 });
@@ -134,7 +134,7 @@ test('a deep link survives the sign-in page', async () => {
 });
 
 test('no page scrolls sideways at 1280×800 or 800×1280, and every control has a label', async () => {
-  for (const [user, pages] of [['admin', ['#/', '#/admin/sites', '#/admin/users', '#/admin/devices', '#/admin/audit', '#/tokens']],
+  for (const [user, pages] of [['admin', ['#/', '#/admin/sites', '#/admin/users', '#/admin/devices', '#/admin/reading', '#/admin/audit', '#/tokens']],
     ['dr-zhao', ['#/', '#/studies', '#/upload', '#/consults', '#/consults/new']]]) {
     for (const viewport of [{ width: 1280, height: 800 }, { width: 800, height: 1280 }]) {
       const s = await openAs(user, viewport);

@@ -185,7 +185,7 @@ async fn every_page_of_every_role_fits_reads_and_passes_axe_in_both_languages() 
     let files = crate::support::testfile_path("CT_small.dcm");
     let dir = std::path::Path::new(&files).parent().unwrap().display().to_string();
     let out = run_node("pages.mjs", &s, vec![("DICOM_TEST_FILES", dir)]).await;
-    all_passed(&out, 24);
+    all_passed(&out, 26);
 }
 
 /// The ECG pages with pydicom's 12-lead waveform posted by dr-zhao: the list and the study

@@ -35,6 +35,7 @@ const pages = {
   sites: () => import('./pages/admin/sites.js'),
   users: () => import('./pages/admin/users.js'),
   devices: () => import('./pages/admin/devices.js'),
+  readingAdmin: () => import('./pages/admin/reading.js'),
   audit: () => import('./pages/admin/audit.js'),
 };
 
@@ -64,6 +65,7 @@ async function draw(r) {
       if (!can('admin.users')) return (await pages.adminCommon()).notPermitted();
       if (r.tab === 'users') return (await pages.users()).usersPage();
       if (r.tab === 'devices') return (await pages.devices()).devicesPage();
+      if (r.tab === 'reading') return (await pages.readingAdmin()).readingCentrePage();
       if (r.tab === 'audit') return (await pages.audit()).auditPage();
       return (await pages.sites()).sitesPage();
     }

@@ -85,7 +85,7 @@ test('computed keys: every value the pages look up has a message', () => {
   const need = [
     ...['preview', 'connecting', 'connected', 'reconnecting', 'ended'].map(s => `call.status.${s}`),
     ...['good', 'fair', 'poor', 'unknown'].map(s => `call.quality.${s}`),
-    ...['sites', 'users', 'devices', 'audit'].map(s => `admin.tab.${s}`),
+    ...['sites', 'users', 'devices', 'reading', 'audit'].map(s => `admin.tab.${s}`),
     ...['imaging.send', 'consult.request', 'imaging.read', 'consult.answer', 'admin.sites', 'admin.users', 'admin.devices', 'admin.audit']
       .flatMap(c => [`card.${c}.title`, `card.${c}.text`]),
     ...['admin', 'specialist', 'reader', 'clinician', 'trainer'].flatMap(r => [`role.${r}`, `role_title.${r}`]),
@@ -124,7 +124,7 @@ test("every problem code the server sends has a message (src/error.rs and the ha
     'account_locked', 'rate_limited', 'unsupported_media_type', 'payload_too_large', 'not_acceptable',
     'method_not_allowed', 'cannot_decode', 'unavailable', 'internal',
     // reading centres (src/reading/http.rs)
-    'no_centre',
+    'no_centre', 'exists',
     // signalling (docs/signalling.md)
     'not_allowed', 'not_in_room', 'peer_unavailable', 'too_many_rooms', 'message_too_large', 'invalid_message',
     'unsupported_version'];

@@ -1,10 +1,12 @@
 // The reading pages' pure parts: durations, the service-level clock, the list's query, the
-// clinic's unread reports, the turnaround charts' geometry, the routes, the alarm's safety.
+// clinic's unread reports, the turnaround charts' geometry, the routes, the alarm's safety, the
+// admin's routing rules and report templates.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setLocale } from '../dist/lib/i18n.js';
 import {
-  barChart, clockOffset, duration, isUnread, readingQuery, requestFor, slaClock, stateParam, tickStep, worklistCounts,
+  barChart, clockOffset, duration, firstLine, isUnread, modalityCodes, readingQuery, requestFor, ruleBody, rulePath, rulesPath,
+  slaClock, stateParam, templateBody, templatesPath, tickStep, worklistCounts,
 } from '../dist/lib/reading.js';
 import { parseRoute, readingHash, readingsHash, turnaroundHash } from '../dist/lib/router.js';
 import { alarmOn, beep, startAlarm, stopAlarm } from '../dist/lib/alarm.js';
@@ -130,6 +132,32 @@ test('the reading routes and their links', () => {
   assert.deepEqual(parseRoute('#/readings/turnaround?days=99'), { name: 'reading-stats', days: 7 });
   assert.equal(readingsHash({ kind: 'ecg', state: '' }), '#/readings?kind=ecg');
   assert.equal(readingsHash(), '#/readings');
+});
+
+test("the admin's routing rules and report templates: paths, bodies from the forms, a template's first line", () => {
+  assert.equal(rulesPath('city-hospital'), '/api/sites/city-hospital/routing-rules');
+  assert.equal(rulePath('rr_a/b'), '/api/routing-rules/rr_a%2Fb');
+  assert.equal(templatesPath('city-hospital'), '/api/sites/city-hospital/reading-templates');
+  assert.equal(templatesPath('city-hospital', { kind: 'imaging', modality: 'CT' }), '/api/sites/city-hospital/reading-templates?kind=imaging&modality=CT');
+  assert.equal(templatesPath('c h', { kind: 'ecg', modality: '' }), '/api/sites/c%20h/reading-templates?kind=ecg&modality=');
+  assert.deepEqual(modalityCodes([' ct', 'MR', 'CT', '', ' ']), ['CT', 'MR']);
+  assert.deepEqual(ruleBody({ from_site: 'county-hospital', kind: 'ecg', priority: 'urgent' }, ['CT']),
+    { from_site: 'county-hospital', subtree: false, kind: 'ecg', modalities: [], priority: 'urgent' }, 'an ECG rule names no modality');
+  assert.deepEqual(ruleBody({ from_site: 'island-clinic', subtree: 'on', kind: 'imaging', priority: 'stat' }, ['CT', 'mr']),
+    { from_site: 'island-clinic', subtree: true, kind: 'imaging', modalities: ['CT', 'MR'], priority: 'stat' });
+  assert.deepEqual(ruleBody({ from_site: 'x', kind: 'other', priority: 'soon' }, []),
+    { from_site: 'x', subtree: false, kind: 'imaging', modalities: [], priority: 'routine' });
+  assert.deepEqual(templateBody({ kind: 'imaging', modality: ' us', findings: 'Organs:\n', impression: 'Normal.' }),
+    { kind: 'imaging', modality: 'US', findings: 'Organs:\n', impression: 'Normal.' });
+  assert.deepEqual(templateBody({ kind: 'ecg', modality: 'CT', findings: 'Rhythm:', impression: '' }),
+    { kind: 'ecg', modality: '', findings: 'Rhythm:', impression: '' }, "an ECG's template is for any modality");
+  assert.deepEqual(templateBody({ kind: 'imaging' }), { kind: 'imaging', modality: '', findings: '', impression: '' });
+  assert.equal(firstLine('\n  \r\n  Technique: axial 5 mm\r\nFindings:'), 'Technique: axial 5 mm');
+  assert.equal(firstLine(''), '');
+  assert.equal(firstLine(null), '');
+  assert.equal(firstLine('abcdef', 4), 'abc…');
+  assert.equal(firstLine('心电图检查所见', 4), '心电图…');
+  assert.equal(firstLine('abcd', 4), 'abcd');
 });
 
 test('the alarm never throws where there is no sound', () => {

@@ -21,6 +21,7 @@ test('every route', () => {
   assert.deepEqual(parseRoute('#/admin/sites'), { name: 'admin', tab: 'sites' });
   assert.deepEqual(parseRoute('#/admin/users'), { name: 'admin', tab: 'users' });
   assert.deepEqual(parseRoute('#/admin/devices'), { name: 'admin', tab: 'devices' });
+  assert.deepEqual(parseRoute('#/admin/reading'), { name: 'admin', tab: 'reading' });
   assert.deepEqual(parseRoute('#/admin/audit'), { name: 'admin', tab: 'audit' });
   assert.deepEqual(parseRoute('#/admin/whatever'), { name: 'admin', tab: 'sites' });
   assert.deepEqual(parseRoute('#/nowhere'), { name: 'not-found' });

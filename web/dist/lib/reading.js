@@ -1,6 +1,7 @@
 // Reading requests as the API answers them (docs/reading.md), and what the pages say about
 // them: durations for people ("12 min", "1 h 5 min"), the service-level clock, the list's
-// query, which reports the clinic has not read yet, and the turnaround charts' geometry. Pure.
+// query, which reports the clinic has not read yet, the turnaround charts' geometry, and a
+// centre's routing rules and report templates as its admins keep them. Pure.
 
 import { t } from './i18n.js';
 
@@ -26,6 +27,13 @@ import { t } from './i18n.js';
  *   critical?: any[] }} Reading
  * @typedef {Reading & { reports: Report[], draft: ReportBody | null, can: string[],
  *   critical_findings?: string[], conclusions?: string[], template?: { findings?: string, impression?: string } | null }} ReadingDetail
+ * @typedef {{ id: string, centre_site: string, from_site: string, subtree: boolean, kind: 'imaging' | 'ecg',
+ *   modalities: string[], priority: 'stat' | 'urgent' | 'routine', created_by: string, created_at: number }} RoutingRule
+ * @typedef {{ from_site: string, subtree: boolean, kind: 'imaging' | 'ecg', modalities: string[],
+ *   priority: 'stat' | 'urgent' | 'routine' }} NewRoutingRule
+ * @typedef {{ kind: 'imaging' | 'ecg', modality: string, findings: string, impression: string,
+ *   updated_by?: string, updated_at?: number }} ReportTemplate
+ *   `modality` '' is the kind's template for any modality without one of its own
  */
 
 export const KINDS = ['imaging', 'ecg'];
@@ -244,4 +252,74 @@ export function barChart(rows, o = {}) {
   const ticks = [];
   for (let v = 0; step && v <= max + 1e-9; v += step) ticks.push({ x: (v / max) * plotW, ms: v });
   return { width, height: axisY + axisH, plotW, max, axisY, labels, bars, ticks, bands };
+}
+
+// ---- a centre's routing rules and report templates ----
+
+/** The modalities a routing rule or a template is chosen for on the page (others at the console). */
+export const RULE_MODALITIES = ['CT', 'MR', 'DX', 'CR', 'US', 'MG', 'XA'];
+
+/** A centre's routing rules. @param {string} site */
+export const rulesPath = site => `/api/sites/${encodeURIComponent(site)}/routing-rules`;
+/** One routing rule. @param {string} id */
+export const rulePath = id => `/api/routing-rules/${encodeURIComponent(id)}`;
+
+/**
+ * A centre's report templates; with a key, the one template of that kind and modality ('' for
+ * any) (what DELETE takes).
+ * @param {string} site
+ * @param {{ kind: string, modality: string }} [key]
+ */
+export function templatesPath(site, key) {
+  const path = `/api/sites/${encodeURIComponent(site)}/reading-templates`;
+  return key ? `${path}?${new URLSearchParams({ kind: key.kind, modality: key.modality || '' })}` : path;
+}
+
+/**
+ * @param {string | undefined} v
+ * @returns {'imaging' | 'ecg'}
+ */
+const kindOf = v => (v === 'ecg' ? 'ecg' : 'imaging');
+
+/**
+ * Modality codes as the server keeps them: upper case, each once, blanks dropped.
+ * @param {string[]} codes
+ */
+export function modalityCodes(codes) {
+  return [...new Set(codes.map(m => m.trim().toUpperCase()).filter(Boolean))];
+}
+
+/**
+ * The body of a new routing rule from the form's values (`subtree` is "on" when ticked) and the
+ * modalities ticked: an ECG rule names none; no modality is every modality.
+ * @param {Record<string, string>} v from_site, subtree, kind, priority
+ * @param {string[]} modalities
+ * @returns {NewRoutingRule}
+ */
+export function ruleBody(v, modalities) {
+  const kind = kindOf(v.kind);
+  const priority = /** @type {NewRoutingRule['priority']} */ (PRIORITIES.includes(v.priority) ? v.priority : 'routine');
+  return { from_site: v.from_site || '', subtree: v.subtree === 'on', kind, modalities: kind === 'imaging' ? modalityCodes(modalities) : [], priority };
+}
+
+/**
+ * The body of PUT reading-templates from the form's values: an ECG's template is for any
+ * modality of the kind.
+ * @param {Record<string, string>} v kind, modality, findings, impression
+ * @returns {ReportTemplate}
+ */
+export function templateBody(v) {
+  const kind = kindOf(v.kind);
+  return { kind, modality: kind === 'ecg' ? '' : modalityCodes([v.modality || ''])[0] || '', findings: v.findings || '', impression: v.impression || '' };
+}
+
+/**
+ * The first line of a text that has something on it, cut to `max` characters ("…" at the end).
+ * @param {string | null | undefined} text
+ * @param {number} [max]
+ */
+export function firstLine(text, max = 80) {
+  const line = String(text || '').split(/\r?\n/).map(l => l.trim()).find(Boolean) || '';
+  const chars = [...line];
+  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : line;
 }

@@ -7,7 +7,7 @@
  *   | { name: 'consult', id: string } | { name: 'call', id: string }
  *   | { name: 'ecgs', query: Record<string, string> } | { name: 'ecg', id: string } | { name: 'ecg-calibrate', next: string | null }
  *   | { name: 'readings', query: Record<string, string> } | { name: 'reading', id: string } | { name: 'reading-stats', days: 7 | 30 }
- *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'audit' }
+ *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'reading' | 'audit' }
  *   | { name: 'not-found' }} Route
  */
 
@@ -71,6 +71,7 @@ export function parseRoute(hash) {
   if ((m = /^#\/readings\/([^/]+)$/.exec(path))) return { name: 'reading', id: decode(m[1]) };
   if (path === '#/admin/users') return { name: 'admin', tab: 'users' };
   if (path === '#/admin/devices') return { name: 'admin', tab: 'devices' };
+  if (path === '#/admin/reading') return { name: 'admin', tab: 'reading' };
   if (path === '#/admin/audit') return { name: 'admin', tab: 'audit' };
   if (path === '#/admin' || path.startsWith('#/admin/')) return { name: 'admin', tab: 'sites' };
   return { name: 'not-found' };

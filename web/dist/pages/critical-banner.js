@@ -97,6 +97,9 @@ function alertOf(c) {
   if (!watch.readbacks.has(c.id)) {
     watch.readbacks.set(c.id, h('input', { name: 'readback', maxlength: 500, required: true, placeholder: t('critical.readback_placeholder') }));
   }
+  // Kept across redraws (what is typed stays), its placeholder in the current language.
+  const readback = /** @type {HTMLInputElement} */ (watch.readbacks.get(c.id));
+  readback.placeholder = t('critical.readback_placeholder');
   const patient = watch.patients.get(c.reading);
   return h('div', { class: 'critical-alert', 'data-critical': c.id, 'data-reading': c.reading },
     h('div', { class: 'critical-alert-text' },
@@ -107,7 +110,7 @@ function alertOf(c) {
       t('banner.raised', { by: nameOf(c.raised_by), at: dateTime(c.raised_at) }),
       c.escalated_at ? [' · ', h('span', { class: 'critical-late' }, t('banner.escalated'))] : null, ' ',
       h('a', { href: readingHash(c.reading), class: 'critical-open' }, t('banner.open'))),
-    acknowledgeForm(c, /** @type {HTMLInputElement} */ (watch.readbacks.get(c.id)), refresh));
+    acknowledgeForm(c, readback, refresh));
 }
 
 function draw() {

@@ -6,10 +6,10 @@ import { t } from '../../lib/i18n.js';
 
 /** @typedef {import('../../lib/session.js').Site} Site */
 
-/** @param {'sites' | 'users' | 'devices' | 'audit'} on */
+/** @param {'sites' | 'users' | 'devices' | 'reading' | 'audit'} on */
 export function adminTabs(on) {
   const tab = (/** @type {string} */ id) => h('a', { href: `#/admin/${id}`, class: on === id ? 'on' : '', 'aria-current': on === id ? 'page' : null }, t(`admin.tab.${id}`));
-  return h('nav', { class: 'tabs', 'aria-label': t('admin.title') }, tab('sites'), tab('users'), tab('devices'), tab('audit'));
+  return h('nav', { class: 'tabs', 'aria-label': t('admin.title') }, tab('sites'), tab('users'), tab('devices'), tab('reading'), tab('audit'));
 }
 
 export function notPermitted() {
@@ -32,9 +32,10 @@ export function siteSelect(sites, selected, name = 'site') {
  * A "Site" chooser that calls `onPick` with the site chosen.
  * @param {(site: string) => void} onPick
  * @param {string} current
+ * @param {Site[]} [known] the network's sites when the page has them already
  */
-export async function sitePicker(onPick, current) {
-  const sites = (await api('GET', '/api/sites')).sites;
+export async function sitePicker(onPick, current, known) {
+  const sites = known || (await api('GET', '/api/sites')).sites;
   const sel = siteSelect(sites, current);
   sel.addEventListener('change', () => onPick(sel.value));
   return field(t('admin.site'), sel);
