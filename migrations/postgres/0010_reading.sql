@@ -30,7 +30,7 @@ CREATE TABLE reading_requests (
     priority          TEXT NOT NULL CHECK (priority IN ('routine', 'urgent', 'stat')),
     -- The worklist's order: STAT, urgent, routine (kept by the database, so an index serves it).
     priority_rank     BIGINT GENERATED ALWAYS AS (CASE priority WHEN 'stat' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END) STORED,
-    state             TEXT NOT NULL CHECK (state IN ('collecting', 'ready', 'claimed', 'signed', 'cancelled')),
+    state             TEXT NOT NULL CHECK (state IN ('collecting', 'ready', 'claimed', 'review', 'signed', 'cancelled')),
     question          TEXT,
     callback_phone    TEXT,
     requested_by      TEXT NOT NULL,
@@ -42,6 +42,7 @@ CREATE TABLE reading_requests (
     claimed_at        BIGINT,
     active_at         BIGINT,
     signed_at         BIGINT,
+    drafted_by        TEXT REFERENCES users(id),
     acknowledged_by   TEXT REFERENCES users(id),
     acknowledged_at   BIGINT,
     draft             TEXT,
@@ -62,6 +63,7 @@ CREATE TABLE reading_reports (
     signed_by      TEXT NOT NULL REFERENCES users(id),
     signed_at      BIGINT NOT NULL,
     content_sha256 TEXT NOT NULL,
+    drafted_by     TEXT REFERENCES users(id),
     PRIMARY KEY (request_id, version)
 );
 CREATE FUNCTION reading_reports_append_only() RETURNS trigger AS $$

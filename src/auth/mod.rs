@@ -258,6 +258,7 @@ async fn device_ctx(
         admin_scope: Default::default(),
         at_root_site: false,
         device: true,
+        senior: false,
     };
     let via = AuthVia::DeviceToken { id: token, device };
     Ok(RequestCtx { state: state.clone(), actor: Actor { user, view, via }, client })
@@ -278,6 +279,7 @@ pub async fn actor_view(state: &AppState, user: &User) -> Result<ActorView, DbEr
         },
         at_root_site: is_root_site(db, &user.site).await?,
         device: false,
+        senior: user.specialties.iter().any(|s| s.as_str() == "senior"),
     })
 }
 

@@ -22,6 +22,8 @@ pub struct ActorView {
     /// True for a registered device acting with its bearer token: it may only take the
     /// actions in [`DEVICE_ACTIONS`], for its own site.
     pub device: bool,
+    /// Holds the `senior` specialty: signs others' drafts where reading is two-step.
+    pub senior: bool,
 }
 
 impl ActorView {
@@ -325,6 +327,7 @@ mod tests {
             admin_scope: scope.iter().map(|s| s.parse().unwrap()).collect(),
             at_root_site: root,
             device: false,
+            senior: false,
         }
     }
 

@@ -88,6 +88,9 @@ pub struct ReadingSettings {
     pub critical_imaging: Vec<String>,
     /// Coded conclusions offered for ECG reports.
     pub ecg_conclusions: Vec<String>,
+    /// Juniors draft and submit, seniors (people with the `senior` specialty) sign.
+    #[serde(deserialize_with = "lenient")]
+    pub two_step: bool,
     /// Printed reports give times at this offset from UTC (minutes; China: 480).
     #[serde(deserialize_with = "lenient")]
     pub report_utc_offset_minutes: i64,

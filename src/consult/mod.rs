@@ -489,6 +489,7 @@ mod tests {
             admin_scope: Default::default(),
             at_root_site: false,
             device: false,
+            senior: false,
         }
     }
 

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readings/{id}/sign", post(reading::sign))
         .route("/readings/{id}/amend", post(reading::amend))
         .route("/readings/{id}/acknowledge", post(reading::acknowledge))
+        .route("/readings/{id}/submit", post(reading::submit))
         .route("/readings/{id}/critical", post(reading::raise))
         .route("/readings/{id}/report.pdf", get(reading::report_pdf))
         .route("/critical", get(reading::criticals))

@@ -55,7 +55,7 @@ fn site(id: &crate::network::SiteId) -> Value {
 /// A request as a `ServiceRequest`.
 pub fn service_request(r: &Request, study: &Value) -> Value {
     let status = match r.state {
-        State::Collecting | State::Ready | State::Claimed => "active",
+        State::Collecting | State::Ready | State::Claimed | State::Review => "active",
         State::Signed => "completed",
         State::Cancelled => "revoked",
     };

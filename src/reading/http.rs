@@ -23,6 +23,7 @@ impl From<&crate::config::ReadingSettings> for Timing {
         Timing {
             quiet_ms: s.quiet_secs as i64 * 1000,
             claim_idle_ms: s.claim_idle_minutes as i64 * 60_000,
+            two_step: s.two_step,
         }
     }
 }
@@ -76,6 +77,7 @@ fn view(r: &Request, facts: &Facts, st: &AppState, now: i64) -> Value {
         "claimed_by": r.claimed_by,
         "claimed_at": r.claimed_at.map(crate::time::rfc3339),
         "signed_at": r.signed_at.map(crate::time::rfc3339),
+        "drafted_by": r.drafted_by,
         "acknowledged_by": r.acknowledged_by,
         "acknowledged_at": r.acknowledged_at.map(crate::time::rfc3339),
         "due_at": crate::time::rfc3339(due),
@@ -288,6 +290,7 @@ fn possible(
         Step::Release,
         Step::Draft(body.clone()),
         Step::Sign(body.clone()),
+        Step::Submit(body.clone()),
         Step::Amend { body, reason: "x".into() },
         Step::Acknowledge,
     ]
@@ -435,6 +438,7 @@ async fn step(ctx: RequestCtx, id: String, step: Step) -> Result<Json<Value>, Ap
         "reassign" => "reading.reassign",
         "draft" => "reading.draft",
         "sign" => "reading.sign",
+        "submit" => "reading.submit",
         "acknowledge" => "reading.acknowledge",
         _ => "reading.amend",
     };
@@ -513,6 +517,14 @@ pub async fn release(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     step(ctx, id, Step::Release).await
+}
+
+pub async fn submit(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    JsonBody(b): JsonBody<ReportBody>,
+) -> Result<Json<Value>, ApiError> {
+    step(ctx, id, Step::Submit(b)).await
 }
 
 pub async fn acknowledge(
@@ -951,17 +963,24 @@ async fn paper_facts(
     st: &AppState,
     r: &Request,
     report: &store::Report,
-) -> Result<(Value, String, String, String), ApiError> {
+) -> Result<(Value, String, String, String, Option<String>), ApiError> {
     let db = &st.db;
     let study = store::facts_of_study(db, &r.study_uid).await?.unwrap_or(Value::Null);
-    let signer = crate::network::store::user_by_id(db, &report.signed_by)
-        .await?
-        .map_or_else(|| report.signed_by.clone(), |u| u.display_name);
+    let name_of = |id: String| async move {
+        Ok::<_, ApiError>(
+            crate::network::store::user_by_id(db, &id).await?.map_or(id, |u| u.display_name),
+        )
+    };
+    let signer = name_of(report.signed_by.clone()).await?;
+    let drafter = match report.drafted_by.clone() {
+        Some(d) => Some(name_of(d).await?),
+        None => None,
+    };
     let name = |s: Option<String>, id: &SiteId| s.unwrap_or_else(|| id.to_string());
     let sending =
         name(crate::network::store::site_name(db, &r.sending_site).await?, &r.sending_site);
     let centre = name(crate::network::store::site_name(db, &r.centre_site).await?, &r.centre_site);
-    Ok((study, signer, sending, centre))
+    Ok((study, signer, sending, centre, drafter))
 }
 
 /// Files the latest signed version as an Encapsulated PDF in the request's study (for the
@@ -972,7 +991,7 @@ async fn file_report(st: &AppState, r: &Request) {
         let report = store::latest_report(&st.db, &r.id)
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no signed version")))?;
-        let (study, signer, sending, centre) = paper_facts(st, r, &report).await?;
+        let (study, signer, sending, centre, drafter) = paper_facts(st, r, &report).await?;
         let offset = st.settings.reading.report_utc_offset_minutes as i32;
         let (req, rep) = (r.clone(), report.clone());
         let dicom = tokio::task::spawn_blocking(move || {
@@ -981,6 +1000,7 @@ async fn file_report(st: &AppState, r: &Request) {
                 report: &rep,
                 study: &study,
                 signer: &signer,
+                drafter: drafter.as_deref(),
                 sending_site: &sending,
                 centre: &centre,
                 lang: super::report::Lang::Zh,
@@ -1041,7 +1061,7 @@ pub async fn report_pdf(
         None => reports.into_iter().last(),
     }
     .ok_or(ApiError::NotFound { what: "signed report" })?;
-    let (study, signer, sending, centre) = paper_facts(&ctx.state, &r, &report).await?;
+    let (study, signer, sending, centre, drafter) = paper_facts(&ctx.state, &r, &report).await?;
     let lang = super::report::Lang::from_tag(q.lang.as_deref().unwrap_or("en"));
     let offset = ctx.state.settings.reading.report_utc_offset_minutes as i32;
     let pdf = tokio::task::spawn_blocking(move || {
@@ -1050,6 +1070,7 @@ pub async fn report_pdf(
             report: &report,
             study: &study,
             signer: &signer,
+            drafter: drafter.as_deref(),
             sending_site: &sending,
             centre: &centre,
             lang,

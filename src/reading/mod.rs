@@ -36,6 +36,7 @@ word_enum!(
         Collecting = "collecting",
         Ready = "ready",
         Claimed = "claimed",
+        Review = "review",
         Signed = "signed",
         Cancelled = "cancelled",
     }
@@ -53,7 +54,7 @@ impl Kind {
 
 impl State {
     pub fn is_open(self) -> bool {
-        matches!(self, State::Collecting | State::Ready | State::Claimed)
+        matches!(self, State::Collecting | State::Ready | State::Claimed | State::Review)
     }
 }
 
@@ -80,6 +81,8 @@ pub struct Request {
     pub claimed_at: Option<i64>,
     pub active_at: Option<i64>,
     pub signed_at: Option<i64>,
+    /// Where reading is two-step: the junior reader who drafted the report a senior signs.
+    pub drafted_by: Option<UserId>,
     /// The clinic has read the latest signed version.
     pub acknowledged_by: Option<UserId>,
     pub acknowledged_at: Option<i64>,
@@ -129,8 +132,10 @@ pub enum Step {
     Reassign { to: UserId, to_roles: Vec<Role>, to_site: SiteId },
     /// The claimant keeps a draft.
     Draft(ReportBody),
-    /// The claimant signs the report (version 1).
+    /// The claimant signs the report (version 1). Where reading is two-step, only a senior.
     Sign(ReportBody),
+    /// Where reading is two-step: a junior claimant hands their draft to the seniors.
+    Submit(ReportBody),
     /// A reader of the centre signs a new version of a signed report, with a reason.
     Amend { body: ReportBody, reason: String },
     /// A clinician of the sending site has read the signed report (its latest version).
@@ -147,6 +152,7 @@ impl Step {
             Step::Reassign { .. } => "reassign",
             Step::Draft(_) => "draft",
             Step::Sign(_) => "sign",
+            Step::Submit(_) => "submit",
             Step::Amend { .. } => "amend",
             Step::Acknowledge => "acknowledge",
         }
@@ -172,6 +178,8 @@ pub struct Timing {
     pub quiet_ms: i64,
     /// A claim with no activity for this long is released.
     pub claim_idle_ms: i64,
+    /// Juniors draft and submit; seniors sign (`reading.two_step`).
+    pub two_step: bool,
 }
 
 /// What a step makes of a request (the new request and, for a signature, the report).
@@ -239,6 +247,10 @@ pub fn apply(
             let idle = req.active_at.is_some_and(|a| now - a >= timing.claim_idle_ms);
             match req.state {
                 State::Ready => {}
+                State::Review if actor.senior => {}
+                State::Review => {
+                    return Err(StepError::NotYours("a senior reader signs a submitted draft"));
+                }
                 State::Claimed if mine => {}
                 State::Claimed if idle => {}
                 State::Claimed => {
@@ -256,6 +268,21 @@ pub fn apply(
                 return Err(StepError::NotYours("only its reader releases a claim"));
             }
             release(&mut after);
+        }
+        Step::Submit(body) => {
+            if !timing.two_step || actor.senior {
+                return Err(StepError::NotNow("sign it: nobody else signs here".into()));
+            }
+            if !(mine && req.state == State::Claimed) {
+                return Err(StepError::NotYours("claim the request before submitting its draft"));
+            }
+            body.check()?;
+            after.state = State::Review;
+            after.draft = Some(serde_json::to_value(body).expect("serialisable"));
+            after.drafted_by = Some(actor.user.clone());
+            after.claimed_by = None;
+            after.claimed_at = None;
+            after.active_at = None;
         }
         Step::Reassign { to, to_roles, to_site } => {
             if !(actor.has_role(Role::Admin) && actor.site == req.centre_site) {
@@ -282,6 +309,9 @@ pub fn apply(
         Step::Sign(body) => {
             if !(mine && req.state == State::Claimed) {
                 return Err(StepError::NotYours("only the reader who claimed it signs"));
+            }
+            if timing.two_step && !actor.senior {
+                return Err(StepError::NotYours("a senior reader signs here; submit the draft"));
             }
             body.check()?;
             after.state = State::Signed;
@@ -323,7 +353,8 @@ pub fn apply(
 }
 
 fn release(r: &mut Request) {
-    r.state = State::Ready;
+    // A senior's claim of a submitted draft goes back to the seniors' queue.
+    r.state = if r.drafted_by.is_some() { State::Review } else { State::Ready };
     r.claimed_by = None;
     r.claimed_at = None;
     r.active_at = None;
@@ -367,7 +398,7 @@ pub fn content_hash(request: &str, version: i64, body: &ReportBody, by: &str, at
 pub(crate) mod tests {
     use super::*;
 
-    const T: Timing = Timing { quiet_ms: 60_000, claim_idle_ms: 900_000 };
+    const T: Timing = Timing { quiet_ms: 60_000, claim_idle_ms: 900_000, two_step: false };
 
     pub(crate) fn actor(user: &str, site: &str, roles: &[Role]) -> ActorView {
         ActorView {
@@ -377,6 +408,7 @@ pub(crate) mod tests {
             admin_scope: Default::default(),
             at_root_site: false,
             device: false,
+            senior: false,
         }
     }
 
@@ -402,6 +434,7 @@ pub(crate) mod tests {
             claimed_at: None,
             active_at: None,
             signed_at: None,
+            drafted_by: None,
             acknowledged_by: None,
             acknowledged_at: None,
             draft: None,
@@ -529,5 +562,41 @@ pub(crate) mod tests {
         assert_ne!(h, content_hash("rd_1", 1, &body(), "dr-wang", 5));
         let other = ReportBody { impression: "Abnormal.".into(), ..body() };
         assert_ne!(h, content_hash("rd_1", 1, &other, "dr-li", 5));
+    }
+
+    #[test]
+    fn where_reading_is_two_step_juniors_submit_and_seniors_sign() {
+        let two = Timing { two_step: true, ..T };
+        let junior = actor("dr-li", "city-hospital", &[Role::Specialist]);
+        let mut senior = actor("dr-wang", "city-hospital", &[Role::Specialist]);
+        senior.senior = true;
+        let mut r = request(Kind::Imaging);
+        r.state = State::Ready;
+        let r = apply(&r, &junior, &Step::Claim, 1, two).unwrap().after;
+        assert!(matches!(
+            apply(&r, &junior, &Step::Sign(body()), 2, two),
+            Err(StepError::NotYours(_))
+        ));
+        // Without two-step, the same junior signs; and nobody submits.
+        assert!(apply(&r, &junior, &Step::Sign(body()), 2, T).is_ok());
+        assert!(matches!(
+            apply(&r, &junior, &Step::Submit(body()), 2, T),
+            Err(StepError::NotNow(_))
+        ));
+        let r = apply(&r, &junior, &Step::Submit(body()), 3, two).unwrap().after;
+        assert_eq!(
+            (r.state, r.drafted_by.as_ref().map(|u| u.as_str())),
+            (State::Review, Some("dr-li"))
+        );
+        assert!(r.claimed_by.is_none() && r.draft.is_some());
+        // Another junior cannot take it; a senior can, and a released review goes back.
+        let other = actor("dr-x", "city-hospital", &[Role::Specialist]);
+        assert!(matches!(apply(&r, &other, &Step::Claim, 4, two), Err(StepError::NotYours(_))));
+        let taken = apply(&r, &senior, &Step::Claim, 4, two).unwrap().after;
+        let back = apply(&taken, &senior, &Step::Release, 5, two).unwrap().after;
+        assert_eq!(back.state, State::Review);
+        let signed = apply(&taken, &senior, &Step::Sign(body()), 6, two).unwrap();
+        assert_eq!(signed.after.state, State::Signed);
+        assert_eq!(signed.after.drafted_by.as_ref().map(|u| u.as_str()), Some("dr-li"));
     }
 }

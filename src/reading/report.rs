@@ -31,6 +31,8 @@ pub struct Paper<'a> {
     /// Patient and study facts (as `GET /api/readings/{id}` answers them).
     pub study: &'a Value,
     pub signer: &'a str,
+    /// Where reading is two-step: who drafted it.
+    pub drafter: Option<&'a str>,
     pub sending_site: &'a str,
     pub centre: &'a str,
     pub lang: Lang,
@@ -158,7 +160,7 @@ fn lines(p: &Paper) -> Result<Vec<(f32, String)>, PrintError> {
         BODY,
         &format!(
             "{}: {}   {}: {}   {} {}",
-            l.pick("Signed by", "报告医师"),
+            l.pick("Signed by", "审核签发"),
             p.signer,
             l.pick("Signed", "签发时间"),
             local_time(p.report.signed_at, p.utc_offset_minutes),
@@ -166,6 +168,9 @@ fn lines(p: &Paper) -> Result<Vec<(f32, String)>, PrintError> {
             p.report.version
         ),
     )?;
+    if let Some(d) = p.drafter {
+        para(&mut out, BODY, &format!("{}: {d}", l.pick("Drafted by", "初稿医师")))?;
+    }
     if let Some(reason) = &p.report.reason {
         para(&mut out, BODY, &format!("{}: {reason}", l.pick("Amended because", "修改原因")))?;
     }

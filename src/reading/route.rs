@@ -88,7 +88,7 @@ pub async fn arrived<'c>(
              ON CONFLICT (centre_site, subject) WHERE state <> 'cancelled' DO UPDATE SET \
                instances = reading_requests.instances + 1, last_instance_at = $12, \
                modality = COALESCE(reading_requests.modality, $8), stamp = reading_requests.stamp + 1 \
-             WHERE reading_requests.state IN ('collecting', 'ready', 'claimed') \
+             WHERE reading_requests.state IN ('collecting', 'ready', 'claimed', 'review') \
              RETURNING id",
         )
         .bind(&id)

@@ -17,7 +17,7 @@ use crate::storage::sql::parsed;
 
 const COLS: &str = "id, kind, centre_site, sending_site, study_uid, ecg_id, modality, priority, \
     state, question, callback_phone, requested_by, instances, received_at, last_instance_at, \
-    ready_at, claimed_by, claimed_at, active_at, signed_at, acknowledged_by, acknowledged_at, \
+    ready_at, claimed_by, claimed_at, active_at, signed_at, drafted_by, acknowledged_by, acknowledged_at, \
     draft, stamp";
 
 fn from_row(row: &AnyRow) -> Result<Request, sqlx::Error> {
@@ -44,6 +44,7 @@ fn from_row(row: &AnyRow) -> Result<Request, sqlx::Error> {
         claimed_at: row.try_get("claimed_at")?,
         active_at: row.try_get("active_at")?,
         signed_at: row.try_get("signed_at")?,
+        drafted_by: row.try_get::<Option<String>, _>("drafted_by")?.and_then(|u| u.parse().ok()),
         acknowledged_by: row
             .try_get::<Option<String>, _>("acknowledged_by")?
             .and_then(|u| u.parse().ok()),
@@ -76,12 +77,14 @@ pub struct Report {
     pub signed_by: String,
     pub signed_at: i64,
     pub content_sha256: String,
+    /// Where reading is two-step: the junior who drafted what the senior signed.
+    pub drafted_by: Option<String>,
 }
 
 /// The signed versions of the permit's request, oldest first.
 pub async fn reports(db: &Db, permit: &Permit<ReadingRead>) -> Result<Vec<Report>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT version, body, reason, signed_by, signed_at, content_sha256 FROM reading_reports \
+        "SELECT version, body, reason, signed_by, signed_at, content_sha256, drafted_by FROM reading_reports \
          WHERE request_id = $1 ORDER BY version",
     )
     .bind(permit.target().id.as_deref().unwrap_or_default())
@@ -228,7 +231,7 @@ pub async fn reports_of_listed(
     id: &str,
 ) -> Result<Vec<Report>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT version, body, reason, signed_by, signed_at, content_sha256 FROM reading_reports \
+        "SELECT version, body, reason, signed_by, signed_at, content_sha256, drafted_by FROM reading_reports \
          WHERE request_id = $1 ORDER BY version",
     )
     .bind(id)
@@ -240,7 +243,7 @@ pub async fn reports_of_listed(
 /// The latest signed version of a request. (Structural: filed by the server on signing.)
 pub async fn latest_report(db: &Db, id: &str) -> Result<Option<Report>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT version, body, reason, signed_by, signed_at, content_sha256 FROM reading_reports \
+        "SELECT version, body, reason, signed_by, signed_at, content_sha256, drafted_by FROM reading_reports \
          WHERE request_id = $1 ORDER BY version DESC LIMIT 1",
     )
     .bind(id)
@@ -260,6 +263,7 @@ fn report_rows(rows: &[AnyRow]) -> Result<Vec<Report>, sqlx::Error> {
                 signed_by: r.try_get("signed_by")?,
                 signed_at: r.try_get("signed_at")?,
                 content_sha256: r.try_get("content_sha256")?,
+                drafted_by: r.try_get("drafted_by")?,
             })
         })
         .collect()
@@ -301,8 +305,10 @@ pub async fn search(
         Scope::Centre(s) => format!("centre_site = {}", arg(s.to_string())),
         Scope::Sender(s) => format!("sending_site = {}", arg(s.to_string())),
     }];
-    let states: Vec<State> =
-        f.states.clone().unwrap_or_else(|| vec![State::Collecting, State::Ready, State::Claimed]);
+    let states: Vec<State> = f
+        .states
+        .clone()
+        .unwrap_or_else(|| vec![State::Collecting, State::Ready, State::Claimed, State::Review]);
     let marks: Vec<String> = states.iter().map(|s| arg(s.as_str().to_string())).collect();
     clauses.push(format!("state IN ({})", marks.join(", ")));
     if let Some(k) = f.kind {
@@ -369,7 +375,7 @@ async fn save_change(
     let r = sqlx::query(
         "UPDATE reading_requests SET state = $1, ready_at = $2, claimed_by = $3, claimed_at = $4, \
            active_at = $5, signed_at = $6, draft = $7, stamp = $8, acknowledged_by = $11, \
-           acknowledged_at = $12 WHERE id = $9 AND stamp = $10",
+           acknowledged_at = $12, drafted_by = $13 WHERE id = $9 AND stamp = $10",
     )
     .bind(a.state.as_str())
     .bind(a.ready_at)
@@ -383,6 +389,7 @@ async fn save_change(
     .bind(before.stamp)
     .bind(a.acknowledged_by.as_ref().map(|u| u.to_string()))
     .bind(a.acknowledged_at)
+    .bind(a.drafted_by.as_ref().map(|u| u.to_string()))
     .execute(&mut *tx)
     .await?;
     if r.rows_affected() == 0 {
@@ -397,8 +404,8 @@ async fn save_change(
         .await?;
         let at = event.at;
         sqlx::query(
-            "INSERT INTO reading_reports (request_id, version, body, reason, signed_by, signed_at, content_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO reading_reports (request_id, version, body, reason, signed_by, signed_at, content_sha256, drafted_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&a.id)
         .bind(version)
@@ -407,6 +414,7 @@ async fn save_change(
         .bind(by)
         .bind(at)
         .bind(content_hash(&a.id, version, body, by, at))
+        .bind(a.drafted_by.as_ref().map(|u| u.to_string()))
         .execute(&mut *tx)
         .await?;
     }
@@ -447,7 +455,7 @@ pub async fn create(
            priority, state, question, callback_phone, requested_by, instances, received_at, last_instance_at, ready_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'ready', $10, $11, $12, 0, $13, $13, $13) \
          ON CONFLICT (centre_site, subject) WHERE state <> 'cancelled' DO UPDATE SET \
-           priority = CASE WHEN reading_requests.state IN ('collecting', 'ready', 'claimed') \
+           priority = CASE WHEN reading_requests.state IN ('collecting', 'ready', 'claimed', 'review') \
              AND (CASE $9 WHEN 'stat' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END) < \
                  (CASE reading_requests.priority WHEN 'stat' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END) \
              THEN $9 ELSE reading_requests.priority END, \
@@ -1023,7 +1031,7 @@ pub async fn times_since(
 pub async fn waiting(db: &Db) -> Result<Vec<(Priority, i64, i64)>, sqlx::Error> {
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT priority, COUNT(*), MIN(COALESCE(ready_at, received_at)) FROM reading_requests \
-         WHERE state IN ('ready', 'claimed') GROUP BY priority",
+         WHERE state IN ('ready', 'claimed', 'review') GROUP BY priority",
     )
     .fetch_all(db.pool())
     .await?;

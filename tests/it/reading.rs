@@ -16,6 +16,7 @@ backend_tests!(sqlite => crate::support::Sql::Sqlite, postgres => crate::support
     two_readers_claiming_at_once_one_wins,
     a_signed_report_reaches_the_clinic_and_never_changes,
     an_unacknowledged_critical_result_escalates_and_the_call_is_logged,
+    where_reading_is_two_step_a_junior_drafts_and_a_senior_signs,
 ]);
 
 async fn start(sql: Sql) -> TestServer {
@@ -510,4 +511,69 @@ async fn an_unacknowledged_critical_result_escalates_and_the_call_is_logged(sql:
         actions,
         ["critical.raised", "critical.escalated", "critical.call", "critical.acknowledged"]
     );
+}
+
+/// With `reading.two_step`, dr-li (a radiologist without the `senior` specialty) claims and
+/// drafts but cannot sign; he submits the draft, which waits for a senior; he cannot take it
+/// back, dr-wang (senior) does and signs. The report names both, on screen and on paper.
+async fn where_reading_is_two_step_a_junior_drafts_and_a_senior_signs(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[("FERRY__READING__TWO_STEP", "true")]).await;
+    ferry::demo::seed_routing(&s.state).await.unwrap();
+    ferry::operator::add_user(
+        &s.state,
+        &"city-hospital".parse().unwrap(),
+        ferry::network::NewUser {
+            id: "dr-wang".parse().unwrap(),
+            display_name: "Dr Wang".into(),
+            roles: vec![ferry::network::Role::Specialist],
+            specialties: vec!["radiology".parse().unwrap(), "senior".parse().unwrap()],
+            password: Some("wang-password-1".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let zhao = s.login("dr-zhao").await;
+    assert_eq!(
+        zhao.stow("/dicomweb/studies", &[&crate::support::testfile("CT_small.dcm")]).await.0,
+        200
+    );
+    let id = worklist(&zhao, "").await[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(zhao.post(&format!("/api/readings/{id}/send"), json!({})).await.status(), 200);
+    let li = s.login("dr-li").await;
+    assert_eq!(li.post(&format!("/api/readings/{id}/claim"), json!({})).await.status(), 200);
+    let report = json!({"findings": "左肺上叶磨玻璃结节。", "impression": "建议三个月复查。"});
+    let (st, p) =
+        crate::support::problem(li.post(&format!("/api/readings/{id}/sign"), report.clone()).await)
+            .await;
+    assert_eq!(st, 403, "{p}");
+    let got: Value = li.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
+    assert!(got["can"].as_array().unwrap().contains(&json!("submit")), "{got}");
+    assert!(!got["can"].as_array().unwrap().contains(&json!("sign")), "{got}");
+    let r: Value =
+        li.post(&format!("/api/readings/{id}/submit"), report.clone()).await.json().await.unwrap();
+    assert_eq!((&r["state"], &r["drafted_by"]), (&json!("review"), &json!("dr-li")));
+    // In the worklist for the seniors; not for the junior to take back.
+    assert_eq!(worklist(&li, "?state=review").await.len(), 1);
+    assert_eq!(li.post(&format!("/api/readings/{id}/claim"), json!({})).await.status(), 403);
+    let wang = s.login_pw("dr-wang", "wang-password-1").await.unwrap();
+    assert_eq!(wang.post(&format!("/api/readings/{id}/claim"), json!({})).await.status(), 200);
+    let got: Value = wang.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
+    assert_eq!(
+        got["draft"]["impression"], report["impression"],
+        "the senior starts from the draft"
+    );
+    assert_eq!(wang.post(&format!("/api/readings/{id}/sign"), report).await.status(), 200);
+    let got: Value = zhao.get(&format!("/api/readings/{id}")).await.json().await.unwrap();
+    let signed = &got["reports"][0];
+    assert_eq!((&signed["signed_by"], &signed["drafted_by"]), (&json!("dr-wang"), &json!("dr-li")));
+    let pdf =
+        zhao.get(&format!("/api/readings/{id}/report.pdf?lang=zh-CN")).await.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.pdf"), &pdf).unwrap();
+    let text = std::process::Command::new("pdftotext")
+        .args([dir.path().join("r.pdf").to_str().unwrap(), "-"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("Dr Wang") && text.contains("初稿医师: Dr Li"), "{text}");
 }

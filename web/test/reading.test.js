@@ -68,11 +68,11 @@ test("the server's clock from the waiting times", () => {
 
 test("the list's query: the centre's open requests by default, the clinic's all but cancelled", () => {
   assert.equal(readingQuery('centre').toString(), 'scope=centre');
-  assert.equal(readingQuery('sent').toString(), 'scope=sent&state=collecting%2Cready%2Cclaimed%2Csigned');
+  assert.equal(readingQuery('sent').toString(), 'scope=sent&state=collecting%2Cready%2Cclaimed%2Creview%2Csigned');
   assert.equal(readingQuery('centre', { kind: 'ecg', priority: 'stat', state: 'signed', from: '2024-01-01', junk: 'x' }).toString(),
     'scope=centre&kind=ecg&priority=stat&from=2024-01-01&state=signed');
-  assert.equal(stateParam('all', 'centre'), 'collecting,ready,claimed,signed,cancelled');
-  assert.equal(stateParam('open', 'sent'), 'collecting,ready,claimed');
+  assert.equal(stateParam('all', 'centre'), 'collecting,ready,claimed,review,signed,cancelled');
+  assert.equal(stateParam('open', 'sent'), 'collecting,ready,claimed,review');
   assert.equal(stateParam('bogus', 'centre'), null);
 });
 

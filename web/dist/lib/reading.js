@@ -17,7 +17,7 @@ import { t } from './i18n.js';
  *   readback?: string | null, escalated_at?: number | string | null, calls: CriticalCall[],
  *   sending_site: string, callback_phone?: string | null, state: 'open' | 'acknowledged' }} Critical
  * @typedef {{ id: string, kind: 'imaging' | 'ecg', priority: 'stat' | 'urgent' | 'routine',
- *   state: 'collecting' | 'ready' | 'claimed' | 'signed' | 'cancelled', study_uid: string,
+ *   state: 'collecting' | 'ready' | 'claimed' | 'review' | 'signed' | 'cancelled', study_uid: string,
  *   ecg_id?: string | null, modality?: string | null, sending_site: string, centre_site: string,
  *   question?: string | null, callback_phone?: string | null, requested_by: string, instances: number,
  *   received_at: string | number, ready_at?: string | number | null, claimed_by?: string | null,
@@ -38,10 +38,10 @@ import { t } from './i18n.js';
 
 export const KINDS = ['imaging', 'ecg'];
 export const PRIORITIES = ['stat', 'urgent', 'routine'];
-export const STATES = ['collecting', 'ready', 'claimed', 'signed', 'cancelled'];
-export const OPEN_STATES = ['collecting', 'ready', 'claimed'];
+export const STATES = ['collecting', 'ready', 'claimed', 'review', 'signed', 'cancelled'];
+export const OPEN_STATES = ['collecting', 'ready', 'claimed', 'review'];
 /** What the clinic's list shows by default: everything but what it cancelled. */
-export const SENT_STATES = ['collecting', 'ready', 'claimed', 'signed'];
+export const SENT_STATES = ['collecting', 'ready', 'claimed', 'review', 'signed'];
 /** The outcomes of a call the reader logs about a critical result. */
 export const CALL_OUTCOMES = ['reached', 'no_answer', 'left_message'];
 /** The critical findings and ECG conclusions the catalogue names (the server sends the codes). */

@@ -212,7 +212,10 @@ export function readingPage(id) {
     findings.value = src.findings || '';
     impression.value = src.impression || '';
     const codes = d.kind === 'ecg' ? d.conclusions || [] : [];
-    const signBtn = h('button', { id: 'sign-report', class: 'primary big', type: 'submit' }, t('reading.sign'));
+    // Where reading is two-step, a junior submits the draft for a senior to sign.
+    const submitting = !may('sign') && may('submit');
+    const signBtn = h('button', { id: submitting ? 'submit-report' : 'sign-report', class: 'primary big', type: 'submit' },
+      submitting ? t('reading.submit') : t('reading.sign'));
     editor.replaceChildren(h('h2', {}, t('reading.report_title')),
       field(t('reading.findings'), findings),
       field(t('reading.impression'), impression),
@@ -222,6 +225,13 @@ export function readingPage(id) {
     editor.addEventListener('submit', ev => {
       ev.preventDefault();
       if (!impression.value.trim()) { err.replaceChildren(errorBox(t('reading.impression_needed'))); impression.focus(); return; }
+      if (submitting) {
+        clearTimeout(draftTimer);
+        draftTimer = undefined;
+        dirty = false;
+        act(/** @type {HTMLButtonElement} */ (signBtn), 'submit', body());
+        return;
+      }
       askToSign();
     });
   }
@@ -343,7 +353,7 @@ export function readingPage(id) {
       ? [h('h2', {}, d.reports.length > 1 ? t('reading.reports_title') : t('reading.report_signed_title')),
         h('ol', { id: 'reports', class: 'opinions reports' }, d.reports.map(rep => reportItem(d.id, rep, rep.version === latest)))]
       : [h('p', { class: 'muted', id: 'no-report' }, t('reading.no_report'))]));
-    const writing = may('draft') || may('sign');
+    const writing = may('draft') || may('sign') || may('submit');
     if (writing && !prefilled) { buildEditor(d); prefilled = true; }
     editor.hidden = !writing;
     if (!writing) { clearTimeout(draftTimer); draftTimer = undefined; }
