@@ -285,8 +285,11 @@ pub fn apply(
             after.active_at = None;
         }
         Step::Reassign { to, to_roles, to_site } => {
-            if !(actor.has_role(Role::Admin) && actor.site == req.centre_site) {
-                return Err(StepError::NotYours("only the centre's admins reassign"));
+            let senior_reader = actor.senior && reader_of(actor, req);
+            if !((actor.has_role(Role::Admin) || senior_reader) && actor.site == req.centre_site) {
+                return Err(StepError::NotYours(
+                    "only the centre's admins and senior readers reassign",
+                ));
             }
             if *to_site != req.centre_site || !to_roles.contains(&req.kind.reader_role()) {
                 return Err(StepError::Invalid(format!("{to} does not read {} here", req.kind)));
@@ -551,7 +554,20 @@ pub(crate) mod tests {
             Err(StepError::Invalid(_))
         ));
         let r = apply(&r, &admin, &to("dr-wang", &[Role::Specialist]), 2, T).unwrap().after;
-        assert_eq!(r.claimed_by.unwrap().as_str(), "dr-wang");
+        assert_eq!(r.claimed_by.as_ref().unwrap().as_str(), "dr-wang");
+        // A senior reader of the centre reassigns too; a senior of another kind does not.
+        let mut senior = actor("dr-zhou", "city-hospital", &[Role::Specialist]);
+        senior.senior = true;
+        let r = apply(&r, &senior, &to("dr-li", &[Role::Specialist]), 3, T).unwrap().after;
+        assert_eq!(r.claimed_by.unwrap().as_str(), "dr-li");
+        let mut ecg_senior = actor("dr-chen", "city-hospital", &[Role::Reader]);
+        ecg_senior.senior = true;
+        let mut imaging = request(Kind::Imaging);
+        imaging.state = State::Ready;
+        assert!(matches!(
+            apply(&imaging, &ecg_senior, &to("dr-li", &[Role::Specialist]), 4, T),
+            Err(StepError::NotYours(_))
+        ));
     }
 
     #[test]
