@@ -718,14 +718,8 @@ pub async fn timers_once(state: &AppState, now: i64) -> Result<usize, crate::sto
         }
     }
     let changed = store::run_due(&state.db, now, Timing::from(&state.settings.reading)).await?;
-    for r in &changed {
-        let event = if r.state == State::Ready && r.claimed_at.is_none() && r.ready_at == Some(now)
-        {
-            "ready"
-        } else {
-            "released"
-        };
-        announce(state, r, event).await;
+    for (r, what) in &changed {
+        announce(state, r, what).await;
     }
     Ok(changed.len() + escalated.len())
 }

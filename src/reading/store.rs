@@ -83,14 +83,32 @@ pub struct Report {
 
 /// The signed versions of the permit's request, oldest first.
 pub async fn reports(db: &Db, permit: &Permit<ReadingRead>) -> Result<Vec<Report>, sqlx::Error> {
+    versions(db, permit.target().id.as_deref().unwrap_or_default()).await
+}
+
+/// The signed versions of request `id`, oldest first.
+async fn versions(db: &Db, id: &str) -> Result<Vec<Report>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT version, body, reason, signed_by, signed_at, content_sha256, drafted_by FROM reading_reports \
          WHERE request_id = $1 ORDER BY version",
     )
-    .bind(permit.target().id.as_deref().unwrap_or_default())
+    .bind(id)
     .fetch_all(db.pool())
     .await?;
-    report_rows(&rows)
+    rows.iter()
+        .map(|r| {
+            let body: String = r.try_get("body")?;
+            Ok(Report {
+                version: r.try_get("version")?,
+                body: serde_json::from_str(&body).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                reason: r.try_get("reason")?,
+                signed_by: r.try_get("signed_by")?,
+                signed_at: r.try_get("signed_at")?,
+                content_sha256: r.try_get("content_sha256")?,
+                drafted_by: r.try_get("drafted_by")?,
+            })
+        })
+        .collect()
 }
 
 /// Patient and study facts of the listed requests' studies, by study (what a worklist row
@@ -230,43 +248,12 @@ pub async fn reports_of_listed(
     _: &Permit<ReadingSearch>,
     id: &str,
 ) -> Result<Vec<Report>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT version, body, reason, signed_by, signed_at, content_sha256, drafted_by FROM reading_reports \
-         WHERE request_id = $1 ORDER BY version",
-    )
-    .bind(id)
-    .fetch_all(db.pool())
-    .await?;
-    report_rows(&rows)
+    versions(db, id).await
 }
 
 /// The latest signed version of a request. (Structural: filed by the server on signing.)
 pub async fn latest_report(db: &Db, id: &str) -> Result<Option<Report>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT version, body, reason, signed_by, signed_at, content_sha256, drafted_by FROM reading_reports \
-         WHERE request_id = $1 ORDER BY version DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(report_rows(&rows)?.pop())
-}
-
-fn report_rows(rows: &[AnyRow]) -> Result<Vec<Report>, sqlx::Error> {
-    rows.iter()
-        .map(|r| {
-            let body: String = r.try_get("body")?;
-            Ok(Report {
-                version: r.try_get("version")?,
-                body: serde_json::from_str(&body).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                reason: r.try_get("reason")?,
-                signed_by: r.try_get("signed_by")?,
-                signed_at: r.try_get("signed_at")?,
-                content_sha256: r.try_get("content_sha256")?,
-                drafted_by: r.try_get("drafted_by")?,
-            })
-        })
-        .collect()
+    Ok(versions(db, id).await?.pop())
 }
 
 /// What a worklist or a clinic's list shows.
@@ -525,8 +512,13 @@ pub async fn received_since(db: &Db, from: i64) -> Result<Vec<Request>, sqlx::Er
 }
 
 /// Applies what time alone changes (quiet studies ready, idle claims released), each saved
-/// against its stamp with an event by the server. Returns the requests changed.
-pub async fn run_due(db: &Db, now: i64, timing: Timing) -> Result<Vec<Request>, sqlx::Error> {
+/// against its stamp with an event by the server. Returns the requests changed, each with what
+/// happened to it (`ready` or `released`).
+pub async fn run_due(
+    db: &Db,
+    now: i64,
+    timing: Timing,
+) -> Result<Vec<(Request, &'static str)>, sqlx::Error> {
     let rows = sqlx::query(&format!(
         "SELECT {COLS} FROM reading_requests WHERE (state = 'collecting' AND last_instance_at <= $1) \
          OR (state = 'claimed' AND active_at <= $2) LIMIT 500"
@@ -556,7 +548,7 @@ pub async fn run_due(db: &Db, now: i64, timing: Timing) -> Result<Vec<Request>, 
         };
         let change = Change { after, report: None };
         if let Some(saved) = save_change(db, &before, &change, "server", &event).await? {
-            changed.push(saved);
+            changed.push((saved, what));
         }
     }
     Ok(changed)
