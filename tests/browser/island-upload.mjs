@@ -5,6 +5,9 @@
 import test, { after, before } from 'node:test';
 import { base, expect, launch, signIn } from './lib.mjs';
 
+/** The page's chunk (web/dist/lib/tus.js CHUNK). */
+const CHUNK = 1 << 20;
+
 let browser, page;
 before(async () => {
   browser = await launch();
@@ -32,5 +35,12 @@ test('every slice arrives over the cut link without anyone pressing anything', {
   const waited = texts.filter(x => /trying again/.test(x)).length;
   const stored = await page.$$('td.upload-state a.open-viewer');
   expect(stored.length === files.length, `${stored.length} of ${files.length} linked to the study`);
-  console.log(`# island-upload: ${files.length} files stored; ${waited} waiting messages shown`);
+  // Each cut costs at most the one chunk that was on its way (the page's chunk is 1 MiB), and
+  // there were two cuts.
+  const resent = (await page.$$eval('tr[data-file]', rows => rows.map(r => r.dataset.resent || '')))
+    .flatMap(x => x.split(',').filter(Boolean).map(Number));
+  expect(resent.every(n => n <= CHUNK), `a cut re-sent more than one chunk: ${resent}`);
+  expect(resent.length <= 2, `more interruptions re-sent bytes than there were cuts: ${resent}`);
+  const again = resent.reduce((a, b) => a + b, 0);
+  console.log(`# island-upload: ${files.length} files stored; ${waited} waiting messages shown; ${again} bytes offered again (${resent.join(', ') || 'none'})`);
 });

@@ -1,5 +1,5 @@
 // Real-browser check of the OHIF viewer served by Ferry: a clinician opens each study from
-// Ferry's study list in OHIF; the viewport must show non-blank pixels, no request may fail, no
+// Ferry's study list in OHIF (in English, and the first again in Chinese on a tablet); the viewport must show non-blank pixels, no request may fail, no
 // console error may appear, no asset may be answered with an HTML page, no first-run tour may
 // cover the image, and Ferry's name leads back to Ferry. A study of another site gets Ferry's
 // own message; a signed-out link to a study lands on that study after sign-in.
@@ -13,10 +13,15 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-for (const uid of studies) {
-  test(`study ${uid} opens in OHIF with pixels`, async () => {
+// Every study in English on a 1,280 × 800 screen; the first also in Chinese on a 10-inch tablet
+// in portrait (800 × 1,280), where OHIF must open in Chinese too.
+const runs = studies.map(uid => ({ uid, locale: 'en-US', width: 1280, height: 800 }));
+if (studies.length) runs.push({ uid: studies[0], locale: 'zh-CN', width: 800, height: 1280 });
+
+for (const { uid, locale, width, height } of runs) {
+  test(`study ${uid} opens in OHIF with pixels (${locale}, ${width}×${height})`, async () => {
     // A fresh browser context per study: each opens as a person would, from the study list.
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
+    const context = await browser.newContext({ locale, viewport: { width, height } });
     try {
       const page = await context.newPage();
       page.on('response', r => { if (r.status() >= 400) bad.push(`${r.status()} ${r.url()}`); else ok.add(r.url()); });
@@ -47,7 +52,15 @@ for (const uid of studies) {
       expect(!(await page.$('.shepherd-element')), 'a first-run tour covers the viewer');
       const back = await page.$('a[href="/#/studies"]');
       expect(back && (await back.textContent()).includes('Ferry'), 'no way back to Ferry');
-      await page.screenshot({ path: shot(`ohif-${uid.slice(-12)}.png`) });
+      if (locale === 'zh-CN') {
+        // Ferry handed its language to OHIF, and OHIF speaks it (its own Chinese catalogue).
+        expect(new URL(page.url()).searchParams.get('lng') === 'zh', `viewer opened without lng=zh: ${page.url()}`);
+        await page.waitForFunction(() => /[\u4e00-\u9fff]/.test(document.body.innerText), null, { timeout: 20000 })
+          .catch(() => expect(false, 'OHIF shows no Chinese text'));
+        const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        expect(wide <= 1, `the viewer scrolls sideways by ${wide} px at ${width}×${height}`);
+      }
+      await page.screenshot({ path: shot(`ohif-${uid.slice(-12)}-${locale}.png`) });
     } finally {
       await context.close();
     }

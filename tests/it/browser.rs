@@ -47,7 +47,7 @@ fn all_passed(out: &str, n: usize) {
 }
 
 /// A CT and a multi-frame ultrasound from the pydicom wheel, opened in OHIF from the study
-/// list: the viewport shows pixels, no request fails, no console error, no tour, a way back to
+/// list (the CT again in Chinese at 800 × 1,280, where OHIF must speak Chinese): the viewport shows pixels, no request fails, no console error, no tour, a way back to
 /// Ferry; another site's study gets Ferry's message (audited); a signed-out link to a study
 /// comes back to it after sign-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +64,7 @@ async fn ohif_renders_a_ct_and_a_multiframe_ultrasound() {
     let env =
         vec![("FERRY_STUDIES", studies.to_string()), ("FERRY_OTHER_STUDY", other.to_string())];
     let out = run_node("viewer.mjs", &s, env).await;
-    all_passed(&out, 6);
+    all_passed(&out, 7);
     // The refusal is in the audit trail.
     let refused = crate::support::audit_events(&s, "action=imaging.read&outcome=denied").await;
     assert!(refused.iter().any(|e| e["resource_id"] == other), "{refused:?}");

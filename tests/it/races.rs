@@ -148,6 +148,25 @@ async fn served(who: &Client, v: &Variants) -> (Vec<u8>, String, Vec<u8>) {
     (parts.into_iter().next().unwrap(), name, frame)
 }
 
+/// The bytes `sop`'s row points to, after checking that every row's
+/// hash is the hash of the object it points to (no write replaced bytes under a row).
+async fn stored(s: &TestServer, sop: &str) -> Vec<u8> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT sop_instance_uid, sha256, object_key FROM instances")
+            .fetch_all(s.state.db.pool())
+            .await
+            .unwrap();
+    let mut found = None;
+    for (uid, hash, key) in rows {
+        let bytes = s.state.objects.get(&key).await.unwrap();
+        assert_eq!(sha(&bytes), hash, "the row's hash is the hash of its object's bytes");
+        if uid == sop {
+            found = Some(bytes.to_vec());
+        }
+    }
+    found.expect("the acknowledged instance has a row")
+}
+
 /// Instance rows, and instance objects in the store.
 async fn rows_and_objects(s: &TestServer) -> (usize, usize) {
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instances")
@@ -194,6 +213,12 @@ async fn different_instances_under_one_uid_never_mix((sql, obj): (Sql, Obj)) {
             frame == content(winner).1,
             "round {round}: frame 1 is the acknowledged instance's"
         );
+        let kept = stored(&s, &v.sop).await;
+        assert!(
+            content(&kept) == content(winner),
+            "round {round}: the stored bytes are the winner's"
+        );
+        assert!(content(&bytes) == content(&kept), "round {round}: served = stored");
     }
     // Every refused write's bytes are gone; every row's bytes are there.
     assert_eq!(rows_and_objects(&s).await, (12, 12));
@@ -220,6 +245,7 @@ async fn two_sites_sending_one_study_at_once((sql, obj): (Sql, Obj)) {
         let want = if ok_z { &v.sop } else { &renumber(&v.sop, 5000 + round) };
         assert_eq!(dj(&mine[0], "00080018"), want.as_str());
         assert_eq!(loser.get(&q).await.status(), 404, "round {round}: nothing of it is visible");
+        stored(&s, want).await;
     }
     assert_eq!(rows_and_objects(&s).await, (10, 10));
 }
@@ -240,6 +266,8 @@ async fn a_replacement_racing_a_first_store_serves_one_whole_instance((sql, obj)
         let whole = (ok_a && same(&v.a) && name == "CompressedSamples^CT1")
             || (ok_b && same(&v.b) && name == "OtherPatientNames^ZZ9");
         assert!(whole, "round {round}: served {name} with bytes of neither acknowledged instance");
+        let kept = stored(&s, &v.sop).await;
+        assert!(content(&kept) == content(&bytes), "round {round}: served = stored, hash checked");
     }
     // Replaced bytes are removed once the replacement commits; refused ones at once.
     assert_eq!(rows_and_objects(&s).await, (8, 8));

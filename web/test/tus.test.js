@@ -158,8 +158,26 @@ test('an upload through a dropped connection resumes from what the server holds'
   assert.ok(server.log.includes('HEAD /api/uploads/u1'));
   assert.deepEqual(clock.waits, [1000]);
   const waiting = states.find(s => s.phase === 'waiting');
-  assert.deepEqual(waiting, { phase: 'waiting', sent: 1000, size: 2500, why: 'link', retryAt: 1_000_000 + 1000 });
+  assert.deepEqual(waiting, { phase: 'waiting', sent: 1000, size: 2500, resent: [], why: 'link', retryAt: 1_000_000 + 1000 });
+  // The drop cost the half of the chunk the server had not kept, offered again once.
+  assert.deepEqual(states[states.length - 1].resent, [500]);
   assert.equal(storage.m.size, 0, 'a finished upload is forgotten');
+});
+
+test('each interruption is counted apart, and an upload created again re-sends from the start', async () => {
+  const server = fakeServer({ script: { 2: 'drop', 4: 'drop', 5: 404 } });
+  const clock = fakeClock();
+  const file = new File([new Uint8Array(4000)], 'x.dcm', { lastModified: 1 });
+  /** @type {any[]} */
+  const states = [];
+  await tusUpload(file, () => {}, {
+    fetch: server.go, storage: memoryStorage(), ...clock, headers: {}, chunk: 1000, onState: s => states.push(s),
+  });
+  assert.equal(server.held, 4000);
+  const resent = states[states.length - 1].resent;
+  // Two drops of half a chunk each, then the forgotten upload: everything offered so far again.
+  assert.deepEqual(resent.slice(0, 2), [500, 500]);
+  assert.deepEqual(resent, [500, 500, 4000], 'the upload made again re-sends the whole file');
 });
 
 test('server errors are waited out with a growing backoff, then the upload goes on', async () => {

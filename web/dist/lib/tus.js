@@ -185,7 +185,7 @@ export function outcome(result) {
 
 /**
  * @typedef {'starting' | 'sending' | 'waiting' | 'checking' | 'processing'} Phase
- * @typedef {{ phase: Phase, sent: number, size: number, why?: 'link' | 'server' | 'busy', retryAt?: number }} UploadState
+ * @typedef {{ phase: Phase, sent: number, size: number, resent: number[], why?: 'link' | 'server' | 'busy', retryAt?: number }} UploadState
  * @typedef {{ length: number, key(i: number): string | null, getItem(k: string): string | null,
  *   setItem(k: string, v: string): void, removeItem(k: string): void }} Storage
  * @typedef {{
@@ -247,8 +247,22 @@ export async function tusUpload(file, onProgress, deps) {
   let offset = null;
   let sent = 0;
   let failures = 0, downSince = 0, lastConflictAt = -1;
+  // Bytes offered a second time, one entry per interruption that caused it: a cut link costs at
+  // most the chunk that was on its way (the server keeps what arrived of it).
+  /** @type {number[]} */
+  const resent = [];
+  let offeredTo = 0, interrupted = true;
+  /** @param {number} start @param {number} end */
+  const offer = (start, end) => {
+    if (start < offeredTo) {
+      if (interrupted || !resent.length) resent.push(0);
+      resent[resent.length - 1] += Math.min(end, offeredTo) - start;
+      interrupted = false;
+    }
+    offeredTo = Math.max(offeredTo, end);
+  };
   /** @param {Phase} phase @param {Partial<UploadState>} [extra] */
-  const report = (phase, extra = {}) => { if (deps.onState) deps.onState({ phase, sent, size: file.size, ...extra }); };
+  const report = (phase, extra = {}) => { if (deps.onState) deps.onState({ phase, sent, size: file.size, resent: [...resent], ...extra }); };
   const stopped = () => new UploadError('upload_stopped', 'stopped');
   const refused = async (/** @type {Response} */ r) => {
     if (answerKind(r.status) === 'signed-out') return new UploadError('session_expired', 'signed out');
@@ -259,6 +273,7 @@ export async function tusUpload(file, onProgress, deps) {
   /** Waits before the next attempt, or gives up. @param {'link' | 'server' | 'busy'} why */
   const pause = async why => {
     failures++;
+    interrupted = true;
     const t = now();
     if (failures === 1) downSince = t;
     const wait = nextWait(failures, downSince, t, keepMs());
@@ -333,6 +348,7 @@ export async function tusUpload(file, onProgress, deps) {
           // The server no longer has it (expired, cleaned up): create it again.
           storage.removeItem(key);
           loc = null;
+          interrupted = true;
         } else if (kind === 'transient' || kind === 'ok') wait = 'server';
         else throw await refused(r);
       } else {
@@ -343,6 +359,7 @@ export async function tusUpload(file, onProgress, deps) {
           const done = await finished(loc, true);
           if (done) return done;
         }
+        offer(start, end);
         report(start >= file.size ? 'processing' : 'sending');
         const r = await call(loc, {
           method: 'PATCH',
@@ -372,6 +389,7 @@ export async function tusUpload(file, onProgress, deps) {
         } else if (kind === 'lost') {
           storage.removeItem(key);
           loc = null;
+          interrupted = true;
         } else if (kind === 'transient') {
           offset = null;
           wait = 'server';

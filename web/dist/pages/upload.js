@@ -235,6 +235,8 @@ export function uploadPage() {
       cell.append(t('upload.failed', { reason: d.message }));
       if (d.detail) cell.append(h('details', { class: 'refusal-detail' }, h('summary', {}, t('upload.details')), raw(d.detail, 'p', { lang: 'en' })));
     } else cell.append(jobText(j));
+    // What a cut link cost: bytes offered again, one number per interruption (for the tests).
+    tr.dataset.resent = (j.state ? j.state.resent : []).join(',');
     tr.replaceChildren(raw(j.label, 'td'), h('td', {}, bar), cell);
   }
   function drawTotals() {
