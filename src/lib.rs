@@ -21,6 +21,7 @@ pub mod phi;
 pub mod print;
 pub mod reading;
 pub mod server;
+pub mod sfu;
 pub mod signal;
 pub mod state;
 pub mod storage;

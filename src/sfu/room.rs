@@ -1,0 +1,696 @@
+//! One broadcast's media, without I/O: the presenter's `Rtc` and every viewer's, driven by
+//! datagrams and time that the caller hands in, in the manner of str0m itself
+//! (`handle_receive`/`handle_timeout` in, `poll_transmit`/`poll_event`/`poll_timeout` out).
+//! The UDP shell and the tests drive it alike; the tests with a simulated clock and network.
+//!
+//! Forwarding: str0m runs in RTP mode. Each presenter packet goes out to every connected viewer
+//! at once (nothing is queued here): audio always; video only from the simulcast layer the
+//! viewer's bandwidth estimate allows (`layers`). Changing layers waits for a keyframe of the new
+//! layer (asked for, throttled), and rewrites sequence numbers, RTP time and the VP8 picture id so
+//! the viewer sees one continuous stream. Lost packets are resent by str0m from its send buffer
+//! when a viewer NACKs (video is written `nackable`). A viewer whose connection is down gets
+//! nothing until it is back (no buffering for it), then starts low again with a fresh keyframe.
+//! A panic while handling one peer removes that peer; the room and the other peers go on.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::crypto::CryptoProvider;
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Vp8Descriptor};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use super::layers::{Choice, Policy, RateMeter, Throttle};
+
+pub type PeerId = u64;
+
+/// What a peer does in the room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Presenter,
+    Viewer,
+}
+
+/// A datagram to send, from the room's address to a peer.
+#[derive(Debug)]
+pub struct Transmit {
+    pub peer: PeerId,
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// What the room tells its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// ICE and DTLS are up.
+    Connected(PeerId),
+    /// The first media packet went out to this viewer (join time ends here).
+    FirstMedia(PeerId),
+    /// A viewer's video layer changed (`None`: video paused, audio only).
+    Layer(PeerId, Option<usize>),
+    /// The peer's connection went down (it may come back) or up again.
+    Link(PeerId, bool),
+    /// The peer is gone: closed, timed out, or removed after a fault in its handling.
+    Left(PeerId, &'static str),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error("the room has a presenter already")]
+    PresenterTaken,
+    #[error("the offer cannot be accepted: {0}")]
+    Offer(String),
+}
+
+/// The settings of a room's media (`media.*`).
+#[derive(Clone, Debug)]
+pub struct RoomConfig {
+    /// The address the room's UDP socket answers on, announced as its ICE candidate.
+    pub local: SocketAddr,
+    /// Further addresses to announce (public IPs in front of `local`, same port).
+    pub announce: Vec<SocketAddr>,
+    pub policy: Policy,
+    /// The first bandwidth estimate for a new viewer.
+    pub initial_estimate_bps: u64,
+    /// At most one keyframe request per presenter layer this often.
+    pub keyframe_gap: Duration,
+}
+
+impl RoomConfig {
+    pub fn new(local: SocketAddr) -> Self {
+        RoomConfig {
+            local,
+            announce: vec![],
+            policy: Policy::default(),
+            initial_estimate_bps: 300_000,
+            keyframe_gap: Duration::from_millis(500),
+        }
+    }
+}
+
+fn crypto() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(str0m::crypto::from_feature_flags())).clone()
+}
+
+/// A presenter layer as it arrives.
+struct LayerIn {
+    rid: Option<Rid>,
+    meter: RateMeter,
+    keyframes: Throttle,
+}
+
+/// What the presenter sends.
+#[derive(Default)]
+struct Incoming {
+    audio: Option<Mid>,
+    video: Option<Mid>,
+    /// In the order the presenter declared them (browsers: lowest first, as Ferry's page asks).
+    layers: Vec<LayerIn>,
+}
+
+impl Incoming {
+    /// The layers from lowest to highest: by measured rate once every layer has one, before
+    /// that in declared order.
+    fn ranked(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.layers.len()).collect();
+        if self.layers.iter().all(|l| l.meter.bps() > 0) {
+            order.sort_by_key(|&i| self.layers[i].meter.bps());
+        }
+        order
+    }
+}
+
+/// Sequence numbers, RTP time and picture ids going out to one viewer for one media, rebased
+/// whenever the source changes (a layer switch) so the viewer sees one stream.
+#[derive(Default)]
+struct Rebase {
+    seq_offset: i64,
+    first_in: u64,
+    last_seq: u64,
+    ts_offset: u32,
+    last_ts: u32,
+    last_at: Option<Instant>,
+    pid_offset: u16,
+    last_pid: Option<u16>,
+    started: bool,
+}
+
+impl Rebase {
+    /// Starts a new source at its packet `seq`/`ts`/`pid`: the first packet follows the last
+    /// one sent, in time too.
+    fn restart(&mut self, seq: u64, ts: u32, pid: Option<u16>, now: Instant) {
+        let next_seq = if self.started { self.last_seq + 1 } else { 1 };
+        self.seq_offset = next_seq as i64 - seq as i64;
+        self.first_in = seq;
+        let next_ts = match self.last_at {
+            Some(at) => {
+                let ticks = (now.duration_since(at).as_micros() * 90 / 1000).max(1);
+                self.last_ts.wrapping_add(ticks as u32)
+            }
+            None => ts,
+        };
+        self.ts_offset = next_ts.wrapping_sub(ts);
+        if let (Some(last), Some(pid)) = (self.last_pid, pid) {
+            self.pid_offset = last.wrapping_add(1).wrapping_sub(pid);
+        }
+        self.started = true;
+    }
+
+    /// The outgoing numbers for an incoming packet, or `None` for a packet from before the
+    /// current source started.
+    fn map(
+        &mut self,
+        seq: u64,
+        ts: u32,
+        pid: Option<u16>,
+        now: Instant,
+    ) -> Option<(u64, u32, Option<u16>)> {
+        if !self.started || seq < self.first_in {
+            return None;
+        }
+        let out = (seq as i64 + self.seq_offset) as u64;
+        let ts_out = ts.wrapping_add(self.ts_offset);
+        let pid_out = pid.map(|p| p.wrapping_add(self.pid_offset) & 0x7fff);
+        if out > self.last_seq || self.last_at.is_none() {
+            self.last_seq = out;
+            self.last_ts = ts_out;
+            self.last_at = Some(now);
+            if pid_out.is_some() {
+                self.last_pid = pid_out;
+            }
+        }
+        Some((out, ts_out, pid_out))
+    }
+}
+
+/// A viewer's outgoing media.
+struct Outgoing {
+    /// The viewer's media sections as its offer declared them.
+    mids: Vec<(Mid, MediaKind)>,
+    audio: Option<(Mid, Pt)>,
+    video: Option<(Mid, Pt)>,
+    audio_seq: Rebase,
+    video_seq: Rebase,
+    choice: Choice,
+    /// The presenter layer (index into `Incoming::layers`) being forwarded now.
+    sending: Option<usize>,
+    /// The layer wanted, waiting for its keyframe.
+    wanted: Option<usize>,
+    sent_any: bool,
+}
+
+struct Peer {
+    role: Role,
+    rtc: Rtc,
+    remote: Option<SocketAddr>,
+    connected: bool,
+    link_up: bool,
+    out: Option<Outgoing>,
+}
+
+/// One broadcast's media plane.
+pub struct Room {
+    cfg: RoomConfig,
+    peers: HashMap<PeerId, Peer>,
+    by_remote: HashMap<SocketAddr, PeerId>,
+    presenter: Option<PeerId>,
+    incoming: Incoming,
+    next_id: PeerId,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<RoomEvent>,
+    timeouts: HashMap<PeerId, Instant>,
+    now: Instant,
+}
+
+impl Room {
+    pub fn new(cfg: RoomConfig, now: Instant) -> Self {
+        Room {
+            cfg,
+            peers: HashMap::new(),
+            by_remote: HashMap::new(),
+            presenter: None,
+            incoming: Incoming::default(),
+            next_id: 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            timeouts: HashMap::new(),
+            now,
+        }
+    }
+
+    pub fn presenter(&self) -> Option<PeerId> {
+        self.presenter
+    }
+
+    pub fn viewers(&self) -> usize {
+        self.peers.values().filter(|p| p.role == Role::Viewer).count()
+    }
+
+    /// The layer a viewer is being sent now (index into the presenter's layers, lowest first
+    /// once measured), `None` while its video is paused or not started.
+    pub fn viewer_layer(&self, id: PeerId) -> Option<usize> {
+        let p = self.peers.get(&id)?;
+        let sending = p.out.as_ref()?.sending?;
+        self.incoming.ranked().iter().position(|&i| i == sending)
+    }
+
+    /// A new peer from its SDP offer (WHIP for the presenter, WHEP for a viewer); the answer
+    /// to send back.
+    pub fn add_peer(
+        &mut self,
+        role: Role,
+        offer: SdpOffer,
+        now: Instant,
+    ) -> Result<(PeerId, SdpAnswer), RoomError> {
+        if role == Role::Presenter && self.presenter.is_some() {
+            return Err(RoomError::PresenterTaken);
+        }
+        let mut builder = Rtc::builder()
+            .set_crypto_provider(crypto())
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true);
+        if role == Role::Viewer {
+            builder = builder.enable_bwe(Some(Bitrate::from(self.cfg.initial_estimate_bps)));
+        }
+        let mut rtc = builder.build(now);
+        for addr in std::iter::once(self.cfg.local).chain(self.cfg.announce.iter().copied()) {
+            if let Ok(c) = Candidate::host(addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        let answer =
+            rtc.sdp_api().accept_offer(offer).map_err(|e| RoomError::Offer(e.to_string()))?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let out = (role == Role::Viewer).then(|| Outgoing {
+            mids: vec![],
+            audio: None,
+            video: None,
+            audio_seq: Rebase::default(),
+            video_seq: Rebase::default(),
+            choice: Choice::new(now),
+            sending: None,
+            wanted: None,
+            sent_any: false,
+        });
+        self.peers
+            .insert(id, Peer { role, rtc, remote: None, connected: false, link_up: false, out });
+        if role == Role::Presenter {
+            self.presenter = Some(id);
+        }
+        self.drive(id, now);
+        Ok((id, answer))
+    }
+
+    /// Removes a peer (it hung up, or its session ended).
+    pub fn remove(&mut self, id: PeerId, why: &'static str) {
+        if let Some(mut p) = self.peers.remove(&id) {
+            p.rtc.disconnect();
+            if let Some(r) = p.remote {
+                self.by_remote.remove(&r);
+            }
+            self.timeouts.remove(&id);
+            if self.presenter == Some(id) {
+                self.presenter = None;
+                self.incoming = Incoming::default();
+            }
+            self.events.push_back(RoomEvent::Left(id, why));
+        }
+    }
+
+    /// Whether a datagram belongs to this room (a known peer's address, or a STUN request for
+    /// one of its peers' credentials).
+    pub fn accepts(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) -> bool {
+        if self.by_remote.contains_key(&source) {
+            return true;
+        }
+        let Ok(r) = Receive::new(Protocol::Udp, source, destination, contents) else {
+            return false;
+        };
+        let input = Input::Receive(self.now, r);
+        self.peers.values().any(|p| p.rtc.accepts(&input))
+    }
+
+    /// A datagram from the network.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.now = self.now.max(now);
+        let Ok(r) = Receive::new(Protocol::Udp, source, destination, contents) else {
+            return;
+        };
+        let input = Input::Receive(now, r);
+        let id = match self.by_remote.get(&source) {
+            Some(&id) if self.peers.get(&id).is_some_and(|p| p.rtc.accepts(&input)) => Some(id),
+            _ => self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)).map(|(&id, _)| id),
+        };
+        let Some(id) = id else { return };
+        let peer = self.peers.get_mut(&id).expect("found above");
+        if peer.remote != Some(source) {
+            if let Some(old) = peer.remote.replace(source) {
+                self.by_remote.remove(&old);
+            }
+            self.by_remote.insert(source, id);
+        }
+        let fed = catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(input)));
+        match fed {
+            Ok(Ok(())) => self.drive(id, now),
+            Ok(Err(_)) => {}
+            Err(_) => self.remove(id, "fault"),
+        }
+    }
+
+    /// Time moved on.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let due: Vec<PeerId> =
+            self.timeouts.iter().filter(|&(_, &t)| t <= now).map(|(&id, _)| id).collect();
+        for id in due {
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            let fed = catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Timeout(now))));
+            match fed {
+                Ok(_) => self.drive(id, now),
+                Err(_) => self.remove(id, "fault"),
+            }
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` is due next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.timeouts.values().copied().min().unwrap_or(self.now + Duration::from_millis(100))
+    }
+
+    /// Drains one peer's output until it asks for a timeout, acting on its events.
+    fn drive(&mut self, id: PeerId, now: Instant) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else { return };
+            let out = match catch_unwind(AssertUnwindSafe(|| peer.rtc.poll_output())) {
+                Ok(Ok(o)) => o,
+                Ok(Err(_)) => {
+                    self.remove(id, "error");
+                    return;
+                }
+                Err(_) => {
+                    self.remove(id, "fault");
+                    return;
+                }
+            };
+            match out {
+                Output::Timeout(t) => {
+                    if !peer.rtc.is_alive() {
+                        self.remove(id, "closed");
+                    } else {
+                        self.timeouts.insert(id, t);
+                    }
+                    return;
+                }
+                Output::Transmit(t) => self.transmits.push_back(Transmit {
+                    peer: id,
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                }),
+                Output::Event(e) => self.on_event(id, e, now),
+            }
+        }
+    }
+
+    fn on_event(&mut self, id: PeerId, e: Event, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        match e {
+            Event::Connected => {
+                peer.connected = true;
+                peer.link_up = true;
+                if peer.role == Role::Viewer {
+                    learn_viewer_media(peer);
+                }
+                self.events.push_back(RoomEvent::Connected(id));
+                if peer.role == Role::Viewer {
+                    self.want_layer(id, now);
+                }
+            }
+            Event::IceConnectionStateChange(s) => {
+                let up = !matches!(s, IceConnectionState::Disconnected);
+                if peer.connected && up != peer.link_up {
+                    peer.link_up = up;
+                    self.events.push_back(RoomEvent::Link(id, up));
+                    if up && peer.role == Role::Viewer {
+                        // Back from a cut: start low again, from a fresh keyframe.
+                        if let Some(o) = peer.out.as_mut() {
+                            o.choice = Choice::new(now);
+                            o.sending = None;
+                        }
+                        self.want_layer(id, now);
+                    }
+                }
+            }
+            Event::MediaAdded(m) if peer.role == Role::Presenter => match m.kind {
+                MediaKind::Audio => self.incoming.audio = Some(m.mid),
+                MediaKind::Video => {
+                    self.incoming.video = Some(m.mid);
+                    let rids: Vec<Option<Rid>> = match &m.simulcast {
+                        Some(s) if !s.recv.is_empty() => {
+                            s.recv.iter().map(|l| Some(l.rid)).collect()
+                        }
+                        _ => vec![None],
+                    };
+                    self.incoming.layers = rids
+                        .into_iter()
+                        .map(|rid| LayerIn {
+                            rid,
+                            meter: RateMeter::default(),
+                            keyframes: Throttle::new(self.cfg.keyframe_gap),
+                        })
+                        .collect();
+                }
+            },
+            Event::MediaAdded(m) => {
+                if let Some(o) = peer.out.as_mut() {
+                    o.mids.push((m.mid, m.kind));
+                    learn_viewer_media(peer);
+                }
+            }
+            Event::RtpPacket(p) if peer.role == Role::Presenter => self.forward(p, now),
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.on_estimate(id, estimate.as_u64(), now)
+            }
+            Event::KeyframeRequest(_) if peer.role == Role::Viewer => {
+                if let Some(layer) = peer.out.as_ref().and_then(|o| o.sending) {
+                    self.ask_keyframe(layer, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A viewer's new bandwidth estimate: maybe another layer.
+    fn on_estimate(&mut self, id: PeerId, estimate: u64, now: Instant) {
+        let ranked = self.incoming.ranked();
+        let rates: Vec<u64> = ranked.iter().map(|&i| self.incoming.layers[i].meter.bps()).collect();
+        if rates.contains(&0) {
+            return; // not measured yet: stay where the viewer started
+        }
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(out) = peer.out.as_mut() else { return };
+        let policy = &self.cfg.policy;
+        if let Some(new) = out.choice.update(policy, now, estimate, &rates) {
+            self.events.push_back(RoomEvent::Layer(id, new));
+        }
+        // Let the estimator probe (in short bursts) towards the top layer. No padding floor:
+        // padding up to an estimate that is too high is what overflows a thin link's queue.
+        let top = rates[rates.len() - 1];
+        let desired = ((top + policy.audio_reserve_bps) as f64 * policy.headroom) as u64;
+        peer.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::from(desired));
+        self.want_layer(id, now);
+    }
+
+    /// Brings a viewer's forwarding in line with its choice: pause at once, or ask for a
+    /// keyframe of the wanted layer and switch when it comes.
+    fn want_layer(&mut self, id: PeerId, now: Instant) {
+        let ranked = self.incoming.ranked();
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(out) = peer.out.as_mut() else { return };
+        let wanted = out
+            .choice
+            .current()
+            .and_then(|rank| ranked.get(rank).copied().or_else(|| ranked.last().copied()));
+        out.wanted = wanted;
+        let rank_of =
+            |layer: Option<usize>| layer.and_then(|l| ranked.iter().position(|&i| i == l));
+        // Going down (or pausing) stops the larger layer at once: on a thin link, a moment
+        // without video until the smaller layer's keyframe beats overflowing the link's queue
+        // while waiting for it. Going up keeps the current layer until the keyframe comes.
+        if rank_of(wanted) < rank_of(out.sending) {
+            out.sending = None;
+        }
+        if let Some(w) = wanted {
+            if out.sending != Some(w) {
+                self.ask_keyframe(w, now);
+            }
+        }
+    }
+
+    fn ask_keyframe(&mut self, layer: usize, now: Instant) {
+        let (Some(pid), Some(mid)) = (self.presenter, self.incoming.video) else { return };
+        let Some(l) = self.incoming.layers.get_mut(layer) else { return };
+        if !l.keyframes.allow(now) {
+            return;
+        }
+        let rid = l.rid;
+        if let Some(p) = self.peers.get_mut(&pid) {
+            if let Some(s) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                s.request_keyframe(KeyframeRequestKind::Pli);
+            }
+        }
+        self.drive(pid, now);
+    }
+
+    /// One presenter packet out to every viewer that should have it.
+    fn forward(&mut self, p: RtpPacket, now: Instant) {
+        let Some(pid) = self.presenter else { return };
+        let (mid, rid) = {
+            let Some(peer) = self.peers.get_mut(&pid) else { return };
+            let mut api = peer.rtc.direct_api();
+            let Some(s) = api.stream_rx(&p.header.ssrc) else { return };
+            (s.mid(), s.rid())
+        };
+        let seq: u64 = *p.seq_no;
+        let ts = p.header.timestamp;
+        if Some(mid) == self.incoming.audio {
+            let ids: Vec<PeerId> = self.viewer_ids();
+            for id in ids {
+                self.send_audio(id, &p, seq, ts, now);
+            }
+            return;
+        }
+        if Some(mid) != self.incoming.video {
+            return;
+        }
+        let Some(layer) = self.incoming.layers.iter().position(|l| l.rid == rid) else { return };
+        self.incoming.layers[layer].meter.add(now, p.payload.len());
+        let desc = Vp8Descriptor::parse(&p.payload).ok();
+        let key = desc.is_some_and(|d| d.starts_keyframe(&p.payload));
+        let pid_in = desc.and_then(|d| d.picture_id());
+        let mut waiting = false;
+        for id in self.viewer_ids() {
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            if !peer.link_up {
+                continue;
+            }
+            let Some(out) = peer.out.as_mut() else { continue };
+            if out.wanted == Some(layer) && out.sending != Some(layer) {
+                if key {
+                    out.sending = Some(layer);
+                    out.video_seq.restart(seq, ts, pid_in, now);
+                } else {
+                    waiting = true;
+                }
+            }
+            if out.sending != Some(layer) {
+                continue;
+            }
+            let Some((vmid, vpt)) = out.video else { continue };
+            let Some((seq_out, ts_out, pid_out)) = out.video_seq.map(seq, ts, pid_in, now) else {
+                continue;
+            };
+            let mut w = RtpWrite::new(vpt, SeqNo::from(seq_out), ts_out, now, p.payload.clone())
+                .marker(p.header.marker)
+                .nackable(true);
+            if let (Some(d), Some(pid)) = (desc, pid_out) {
+                if let Ok(patch) = d.patch().picture_id(pid).build() {
+                    w = w.vp8_patch(patch);
+                }
+            }
+            let first = !out.sent_any;
+            out.sent_any = true;
+            if let Some(s) = peer.rtc.direct_api().stream_tx_by_mid(vmid, None) {
+                s.write_rtp(w);
+            }
+            if first {
+                self.events.push_back(RoomEvent::FirstMedia(id));
+            }
+            self.drive(id, now);
+        }
+        if waiting {
+            self.ask_keyframe(layer, now);
+        }
+    }
+
+    fn send_audio(&mut self, id: PeerId, p: &RtpPacket, seq: u64, ts: u32, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if !peer.link_up {
+            return;
+        }
+        let Some(out) = peer.out.as_mut() else { return };
+        let Some((amid, apt)) = out.audio else { return };
+        if !out.audio_seq.started {
+            out.audio_seq.restart(seq, ts, None, now);
+            out.audio_seq.ts_offset = 0;
+        }
+        let Some((seq_out, ts_out, _)) = out.audio_seq.map(seq, ts, None, now) else { return };
+        let first = !out.sent_any;
+        out.sent_any = true;
+        let w = RtpWrite::new(apt, SeqNo::from(seq_out), ts_out, now, p.payload.clone())
+            .marker(p.header.marker)
+            .ext_vals(p.header.ext_vals.clone());
+        if let Some(s) = peer.rtc.direct_api().stream_tx_by_mid(amid, None) {
+            s.write_rtp(w);
+        }
+        if first {
+            self.events.push_back(RoomEvent::FirstMedia(id));
+        }
+        self.drive(id, now);
+    }
+
+    fn viewer_ids(&self) -> Vec<PeerId> {
+        self.peers.iter().filter(|(_, p)| p.role == Role::Viewer).map(|(&id, _)| id).collect()
+    }
+}
+
+/// The viewer's negotiated audio and video sections, with the payload type its side chose for
+/// Opus and VP8.
+fn learn_viewer_media(peer: &mut Peer) {
+    let Some(out) = peer.out.as_mut() else { return };
+    let params = peer.rtc.codec_config().params().to_vec();
+    let pt_of = |codec: Codec, pts: &[Pt]| {
+        pts.iter()
+            .copied()
+            .find(|pt| params.iter().any(|p| p.pt() == *pt && p.spec().codec == codec))
+    };
+    for &(mid, kind) in &out.mids {
+        let Some(media) = peer.rtc.media(mid) else { continue };
+        match kind {
+            MediaKind::Audio if out.audio.is_none() => {
+                out.audio = pt_of(Codec::Opus, media.remote_pts()).map(|pt| (mid, pt))
+            }
+            MediaKind::Video if out.video.is_none() => {
+                out.video = pt_of(Codec::Vp8, media.remote_pts()).map(|pt| (mid, pt))
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The forwarding core without I/O: a presenter and viewers as str0m `Rtc`s in memory, the room
+//! between them, a simulated clock and simulated links (rate with a bounded queue, random loss,
+//! delay, cuts). The presenter sends Opus-sized audio every 20 ms and three simulcast layers of
+//! VP8-framed video at 30 fps; each frame carries its layer and number so the viewers can say
+//! what reached them.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::room::{PeerId, Role, Room, RoomConfig, RoomEvent};
+
+const SFU: &str = "10.9.0.1:3478";
+/// Frame sizes of the low, middle and high layers: about 150, 480 and 1,440 kbit/s at 30 fps.
+const FRAME_BYTES: [usize; 3] = [620, 2_000, 6_000];
+const RIDS: [&str; 3] = ["l", "m", "h"];
+
+/// One direction of a link.
+struct Link {
+    rate_bps: Option<u64>,
+    loss: f64,
+    delay: Duration,
+    /// The most a packet may wait in the queue before it is dropped (a tbf limit).
+    buffer: Duration,
+    free_at: Instant,
+    queue: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    cut: bool,
+    rng: StdRng,
+    /// (time, bytes, dropped) of every datagram offered to the link.
+    log: Vec<(Instant, usize, bool)>,
+}
+
+impl Link {
+    fn new(seed: u64, now: Instant) -> Self {
+        Link {
+            rate_bps: None,
+            loss: 0.0,
+            delay: Duration::from_millis(20),
+            buffer: Duration::from_millis(400),
+            free_at: now,
+            queue: VecDeque::new(),
+            cut: false,
+            rng: StdRng::seed_from_u64(seed),
+            log: vec![],
+        }
+    }
+
+    fn send(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: Vec<u8>) {
+        if self.cut || (self.loss > 0.0 && self.rng.gen_bool(self.loss)) {
+            self.log.push((now, data.len(), true));
+            return;
+        }
+        let at = match self.rate_bps {
+            Some(rate) => {
+                let start = self.free_at.max(now);
+                if start.duration_since(now) > self.buffer {
+                    self.log.push((now, data.len(), true));
+                    return;
+                }
+                self.free_at =
+                    start + Duration::from_secs_f64(data.len() as f64 * 8.0 / rate as f64);
+                self.free_at + self.delay
+            }
+            None => now + self.delay,
+        };
+        self.log.push((now, data.len(), false));
+        self.queue.push_back((at, src, dst, data));
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.queue.front().map(|q| q.0)
+    }
+}
+
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    up: Link,
+    down: Link,
+    timeout: Instant,
+    id: PeerId,
+    audio: Option<Mid>,
+    video: Option<Mid>,
+    /// Viewers: (time, layer, frame number) of every video frame that arrived whole.
+    frames: Vec<(Instant, u8, u32)>,
+    audio_packets: Vec<Instant>,
+    keyframe_asked: [bool; 3],
+}
+
+impl Client {
+    fn drain(&mut self, now: Instant) {
+        loop {
+            match self.rtc.poll_output().expect("client output") {
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => {
+                    self.up.send(now, t.source, t.destination, t.contents.into());
+                }
+                Output::Event(e) => match e {
+                    Event::MediaData(d) => {
+                        if Some(d.mid) == self.video && d.data.len() >= 15 {
+                            let n = u32::from_be_bytes(d.data[10..14].try_into().unwrap());
+                            self.frames.push((now, d.data[14], n));
+                        } else if Some(d.mid) == self.audio {
+                            self.audio_packets.push(now);
+                        }
+                    }
+                    Event::KeyframeRequest(r) => {
+                        let i =
+                            r.rid.and_then(|rid| RIDS.iter().position(|x| Rid::from(*x) == rid));
+                        if let Some(i) = i {
+                            self.keyframe_asked[i] = true;
+                        }
+                    }
+                    Event::MediaAdded(m) => match m.kind {
+                        MediaKind::Audio => self.audio = Some(m.mid),
+                        MediaKind::Video => self.video = Some(m.mid),
+                    },
+                    _ => {}
+                },
+            }
+        }
+    }
+}
+
+struct World {
+    start: Instant,
+    now: Instant,
+    room: Room,
+    sfu: SocketAddr,
+    presenter: Client,
+    viewers: Vec<Client>,
+    events: Vec<(Instant, RoomEvent)>,
+    next_frame: Instant,
+    next_audio: Instant,
+    frame: u32,
+    audio_n: u64,
+    /// Frames the presenter sent, per layer.
+    sent: [u32; 3],
+}
+
+fn client_rtc(now: Instant, addr: SocketAddr) -> Rtc {
+    let mut rtc = Rtc::builder()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(now);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    rtc
+}
+
+fn new_client(rtc: Rtc, addr: SocketAddr, seed: u64, now: Instant) -> Client {
+    Client {
+        rtc,
+        addr,
+        up: Link::new(seed * 2, now),
+        down: Link::new(seed * 2 + 1, now),
+        timeout: now,
+        id: 0,
+        audio: None,
+        video: None,
+        frames: vec![],
+        audio_packets: vec![],
+        keyframe_asked: [false; 3],
+    }
+}
+
+impl World {
+    fn new() -> World {
+        let now = Instant::now();
+        let sfu: SocketAddr = SFU.parse().unwrap();
+        let mut room = Room::new(RoomConfig::new(sfu), now);
+        let addr: SocketAddr = "10.9.1.1:5000".parse().unwrap();
+        let mut rtc = client_rtc(now, addr);
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let mut sim = Simulcast::new();
+        for rid in RIDS {
+            sim.add_send_layer(SimulcastLayer::new(rid));
+        }
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+        let (offer, pending) = api.apply().unwrap();
+        let (id, answer) = room.add_peer(Role::Presenter, offer, now).unwrap();
+        rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        let mut presenter = new_client(rtc, addr, 1, now);
+        presenter.id = id;
+        presenter.audio = Some(audio);
+        presenter.video = Some(video);
+        presenter.keyframe_asked = [true; 3];
+        presenter.drain(now);
+        World {
+            start: now,
+            now,
+            room,
+            sfu,
+            presenter,
+            viewers: vec![],
+            events: vec![],
+            next_frame: now,
+            next_audio: now,
+            frame: 0,
+            audio_n: 0,
+            sent: [0; 3],
+        }
+    }
+
+    fn add_viewer(&mut self) -> usize {
+        let n = self.viewers.len() as u8 + 1;
+        let addr: SocketAddr = format!("10.9.2.{n}:6000").parse().unwrap();
+        let mut rtc = client_rtc(self.now, addr);
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let (id, answer) = self.room.add_peer(Role::Viewer, offer, self.now).unwrap();
+        rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        let mut c = new_client(rtc, addr, 10 + n as u64, self.now);
+        c.id = id;
+        c.audio = Some(audio);
+        c.video = Some(video);
+        c.drain(self.now);
+        self.viewers.push(c);
+        self.pump();
+        self.viewers.len() - 1
+    }
+
+    /// The presenter's media due now.
+    fn produce(&mut self) {
+        let p = &mut self.presenter;
+        if self.now >= self.next_audio {
+            let pt = p
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|x| x.spec().codec == str0m::format::Codec::Opus)
+                .unwrap()
+                .pt();
+            let t = MediaTime::new(self.audio_n * 960, Frequency::FORTY_EIGHT_KHZ);
+            p.rtc
+                .writer(p.audio.unwrap())
+                .unwrap()
+                .write(pt, self.now, t, vec![0x55u8; 80])
+                .unwrap();
+            self.audio_n += 1;
+            self.next_audio += Duration::from_millis(20);
+        }
+        if self.now >= self.next_frame {
+            let pt = p
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|x| x.spec().codec == str0m::format::Codec::Vp8)
+                .unwrap()
+                .pt();
+            let t = MediaTime::new(self.frame as u64 * 3000, Frequency::NINETY_KHZ);
+            for (i, rid) in RIDS.iter().enumerate() {
+                let key = std::mem::take(&mut p.keyframe_asked[i]);
+                let mut data = vec![0u8; FRAME_BYTES[i]];
+                // A VP8 frame tag (bit 0 clear on a keyframe), the keyframe start code, then
+                // what the test reads back: the frame number and the layer.
+                data[0] = if key { 0x10 } else { 0x11 };
+                data[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+                data[10..14].copy_from_slice(&self.frame.to_be_bytes());
+                data[14] = i as u8;
+                p.rtc
+                    .writer(p.video.unwrap())
+                    .unwrap()
+                    .rid(Rid::from(*rid))
+                    .write(pt, self.now, t, data)
+                    .unwrap();
+                self.sent[i] += 1;
+            }
+            self.frame += 1;
+            self.next_frame += Duration::from_millis(33);
+        }
+        p.drain(self.now);
+    }
+
+    /// Moves every datagram waiting to be sent onto its link.
+    fn pump(&mut self) {
+        while let Some(t) = self.room.poll_transmit() {
+            let c = if t.destination == self.presenter.addr {
+                &mut self.presenter
+            } else if let Some(c) = self.viewers.iter_mut().find(|c| c.addr == t.destination) {
+                c
+            } else {
+                continue;
+            };
+            c.down.send(self.now, t.source, t.destination, t.contents);
+        }
+        while let Some(e) = self.room.poll_event() {
+            self.events.push((self.now, e));
+        }
+    }
+
+    /// Runs the world for `d` of simulated time.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            let mut t = self.room.poll_timeout().min(self.next_frame).min(self.next_audio).min(end);
+            for c in std::iter::once(&self.presenter).chain(self.viewers.iter()) {
+                t = t.min(c.timeout);
+                for l in [&c.up, &c.down] {
+                    if let Some(n) = l.next() {
+                        t = t.min(n);
+                    }
+                }
+            }
+            self.now = self.now.max(t);
+            let now = self.now;
+            // Deliveries.
+            let sfu = self.sfu;
+            for c in std::iter::once(&mut self.presenter).chain(self.viewers.iter_mut()) {
+                while c.up.next().is_some_and(|n| n <= now) {
+                    let (_, src, dst, data) = c.up.queue.pop_front().unwrap();
+                    self.room.handle_receive(now, src, dst, &data);
+                }
+                while c.down.next().is_some_and(|n| n <= now) {
+                    let (_, src, dst, data) = c.down.queue.pop_front().unwrap();
+                    let r = Receive::new(Protocol::Udp, src, dst, &data).unwrap();
+                    c.rtc.handle_input(Input::Receive(now, r)).unwrap();
+                    c.drain(now);
+                }
+                if c.timeout <= now {
+                    c.rtc.handle_input(Input::Timeout(now)).unwrap();
+                    c.drain(now);
+                }
+            }
+            let _ = sfu;
+            if self.room.poll_timeout() <= now {
+                self.room.handle_timeout(now);
+            }
+            self.produce();
+            self.pump();
+        }
+    }
+
+    fn layer_events(&self, id: PeerId) -> Vec<(f64, Option<usize>)> {
+        self.events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                RoomEvent::Layer(p, l) if *p == id => {
+                    Some((t.duration_since(self.start).as_secs_f64(), *l))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Video frames of `layer` a viewer got between `from` and `to` seconds.
+fn frames_of(w: &World, v: usize, layer: u8, from: f64, to: f64) -> usize {
+    w.viewers[v]
+        .frames
+        .iter()
+        .filter(|(t, l, _)| {
+            let s = t.duration_since(w.start).as_secs_f64();
+            *l == layer && s >= from && s < to
+        })
+        .count()
+}
+
+fn audio_between(w: &World, v: usize, from: f64, to: f64) -> usize {
+    w.viewers[v]
+        .audio_packets
+        .iter()
+        .filter(|t| {
+            let s = t.duration_since(w.start).as_secs_f64();
+            s >= from && s < to
+        })
+        .count()
+}
+
+#[test]
+fn the_presenter_reaches_every_viewer_low_first_then_higher() {
+    let mut w = World::new();
+    let a = w.add_viewer();
+    let b = w.add_viewer();
+    w.run(Duration::from_secs(20));
+    assert!(w.events.iter().any(|(_, e)| *e == RoomEvent::Connected(w.presenter.id)));
+    for v in [a, b] {
+        let id = w.viewers[v].id;
+        assert!(
+            w.events.iter().any(|(_, e)| *e == RoomEvent::FirstMedia(id)),
+            "viewer {v} got no media"
+        );
+        // Audio throughout: 50 packets a second.
+        let audio = audio_between(&w, v, 10.0, 20.0);
+        assert!(audio >= 495, "viewer {v}: {audio} audio packets in 10 s");
+        // Video started on the low layer...
+        let first = w.viewers[v].frames.first().expect("video arrived");
+        assert_eq!(first.1, 0, "viewer {v} starts low");
+        // ... and climbed to the top on an open link, one step at a time.
+        let layers: Vec<Option<usize>> = w.layer_events(id).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(layers, [Some(1), Some(2)], "viewer {v}: {:?}", w.layer_events(id));
+        let top = frames_of(&w, v, 2, 17.0, 20.0);
+        assert!(top >= 85, "viewer {v}: {top} top-layer frames in the last 3 s");
+        // Frames arrive in order, none of a layer twice: one continuous stream across the
+        // switches (the frame at a switch may come in both sizes, old layer then new).
+        let f = &w.viewers[v].frames;
+        assert!(
+            f.windows(2).all(|p| p[0].2 < p[1].2 || (p[0].2 == p[1].2 && p[0].1 != p[1].1)),
+            "viewer {v}: frames out of order"
+        );
+    }
+    println!(
+        "viewer layers: {:?}; frames {} of {} sent on the top layer",
+        w.layer_events(w.viewers[a].id),
+        w.viewers[a].frames.len(),
+        w.sent[2]
+    );
+}
+
+#[test]
+fn a_viewer_whose_link_narrows_drops_to_the_low_layer_and_keeps_its_audio() {
+    let mut w = World::new();
+    let v = w.add_viewer();
+    w.run(Duration::from_secs(15));
+    let id = w.viewers[v].id;
+    assert_eq!(w.room.viewer_layer(id), Some(2), "{:?}", w.layer_events(id));
+    // The clinic's link falls to 300 kbit/s.
+    w.viewers[v].down.rate_bps = Some(300_000);
+    w.run(Duration::from_secs(15));
+    let after: Vec<(f64, Option<usize>)> =
+        w.layer_events(id).into_iter().filter(|(t, _)| *t >= 15.0).collect();
+    let down = after.first().copied().expect("a switch down");
+    assert!(down.0 < 18.0 && down.1 < Some(2), "switched down late or not at all: {after:?}");
+    assert_eq!(w.room.viewer_layer(id), Some(0), "{after:?}");
+    let low = frames_of(&w, v, 0, 25.0, 30.0);
+    assert!(low >= 120, "{low} low-layer frames in 5 s");
+    // Audio came through the narrow link: under 1 % lost over the last 10 s.
+    let audio = audio_between(&w, v, 20.0, 30.0);
+    assert!(audio >= 495, "{audio} of 500 audio packets");
+}
+
+#[test]
+fn nacks_recover_video_lost_on_the_way_to_a_viewer() {
+    let mut w = World::new();
+    let clean = w.add_viewer();
+    let lossy = w.add_viewer();
+    w.viewers[lossy].down.loss = 0.05;
+    w.run(Duration::from_secs(12));
+    // The lossy viewer's frames arrive whole (the depacketizer only hands out complete frames)
+    // nearly as often as the clean one's: str0m resent what was NACKed.
+    let (c, l) = (w.viewers[clean].frames.len(), w.viewers[lossy].frames.len());
+    assert!(c > 300, "clean viewer: {c} frames");
+    assert!(l as f64 >= c as f64 * 0.95, "lossy viewer: {l} frames against {c}");
+    let audio = audio_between(&w, lossy, 2.0, 12.0);
+    assert!(audio >= 450, "audio through 5 % loss: {audio} of 500");
+}
+
+#[test]
+fn a_viewer_cut_off_for_five_seconds_is_watching_again_soon_after() {
+    let mut w = World::new();
+    let v = w.add_viewer();
+    w.run(Duration::from_secs(8));
+    w.viewers[v].down.cut = true;
+    w.viewers[v].up.cut = true;
+    w.run(Duration::from_secs(5));
+    w.viewers[v].down.cut = false;
+    w.viewers[v].up.cut = false;
+    w.run(Duration::from_secs(7));
+    let back = w.viewers[v]
+        .frames
+        .iter()
+        .map(|f| f.0.duration_since(w.start).as_secs_f64())
+        .find(|&s| s > 13.0)
+        .expect("video again after the cut");
+    assert!(back < 18.0, "video again only at {back:.1} s (the link was back at 13 s)");
+    assert!(audio_between(&w, v, 14.0, 20.0) >= 280);
+}
