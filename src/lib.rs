@@ -4,6 +4,7 @@ pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod broadcast;
 pub mod config;
 pub mod consult;
 pub mod demo;

@@ -173,6 +173,29 @@ pub async fn routing_rules(
     Ok(crate::reading::store::rules(&state.db, &p).await?)
 }
 
+/// Schedules a training session at the console (the demo's, and tests'); audited as the
+/// operator's.
+pub async fn schedule_broadcast(
+    state: &Stores,
+    b: &crate::broadcast::Broadcast,
+) -> anyhow::Result<()> {
+    let p =
+        permit::<policy::BroadcastCreate>(state, Target::site(&b.site, "broadcast", None)).await?;
+    let event = audit::NewEvent {
+        at: now_ms(),
+        actor: Some(console::OPERATOR.to_string()),
+        actor_site: None,
+        site: Some(b.site.to_string()),
+        action: "broadcast.create",
+        resource_kind: "broadcast",
+        resource_id: Some(b.id.clone()),
+        outcome: audit::Outcome::Success,
+        client_addr: None,
+        detail: Some(format!("{} audience entries", b.audience.len())),
+    };
+    Ok(crate::broadcast::store::create(&state.db, &p, b, &event).await?)
+}
+
 /// True when the error means "already there" (for idempotent seeding).
 pub fn is_exists(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<NetworkError>(), Some(NetworkError::Exists(_)))

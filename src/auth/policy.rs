@@ -235,6 +235,13 @@ actions! {
     RoutingManage = "routing.manage", AdminOfSite, audit: true, hidden: false;
     /// A centre's report templates (reading them is part of reading a request).
     TemplateManage = "reading.template.manage", AdminOfSite, audit: true, hidden: false;
+    /// Scheduling a training session for one's own site (trainers only; the creation itself
+    /// is audited with the new session, in one transaction).
+    BroadcastCreate = "broadcast.create", OwnSite, audit: false, hidden: false;
+    /// Listing the sessions one may see (those of one's site and those for its audience).
+    BroadcastSearch = "broadcast.search", AnyUser, audit: true, hidden: false;
+    /// One session: its own site's people and its audience's (the sites it is shared with).
+    BroadcastRead = "broadcast.read", SiteOrShared, audit: true, hidden: true;
 }
 
 /// Proof that the policy allowed action `A` on a target. Only this module makes them.

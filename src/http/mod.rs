@@ -17,6 +17,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use tower::ServiceBuilder;
 
+use crate::broadcast::http as broadcast;
 use crate::consult::http as consult;
 use crate::error::ApiError;
 use crate::reading::http as reading;
@@ -80,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/consults/{id}/opinions", post(consult::sign))
         .route("/consults/{id}/acknowledge", post(consult::acknowledge))
         .route("/specialists", get(consult::specialists))
+        .route("/broadcasts", get(broadcast::list).post(broadcast::create))
+        .route("/broadcasts/{id}", get(broadcast::get))
+        .route("/broadcasts/{id}/calendar.ics", get(broadcast::calendar))
         .route("/ecgs", get(crate::ecg::http::list).post(crate::ecg::http::create))
         .route("/ecgs/{id}", get(crate::ecg::http::get))
         .route("/ecgs/{id}/waveform", get(crate::ecg::http::waveform))

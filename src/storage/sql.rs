@@ -120,6 +120,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0010_reading.sql"),
         postgres: include_str!("../../migrations/postgres/0010_reading.sql"),
     },
+    Migration {
+        version: 11,
+        name: "training broadcasts",
+        sqlite: include_str!("../../migrations/sqlite/0011_broadcasts.sql"),
+        postgres: include_str!("../../migrations/postgres/0011_broadcasts.sql"),
+    },
 ];
 
 impl Db {

@@ -103,6 +103,24 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
             operator::add_routing_rule(state, &site_id, new).await.unwrap().id
         }
     };
+    // A training session of that site, for the county hospital alone: its own people see it,
+    // the other clinic's do not.
+    let session = ferry::broadcast::Broadcast {
+        id: ferry::broadcast::new_broadcast_id(),
+        site: site_id.clone(),
+        trainer: user.parse().unwrap(),
+        title: "matrix session".into(),
+        description: String::new(),
+        starts_at: ferry::time::now_ms() + 86_400_000,
+        minutes: 60,
+        state: ferry::broadcast::State::Scheduled,
+        audience: vec![ferry::broadcast::AudienceEntry {
+            site: "county-hospital".parse().unwrap(),
+            subtree: false,
+        }],
+        created_at: ferry::time::now_ms(),
+    };
+    operator::schedule_broadcast(state, &session).await.unwrap();
     let c = |action, method, path: String, body: Option<Value>| Case {
         action,
         method,
@@ -227,6 +245,16 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
         c("routing.list", "GET", format!("/api/sites/{site}/routing-rules"), None),
         c("routing.manage", "DELETE", format!("/api/routing-rules/{rule}"), None),
         c(
+            "broadcast.create",
+            "POST",
+            "/api/broadcasts".into(),
+            Some(
+                json!({"title": "t", "starts_at": ferry::time::now_ms() + 86_400_000, "audience": [site]}),
+            ),
+        ),
+        c("broadcast.search", "GET", "/api/broadcasts".into(), None),
+        c("broadcast.read", "GET", format!("/api/broadcasts/{}", session.id), None),
+        c(
             "reading.template.manage",
             "PUT",
             format!("/api/sites/{site}/reading-templates"),
@@ -308,6 +336,8 @@ async fn role_by_site_by_route_matrix() {
                     (OwnSite, _) if case.action == "imaging.store" => true,
                     // Consults and readings are requested for one's own site, by clinicians only.
                     (OwnSite, r) if case.action == "consult.create" => *r == Some(Role::Clinician),
+                    // Training sessions are scheduled by trainers, for their own site.
+                    (OwnSite, r) if case.action == "broadcast.create" => *r == Some(Role::Trainer),
                     (OwnSite, r) if case.action == "reading.create" => {
                         *r == Some(Role::Clinician) && which == "own"
                     }

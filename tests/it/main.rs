@@ -8,6 +8,7 @@ mod support;
 mod access;
 mod architecture;
 mod auth;
+mod broadcast;
 mod browser;
 mod consult;
 mod dicomweb;

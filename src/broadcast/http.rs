@@ -1,0 +1,248 @@
+//! `/api/broadcasts`: trainers schedule sessions; people see those of their site and those
+//! their site is in the audience of, and can put one in their calendar.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::store;
+use super::*;
+use crate::audit::{NewEvent, Outcome};
+use crate::auth::RequestCtx;
+use crate::auth::policy::{
+    BroadcastCreate, BroadcastRead, BroadcastSearch, PeopleDirectory, Permit, Target,
+};
+use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::network::Role;
+use crate::network::store::site_exists;
+use crate::time::{parse_rfc3339, rfc3339};
+
+/// A time as RFC 3339 text or as unix milliseconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum When {
+    Millis(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBroadcastBody {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub starts_at: When,
+    /// The expected length in minutes (default 60).
+    #[serde(default)]
+    pub minutes: Option<i64>,
+    /// Sites that see the session, each on its own.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Sites that see it with every site below them.
+    #[serde(default)]
+    pub subtrees: Vec<String>,
+}
+
+fn target(b: &Broadcast, audience: Vec<SiteId>) -> Target {
+    let mut t = Target::site(&b.site, "broadcast", Some(b.id.clone()));
+    t.shared_with = audience;
+    t
+}
+
+fn view(b: &Broadcast, now: i64) -> Value {
+    json!({
+        "id": b.id,
+        "site": b.site,
+        "trainer": b.trainer,
+        "title": b.title,
+        "description": b.description,
+        "starts_at": rfc3339(b.starts_at),
+        "ends_at": rfc3339(b.ends_at()),
+        "minutes": b.minutes,
+        "state": b.state,
+        "audience": b.audience,
+        "created_at": rfc3339(b.created_at),
+        // Due to start within the next quarter of an hour, or running by the clock.
+        "soon": b.state == State::Scheduled && b.starts_at - 15 * 60_000 <= now && now < b.ends_at(),
+    })
+}
+
+fn bad(detail: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_value", detail)
+}
+
+/// `POST /api/broadcasts`: a trainer schedules a session for their own site.
+pub async fn create(
+    ctx: RequestCtx,
+    JsonBody(body): JsonBody<NewBroadcastBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let me = &ctx.actor;
+    let site = me.user.site.clone();
+    let permit: Permit<BroadcastCreate> =
+        ctx.permit(Target::site(&site, "broadcast", None)).await?;
+    if !me.view.has_role(Role::Trainer) {
+        let why = "only trainers schedule training sessions";
+        ctx.audit(
+            "broadcast.create",
+            "broadcast",
+            None,
+            Some(site.to_string()),
+            Outcome::Denied,
+            Some(why.into()),
+        )
+        .await?;
+        return Err(ApiError::Forbidden { detail: format!("broadcast.create: {why}") });
+    }
+    let now = ctx.now();
+    let title = body.title.trim().to_string();
+    if title.is_empty() || title.chars().count() > MAX_TITLE {
+        return Err(bad(format!("title: name the session (at most {MAX_TITLE} characters)")));
+    }
+    if body.description.chars().count() > MAX_DESCRIPTION {
+        return Err(bad(format!("description: at most {MAX_DESCRIPTION} characters")));
+    }
+    let starts_at = match &body.starts_at {
+        When::Millis(ms) => Some(*ms),
+        When::Text(s) => parse_rfc3339(s.trim()),
+    }
+    .ok_or_else(|| bad("starts_at: a time in RFC 3339 (2026-12-02T10:00:00+08:00) or unix ms"))?;
+    if !(now - 3_600_000..=now + 366 * 86_400_000).contains(&starts_at) {
+        return Err(bad("starts_at: must be within the coming year"));
+    }
+    let minutes = body.minutes.unwrap_or(DEFAULT_MINUTES);
+    if !(5..=600).contains(&minutes) {
+        return Err(bad("minutes: between 5 and 600"));
+    }
+    let mut audience: Vec<AudienceEntry> = vec![];
+    for (list, subtree) in [(&body.audience, false), (&body.subtrees, true)] {
+        for s in list {
+            let id: SiteId =
+                s.parse().map_err(|_| bad(format!("audience: {s} is not a site id")))?;
+            if !site_exists(&ctx.state.db, &id).await? {
+                return Err(bad(format!("audience: no site {id} in the network")));
+            }
+            match audience.iter_mut().find(|e| e.site == id) {
+                Some(e) => e.subtree |= subtree,
+                None => audience.push(AudienceEntry { site: id, subtree }),
+            }
+        }
+    }
+    if audience.is_empty() {
+        return Err(bad("audience: name at least one site (audience or subtrees)"));
+    }
+    if audience.len() > MAX_AUDIENCE {
+        return Err(bad(format!("audience: at most {MAX_AUDIENCE} sites")));
+    }
+    let b = Broadcast {
+        id: new_broadcast_id(),
+        site: site.clone(),
+        trainer: me.user.id.clone(),
+        title,
+        description: body.description.trim().to_string(),
+        starts_at,
+        minutes,
+        state: State::Scheduled,
+        audience,
+        created_at: now,
+    };
+    let event = NewEvent {
+        at: now,
+        actor: Some(me.name()),
+        actor_site: Some(site.to_string()),
+        site: Some(site.to_string()),
+        action: "broadcast.create",
+        resource_kind: "broadcast",
+        resource_id: Some(b.id.clone()),
+        outcome: Outcome::Success,
+        client_addr: ctx.client.map(|a| a.to_string()),
+        detail: Some(format!("{} audience entries", b.audience.len())),
+    };
+    store::create(&ctx.state.db, &permit, &b, &event).await?;
+    Ok((StatusCode::CREATED, Json(view(&b, now))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Sessions ending at this time or later (RFC 3339); default now.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// `GET /api/broadcasts`: the sessions the caller may see, live ones and the coming ones,
+/// soonest first.
+pub async fn list(
+    ctx: RequestCtx,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let permit: Permit<BroadcastSearch> = ctx.permit(Target::network()).await?;
+    let now = ctx.now();
+    let from = match &q.from {
+        Some(s) => parse_rfc3339(s).ok_or_else(|| bad("from: a time in RFC 3339"))?,
+        None => now,
+    };
+    let found = store::upcoming(&ctx.state.db, &permit, from, 500).await?;
+    let mine = &ctx.actor.user.site;
+    let mut cache = HashMap::new();
+    let mut out = vec![];
+    for b in &found {
+        let sees = &b.site == mine
+            || store::audience_of(&ctx.state.db, b, &mut cache).await?.contains(mine);
+        if sees {
+            out.push(view(b, now));
+        }
+    }
+    Ok(Json(json!({ "broadcasts": out })))
+}
+
+/// The session `id` if the caller may see it (404 otherwise, audited).
+async fn readable(ctx: &RequestCtx, id: &str) -> Result<Broadcast, ApiError> {
+    let b = match is_broadcast_id(id) {
+        true => store::load(&ctx.state.db, id).await?,
+        false => None,
+    }
+    .ok_or(ApiError::NotFound { what: "broadcast" })?;
+    let audience = store::audience_of(&ctx.state.db, &b, &mut HashMap::new()).await?;
+    let _: Permit<BroadcastRead> = ctx.permit(target(&b, audience)).await?;
+    Ok(b)
+}
+
+/// `GET /api/broadcasts/{id}`.
+pub async fn get(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let b = readable(&ctx, &id).await?;
+    Ok(Json(view(&b, ctx.now())))
+}
+
+/// `GET /api/broadcasts/{id}/calendar.ics`: the session for a calendar.
+pub async fn calendar(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let b = readable(&ctx, &id).await?;
+    let directory: Permit<PeopleDirectory> = ctx.permit(Target::network()).await?;
+    let people =
+        crate::network::store::people(&ctx.state.db, &directory, std::slice::from_ref(&b.trainer))
+            .await?;
+    let trainer = people.first().map(|p| p.display_name.clone()).unwrap_or(b.trainer.to_string());
+    // The session's page on the address the caller used to reach Ferry.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if ctx.state.settings.tls_enabled() { "https" } else { "http" };
+    let url = format!("{scheme}://{host}/#/broadcasts/{}", b.id);
+    let body = ics(&b, &trainer, &url, ctx.now());
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/calendar; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"training-session.ics\""),
+    );
+    Ok(r)
+}

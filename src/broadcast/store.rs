@@ -1,0 +1,140 @@
+//! Training sessions in the database (`broadcasts`, `broadcast_audience`).
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::*;
+use crate::audit::{self, NewEvent};
+use crate::auth::policy::{BroadcastCreate, BroadcastSearch, Permit};
+use crate::network::store::site_and_descendants;
+use crate::storage::Db;
+use crate::storage::sql::parsed;
+
+/// Saves a new session with its audience and its audit event, in one transaction.
+pub async fn create(
+    db: &Db,
+    _: &Permit<BroadcastCreate>,
+    b: &Broadcast,
+    event: &NewEvent,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO broadcasts (id, site_id, trainer_id, title, description, starts_at, minutes, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&b.id)
+    .bind(b.site.as_str())
+    .bind(b.trainer.as_str())
+    .bind(&b.title)
+    .bind(&b.description)
+    .bind(b.starts_at)
+    .bind(b.minutes)
+    .bind(b.state.as_str())
+    .bind(b.created_at)
+    .execute(&mut *tx)
+    .await?;
+    for e in &b.audience {
+        sqlx::query(
+            "INSERT INTO broadcast_audience (broadcast_id, site_id, subtree) VALUES ($1, $2, $3)",
+        )
+        .bind(&b.id)
+        .bind(e.site.as_str())
+        .bind(e.subtree as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await
+}
+
+fn row_to(r: &AnyRow) -> Result<Broadcast, sqlx::Error> {
+    let state: String = r.try_get("state")?;
+    Ok(Broadcast {
+        id: r.try_get("id")?,
+        site: parsed(r, "site_id")?,
+        trainer: parsed(r, "trainer_id")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        starts_at: r.try_get("starts_at")?,
+        minutes: r.try_get("minutes")?,
+        state: State::parse(&state)
+            .ok_or_else(|| sqlx::Error::Decode("bad value in column state".into()))?,
+        audience: vec![],
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const COLUMNS: &str =
+    "id, site_id, trainer_id, title, description, starts_at, minutes, state, created_at";
+
+/// Fills in the audience of each session.
+async fn with_audience(db: &Db, mut found: Vec<Broadcast>) -> Result<Vec<Broadcast>, sqlx::Error> {
+    if found.is_empty() {
+        return Ok(found);
+    }
+    let marks: Vec<String> = (1..=found.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT broadcast_id, site_id, subtree FROM broadcast_audience WHERE broadcast_id IN ({}) \
+         ORDER BY site_id",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for b in &found {
+        q = q.bind(b.id.clone());
+    }
+    let mut by: HashMap<String, Vec<AudienceEntry>> = HashMap::new();
+    for r in q.fetch_all(db.pool()).await? {
+        let subtree: i64 = r.try_get("subtree")?;
+        by.entry(r.try_get("broadcast_id")?)
+            .or_default()
+            .push(AudienceEntry { site: parsed(&r, "site_id")?, subtree: subtree != 0 });
+    }
+    for b in &mut found {
+        b.audience = by.remove(&b.id).unwrap_or_default();
+    }
+    Ok(found)
+}
+
+/// One session, with its audience.
+pub async fn load(db: &Db, id: &str) -> Result<Option<Broadcast>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM broadcasts WHERE id = $1");
+    let Some(r) = sqlx::query(&sql).bind(id).fetch_optional(db.pool()).await? else {
+        return Ok(None);
+    };
+    Ok(with_audience(db, vec![row_to(&r)?]).await?.pop())
+}
+
+/// Sessions that end at `from` or later (or are live), soonest first, at most `limit`: the
+/// caller keeps those its actor may see.
+pub async fn upcoming(
+    db: &Db,
+    _: &Permit<BroadcastSearch>,
+    from: i64,
+    limit: i64,
+) -> Result<Vec<Broadcast>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM broadcasts \
+         WHERE state = 'live' OR (state <> 'cancelled' AND starts_at + minutes * 60000 >= $1) \
+         ORDER BY starts_at, id LIMIT $2"
+    );
+    let rows = sqlx::query(&sql).bind(from).bind(limit).fetch_all(db.pool()).await?;
+    let found = rows.iter().map(row_to).collect::<Result<Vec<_>, _>>()?;
+    with_audience(db, found).await
+}
+
+/// The sites that see `b` beyond its own (subtrees expanded), looking each subtree up once.
+pub async fn audience_of(
+    db: &Db,
+    b: &Broadcast,
+    cache: &mut HashMap<SiteId, HashSet<SiteId>>,
+) -> Result<Vec<SiteId>, sqlx::Error> {
+    for e in b.audience.iter().filter(|e| e.subtree) {
+        if !cache.contains_key(&e.site) {
+            let below = site_and_descendants(db, &e.site).await?;
+            cache.insert(e.site.clone(), below);
+        }
+    }
+    Ok(audience_sites(b, |s| cache.get(s).cloned().unwrap_or_default()))
+}

@@ -1,0 +1,150 @@
+//! Training sessions over HTTP, on both databases: a trainer schedules; the sites of the
+//! audience (subtrees expanded) and the trainer's own site see a session, no other; calendar
+//! entries; refusals and wrong input answered clearly and audited.
+
+use serde_json::{Value, json};
+
+use crate::support::{Obj, Sql, TestServer, audit_events, problem};
+
+fn ids(list: &Value) -> Vec<String> {
+    list["broadcasts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn sessions_reach_their_audience_only(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let sun = s.login("trainer-sun").await;
+    let now = ferry::time::now_ms();
+    let day = 86_400_000;
+    // In China's time zone, as a trainer there writes it; stored and answered in UTC.
+    let t1 = ferry::time::rfc3339(now + 2 * day - (now % 60_000));
+    let t1_local = {
+        let utc = time::OffsetDateTime::parse(&t1, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        utc.to_offset(time::macros::offset!(+8))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let r = sun
+        .post(
+            "/api/broadcasts",
+            json!({"title": "ECG reading, week 3: AV blocks", "description": "心电图 第三周",
+                   "starts_at": t1_local, "audience": ["island-clinic"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["starts_at"], t1.as_str(), "stored and answered in UTC");
+    assert_eq!(first["minutes"], 60, "an hour unless the trainer says");
+    assert_eq!(first["state"], "scheduled");
+    assert_eq!(first["trainer"], "trainer-sun");
+    assert_eq!(first["site"], "city-hospital");
+    assert_eq!(first["audience"], json!([{"site": "island-clinic", "subtree": false}]));
+    let first = first["id"].as_str().unwrap().to_string();
+    // The second for the county hospital and every site below it, by unix milliseconds.
+    let r = sun
+        .post(
+            "/api/broadcasts",
+            json!({"title": "New sepsis protocol", "starts_at": now + day, "minutes": 90,
+                   "subtrees": ["county-hospital"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let second = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+
+    // Soonest first; each site sees what is for it.
+    for (who, want) in [
+        ("dr-zhao", vec![second.clone(), first.clone()]),
+        ("dr-ma", vec![second.clone()]),
+        ("dr-li", vec![second.clone(), first.clone()]),
+        ("trainer-sun", vec![second.clone(), first.clone()]),
+    ] {
+        let c = s.login(who).await;
+        let list: Value = c.get("/api/broadcasts").await.json().await.unwrap();
+        assert_eq!(ids(&list), want, "{who}");
+        for id in &want {
+            assert_eq!(c.get(&format!("/api/broadcasts/{id}")).await.status(), 200, "{who}");
+        }
+    }
+    // Outside the audience the session does not exist, and the refusal is recorded.
+    let ma = s.login("dr-ma").await;
+    let (st, p) = problem(ma.get(&format!("/api/broadcasts/{first}")).await).await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (404, "not_found"));
+    assert_eq!(ma.get(&format!("/api/broadcasts/{first}/calendar.ics")).await.status(), 404);
+    let denied = audit_events(&s, "action=broadcast.read&outcome=denied").await;
+    assert!(denied.iter().any(|e| e["resource_id"] == first.as_str() && e["actor"] == "dr-ma"));
+    let made = audit_events(&s, "action=broadcast.create").await;
+    assert_eq!(made.iter().filter(|e| e["outcome"] == "success").count(), 2);
+
+    // A calendar entry for the island clinic.
+    let zhao = s.login("dr-zhao").await;
+    let r = zhao.get(&format!("/api/broadcasts/{first}/calendar.ics")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/calendar; charset=utf-8");
+    let ics = r.text().await.unwrap().replace("\r\n ", "");
+    let stamp: String =
+        t1.chars().filter(|c| c.is_ascii_digit() || *c == 'T').take(15).collect::<String>() + "Z";
+    assert!(ics.contains(&format!("DTSTART:{stamp}\r\n")), "{ics}");
+    assert!(ics.contains("SUMMARY:ECG reading\\, week 3: AV blocks\r\n"), "{ics}");
+    assert!(ics.contains("ORGANIZER;CN=Sun Wei:"), "{ics}");
+    assert!(ics.contains(&format!("#/broadcasts/{first}")), "{ics}");
+
+    // Only trainers schedule, and a refusal is recorded.
+    let (st, p) = problem(
+        zhao.post(
+            "/api/broadcasts",
+            json!({"title": "x", "starts_at": now + day, "audience": ["island-clinic"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((st, p["code"].as_str().unwrap()), (403, "forbidden"));
+    let denied = audit_events(&s, "action=broadcast.create&outcome=denied").await;
+    assert!(denied.iter().any(|e| e["actor"] == "dr-zhao"));
+    // Wrong input is named.
+    for (body, field) in [
+        (json!({"title": " ", "starts_at": now + day, "audience": ["island-clinic"]}), "title"),
+        (
+            json!({"title": "x", "starts_at": "next Tuesday", "audience": ["island-clinic"]}),
+            "starts_at",
+        ),
+        (
+            json!({"title": "x", "starts_at": now - 3 * day, "audience": ["island-clinic"]}),
+            "starts_at",
+        ),
+        (json!({"title": "x", "starts_at": now + day, "audience": []}), "audience"),
+        (json!({"title": "x", "starts_at": now + day, "audience": ["atlantis"]}), "audience"),
+        (
+            json!({"title": "x", "starts_at": now + day, "minutes": 2, "audience": ["island-clinic"]}),
+            "minutes",
+        ),
+    ] {
+        let (st, p) = problem(sun.post("/api/broadcasts", body.clone()).await).await;
+        assert_eq!(st, 400, "{body}");
+        assert!(p["detail"].as_str().unwrap().starts_with(field), "{body}: {p}");
+    }
+    // A session that ended is no longer listed, unless asked for from before its end.
+    let r = sun
+        .post(
+            "/api/broadcasts",
+            json!({"title": "Morning huddle", "starts_at": now - 50 * 60_000, "minutes": 30,
+                   "audience": ["island-clinic"]}),
+        )
+        .await;
+    let past = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let list: Value = zhao.get("/api/broadcasts").await.json().await.unwrap();
+    assert!(!ids(&list).contains(&past));
+    let from = ferry::time::rfc3339(now - 3_600_000);
+    let list: Value = zhao.get(&format!("/api/broadcasts?from={from}")).await.json().await.unwrap();
+    assert_eq!(ids(&list)[0], past);
+}
+
+backend_tests!(
+    sqlite => crate::support::Sql::Sqlite,
+    postgres => crate::support::Sql::Postgres;
+    [sessions_reach_their_audience_only]
+);
