@@ -19,15 +19,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::state::{AppState, ClientAddr, Stores};
 
-/// Opens the stores, starts the signalling hub and the consult timers, and returns the state
-/// handlers share.
+/// Opens the stores, starts the signalling hub, the media plane (broadcasts' UDP socket) and
+/// the consult timers, and returns the state handlers share.
 pub async fn start_state(settings: Settings) -> anyhow::Result<AppState> {
     let stores = Stores::open(settings).await?;
     let shutdown = CancellationToken::new();
     let limits = crate::signal::core::Limits::from(&stores.settings.signal);
     let (joins_tx, joins_rx) = tokio::sync::mpsc::channel(crate::signal::hub::JOINS_QUEUE);
     let hub = crate::signal::hub::Hub::start(limits, joins_tx, shutdown.clone());
-    let state = AppState::new(stores, hub, shutdown)?;
+    let media = crate::sfu::shell::MediaPlane::start(&stores.settings.media)?;
+    let state = AppState::new(stores, hub, media, shutdown)?;
     crate::consult::http::start_background(state.clone(), joins_rx).await?;
     crate::reading::http::start_background(state.clone());
     Ok(state)

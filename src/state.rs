@@ -51,6 +51,8 @@ pub struct Inner {
     pub turn: crate::config::Turn,
     /// The signalling hub: call rooms, presence, live consult events.
     pub hub: crate::signal::hub::Hub,
+    /// Training broadcasts' media: the SFU's UDP socket and workers.
+    pub media: crate::sfu::shell::MediaPlane,
     /// Cancelled to stop the server; long-lived tasks and sockets watch it.
     pub shutdown: CancellationToken,
 }
@@ -74,6 +76,7 @@ impl AppState {
     pub fn new(
         stores: Stores,
         hub: crate::signal::hub::Hub,
+        media: crate::sfu::shell::MediaPlane,
         shutdown: CancellationToken,
     ) -> anyhow::Result<AppState> {
         let throttle = LoginThrottle::new(stores.settings.auth.login_attempts_per_minute);
@@ -90,6 +93,7 @@ impl AppState {
             whole_files: Arc::new(tokio::sync::Semaphore::new(budget as usize)),
             turn,
             hub,
+            media,
             shutdown,
         })))
     }

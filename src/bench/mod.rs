@@ -160,6 +160,7 @@ pub async fn run(opts: SignalBench) -> anyhow::Result<()> {
     let env = vec![
         ("FERRY__DATA__DIR".to_string(), data.display().to_string()),
         ("FERRY__HTTP__ADDR".to_string(), "127.0.0.1:0".to_string()),
+        ("FERRY__MEDIA__UDP_ADDR".to_string(), "127.0.0.1:0".to_string()),
         ("FERRY__DIMSE__ENABLED".to_string(), "false".to_string()),
         ("FERRY__SIGNAL__MAX_CONNECTIONS".to_string(), (opts.clients * 2).to_string()),
         ("FERRY__LOG__LEVEL".to_string(), "warn".to_string()),

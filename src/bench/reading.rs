@@ -95,6 +95,7 @@ pub async fn run(o: ReadingBench) -> anyhow::Result<()> {
     let mut env = vec![
         ("FERRY__DATA__DIR".to_string(), dir.join("data").display().to_string()),
         ("FERRY__HTTP__ADDR".to_string(), "127.0.0.1:0".to_string()),
+        ("FERRY__MEDIA__UDP_ADDR".to_string(), "127.0.0.1:0".to_string()),
         ("FERRY__DIMSE__ENABLED".to_string(), "false".to_string()),
         ("FERRY__LOG__LEVEL".to_string(), "warn".to_string()),
     ];

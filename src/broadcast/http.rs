@@ -211,13 +211,163 @@ async fn readable(ctx: &RequestCtx, id: &str) -> Result<Broadcast, ApiError> {
     Ok(b)
 }
 
-/// `GET /api/broadcasts/{id}`.
+/// `GET /api/broadcasts/{id}`: the session, and who is connected to its media now.
 pub async fn get(
     ctx: RequestCtx,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let b = readable(&ctx, &id).await?;
-    Ok(Json(view(&b, ctx.now())))
+    let mut v = view(&b, ctx.now());
+    let live = ctx.state.media.live(&b.id);
+    v["media"] = json!({
+        "presenter": live.presenter,
+        "viewers": live.viewers,
+        "watching": live.watching,
+    });
+    Ok(Json(v))
+}
+
+/// The host part of the request's Host header.
+fn host_of(headers: &HeaderMap) -> Option<&str> {
+    let h = headers.get(header::HOST)?.to_str().ok()?;
+    Some(match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => h,
+    })
+}
+
+/// The SDP answer of a new WHIP or WHEP resource (RFC 9725): 201, its address, the answer.
+fn created(location: String, answer: String) -> Response {
+    let mut r = (StatusCode::CREATED, answer).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn sdp_body(headers: &HeaderMap, body: &str) -> Result<(), ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.trim().to_ascii_lowercase().starts_with("application/sdp") {
+        return Err(ApiError::bad_request(
+            "unsupported_media_type",
+            "send the SDP offer as application/sdp",
+        ));
+    }
+    if body.len() > 64 * 1024 {
+        return Err(bad("the SDP offer is larger than 64 KiB"));
+    }
+    Ok(())
+}
+
+fn join_error(e: crate::sfu::shell::JoinError) -> ApiError {
+    use crate::sfu::room::RoomError;
+    use crate::sfu::shell::JoinError;
+    match e {
+        JoinError::Room(RoomError::PresenterTaken) => {
+            ApiError::conflict("presenter_connected", "someone is presenting this session already")
+        }
+        JoinError::Room(RoomError::Offer(why)) => ApiError::bad_request("invalid_sdp", why),
+        JoinError::Busy => {
+            ApiError::Unavailable { detail: "the media plane is busy; try again".into() }
+        }
+    }
+}
+
+/// `POST /api/broadcasts/{id}/whip`: the session's trainer publishes (WHIP, RFC 9725): an SDP
+/// offer in, the answer out, and the session is live.
+pub async fn whip(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams(id): PathParams<String>,
+    body: String,
+) -> Result<Response, ApiError> {
+    sdp_body(&headers, &body)?;
+    let b = readable(&ctx, &id).await?;
+    let me = &ctx.actor;
+    if b.trainer != me.user.id {
+        let why = "only the session's trainer presents it";
+        ctx.audit(
+            "broadcast.present",
+            "broadcast",
+            Some(b.id.clone()),
+            Some(b.site.to_string()),
+            Outcome::Denied,
+            Some(why.into()),
+        )
+        .await?;
+        return Err(ApiError::Forbidden { detail: format!("broadcast.present: {why}") });
+    }
+    if matches!(b.state, State::Ended | State::Cancelled) {
+        return Err(ApiError::conflict(
+            "broadcast_over",
+            format!("the session is {}", b.state.as_str()),
+        ));
+    }
+    let media = &ctx.state.media;
+    let local = media.address_for(host_of(&headers));
+    let (peer, answer) = media
+        .join(&b.id, crate::sfu::room::Role::Presenter, &body, local, &me.name())
+        .await
+        .map_err(join_error)?;
+    store::set_live(&ctx.state.db, &b.id, ctx.now()).await?;
+    ctx.audit(
+        "broadcast.present",
+        "broadcast",
+        Some(b.id.clone()),
+        Some(b.site.to_string()),
+        Outcome::Success,
+        None,
+    )
+    .await?;
+    Ok(created(format!("/api/broadcasts/{}/whip/{peer}", b.id), answer))
+}
+
+/// `POST /api/broadcasts/{id}/whep`: a person of the audience watches (WHEP).
+pub async fn whep(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams(id): PathParams<String>,
+    body: String,
+) -> Result<Response, ApiError> {
+    sdp_body(&headers, &body)?;
+    let b = readable(&ctx, &id).await?;
+    if matches!(b.state, State::Ended | State::Cancelled) {
+        return Err(ApiError::conflict(
+            "broadcast_over",
+            format!("the session is {}", b.state.as_str()),
+        ));
+    }
+    let media = &ctx.state.media;
+    let local = media.address_for(host_of(&headers));
+    let (peer, answer) = media
+        .join(&b.id, crate::sfu::room::Role::Viewer, &body, local, &ctx.actor.name())
+        .await
+        .map_err(join_error)?;
+    ctx.audit(
+        "broadcast.watch",
+        "broadcast",
+        Some(b.id.clone()),
+        Some(b.site.to_string()),
+        Outcome::Success,
+        Some(format!("peer {peer}")),
+    )
+    .await?;
+    Ok(created(format!("/api/broadcasts/{}/whep/{peer}", b.id), answer))
+}
+
+/// `DELETE /api/broadcasts/{id}/whip/{peer}` and `…/whep/{peer}`: hang up (the one who
+/// joined only).
+pub async fn hang_up(
+    ctx: RequestCtx,
+    PathParams((id, peer)): PathParams<(String, u64)>,
+) -> Result<StatusCode, ApiError> {
+    let b = readable(&ctx, &id).await?;
+    if !ctx.state.media.leave(&b.id, peer, &ctx.actor.name()) {
+        return Err(ApiError::NotFound { what: "media session" });
+    }
+    Ok(StatusCode::OK)
 }
 
 /// `GET /api/broadcasts/{id}/calendar.ics`: the session for a calendar.

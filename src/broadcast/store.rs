@@ -124,6 +124,18 @@ pub async fn upcoming(
     with_audience(db, found).await
 }
 
+/// Marks a scheduled session live (its presenter connected); false when it was not scheduled.
+pub async fn set_live(db: &Db, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE broadcasts SET state = 'live', live_at = $1 WHERE id = $2 AND state = 'scheduled'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// The sites that see `b` beyond its own (subtrees expanded), looking each subtree up once.
 pub async fn audience_of(
     db: &Db,

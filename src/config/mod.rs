@@ -45,7 +45,37 @@ pub struct Settings {
     pub consult: ConsultSettings,
     pub reading: ReadingSettings,
     pub signal: SignalSettings,
+    pub media: MediaSettings,
     pub log: LogSettings,
+}
+
+/// The media plane of training broadcasts (`docs/broadcasts.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    /// The one UDP address every broadcast's media goes through (port 0: any free port).
+    pub udp_addr: String,
+    /// Comma-separated addresses to announce to browsers (the public IPs in front of
+    /// `udp_addr`, same port). Empty: `udp_addr`'s own IP, or when that is unspecified
+    /// (0.0.0.0), the IP the browser reached Ferry's web server at.
+    pub public_ips: String,
+    /// Threads that carry media; each broadcast stays on one. 0: one per core.
+    #[serde(deserialize_with = "lenient")]
+    pub workers: usize,
+}
+
+impl MediaSettings {
+    pub fn udp_addr(&self) -> Result<std::net::SocketAddr, String> {
+        self.udp_addr.trim().parse().map_err(|_| format!("not an address:port: {}", self.udp_addr))
+    }
+    pub fn public_ips(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        self.public_ips
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| format!("not an IP address: {s}")))
+            .collect()
+    }
 }
 
 /// Timers of consult requests (`docs/consults.md`).
@@ -397,6 +427,8 @@ impl Settings {
             }
             (None, None) => {}
         }
+        self.media.udp_addr().map_err(|e| key_err("media.udp_addr", e))?;
+        self.media.public_ips().map_err(|e| key_err("media.public_ips", e))?;
         if self.http.max_body_bytes < 1024 {
             return Err(key_err("http.max_body_bytes", "must be at least 1024"));
         }

@@ -6,6 +6,7 @@
 
 pub mod layers;
 pub mod room;
+pub mod shell;
 
 #[cfg(test)]
 mod tests;

@@ -73,10 +73,6 @@ pub enum RoomError {
 /// The settings of a room's media (`media.*`).
 #[derive(Clone, Debug)]
 pub struct RoomConfig {
-    /// The address the room's UDP socket answers on, announced as its ICE candidate.
-    pub local: SocketAddr,
-    /// Further addresses to announce (public IPs in front of `local`, same port).
-    pub announce: Vec<SocketAddr>,
     pub policy: Policy,
     /// The first bandwidth estimate for a new viewer.
     pub initial_estimate_bps: u64,
@@ -84,11 +80,9 @@ pub struct RoomConfig {
     pub keyframe_gap: Duration,
 }
 
-impl RoomConfig {
-    pub fn new(local: SocketAddr) -> Self {
+impl Default for RoomConfig {
+    fn default() -> Self {
         RoomConfig {
-            local,
-            announce: vec![],
             policy: Policy::default(),
             initial_estimate_bps: 300_000,
             keyframe_gap: Duration::from_millis(500),
@@ -211,6 +205,9 @@ struct Outgoing {
 struct Peer {
     role: Role,
     rtc: Rtc,
+    /// The address this peer was told to reach the room at (its one ICE candidate): datagrams
+    /// from it are handed to its `Rtc` as received there.
+    local: SocketAddr,
     remote: Option<SocketAddr>,
     connected: bool,
     link_up: bool,
@@ -263,12 +260,13 @@ impl Room {
         self.incoming.ranked().iter().position(|&i| i == sending)
     }
 
-    /// A new peer from its SDP offer (WHIP for the presenter, WHEP for a viewer); the answer
-    /// to send back.
+    /// A new peer from its SDP offer (WHIP for the presenter, WHEP for a viewer), told to reach
+    /// the room at `local`; the answer to send back.
     pub fn add_peer(
         &mut self,
         role: Role,
         offer: SdpOffer,
+        local: SocketAddr,
         now: Instant,
     ) -> Result<(PeerId, SdpAnswer), RoomError> {
         if role == Role::Presenter && self.presenter.is_some() {
@@ -285,11 +283,9 @@ impl Room {
             builder = builder.enable_bwe(Some(Bitrate::from(self.cfg.initial_estimate_bps)));
         }
         let mut rtc = builder.build(now);
-        for addr in std::iter::once(self.cfg.local).chain(self.cfg.announce.iter().copied()) {
-            if let Ok(c) = Candidate::host(addr, "udp") {
-                rtc.add_local_candidate(c);
-            }
-        }
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| RoomError::Offer(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
         let answer =
             rtc.sdp_api().accept_offer(offer).map_err(|e| RoomError::Offer(e.to_string()))?;
         let id = self.next_id;
@@ -305,8 +301,10 @@ impl Room {
             wanted: None,
             sent_any: false,
         });
-        self.peers
-            .insert(id, Peer { role, rtc, remote: None, connected: false, link_up: false, out });
+        self.peers.insert(
+            id,
+            Peer { role, rtc, local, remote: None, connected: false, link_up: false, out },
+        );
         if role == Role::Presenter {
             self.presenter = Some(id);
         }
@@ -330,37 +328,28 @@ impl Room {
         }
     }
 
-    /// Whether a datagram belongs to this room (a known peer's address, or a STUN request for
-    /// one of its peers' credentials).
-    pub fn accepts(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) -> bool {
-        if self.by_remote.contains_key(&source) {
-            return true;
-        }
-        let Ok(r) = Receive::new(Protocol::Udp, source, destination, contents) else {
-            return false;
+    /// Whether a datagram belongs to this room: from a peer's known address, or a STUN request
+    /// carrying one of its peers' credentials.
+    pub fn accepts(&self, source: SocketAddr, contents: &[u8]) -> bool {
+        self.by_remote.contains_key(&source) || self.owner(source, contents, self.now).is_some()
+    }
+
+    /// The peer whose `Rtc` takes this datagram.
+    fn owner(&self, source: SocketAddr, contents: &[u8], now: Instant) -> Option<PeerId> {
+        let takes = |p: &Peer| {
+            Receive::new(Protocol::Udp, source, p.local, contents)
+                .is_ok_and(|r| p.rtc.accepts(&Input::Receive(now, r)))
         };
-        let input = Input::Receive(self.now, r);
-        self.peers.values().any(|p| p.rtc.accepts(&input))
+        match self.by_remote.get(&source) {
+            Some(&id) if self.peers.get(&id).is_some_and(takes) => Some(id),
+            _ => self.peers.iter().find(|(_, p)| takes(p)).map(|(&id, _)| id),
+        }
     }
 
     /// A datagram from the network.
-    pub fn handle_receive(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: &[u8],
-    ) {
+    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
         self.now = self.now.max(now);
-        let Ok(r) = Receive::new(Protocol::Udp, source, destination, contents) else {
-            return;
-        };
-        let input = Input::Receive(now, r);
-        let id = match self.by_remote.get(&source) {
-            Some(&id) if self.peers.get(&id).is_some_and(|p| p.rtc.accepts(&input)) => Some(id),
-            _ => self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)).map(|(&id, _)| id),
-        };
-        let Some(id) = id else { return };
+        let Some(id) = self.owner(source, contents, now) else { return };
         let peer = self.peers.get_mut(&id).expect("found above");
         if peer.remote != Some(source) {
             if let Some(old) = peer.remote.replace(source) {
@@ -368,7 +357,8 @@ impl Room {
             }
             self.by_remote.insert(source, id);
         }
-        let fed = catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(input)));
+        let Ok(r) = Receive::new(Protocol::Udp, source, peer.local, contents) else { return };
+        let fed = catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Receive(now, r))));
         match fed {
             Ok(Ok(())) => self.drive(id, now),
             Ok(Err(_)) => {}

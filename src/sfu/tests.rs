@@ -181,7 +181,7 @@ impl World {
     fn new() -> World {
         let now = Instant::now();
         let sfu: SocketAddr = SFU.parse().unwrap();
-        let mut room = Room::new(RoomConfig::new(sfu), now);
+        let mut room = Room::new(RoomConfig::default(), now);
         let addr: SocketAddr = "10.9.1.1:5000".parse().unwrap();
         let mut rtc = client_rtc(now, addr);
         let mut api = rtc.sdp_api();
@@ -192,7 +192,7 @@ impl World {
         }
         let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
         let (offer, pending) = api.apply().unwrap();
-        let (id, answer) = room.add_peer(Role::Presenter, offer, now).unwrap();
+        let (id, answer) = room.add_peer(Role::Presenter, offer, sfu, now).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
         let mut presenter = new_client(rtc, addr, 1, now);
         presenter.id = id;
@@ -224,7 +224,7 @@ impl World {
         let audio = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        let (id, answer) = self.room.add_peer(Role::Viewer, offer, self.now).unwrap();
+        let (id, answer) = self.room.add_peer(Role::Viewer, offer, self.sfu, self.now).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
         let mut c = new_client(rtc, addr, 10 + n as u64, self.now);
         c.id = id;
@@ -326,8 +326,8 @@ impl World {
             let sfu = self.sfu;
             for c in std::iter::once(&mut self.presenter).chain(self.viewers.iter_mut()) {
                 while c.up.next().is_some_and(|n| n <= now) {
-                    let (_, src, dst, data) = c.up.queue.pop_front().unwrap();
-                    self.room.handle_receive(now, src, dst, &data);
+                    let (_, src, _, data) = c.up.queue.pop_front().unwrap();
+                    self.room.handle_receive(now, src, &data);
                 }
                 while c.down.next().is_some_and(|n| n <= now) {
                     let (_, src, dst, data) = c.down.queue.pop_front().unwrap();

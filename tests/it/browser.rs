@@ -252,3 +252,34 @@ async fn a_ct_and_an_ecg_read_at_the_centre_and_reported_back_to_the_clinic() {
     let out = run_node("reading.mjs", &s, env).await;
     all_passed(&out, 11);
 }
+
+/// A training broadcast through Ferry's SFU with real browsers over WHIP and WHEP: trainer-sun
+/// publishes three simulcast layers; viewers at the island clinic, the mountain clinic and the
+/// county hospital decode frames and receive audio; one climbs to the full-size layer; the
+/// session counts who watches and sees a hang-up; presenting and watching are audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_reaches_three_sites_through_the_sfu() {
+    let s = TestServer::start().await;
+    ferry::operator::add_user(
+        &s.state,
+        &"county-hospital".parse().unwrap(),
+        ferry::network::NewUser {
+            id: "dr-wu".parse().unwrap(),
+            display_name: "Dr Wu".into(),
+            roles: vec![ferry::network::Role::Clinician],
+            specialties: vec![],
+            password: Some(ferry::demo::DEFAULT_PASSWORD.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let viewers = ("VIEWERS", "dr-zhao,dr-ma,dr-wu".to_string());
+    let out = run_node("broadcast-media.mjs", &s, vec![viewers]).await;
+    all_passed(&out, 4);
+    let present = crate::support::audit_events(&s, "action=broadcast.present").await;
+    assert!(present.iter().any(|e| e["outcome"] == "success" && e["actor"] == "trainer-sun"));
+    let watch = crate::support::audit_events(&s, "action=broadcast.watch").await;
+    let who: std::collections::BTreeSet<&str> =
+        watch.iter().filter_map(|e| e["actor"].as_str()).collect();
+    assert_eq!(who, ["dr-ma", "dr-wu", "dr-zhao"].into_iter().collect());
+}

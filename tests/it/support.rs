@@ -113,6 +113,7 @@ pub async fn test_env(dir: &Path, sql: Sql, obj: Obj) -> Vec<(String, String)> {
         ("FERRY__AUTH__ARGON2_ITERATIONS".into(), "1".into()),
         ("FERRY__HTTP__SHUTDOWN_GRACE_SECS".into(), "5".into()),
         ("FERRY__DIMSE__ADDR".into(), "127.0.0.1:0".into()),
+        ("FERRY__MEDIA__UDP_ADDR".into(), "127.0.0.1:0".into()),
         ("FERRY__VIEWER__DIR".into(), concat!(env!("CARGO_MANIFEST_DIR"), "/web/viewer").into()),
     ];
     if sql == Sql::Postgres {

@@ -1,0 +1,474 @@
+//! The media plane's I/O: one UDP socket (`media.udp_addr`) for every broadcast, a thread that
+//! reads it and hands each datagram to the worker that holds its broadcast, and the workers
+//! (`media.workers`, one per core by default), each owning the rooms pinned to it and sending
+//! their datagrams. Nothing here is async: the rooms are sans-IO and the threads are plain.
+//!
+//! Demultiplexing: a datagram from a known address goes to that address's worker; one from an
+//! unknown address must be a STUN request whose USERNAME starts with the ICE ufrag of a peer we
+//! answered (its worker is remembered when the peer is added); anything else is dropped.
+//! Queues are bounded: a worker that falls behind loses datagrams (as a congested link would)
+//! instead of buffering them, and a join that finds its worker's queue full is refused.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+
+use super::room::{PeerId, Role, Room, RoomConfig, RoomError, RoomEvent};
+use crate::config::MediaSettings;
+
+/// Datagrams and commands waiting for one worker, at most.
+const WORKER_QUEUE: usize = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("{0}")]
+    Room(#[from] RoomError),
+    #[error("the media plane is busy; try again")]
+    Busy,
+}
+
+/// What a broadcast's media looks like now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    /// The presenter is connected.
+    pub presenter: bool,
+    /// Viewers whose connection is up.
+    pub viewers: usize,
+    /// Viewers that have received media.
+    pub watching: usize,
+}
+
+enum Cmd {
+    Add {
+        room: String,
+        role: Role,
+        offer: SdpOffer,
+        local: SocketAddr,
+        reply: tokio::sync::oneshot::Sender<Result<(PeerId, String), RoomError>>,
+    },
+    Remove {
+        room: String,
+        peer: PeerId,
+    },
+    Datagram {
+        at: Instant,
+        source: SocketAddr,
+        data: Vec<u8>,
+    },
+}
+
+#[derive(Default)]
+struct Routes {
+    by_addr: HashMap<SocketAddr, usize>,
+    by_ufrag: HashMap<String, usize>,
+}
+
+struct Inner {
+    local: SocketAddr,
+    public_ips: Vec<IpAddr>,
+    workers: Vec<SyncSender<Cmd>>,
+    routes: Arc<Mutex<Routes>>,
+    live: Arc<Mutex<HashMap<String, LiveState>>>,
+    /// Who added each peer (only they may remove it).
+    owners: Mutex<HashMap<(String, PeerId), String>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The running media plane; cheap to clone.
+#[derive(Clone)]
+pub struct MediaPlane(Arc<Inner>);
+
+#[derive(Default)]
+struct LiveState {
+    presenter: Option<PeerId>,
+    presenter_connected: bool,
+    up: HashMap<PeerId, bool>,
+    watching: std::collections::HashSet<PeerId>,
+}
+
+impl MediaPlane {
+    /// Binds `media.udp_addr` and starts the threads; they end when the plane is dropped.
+    pub fn start(settings: &MediaSettings) -> anyhow::Result<MediaPlane> {
+        use anyhow::Context;
+        let addr = settings.udp_addr().map_err(anyhow::Error::msg)?;
+        let public_ips = settings.public_ips().map_err(anyhow::Error::msg)?;
+        let socket = UdpSocket::bind(addr)
+            .with_context(|| format!("cannot bind media.udp_addr {addr} (UDP)"))?;
+        let local = socket.local_addr()?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let n = match settings.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let live = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = vec![];
+        for i in 0..n {
+            let (tx, rx) = std::sync::mpsc::sync_channel(WORKER_QUEUE);
+            let send = socket.try_clone()?;
+            send.set_nonblocking(true)?;
+            let w = Worker {
+                index: i,
+                rx,
+                socket: send,
+                rooms: HashMap::new(),
+                by_addr: HashMap::new(),
+                routes: routes.clone(),
+                live: live.clone(),
+                stop: stop.clone(),
+            };
+            std::thread::Builder::new().name(format!("ferry-media-{i}")).spawn(move || w.run())?;
+            workers.push(tx);
+        }
+        let demux =
+            Demux { socket, workers: workers.clone(), routes: routes.clone(), stop: stop.clone() };
+        std::thread::Builder::new().name("ferry-media-in".into()).spawn(move || demux.run())?;
+        tracing::info!(%local, workers = n, "media plane listening (UDP)");
+        let owners = Mutex::new(HashMap::new());
+        Ok(MediaPlane(Arc::new(Inner { local, public_ips, workers, routes, live, owners, stop })))
+    }
+
+    /// The UDP address the plane is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0.local
+    }
+
+    /// The address to announce to a browser that reached the web server at `host` (the Host
+    /// header's host part): the first public IP, else the bound IP, else `host` when it is an
+    /// IP (or `localhost`), else loopback.
+    pub fn address_for(&self, host: Option<&str>) -> SocketAddr {
+        let port = self.0.local.port();
+        if let Some(ip) = self.0.public_ips.first() {
+            return SocketAddr::new(*ip, port);
+        }
+        if !self.0.local.ip().is_unspecified() {
+            return self.0.local;
+        }
+        let ip = host
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| {
+                if h == "localhost" {
+                    Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+                } else {
+                    h.parse().ok()
+                }
+            })
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        SocketAddr::new(ip, port)
+    }
+
+    fn worker_of(&self, room: &str) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        room.hash(&mut h);
+        (h.finish() % self.0.workers.len() as u64) as usize
+    }
+
+    /// Adds a peer to a broadcast's room from its SDP offer, for `owner`; its id and the SDP
+    /// answer.
+    pub async fn join(
+        &self,
+        room: &str,
+        role: Role,
+        offer: &str,
+        local: SocketAddr,
+        owner: &str,
+    ) -> Result<(PeerId, String), JoinError> {
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| RoomError::Offer(format!("not an SDP offer: {e}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let w = self.worker_of(room);
+        let cmd = Cmd::Add { room: room.to_string(), role, offer, local, reply: tx };
+        self.0.workers[w].try_send(cmd).map_err(|_| JoinError::Busy)?;
+        let (peer, answer) = rx.await.map_err(|_| JoinError::Busy)??;
+        if let Some(ufrag) = ice_ufrag(&answer) {
+            self.0.routes.lock().unwrap().by_ufrag.insert(ufrag, w);
+        }
+        self.0.owners.lock().unwrap().insert((room.to_string(), peer), owner.to_string());
+        Ok((peer, answer))
+    }
+
+    /// Removes a peer (it hung up) if `owner` added it; whether it did.
+    pub fn leave(&self, room: &str, peer: PeerId, owner: &str) -> bool {
+        let key = (room.to_string(), peer);
+        let mut owners = self.0.owners.lock().unwrap();
+        if owners.get(&key).map(String::as_str) != Some(owner) {
+            return false;
+        }
+        owners.remove(&key);
+        let w = self.worker_of(room);
+        let _ = self.0.workers[w].try_send(Cmd::Remove { room: room.to_string(), peer });
+        true
+    }
+
+    /// The room's state now.
+    pub fn live(&self, room: &str) -> Live {
+        let live = self.0.live.lock().unwrap();
+        let Some(l) = live.get(room) else { return Live::default() };
+        Live {
+            presenter: l.presenter_connected,
+            viewers: l.up.values().filter(|&&u| u).count(),
+            watching: l.watching.len(),
+        }
+    }
+}
+
+/// The `a=ice-ufrag:` of an SDP.
+fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim().strip_prefix("a=ice-ufrag:")).map(|u| u.trim().to_string())
+}
+
+/// The USERNAME of a STUN message, if `b` is one.
+fn stun_username(b: &[u8]) -> Option<&str> {
+    if b.len() < 20 || b[0] & 0xC0 != 0 || b[4..8] != [0x21, 0x12, 0xA4, 0x42] {
+        return None;
+    }
+    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
+    let end = (20 + len).min(b.len());
+    let mut i = 20;
+    while i + 4 <= end {
+        let kind = u16::from_be_bytes([b[i], b[i + 1]]);
+        let l = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+        let value = b.get(i + 4..i + 4 + l)?;
+        if kind == 0x0006 {
+            return std::str::from_utf8(value).ok();
+        }
+        i += 4 + l.div_ceil(4) * 4;
+    }
+    None
+}
+
+struct Demux {
+    socket: UdpSocket,
+    workers: Vec<SyncSender<Cmd>>,
+    routes: Arc<Mutex<Routes>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Demux {
+    fn run(self) {
+        let mut buf = vec![0u8; 2048];
+        while !self.stop.load(Ordering::Relaxed) {
+            let (n, source) = match self.socket.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "media socket read failed");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            let data = &buf[..n];
+            let worker = {
+                let mut routes = self.routes.lock().unwrap();
+                match routes.by_addr.get(&source) {
+                    Some(&w) => Some(w),
+                    None => {
+                        let ufrag = stun_username(data).and_then(|u| u.split(':').next());
+                        let w = ufrag.and_then(|u| routes.by_ufrag.get(u).copied());
+                        if let Some(w) = w {
+                            routes.by_addr.insert(source, w);
+                        }
+                        w
+                    }
+                }
+            };
+            let Some(w) = worker else { continue };
+            let cmd = Cmd::Datagram { at: Instant::now(), source, data: data.to_vec() };
+            match self.workers[w].try_send(cmd) {
+                Ok(()) | Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
+struct Worker {
+    index: usize,
+    rx: Receiver<Cmd>,
+    socket: UdpSocket,
+    rooms: HashMap<String, Room>,
+    /// Which room a remote address belongs to.
+    by_addr: HashMap<SocketAddr, String>,
+    routes: Arc<Mutex<Routes>>,
+    live: Arc<Mutex<HashMap<String, LiveState>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let next = self.rooms.values().map(|r| r.poll_timeout()).min();
+            let wait = next
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_millis(200))
+                .min(Duration::from_millis(200));
+            match self.rx.recv_timeout(wait) {
+                Ok(cmd) => {
+                    self.handle(cmd);
+                    // Take what else is waiting before servicing the rooms.
+                    while let Ok(cmd) = self.rx.try_recv() {
+                        self.handle(cmd);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.service();
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Add { room, role, offer, local, reply } => {
+                let now = Instant::now();
+                let r = self
+                    .rooms
+                    .entry(room.clone())
+                    .or_insert_with(|| Room::new(RoomConfig::default(), now));
+                let out = r.add_peer(role, offer, local, now).map(|(id, answer)| {
+                    if role == Role::Presenter {
+                        self.live.lock().unwrap().entry(room.clone()).or_default().presenter =
+                            Some(id);
+                    }
+                    (id, answer.to_sdp_string())
+                });
+                let _ = reply.send(out);
+            }
+            Cmd::Remove { room, peer } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.remove(peer, "hung up");
+                }
+            }
+            Cmd::Datagram { at, source, data } => {
+                let room = match self.by_addr.get(&source) {
+                    Some(r) => Some(r.clone()),
+                    None => self
+                        .rooms
+                        .iter()
+                        .find(|(_, r)| r.accepts(source, &data))
+                        .map(|(id, _)| id.clone()),
+                };
+                let Some(room) = room else { return };
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.handle_receive(at, source, &data);
+                    self.by_addr.entry(source).or_insert(room);
+                }
+            }
+        }
+    }
+
+    /// Runs the rooms' timers and sends what they have to send.
+    fn service(&mut self) {
+        let now = Instant::now();
+        let mut empty = vec![];
+        for (id, room) in self.rooms.iter_mut() {
+            if room.poll_timeout() <= now {
+                room.handle_timeout(now);
+            }
+            while let Some(t) = room.poll_transmit() {
+                // A full send buffer drops the datagram: the viewer's link is congested and
+                // str0m will resend what matters.
+                if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
+                    if e.kind() != ErrorKind::WouldBlock {
+                        tracing::debug!(error = %e, "media send failed");
+                    }
+                }
+            }
+            let mut live = self.live.lock().unwrap();
+            let l = live.entry(id.clone()).or_default();
+            while let Some(e) = room.poll_event() {
+                match e {
+                    RoomEvent::Connected(p) | RoomEvent::Link(p, true) => {
+                        if l.presenter == Some(p) {
+                            l.presenter_connected = true;
+                        } else {
+                            l.up.insert(p, true);
+                        }
+                    }
+                    RoomEvent::Link(p, false) => {
+                        if l.presenter == Some(p) {
+                            l.presenter_connected = false;
+                        } else {
+                            l.up.insert(p, false);
+                        }
+                    }
+                    RoomEvent::FirstMedia(p) => {
+                        l.watching.insert(p);
+                    }
+                    RoomEvent::Left(p, why) => {
+                        tracing::debug!(room = %id, peer = p, why, "media peer left");
+                        if l.presenter == Some(p) {
+                            l.presenter = None;
+                            l.presenter_connected = false;
+                        }
+                        l.up.remove(&p);
+                        l.watching.remove(&p);
+                    }
+                    RoomEvent::Layer(..) => {}
+                }
+            }
+            if room.presenter().is_none() && room.viewers() == 0 {
+                empty.push(id.clone());
+            }
+        }
+        for id in empty {
+            self.rooms.remove(&id);
+            self.live.lock().unwrap().remove(&id);
+            let gone: Vec<SocketAddr> =
+                self.by_addr.iter().filter(|(_, r)| **r == id).map(|(a, _)| *a).collect();
+            let mut routes = self.routes.lock().unwrap();
+            for a in gone {
+                self.by_addr.remove(&a);
+                if routes.by_addr.get(&a) == Some(&self.index) {
+                    routes.by_addr.remove(&a);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stun_usernames_are_read_and_other_datagrams_are_not_stun() {
+        // A binding request with USERNAME "abcd:wxyz" and a padded attribute after it.
+        let mut m = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&[0x00, 0x06, 0x00, 0x09]);
+        m.extend_from_slice(b"abcd:wxyz\0\0\0");
+        m.extend_from_slice(&[0x80, 0x29, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let len = (m.len() - 20) as u16;
+        m[2..4].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(stun_username(&m), Some("abcd:wxyz"));
+        // An RTP packet (version 2) and a truncated attribute are not.
+        assert_eq!(stun_username(&[0x80; 40]), None);
+        let mut short = m.clone();
+        short.truncate(26);
+        assert_eq!(stun_username(&short), None);
+    }
+
+    #[test]
+    fn ice_ufrag_is_read_from_an_answer() {
+        let sdp =
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\na=ice-lite\r\na=ice-ufrag:Xy12\r\na=ice-pwd:p\r\n";
+        assert_eq!(ice_ufrag(sdp).as_deref(), Some("Xy12"));
+    }
+}
