@@ -293,3 +293,44 @@ test('a chunk may take as long as it needs at 8 KB/s plus a minute before it is 
   assert.equal(patchTimeoutMs(1 << 20), 60000 + 132000);
   assert.equal(patchTimeoutMs(8000), 61000);
 });
+
+test('once the link\'s speed is known, a dead request is given up in about a minute', () => {
+  // 1 Mbit/s is 125 bytes a millisecond: a 1 MiB chunk takes 8.4 s; three times that and 30 s.
+  assert.equal(patchTimeoutMs(1 << 20, 125), Math.ceil(3 * (1 << 20) / 125) + 30000);
+  // A link slower than 8 KB/s never gets less than the first rule.
+  assert.equal(patchTimeoutMs(1 << 20, 4), 60000 + 132000);
+  assert.equal(patchTimeoutMs(1 << 20, 0), 60000 + 132000);
+});
+
+test('the upload measures the link on the chunks that go through and gives up sooner', async () => {
+  // A server that answers each 20,000-byte PATCH after 100 ms of the fake clock: 200 bytes/ms.
+  const clock = fakeClock();
+  /** @type {number[]} */
+  const limits = [];
+  const file = new File([new Uint8Array(60000)], 'x.dcm', { lastModified: 1 });
+  let held = 0, patches = 0;
+  /** @type {typeof fetch} */
+  const go = async (url, init = {}) => {
+    const method = init.method || 'GET';
+    if (method === 'POST') return new Response(null, { status: 201, headers: new Headers({ Location: '/api/uploads/u1' }) });
+    if (method === 'HEAD') return new Response(null, { status: 200, headers: new Headers({ 'Upload-Offset': String(held) }) });
+    if (method === 'PATCH') {
+      patches++;
+      await clock.sleep(100);
+      held += /** @type {Blob} */ (init.body).size;
+      return new Response(null, { status: 204, headers: new Headers({ 'Upload-Offset': String(held) }) });
+    }
+    return new Response(JSON.stringify({ complete: true, result: { stored: [], failed: [] } }), { status: 200 });
+  };
+  const realTimeout = AbortSignal.timeout;
+  AbortSignal.timeout = ms => { limits.push(ms); return realTimeout.call(AbortSignal, 1e9); };
+  try {
+    await tusUpload(file, () => {}, { fetch: go, storage: memoryStorage(), ...clock, headers: {}, chunk: 20000 });
+  } finally {
+    AbortSignal.timeout = realTimeout;
+  }
+  assert.equal(patches, 3);
+  // The first PATCH: blind (20,000 bytes at 8 KB/s + 60 s); then 3 × 100 ms + 30 s.
+  const patchLimits = limits.filter(ms => ms !== 30000);
+  assert.deepEqual(patchLimits, [60000 + 3000, 30300, 30300]);
+});

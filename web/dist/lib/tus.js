@@ -202,12 +202,18 @@ export function outcome(result) {
  */
 
 /**
- * How long a PATCH of `chunk` bytes may take before it is given up and resumed: the chunk at
- * 8 KB/s (a thin link is slow, not dead), plus a minute.
+ * How long a PATCH of `chunk` bytes may take before it is given up and resumed. Before any
+ * chunk has gone through: the chunk at 8 KB/s (a thin link is slow, not dead), plus a minute.
+ * Once the link's speed is known (`bytesPerMs`, measured on the chunks that went through):
+ * three times the chunk's time at that speed plus half a minute, never more than the first
+ * rule — so a request that died in a cut is given up in about a minute, not three.
  * @param {number} chunk
+ * @param {number | null} [bytesPerMs]
  */
-export function patchTimeoutMs(chunk) {
-  return 60000 + Math.ceil(chunk / 8000) * 1000;
+export function patchTimeoutMs(chunk, bytesPerMs = null) {
+  const blind = 60000 + Math.ceil(chunk / 8000) * 1000;
+  if (!bytesPerMs || bytesPerMs <= 0) return blind;
+  return Math.min(blind, Math.ceil(3 * chunk / bytesPerMs) + 30000);
 }
 
 /** An error that ends an upload, with a code for the catalogue (`error.<code>`). */
@@ -252,6 +258,9 @@ export async function tusUpload(file, onProgress, deps) {
   /** @type {number[]} */
   const resent = [];
   let offeredTo = 0, interrupted = true;
+  /** The link's speed on the last chunks that went through, bytes per ms (null: not known). */
+  /** @type {number | null} */
+  let speed = null;
   /** @param {number} start @param {number} end */
   const offer = (start, end) => {
     if (start < offeredTo) {
@@ -288,7 +297,7 @@ export async function tusUpload(file, onProgress, deps) {
   // browser may wait minutes before it notices. A chunk may take as long as it needs at 8 KB/s,
   // plus a minute; other requests half a minute.
   const call = async (/** @type {string} */ url, /** @type {RequestInit} */ init) => {
-    const limit = init.method === 'PATCH' ? patchTimeoutMs(chunk) : 30000;
+    const limit = init.method === 'PATCH' ? patchTimeoutMs(chunk, speed) : 30000;
     const signals = [AbortSignal.timeout(limit)];
     if (signal) signals.push(signal);
     return go(url, { ...init, signal: AbortSignal.any(signals) });
@@ -361,12 +370,18 @@ export async function tusUpload(file, onProgress, deps) {
         }
         offer(start, end);
         report(start >= file.size ? 'processing' : 'sending');
+        const sentAt = now();
         const r = await call(loc, {
           method: 'PATCH',
           headers: headers({ 'Upload-Offset': String(start), 'Content-Type': 'application/offset+octet-stream' }),
           body: file.slice(start, end),
         });
         const kind = answerKind(r.status);
+        if (kind === 'ok' && end - start >= 16384) {
+          // The slowest of the recent chunks sets the pace (a slow stretch must not be cut short).
+          const measured = (end - start) / Math.max(1, now() - sentAt);
+          speed = speed === null ? measured : Math.min(measured, (speed + measured) / 2);
+        }
         if (kind === 'ok') {
           const held = parseOffset(r.headers.get('Upload-Offset'));
           offset = held === null ? end : held;
