@@ -24,6 +24,11 @@ pub struct Policy {
     /// rate (the estimate dips briefly after every congestion signal; pausing at the first dip
     /// would flap), and resumes when the lowest layer fits whole for `up_after`.
     pub pause_below: f64,
+    /// A layer the viewer had to leave because its link could not carry it is not tried again
+    /// for this long, twice as long after each further failure, at most `retry_max`: a thin
+    /// link must not swing between layers (each swing costs a burst of loss).
+    pub retry_after: Duration,
+    pub retry_max: Duration,
 }
 
 impl Default for Policy {
@@ -34,6 +39,8 @@ impl Default for Policy {
             up_after: Duration::from_secs(3),
             min_dwell: Duration::from_secs(2),
             pause_below: 0.5,
+            retry_after: Duration::from_secs(30),
+            retry_max: Duration::from_secs(300),
         }
     }
 }
@@ -45,12 +52,14 @@ pub struct Choice {
     current: Option<usize>,
     fits_since: Option<Instant>,
     changed_at: Instant,
+    /// Per layer: when the link last failed it, and how long to wait before trying it again.
+    failed: Vec<Option<(Instant, Duration)>>,
 }
 
 impl Choice {
     /// A new viewer starts on the lowest layer.
     pub fn new(now: Instant) -> Self {
-        Choice { current: Some(0), fits_since: None, changed_at: now }
+        Choice { current: Some(0), fits_since: None, changed_at: now, failed: vec![] }
     }
 
     /// The layer this viewer should get: an index into the presenter's layers from lowest to
@@ -79,6 +88,10 @@ impl Choice {
             let gone = c >= rates.len();
             if gone || (c > 0 && rates[c] > budget) || (c == 0 && !lowest_holds) {
                 self.fits_since = None;
+                // The lowest layer is the floor: out of a pause it comes back as soon as it fits.
+                if !gone && c > 0 {
+                    self.failed_now(policy, now, c);
+                }
                 let to = rates.iter().rposition(|&r| r <= budget);
                 return self.change(now, to.or(lowest_holds.then_some(0)));
             }
@@ -90,6 +103,12 @@ impl Choice {
             self.fits_since = None;
             return None;
         };
+        if let Some(Some((at, wait))) = self.failed.get(next) {
+            if now.duration_since(*at) < *wait {
+                self.fits_since = None;
+                return None;
+            }
+        }
         let headroom = if self.current.is_none() { 1.0 } else { policy.headroom };
         if (next_rate as f64) * headroom <= budget as f64 {
             let since = *self.fits_since.get_or_insert(now);
@@ -103,6 +122,17 @@ impl Choice {
             self.fits_since = None;
         }
         None
+    }
+
+    fn failed_now(&mut self, policy: &Policy, now: Instant, layer: usize) {
+        if self.failed.len() <= layer {
+            self.failed.resize(layer + 1, None);
+        }
+        let wait = match self.failed[layer] {
+            Some((_, w)) => (w * 2).min(policy.retry_max),
+            None => policy.retry_after,
+        };
+        self.failed[layer] = Some((now, wait));
     }
 
     fn change(&mut self, now: Instant, to: Option<usize>) -> Option<Option<usize>> {
@@ -146,7 +176,12 @@ pub struct RateMeter {
     window_start: Option<Instant>,
     bytes: u64,
     rate_bps: u64,
+    /// The last few windows' rates, newest last.
+    recent: std::collections::VecDeque<u64>,
 }
+
+/// Windows the peak rate looks back over.
+const PEAK_WINDOWS: usize = 5;
 
 impl RateMeter {
     pub fn add(&mut self, now: Instant, bytes: usize) {
@@ -154,6 +189,10 @@ impl RateMeter {
         let elapsed = now.duration_since(start);
         if elapsed >= Duration::from_secs(1) {
             self.rate_bps = self.bytes * 8 * 1000 / elapsed.as_millis().max(1) as u64;
+            if self.recent.len() == PEAK_WINDOWS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(self.rate_bps);
             self.window_start = Some(now);
             self.bytes = 0;
         }
@@ -163,6 +202,12 @@ impl RateMeter {
     /// The last whole window's rate (0 before the first window ends).
     pub fn bps(&self) -> u64 {
         self.rate_bps
+    }
+
+    /// The highest rate of the last five windows: what a viewer must be able to carry to take
+    /// the layer (an encoder ramping up or resting on a still scene will send more again).
+    pub fn peak_bps(&self) -> u64 {
+        self.recent.iter().copied().max().unwrap_or(0)
     }
 }
 
@@ -224,6 +269,31 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_the_link_could_not_carry_waits_before_it_is_tried_again() {
+        let p = Policy::default();
+        let t0 = Instant::now();
+        let mut c = Choice::new(t0);
+        for s in 0..4 {
+            c.update(&p, secs(t0, s as f64), 5_000_000, &RATES);
+        }
+        assert_eq!(c.current(), Some(1));
+        // The middle layer overflows the link: down, and no retry for 30 s however good the
+        // estimate looks.
+        assert_eq!(c.update(&p, secs(t0, 4.0), 500_000, &RATES), Some(Some(0)));
+        for s in 5..34 {
+            assert_eq!(c.update(&p, secs(t0, s as f64), 5_000_000, &RATES), None, "at {s} s");
+        }
+        // Then it fits for the usual while and is tried again.
+        assert_eq!(c.update(&p, secs(t0, 34.0), 5_000_000, &RATES), None);
+        assert_eq!(c.update(&p, secs(t0, 37.0), 5_000_000, &RATES), Some(Some(1)));
+        // A second failure doubles the wait.
+        assert_eq!(c.update(&p, secs(t0, 38.0), 500_000, &RATES), Some(Some(0)));
+        assert_eq!(c.update(&p, secs(t0, 90.0), 5_000_000, &RATES), None);
+        assert_eq!(c.update(&p, secs(t0, 98.0), 5_000_000, &RATES), None);
+        assert_eq!(c.update(&p, secs(t0, 101.0), 5_000_000, &RATES), Some(Some(1)));
+    }
+
+    #[test]
     fn a_presenter_sending_fewer_layers_is_followed() {
         let p = Policy::default();
         let t0 = Instant::now();
@@ -255,5 +325,11 @@ mod tests {
             m.add(t0 + Duration::from_millis(i * 10), 1000);
         }
         assert_eq!(m.bps(), 800_000);
+        // A quieter second: the rate follows, the peak remembers.
+        for i in 1..=100 {
+            m.add(t0 + Duration::from_millis(1000 + i * 10), 500);
+        }
+        assert!((390_000..=410_000).contains(&m.bps()), "{}", m.bps());
+        assert_eq!(m.peak_bps(), 800_000);
     }
 }

@@ -449,11 +449,15 @@ impl Room {
                     peer.link_up = up;
                     self.events.push_back(RoomEvent::Link(id, up));
                     if up && peer.role == Role::Viewer {
-                        // Back from a cut: start low again, from a fresh keyframe.
+                        // Back from a cut: start low again, from a fresh keyframe. What the
+                        // estimator learnt during the cut (everything lost) says nothing of
+                        // the link: it starts again too, or video would stay paused while it
+                        // relearns.
                         if let Some(o) = peer.out.as_mut() {
                             o.choice = Choice::new(now);
                             o.sending = None;
                         }
+                        peer.rtc.bwe().reset(Bitrate::from(self.cfg.initial_estimate_bps));
                         self.want_layer(id, now);
                     }
                 }
@@ -500,7 +504,8 @@ impl Room {
     /// A viewer's new bandwidth estimate: maybe another layer.
     fn on_estimate(&mut self, id: PeerId, estimate: u64, now: Instant) {
         let ranked = self.incoming.ranked();
-        let rates: Vec<u64> = ranked.iter().map(|&i| self.incoming.layers[i].meter.bps()).collect();
+        let rates: Vec<u64> =
+            ranked.iter().map(|&i| self.incoming.layers[i].meter.peak_bps()).collect();
         if rates.contains(&0) {
             return; // not measured yet: stay where the viewer started
         }

@@ -3,160 +3,36 @@
 //! (an nftables rule that drops everything) in the middle of an upload. Ferry runs in one
 //! namespace, the clinic's `ferry upload` (or Chromium on the upload page) in the other. The
 //! study must arrive whole without anyone rerunning anything, each cut may cost at most one
-//! chunk sent again, and the bytes on the wire stay under 1.15× the payload.
+//! chunk sent again, and the bytes on the wire stay under 1.15× the payload. And a training
+//! broadcast to viewers on a thin, a lossy and a cut link.
 //!
-//! Needs root (network namespaces): scripts/test runs as root, as CI does.
+//! The namespaces and links are made by `crate::netns`. Needs root: scripts/test runs as root,
+//! as CI does.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
+use crate::netns::Net;
 use crate::ops::spawn_binary_in;
 use crate::support::{Obj, Sql, test_env};
-
-/// One island link between two fresh namespaces; removed when dropped.
-struct Link {
-    server_ns: String,
-    client_ns: String,
-    client_dev: String,
-    server_ip: String,
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(out.status.success(), "{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
-fn in_ns(ns: &str, args: &[&str]) {
-    let mut all = vec!["ip", "netns", "exec", ns];
-    all.extend_from_slice(args);
-    sh(&all);
-}
-
-impl Link {
-    fn new() -> Link {
-        let tag = crate::support::rand_suffix();
-        let tag = &tag[..5];
-        // A /30 of our own in our own namespaces; the octets vary so parallel runs never meet.
-        let n: u32 = tag.bytes().map(u32::from).sum::<u32>() % 250 + 1;
-        let (server_ns, client_ns) = (format!("fysrv{tag}"), format!("fycli{tag}"));
-        let (server_dev, client_dev) = (format!("fys{tag}"), format!("fyc{tag}"));
-        let (server_ip, client_ip) = (format!("10.213.{n}.1"), format!("10.213.{n}.2"));
-        sh(&["ip", "netns", "add", &server_ns]);
-        sh(&["ip", "netns", "add", &client_ns]);
-        sh(&["ip", "link", "add", &server_dev, "type", "veth", "peer", "name", &client_dev]);
-        sh(&["ip", "link", "set", &server_dev, "netns", &server_ns]);
-        sh(&["ip", "link", "set", &client_dev, "netns", &client_ns]);
-        for (ns, dev, ip) in
-            [(&server_ns, &server_dev, &server_ip), (&client_ns, &client_dev, &client_ip)]
-        {
-            in_ns(ns, &["ip", "addr", "add", &format!("{ip}/30"), "dev", dev]);
-            in_ns(ns, &["ip", "link", "set", dev, "up"]);
-            in_ns(ns, &["ip", "link", "set", "lo", "up"]);
-            // 1 Mbit/s out of each end.
-            in_ns(
-                ns,
-                &[
-                    "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "1mbit", "burst",
-                    "32kbit", "latency", "400ms",
-                ],
-            );
-            // 3 % loss on what arrives, and a chain for cuts.
-            in_ns(ns, &["nft", "add", "table", "inet", "island"]);
-            in_ns(
-                ns,
-                &[
-                    "nft",
-                    "add",
-                    "chain",
-                    "inet",
-                    "island",
-                    "inp",
-                    "{ type filter hook input priority 0 ; }",
-                ],
-            );
-            in_ns(
-                ns,
-                &[
-                    "nft", "add", "rule", "inet", "island", "inp", "iifname", dev, "numgen",
-                    "random", "mod", "100", "<", "3", "drop",
-                ],
-            );
-        }
-        Link { server_ns, client_ns, client_dev, server_ip }
-    }
-
-    /// Cuts the link (every packet dropped at both ends) or restores it.
-    fn cut(&self, down: bool) {
-        for ns in [&self.server_ns, &self.client_ns] {
-            if down {
-                in_ns(
-                    ns,
-                    &[
-                        "nft", "insert", "rule", "inet", "island", "inp", "drop", "comment",
-                        "\"cut\"",
-                    ],
-                );
-            } else {
-                let out = Command::new("ip")
-                    .args([
-                        "netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "island", "inp",
-                    ])
-                    .output()
-                    .unwrap();
-                let text = String::from_utf8_lossy(&out.stdout).to_string();
-                for line in text.lines().filter(|l| l.contains("\"cut\"")) {
-                    let handle = line.rsplit("handle ").next().unwrap().trim();
-                    in_ns(
-                        ns,
-                        &["nft", "delete", "rule", "inet", "island", "inp", "handle", handle],
-                    );
-                }
-            }
-        }
-    }
-
-    /// Bytes the clinic's end has put on the wire.
-    fn client_tx_bytes(&self) -> u64 {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.client_ns, "cat"])
-            .arg(format!("/sys/class/net/{}/statistics/tx_bytes", self.client_dev))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    }
-}
-
-impl Drop for Link {
-    /// Every process left in the namespaces ends with them, even when a test panicked before
-    /// stopping its server: a server left running broke the next island test.
-    fn drop(&mut self) {
-        for ns in [&self.server_ns, &self.client_ns] {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
 
 /// Cuts the link for `secs` seconds after each of the given fractions of the payload has
 /// crossed (judged by the bytes the clinic has sent), while `running` says the upload goes on.
 fn cut_during(
-    link: &Link,
+    link: &Net,
     payload: u64,
     at: &[f64],
     secs: u64,
     running: impl Fn() -> bool,
 ) -> Vec<u64> {
-    let base = link.client_tx_bytes();
+    let base = link.client_tx_bytes(0);
     let mut cuts = vec![];
     for f in at {
         let start = Instant::now();
-        while link.client_tx_bytes() - base < (payload as f64 * f) as u64 {
+        while link.client_tx_bytes(0) - base < (payload as f64 * f) as u64 {
             assert!(running(), "the upload ended before the cut at {f}");
             assert!(
                 start.elapsed() < Duration::from_secs(600),
@@ -164,10 +40,10 @@ fn cut_during(
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        link.cut(true);
-        cuts.push(link.client_tx_bytes() - base);
+        link.cut(0, true);
+        cuts.push(link.client_tx_bytes(0) - base);
         std::thread::sleep(Duration::from_secs(secs));
-        link.cut(false);
+        link.cut(0, false);
     }
     cuts
 }
@@ -218,7 +94,7 @@ async fn ferry_upload_over_an_island_link_with_two_cuts_arrives_whole() {
     let chunk_kib = 256u64;
     let state = dir.path().join("upload-state.json");
     let upload = Command::new("ip")
-        .args(["netns", "exec", &link.client_ns, env!("CARGO_BIN_EXE_ferry"), "upload"])
+        .args(["netns", "exec", &link.links[0].ns, env!("CARGO_BIN_EXE_ferry"), "upload"])
         .arg(&files)
         .args(["--server", &url, "--token", &token, "--chunk-kib", &chunk_kib.to_string()])
         .args(["--retry-for", "10m", "--state"])
@@ -232,20 +108,18 @@ async fn ferry_upload_over_an_island_link_with_two_cuts_arrives_whole() {
     let running = move || {
         Command::new("kill").args(["-0", &pid.to_string()]).status().is_ok_and(|s| s.success())
     };
-    let before = link.client_tx_bytes();
+    let before = link.client_tx_bytes(0);
     let started = Instant::now();
-    let cutter = link_ref(&link);
+    let cutter = link.clone();
     let cuts = tokio::task::spawn_blocking(move || {
-        let c = cut_during(&cutter, payload, &[0.3, 0.65], 20, running);
-        std::mem::forget(cutter); // the test's own Link removes the namespaces
-        c
+        cut_during(&cutter, payload, &[0.3, 0.65], 20, running)
     })
     .await
     .unwrap();
     let out =
         tokio::task::spawn_blocking(move || upload.wait_with_output().unwrap()).await.unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let wire = link.client_tx_bytes() - before;
+    let wire = link.client_tx_bytes(0) - before;
     let (stdout, stderr) =
         (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{stdout}\n{stderr}");
@@ -278,7 +152,7 @@ async fn ferry_upload_over_an_island_link_with_two_cuts_arrives_whole() {
 /// Ferry (demo network, SQLite) in the island link's server namespace, and a study of `n`
 /// slices on the clinic's side.
 struct Island {
-    link: Link,
+    link: Arc<Net>,
     dir: tempfile::TempDir,
     files: std::path::PathBuf,
     payload: u64,
@@ -290,28 +164,20 @@ struct Island {
 
 impl Island {
     async fn start(n: usize) -> Island {
-        let link = Link::new();
+        let mut net = Net::new();
+        net.add_client("1mbit", 3);
+        let link = Arc::new(net);
         let dir = tempfile::tempdir().unwrap();
         let files = dir.path().join("study");
         std::fs::create_dir_all(&files).unwrap();
         let (payload, hashes) = study(&files, n);
         let mut env = test_env(dir.path(), Sql::Sqlite, Obj::Local).await;
         env.retain(|(k, _)| k != "FERRY__HTTP__ADDR" && k != "FERRY__DIMSE__ADDR");
-        env.push(("FERRY__HTTP__ADDR".into(), format!("{}:0", link.server_ip)));
+        env.push(("FERRY__HTTP__ADDR".into(), format!("{}:0", link.links[0].server_ip)));
         env.push(("FERRY__DIMSE__ENABLED".into(), "false".into()));
         let prefix = ["ip", "netns", "exec", link.server_ns.as_str()];
         let (server, url, _logs) = spawn_binary_in(&prefix, &env, &[], &["serve", "--demo"]);
         Island { link, dir, files, payload, hashes, env, server, url }
-    }
-}
-
-/// A second handle on the same namespaces, for the thread that cuts the link.
-fn link_ref(l: &Link) -> Link {
-    Link {
-        server_ns: l.server_ns.clone(),
-        client_ns: l.client_ns.clone(),
-        client_dev: l.client_dev.clone(),
-        server_ip: l.server_ip.clone(),
     }
 }
 
@@ -330,7 +196,7 @@ async fn the_upload_page_over_an_island_link_with_two_cuts_arrives_whole() {
         .args([
             "netns",
             "exec",
-            &link.client_ns,
+            &link.links[0].ns,
             "node",
             "--test-reporter=tap",
             "island-upload.mjs",
@@ -346,19 +212,17 @@ async fn the_upload_page_over_an_island_link_with_two_cuts_arrives_whole() {
     let running = move || {
         Command::new("kill").args(["-0", &pid.to_string()]).status().is_ok_and(|s| s.success())
     };
-    let before = link.client_tx_bytes();
+    let before = link.client_tx_bytes(0);
     let started = Instant::now();
-    let cutter = link_ref(&link);
+    let cutter = link.clone();
     let cuts = tokio::task::spawn_blocking(move || {
-        let c = cut_during(&cutter, payload, &[0.3, 0.65], 20, running);
-        std::mem::forget(cutter);
-        c
+        cut_during(&cutter, payload, &[0.3, 0.65], 20, running)
     })
     .await
     .unwrap();
     let out = tokio::task::spawn_blocking(move || page.wait_with_output().unwrap()).await.unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let wire = link.client_tx_bytes() - before;
+    let wire = link.client_tx_bytes(0) - before;
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the page did not store the study:\n{stdout}");
@@ -372,4 +236,108 @@ async fn the_upload_page_over_an_island_link_with_two_cuts_arrives_whole() {
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let _ = server.wait();
     assert_eq!(stored_hashes(&env).await, hashes, "the study arrived whole");
+}
+
+/// A training broadcast over shaped links, one Chromium per namespace: trainer-sun publishes
+/// three simulcast layers from the server's side; a viewer at the island clinic is held to
+/// 300 kbit/s (it must get the low layer and lose under 1 % of its audio), one at the mountain
+/// clinic loses 10 % of its packets (its audio and video keep coming), and one at the city
+/// hospital is cut off for 5 s (watching again within 5 s of the link's return).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_over_thin_lossy_and_cut_links() {
+    let mut net = Net::new();
+    let thin = net.add_client("300kbit", 0);
+    let lossy = net.add_client("4mbit", 10);
+    let cut = net.add_client("4mbit", 0);
+    let net = Arc::new(net);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = test_env(dir.path(), Sql::Sqlite, Obj::Local).await;
+    env.retain(|(k, _)| {
+        !["FERRY__HTTP__ADDR", "FERRY__DIMSE__ADDR", "FERRY__MEDIA__UDP_ADDR"].contains(&k.as_str())
+    });
+    env.push(("FERRY__HTTP__ADDR".into(), "0.0.0.0:0".into()));
+    env.push(("FERRY__MEDIA__UDP_ADDR".into(), "0.0.0.0:0".into()));
+    env.push(("FERRY__DIMSE__ENABLED".into(), "false".into()));
+    let prefix = ["ip", "netns", "exec", net.server_ns.as_str()];
+    let (mut server, url, _logs) = spawn_binary_in(&prefix, &env, &[], &["serve", "--demo"]);
+    let port = url.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
+    let work = dir.path().join("parties");
+    std::fs::create_dir_all(&work).unwrap();
+    let party = |ns: &str, role: &str, user: &str, host: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "node", "--test-reporter=tap", "broadcast-links.mjs"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser"))
+            .env("FERRY_URL", format!("http://{host}:{port}"))
+            .env("ROLE", role)
+            .env("USER_ID", user)
+            .env("DIR", &work)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let wait_for = |name: &str, secs: u64| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while !work.join(name).exists() {
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        true
+    };
+    let mut trainer = party(&net.server_ns, "trainer", "trainer-sun", "127.0.0.1");
+    if !wait_for("session", 90) {
+        let _ = trainer.kill();
+        let out = trainer.wait_with_output().unwrap();
+        panic!(
+            "the trainer never published:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let viewers: Vec<(&str, std::process::Child)> =
+        [(thin, "thin", "dr-zhao"), (lossy, "lossy", "dr-ma"), (cut, "cut", "dr-li")]
+            .into_iter()
+            .map(|(i, role, user)| {
+                (role, party(&net.links[i].ns, role, user, &net.links[i].server_ip))
+            })
+            .collect();
+    // Cut the city hospital's link for 5 s once it is watching.
+    let cutter = net.clone();
+    let w = work.clone();
+    let cutting = tokio::task::spawn_blocking(move || {
+        let end = Instant::now() + Duration::from_secs(120);
+        while !w.join("ready-cut").exists() {
+            if Instant::now() > end {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        cutter.cut(cut, true);
+        std::thread::sleep(Duration::from_secs(5));
+        cutter.cut(cut, false);
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        std::fs::write(w.join("restored"), ms.as_millis().to_string()).unwrap();
+    });
+    let mut failed = vec![];
+    for (role, child) in viewers {
+        let out =
+            tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        println!("--- {role}\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        if !(out.status.success() && text.contains("# pass 1") && text.contains("# fail 0")) {
+            failed.push(role);
+        }
+    }
+    cutting.await.unwrap();
+    std::fs::write(work.join("stop"), "").unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || trainer.wait_with_output().unwrap()).await.unwrap();
+    println!("--- trainer\n{}", String::from_utf8_lossy(&out.stdout));
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+    assert!(out.status.success(), "the trainer's page failed");
+    assert!(failed.is_empty(), "viewers that failed: {failed:?}");
 }

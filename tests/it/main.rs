@@ -17,6 +17,7 @@ mod ecg;
 mod ecg_print;
 mod errors;
 mod island;
+mod netns;
 mod ops;
 mod phi_logs;
 mod races;

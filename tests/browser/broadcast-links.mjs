@@ -1,0 +1,138 @@
+// One party of a training broadcast over shaped links (tests/it/island.rs starts one process of
+// this script per network namespace, each with its own Chromium):
+//   ROLE=trainer — trainer-sun schedules a session and publishes three simulcast layers over
+//     WHIP; writes the session id to $DIR/session; keeps publishing until $DIR/stop exists.
+//   ROLE=thin    — a viewer held to 300 kbit/s: gets the low layer and keeps its audio (under
+//     1 % of audio packets lost over the last 15 s).
+//   ROLE=lossy   — a viewer whose link loses 10 % of packets: keeps its audio flowing and its
+//     video decoding.
+//   ROLE=cut     — a viewer whose link is cut for 5 s (the test cuts it after $DIR/ready-cut
+//     appears and writes the time it restored it to $DIR/restored): watching again within 5 s
+//     of the link's return.
+// Env: FERRY_URL (this party's way to the server), ROLE, USER_ID, DIR.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test, { after, before } from 'node:test';
+import { expect, launchMedia, signIn } from './lib.mjs';
+import { inbound, negotiate, publishSetup, until, untilInbound, watchSetup } from './whip.mjs';
+
+const role = process.env.ROLE;
+const dir = process.env.DIR;
+const user = process.env.USER_ID;
+let browser, page;
+
+before(async () => {
+  browser = await launchMedia();
+  page = await (await browser.newContext({ locale: 'en-US' })).newPage();
+  await signIn(page, user);
+});
+after(async () => { await browser?.close(); });
+
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+async function waitFile(name, timeout) {
+  const end = Date.now() + timeout;
+  while (!existsSync(join(dir, name))) {
+    expect(Date.now() < end, `${name} never came`);
+    await sleep(200);
+  }
+  return readFileSync(join(dir, name), 'utf8').trim();
+}
+
+/** Watches the session: connects over WHEP and waits for decoded frames and audio. */
+async function watch() {
+  const session = await waitFile('session', 60000);
+  await page.evaluate(watchSetup);
+  await page.evaluate(negotiate, `/api/broadcasts/${session}/whep`);
+  return untilInbound(page, r => r.frames > 20 && r.audio > 50, 40000, `${role} decoding`);
+}
+
+/** The viewer's figures every half second for `ms`. */
+async function sample(ms) {
+  const out = [];
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    out.push(await page.evaluate(inbound));
+    await sleep(500);
+  }
+  return out;
+}
+
+if (role === 'trainer') {
+  test('trainer-sun publishes three layers until told to stop', { timeout: 300000 }, async () => {
+    const session = await page.evaluate(async () => {
+      const me = await (await fetch('/api/me')).json();
+      const r = await fetch('/api/broadcasts', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+        body: JSON.stringify({ title: 'Thin links', starts_at: Date.now() + 60000, subtrees: ['city-hospital'] }),
+      });
+      return (await r.json()).id;
+    });
+    await page.evaluate(publishSetup, true);
+    await page.evaluate(negotiate, `/api/broadcasts/${session}/whip`);
+    await until(page, async () => {
+      const s = await window.pc.getStats();
+      const n = [...s.values()].filter(x => x.type === 'outbound-rtp' && x.kind === 'video' && x.framesEncoded > 10).length;
+      return { ok: n === 3, n };
+    }, null, 20000, 'three layers sent');
+    writeFileSync(join(dir, 'session'), session);
+    await sleep(5000);
+    const sent = await page.evaluate(async () => {
+      const a = [...(await window.pc.getStats()).values()].filter(x => x.type === 'outbound-rtp' && x.kind === 'video');
+      await new Promise(r => setTimeout(r, 2000));
+      const b = [...(await window.pc.getStats()).values()].filter(x => x.type === 'outbound-rtp' && x.kind === 'video');
+      return b.map(x => `${x.rid}:${x.frameWidth}px ${Math.round((x.bytesSent - a.find(y => y.rid === x.rid).bytesSent) * 8 / 2000)} kbit/s`);
+    });
+    console.log(`# trainer sends ${sent.join(', ')}`);
+    await waitFile('stop', 280000);
+  });
+}
+
+if (role === 'thin') {
+  test('a viewer held to 300 kbit/s gets the low layer and keeps its audio', { timeout: 120000 }, async () => {
+    await watch();
+    await sleep(10000); // the estimate settles
+    const s = await sample(15000);
+    const [a, b] = [s[0], s[s.length - 1]];
+    const widths = [...new Set(s.map(x => x.width))];
+    const lost = b.audioLost - a.audioLost, got = b.audio - a.audio;
+    const share = lost / Math.max(1, lost + got);
+    console.log(`# thin: widths ${widths}, ${b.frames - a.frames} frames in 15 s, audio ${got} received ${lost} lost (${(share * 100).toFixed(2)} %)`);
+    expect(widths.every(w => w > 0 && w <= 240), `not the low layer: widths ${widths}`);
+    expect(b.frames - a.frames > 150, `video stalled: ${b.frames - a.frames} frames in 15 s`);
+    expect(got > 600, `audio stalled: ${got} packets in 15 s`);
+    expect(share < 0.01, `audio loss ${(share * 100).toFixed(2)} %`);
+  });
+}
+
+if (role === 'lossy') {
+  test('a viewer losing 10 % of packets keeps its audio and its video', { timeout: 120000 }, async () => {
+    await watch();
+    await sleep(5000);
+    const s = await sample(15000);
+    const [a, b] = [s[0], s[s.length - 1]];
+    const got = b.audio - a.audio, lost = b.audioLost - a.audioLost;
+    // Concealment: the share of audio samples the receiver had to invent.
+    const concealed = (b.concealed - a.concealed) / Math.max(1, b.samples - a.samples);
+    console.log(`# lossy: widths ${[...new Set(s.map(x => x.width))]}, ${b.frames - a.frames} frames in 15 s, ` +
+      `audio ${got} received ${lost} lost, ${(concealed * 100).toFixed(1)} % concealed, ${b.nacks - a.nacks} NACKs`);
+    // 50 packets a second, 10 % of them lost on the way: audio keeps coming.
+    expect(got > 600, `audio stalled: ${got} packets in 15 s`);
+    expect(concealed < 0.2, `${(concealed * 100).toFixed(1)} % of the audio concealed`);
+    expect(b.frames - a.frames > 100, `video stalled: ${b.frames - a.frames} frames in 15 s`);
+  });
+}
+
+if (role === 'cut') {
+  test('a viewer cut off for 5 s is watching again within 5 s of the link coming back', { timeout: 120000 }, async () => {
+    await watch();
+    writeFileSync(join(dir, 'ready-cut'), String(Date.now()));
+    const restored = Number(await waitFile('restored', 60000));
+    // Five more frames decoded than when we started looking is watching again.
+    let f0 = null;
+    const back = await untilInbound(page, r => (f0 ??= r.frames) < r.frames - 5, 15000, 'frames again');
+    const after = back.at - restored;
+    console.log(`# cut: watching again ${after} ms after the link came back`);
+    expect(after <= 5000, `video again only ${after} ms after the link came back`);
+  });
+}
