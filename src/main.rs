@@ -570,6 +570,10 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    println!(
+        "Training broadcasts' media (WebRTC) on UDP {}; open it in the firewall",
+        state.media.local_addr()
+    );
     println!("Ferry listening on {url}");
     tracing::info!(%url, db = state.db.backend().name(), objects = state.objects.kind(), "listening");
     let token = app.shutdown_token();

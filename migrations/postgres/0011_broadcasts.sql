@@ -22,3 +22,19 @@ CREATE TABLE broadcast_audience (
     subtree       BIGINT NOT NULL CHECK (subtree IN (0, 1)),
     PRIMARY KEY (broadcast_id, site_id)
 );
+
+-- Who took part, per media connection: when they joined and left, when media first reached
+-- them, and how long it kept reaching them (their link up).
+CREATE TABLE broadcast_attendance (
+    broadcast_id    TEXT NOT NULL REFERENCES broadcasts(id) ON DELETE CASCADE,
+    peer            TEXT NOT NULL,
+    user_id         TEXT NOT NULL REFERENCES users(id),
+    site_id         TEXT NOT NULL REFERENCES sites(id),
+    role            TEXT NOT NULL CHECK (role IN ('presenter', 'viewer')),
+    joined_at       BIGINT NOT NULL,
+    first_media_at  BIGINT,
+    left_at         BIGINT,
+    watched_ms      BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (broadcast_id, peer)
+);
+CREATE INDEX broadcast_attendance_user ON broadcast_attendance(user_id);

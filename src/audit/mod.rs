@@ -252,20 +252,21 @@ enum ArgVal {
     Int(i64),
 }
 
+/// One RFC 4180 CSV field: quoted when it holds a comma, quote or line break; a leading
+/// = + - @, which would make spreadsheets evaluate the cell, is neutralised.
+pub fn csv_field(v: &str) -> String {
+    let guarded = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_string() };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
 /// RFC 4180 CSV of events, with a header row.
 pub fn to_csv(events: &[Event]) -> String {
     fn field(out: &mut String, v: Option<&str>) {
-        let v = v.unwrap_or("");
-        // A leading = + - @ would make spreadsheets evaluate the cell: neutralise it.
-        let guarded =
-            if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_string() };
-        if guarded.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&guarded.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(&guarded);
-        }
+        out.push_str(&csv_field(v.unwrap_or("")));
     }
     let mut out = String::from(
         "id,at,actor,actor_site,site,action,resource_kind,resource_id,outcome,client_addr,detail\r\n",

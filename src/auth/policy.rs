@@ -242,6 +242,9 @@ actions! {
     BroadcastSearch = "broadcast.search", AnyUser, audit: true, hidden: false;
     /// One session: its own site's people and its audience's (the sites it is shared with).
     BroadcastRead = "broadcast.read", SiteOrShared, audit: true, hidden: true;
+    /// A session's attendance (who watched, from which site, for how long): the people of the
+    /// session's own site, its training office among them.
+    BroadcastAttendance = "broadcast.attendance", OwnSite, audit: true, hidden: false;
 }
 
 /// Proof that the policy allowed action `A` on a target. Only this module makes them.

@@ -9,12 +9,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::store;
 use super::*;
+use super::{attendance, store};
 use crate::audit::{NewEvent, Outcome};
 use crate::auth::RequestCtx;
 use crate::auth::policy::{
-    BroadcastCreate, BroadcastRead, BroadcastSearch, PeopleDirectory, Permit, Target,
+    BroadcastAttendance, BroadcastCreate, BroadcastRead, BroadcastSearch, PeopleDirectory, Permit,
+    Target,
 };
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::network::Role;
@@ -199,16 +200,24 @@ pub async fn list(
     Ok(Json(json!({ "broadcasts": out })))
 }
 
-/// The session `id` if the caller may see it (404 otherwise, audited).
-async fn readable(ctx: &RequestCtx, id: &str) -> Result<Broadcast, ApiError> {
-    let b = match is_broadcast_id(id) {
+/// The session `id`, or 404.
+async fn find(ctx: &RequestCtx, id: &str) -> Result<Broadcast, ApiError> {
+    match is_broadcast_id(id) {
         true => store::load(&ctx.state.db, id).await?,
         false => None,
     }
-    .ok_or(ApiError::NotFound { what: "broadcast" })?;
+    .ok_or(ApiError::NotFound { what: "broadcast" })
+}
+
+/// The session `id` if the caller may see it (404 otherwise, audited), with the permit.
+async fn readable(
+    ctx: &RequestCtx,
+    id: &str,
+) -> Result<(Broadcast, Permit<BroadcastRead>), ApiError> {
+    let b = find(ctx, id).await?;
     let audience = store::audience_of(&ctx.state.db, &b, &mut HashMap::new()).await?;
-    let _: Permit<BroadcastRead> = ctx.permit(target(&b, audience)).await?;
-    Ok(b)
+    let permit = ctx.permit(target(&b, audience)).await?;
+    Ok((b, permit))
 }
 
 /// `GET /api/broadcasts/{id}`: the session, and who is connected to its media now.
@@ -216,7 +225,7 @@ pub async fn get(
     ctx: RequestCtx,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = readable(&ctx, &id).await?;
+    let (b, _) = readable(&ctx, &id).await?;
     let mut v = view(&b, ctx.now());
     let live = ctx.state.media.live(&b.id);
     v["media"] = json!({
@@ -284,7 +293,7 @@ pub async fn whip(
     body: String,
 ) -> Result<Response, ApiError> {
     sdp_body(&headers, &body)?;
-    let b = readable(&ctx, &id).await?;
+    let (b, permit) = readable(&ctx, &id).await?;
     let me = &ctx.actor;
     if b.trainer != me.user.id {
         let why = "only the session's trainer presents it";
@@ -311,6 +320,7 @@ pub async fn whip(
         .join(&b.id, crate::sfu::room::Role::Presenter, &body, local, &me.name())
         .await
         .map_err(join_error)?;
+    joined(&ctx, &permit, &b, peer, true).await?;
     store::set_live(&ctx.state.db, &b.id, ctx.now()).await?;
     ctx.audit(
         "broadcast.present",
@@ -332,7 +342,7 @@ pub async fn whep(
     body: String,
 ) -> Result<Response, ApiError> {
     sdp_body(&headers, &body)?;
-    let b = readable(&ctx, &id).await?;
+    let (b, permit) = readable(&ctx, &id).await?;
     if matches!(b.state, State::Ended | State::Cancelled) {
         return Err(ApiError::conflict(
             "broadcast_over",
@@ -345,6 +355,7 @@ pub async fn whep(
         .join(&b.id, crate::sfu::room::Role::Viewer, &body, local, &ctx.actor.name())
         .await
         .map_err(join_error)?;
+    joined(&ctx, &permit, &b, peer, false).await?;
     ctx.audit(
         "broadcast.watch",
         "broadcast",
@@ -357,13 +368,34 @@ pub async fn whep(
     Ok(created(format!("/api/broadcasts/{}/whep/{peer}", b.id), answer))
 }
 
+/// Records a new media connection in the session's attendance.
+async fn joined(
+    ctx: &RequestCtx,
+    permit: &Permit<BroadcastRead>,
+    b: &Broadcast,
+    peer: crate::sfu::room::PeerId,
+    presenter: bool,
+) -> Result<(), ApiError> {
+    let key = attendance::peer_key(ctx.state.media.instance(), peer);
+    let j = store::Joined {
+        broadcast: &b.id,
+        peer: &key,
+        user: &ctx.actor.user.id,
+        site: &ctx.actor.user.site,
+        presenter,
+        at: ctx.now(),
+    };
+    store::attendance_join(&ctx.state.db, permit, &j).await?;
+    Ok(())
+}
+
 /// `DELETE /api/broadcasts/{id}/whip/{peer}` and `…/whep/{peer}`: hang up (the one who
 /// joined only).
 pub async fn hang_up(
     ctx: RequestCtx,
     PathParams((id, peer)): PathParams<(String, u64)>,
 ) -> Result<StatusCode, ApiError> {
-    let b = readable(&ctx, &id).await?;
+    let (b, _) = readable(&ctx, &id).await?;
     if !ctx.state.media.leave(&b.id, peer, &ctx.actor.name()) {
         return Err(ApiError::NotFound { what: "media session" });
     }
@@ -376,7 +408,7 @@ pub async fn calendar(
     headers: HeaderMap,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    let b = readable(&ctx, &id).await?;
+    let (b, _) = readable(&ctx, &id).await?;
     let directory: Permit<PeopleDirectory> = ctx.permit(Target::network()).await?;
     let people =
         crate::network::store::people(&ctx.state.db, &directory, std::slice::from_ref(&b.trainer))
@@ -395,4 +427,187 @@ pub async fn calendar(
         HeaderValue::from_static("attachment; filename=\"training-session.ics\""),
     );
     Ok(r)
+}
+
+/// Saves what the media plane sees into the sessions' attendance: started with the server;
+/// connections left open by an earlier run are closed first, and all are closed at shutdown.
+pub async fn start_background(
+    state: crate::state::AppState,
+    mut events: tokio::sync::mpsc::Receiver<crate::sfu::shell::MediaEvent>,
+) -> anyhow::Result<()> {
+    let closed = store::attendance_close_all(&state.db, crate::time::now_ms()).await?;
+    if closed > 0 {
+        tracing::info!(closed, "closed the attendance of connections of an earlier run");
+    }
+    tokio::spawn(async move {
+        let mut tracker = attendance::Tracker::default();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        let instance = state.media.instance().to_string();
+        loop {
+            let updates = tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => tracker.apply(&ev.room, &ev.event, ev.at),
+                    None => break,
+                },
+                _ = tick.tick() => tracker.flush(crate::time::now_ms()),
+                _ = state.shutdown.cancelled() => break,
+            };
+            for u in updates {
+                let peer = match &u {
+                    attendance::Update::FirstMedia { peer, .. }
+                    | attendance::Update::Watched { peer, .. }
+                    | attendance::Update::Left { peer, .. } => *peer,
+                };
+                let key = attendance::peer_key(&instance, peer);
+                if let Err(e) = store::attendance_update(&state.db, &key, &u).await {
+                    tracing::warn!(error = %e, "attendance not saved");
+                }
+            }
+        }
+        // Nobody stays connected to a plane that stops: what they watched so far stands.
+        for u in tracker.flush(crate::time::now_ms()) {
+            if let attendance::Update::Watched { peer, .. } = &u {
+                let key = attendance::peer_key(&instance, *peer);
+                let _ = store::attendance_update(&state.db, &key, &u).await;
+            }
+        }
+        let _ = store::attendance_close_all(&state.db, crate::time::now_ms()).await;
+    });
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttendanceQuery {
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// `GET /api/broadcasts/{id}/attendance[?format=csv]`: who watched, from which site, when and
+/// for how long — per person (connections summed), per site, and each connection; for the
+/// people of the session's own site (its training office).
+pub async fn attendance_report(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<AttendanceQuery>,
+) -> Result<Response, ApiError> {
+    let b = find(&ctx, &id).await?;
+    let permit: Permit<BroadcastAttendance> =
+        ctx.permit(Target::site(&b.site, "broadcast", Some(b.id.clone()))).await?;
+    let rows = store::attendance(&ctx.state.db, &permit).await?;
+    let directory: Permit<PeopleDirectory> = ctx.permit(Target::network()).await?;
+    let mut ids: Vec<crate::network::UserId> =
+        rows.iter().filter_map(|r| r.user.parse().ok()).collect();
+    ids.sort();
+    ids.dedup();
+    let names: HashMap<String, String> =
+        crate::network::store::people(&ctx.state.db, &directory, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.to_string(), p.display_name))
+            .collect();
+    let people = per_person(&rows);
+    let minutes = |ms: i64| (ms as f64 / 60_000.0 * 10.0).round() / 10.0;
+    let time = |ms: Option<i64>| ms.map(rfc3339);
+    if q.format.as_deref() == Some("csv") {
+        let mut out = String::from("user,name,site,role,joined_at,left_at,minutes_watched\r\n");
+        for p in &people {
+            let name = names.get(&p.user).cloned().unwrap_or_default();
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{}\r\n",
+                crate::audit::csv_field(&p.user),
+                crate::audit::csv_field(&name),
+                crate::audit::csv_field(&p.site),
+                p.role,
+                rfc3339(p.joined_at),
+                p.left_at.map(rfc3339).unwrap_or_default(),
+                minutes(p.watched_ms)
+            ));
+        }
+        let mut r = out.into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+        r.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"attendance.csv\""),
+        );
+        return Ok(r);
+    }
+    let mut sites: Vec<(String, usize, i64)> = vec![];
+    for p in people.iter().filter(|p| p.role == "viewer") {
+        match sites.iter_mut().find(|s| s.0 == p.site) {
+            Some(s) => {
+                s.1 += 1;
+                s.2 += p.watched_ms;
+            }
+            None => sites.push((p.site.clone(), 1, p.watched_ms)),
+        }
+    }
+    sites.sort();
+    Ok(Json(json!({
+        "broadcast": b.id,
+        "title": b.title,
+        "starts_at": rfc3339(b.starts_at),
+        "people": people.iter().map(|p| json!({
+            "user": p.user,
+            "name": names.get(&p.user),
+            "site": p.site,
+            "role": p.role,
+            "joined_at": rfc3339(p.joined_at),
+            "left_at": time(p.left_at),
+            "first_media_at": time(p.first_media_at),
+            "watched_seconds": p.watched_ms / 1000,
+            "minutes": minutes(p.watched_ms),
+            "connections": p.connections,
+        })).collect::<Vec<_>>(),
+        "sites": sites.iter().map(|(site, n, ms)| json!({
+            "site": site, "people": n, "minutes": minutes(*ms),
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// One person's attendance: their connections summed.
+struct Person {
+    user: String,
+    site: String,
+    role: String,
+    joined_at: i64,
+    left_at: Option<i64>,
+    first_media_at: Option<i64>,
+    watched_ms: i64,
+    connections: usize,
+}
+
+fn per_person(rows: &[store::Attended]) -> Vec<Person> {
+    let mut out: Vec<Person> = vec![];
+    for r in rows {
+        match out.iter_mut().find(|p| p.user == r.user && p.role == r.role) {
+            Some(p) => {
+                p.joined_at = p.joined_at.min(r.joined_at);
+                // Still connected on one of them: not left.
+                p.left_at = match (p.left_at, r.left_at) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+                p.first_media_at = match (p.first_media_at, r.first_media_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                p.watched_ms += r.watched_ms;
+                p.connections += 1;
+            }
+            None => out.push(Person {
+                user: r.user.clone(),
+                site: r.site.clone(),
+                role: r.role.clone(),
+                joined_at: r.joined_at,
+                left_at: r.left_at,
+                first_media_at: r.first_media_at,
+                watched_ms: r.watched_ms,
+                connections: 1,
+            }),
+        }
+    }
+    out
 }

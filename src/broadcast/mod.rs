@@ -3,6 +3,7 @@
 //! below it. This module holds the session, who may see it, and its calendar entry; `store`
 //! keeps sessions, `http` serves them. The media (WHIP/WHEP through the SFU) is `crate::sfu`.
 
+pub mod attendance;
 pub mod http;
 pub mod store;
 

@@ -7,7 +7,9 @@ use sqlx::any::AnyRow;
 
 use super::*;
 use crate::audit::{self, NewEvent};
-use crate::auth::policy::{BroadcastCreate, BroadcastSearch, Permit};
+use crate::auth::policy::{
+    BroadcastAttendance, BroadcastCreate, BroadcastRead, BroadcastSearch, Permit,
+};
 use crate::network::store::site_and_descendants;
 use crate::storage::Db;
 use crate::storage::sql::parsed;
@@ -149,4 +151,116 @@ pub async fn audience_of(
         }
     }
     Ok(audience_sites(b, |s| cache.get(s).cloned().unwrap_or_default()))
+}
+
+/// A media connection to a session: who, from which site, as what.
+pub struct Joined<'a> {
+    pub broadcast: &'a str,
+    pub peer: &'a str,
+    pub user: &'a UserId,
+    pub site: &'a SiteId,
+    pub presenter: bool,
+    pub at: i64,
+}
+
+/// Records a connection as it is made (the session's read permit is the decision).
+pub async fn attendance_join(
+    db: &Db,
+    _: &Permit<BroadcastRead>,
+    j: &Joined<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO broadcast_attendance (broadcast_id, peer, user_id, site_id, role, joined_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(j.broadcast)
+    .bind(j.peer)
+    .bind(j.user.as_str())
+    .bind(j.site.as_str())
+    .bind(if j.presenter { "presenter" } else { "viewer" })
+    .bind(j.at)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Saves what the media plane saw of a connection (`attendance::Update`).
+pub async fn attendance_update(
+    db: &Db,
+    peer: &str,
+    update: &super::attendance::Update,
+) -> Result<(), sqlx::Error> {
+    use super::attendance::Update;
+    let q = match update {
+        Update::FirstMedia { room, at, .. } => sqlx::query(
+            "UPDATE broadcast_attendance SET first_media_at = $1 \
+             WHERE broadcast_id = $2 AND peer = $3 AND first_media_at IS NULL",
+        )
+        .bind(*at)
+        .bind(room.clone()),
+        Update::Watched { room, ms, .. } => sqlx::query(
+            "UPDATE broadcast_attendance SET watched_ms = $1 WHERE broadcast_id = $2 AND peer = $3",
+        )
+        .bind(*ms)
+        .bind(room.clone()),
+        Update::Left { room, at, ms, .. } => sqlx::query(
+            "UPDATE broadcast_attendance SET left_at = $1, watched_ms = $2 \
+             WHERE broadcast_id = $3 AND peer = $4",
+        )
+        .bind(*at)
+        .bind(*ms)
+        .bind(room.clone()),
+    };
+    q.bind(peer.to_string()).execute(db.pool()).await?;
+    Ok(())
+}
+
+/// Marks every connection still open as left at `at` (the server stops, or starts after a
+/// crash: nobody is connected to a plane that is not running).
+pub async fn attendance_close_all(db: &Db, at: i64) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("UPDATE broadcast_attendance SET left_at = $1 WHERE left_at IS NULL")
+        .bind(at)
+        .execute(db.pool())
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// One connection's attendance.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attended {
+    pub user: String,
+    pub site: String,
+    pub role: String,
+    pub joined_at: i64,
+    pub first_media_at: Option<i64>,
+    pub left_at: Option<i64>,
+    pub watched_ms: i64,
+}
+
+/// A session's attendance, in order of joining.
+pub async fn attendance(
+    db: &Db,
+    permit: &Permit<BroadcastAttendance>,
+) -> Result<Vec<Attended>, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT user_id, site_id, role, joined_at, first_media_at, left_at, watched_ms \
+         FROM broadcast_attendance WHERE broadcast_id = $1 ORDER BY joined_at, peer",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Attended {
+                user: r.try_get("user_id")?,
+                site: r.try_get("site_id")?,
+                role: r.try_get("role")?,
+                joined_at: r.try_get("joined_at")?,
+                first_media_at: r.try_get("first_media_at")?,
+                left_at: r.try_get("left_at")?,
+                watched_ms: r.try_get("watched_ms")?,
+            })
+        })
+        .collect()
 }

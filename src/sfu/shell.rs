@@ -33,6 +33,17 @@ pub enum JoinError {
     Busy,
 }
 
+/// Something a room saw, for attendance: which broadcast, what, when (unix ms).
+#[derive(Debug, Clone)]
+pub struct MediaEvent {
+    pub room: String,
+    pub event: RoomEvent,
+    pub at: i64,
+}
+
+/// Events waiting for the attendance loop, at most; more are dropped (and counted).
+const EVENT_QUEUE: usize = 4096;
+
 /// What a broadcast's media looks like now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Live {
@@ -77,6 +88,8 @@ struct Inner {
     live: Arc<Mutex<HashMap<String, LiveState>>>,
     /// Who added each peer (only they may remove it).
     owners: Mutex<HashMap<(String, PeerId), String>>,
+    /// This run's name, so peers' keys never repeat across restarts.
+    instance: String,
     stop: Arc<AtomicBool>,
 }
 
@@ -99,8 +112,11 @@ struct LiveState {
 }
 
 impl MediaPlane {
-    /// Binds `media.udp_addr` and starts the threads; they end when the plane is dropped.
-    pub fn start(settings: &MediaSettings) -> anyhow::Result<MediaPlane> {
+    /// Binds `media.udp_addr` and starts the threads; they end when the plane is dropped. The
+    /// receiver gets what the rooms see (for attendance).
+    pub fn start(
+        settings: &MediaSettings,
+    ) -> anyhow::Result<(MediaPlane, tokio::sync::mpsc::Receiver<MediaEvent>)> {
         use anyhow::Context;
         let addr = settings.udp_addr().map_err(anyhow::Error::msg)?;
         let public_ips = settings.public_ips().map_err(anyhow::Error::msg)?;
@@ -115,6 +131,7 @@ impl MediaPlane {
         let routes = Arc::new(Mutex::new(Routes::default()));
         let live = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let (events_tx, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let mut workers = vec![];
         for i in 0..n {
             let (tx, rx) = std::sync::mpsc::sync_channel(WORKER_QUEUE);
@@ -128,6 +145,7 @@ impl MediaPlane {
                 by_addr: HashMap::new(),
                 routes: routes.clone(),
                 live: live.clone(),
+                events: events_tx.clone(),
                 stop: stop.clone(),
             };
             std::thread::Builder::new().name(format!("ferry-media-{i}")).spawn(move || w.run())?;
@@ -138,7 +156,14 @@ impl MediaPlane {
         std::thread::Builder::new().name("ferry-media-in".into()).spawn(move || demux.run())?;
         tracing::info!(%local, workers = n, "media plane listening (UDP)");
         let owners = Mutex::new(HashMap::new());
-        Ok(MediaPlane(Arc::new(Inner { local, public_ips, workers, routes, live, owners, stop })))
+        let instance = crate::ids::random_id(4);
+        let inner = Inner { local, public_ips, workers, routes, live, owners, instance, stop };
+        Ok((MediaPlane(Arc::new(inner)), events_rx))
+    }
+
+    /// This run's name (peers' attendance keys start with it).
+    pub fn instance(&self) -> &str {
+        &self.0.instance
     }
 
     /// The UDP address the plane is bound to.
@@ -307,6 +332,7 @@ struct Worker {
     by_addr: HashMap<SocketAddr, String>,
     routes: Arc<Mutex<Routes>>,
     live: Arc<Mutex<HashMap<String, LiveState>>>,
+    events: tokio::sync::mpsc::Sender<MediaEvent>,
     stop: Arc<AtomicBool>,
 }
 
@@ -393,6 +419,14 @@ impl Worker {
             let mut live = self.live.lock().unwrap();
             let l = live.entry(id.clone()).or_default();
             while let Some(e) = room.poll_event() {
+                let at = crate::time::now_ms();
+                if self
+                    .events
+                    .try_send(MediaEvent { room: id.clone(), event: e.clone(), at })
+                    .is_err()
+                {
+                    tracing::warn!(room = %id, "attendance queue full: an event was dropped");
+                }
                 match e {
                     RoomEvent::Connected(p) | RoomEvent::Link(p, true) => {
                         if l.presenter == Some(p) {

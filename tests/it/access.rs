@@ -255,6 +255,12 @@ async fn cases(s: &TestServer, site: &str, user: &str, study: &str, n: usize) ->
         c("broadcast.search", "GET", "/api/broadcasts".into(), None),
         c("broadcast.read", "GET", format!("/api/broadcasts/{}", session.id), None),
         c(
+            "broadcast.attendance",
+            "GET",
+            format!("/api/broadcasts/{}/attendance", session.id),
+            None,
+        ),
+        c(
             "reading.template.manage",
             "PUT",
             format!("/api/sites/{site}/reading-templates"),

@@ -256,7 +256,8 @@ async fn a_ct_and_an_ecg_read_at_the_centre_and_reported_back_to_the_clinic() {
 /// A training broadcast through Ferry's SFU with real browsers over WHIP and WHEP: trainer-sun
 /// publishes three simulcast layers; viewers at the island clinic, the mountain clinic and the
 /// county hospital decode frames and receive audio; one climbs to the full-size layer; the
-/// session counts who watches and sees a hang-up; presenting and watching are audited.
+/// session counts who watches and sees a hang-up; attendance by person and site (JSON, CSV) is
+/// the trainer's site's; presenting and watching are audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_reaches_three_sites_through_the_sfu() {
     let s = TestServer::start().await;
@@ -275,7 +276,7 @@ async fn a_broadcast_reaches_three_sites_through_the_sfu() {
     .unwrap();
     let viewers = ("VIEWERS", "dr-zhao,dr-ma,dr-wu".to_string());
     let out = run_node("broadcast-media.mjs", &s, vec![viewers]).await;
-    all_passed(&out, 4);
+    all_passed(&out, 5);
     let present = crate::support::audit_events(&s, "action=broadcast.present").await;
     assert!(present.iter().any(|e| e["outcome"] == "success" && e["actor"] == "trainer-sun"));
     let watch = crate::support::audit_events(&s, "action=broadcast.watch").await;
