@@ -27,7 +27,13 @@ pub async fn start_state(settings: Settings) -> anyhow::Result<AppState> {
     let limits = crate::signal::core::Limits::from(&stores.settings.signal);
     let (joins_tx, joins_rx) = tokio::sync::mpsc::channel(crate::signal::hub::JOINS_QUEUE);
     let hub = crate::signal::hub::Hub::start(limits, joins_tx, shutdown.clone());
-    let (media, media_events) = crate::sfu::shell::MediaPlane::start(&stores.settings.media)?;
+    let record_dir = stores
+        .settings
+        .media
+        .record
+        .then(|| stores.settings.data.dir.join("recordings-in-progress"));
+    let (media, media_events) =
+        crate::sfu::shell::MediaPlane::start(&stores.settings.media, record_dir)?;
     let state = AppState::new(stores, hub, media, shutdown)?;
     crate::broadcast::http::start_background(state.clone(), media_events).await?;
     crate::consult::http::start_background(state.clone(), joins_rx).await?;

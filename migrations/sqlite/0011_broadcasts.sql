@@ -38,3 +38,15 @@ CREATE TABLE broadcast_attendance (
     PRIMARY KEY (broadcast_id, peer)
 );
 CREATE INDEX broadcast_attendance_user ON broadcast_attendance(user_id);
+
+-- Recordings of a session's presenter: WebM files in the object store.
+CREATE TABLE broadcast_recordings (
+    id            TEXT PRIMARY KEY,
+    broadcast_id  TEXT NOT NULL REFERENCES broadcasts(id) ON DELETE CASCADE,
+    object_key    TEXT NOT NULL,
+    bytes         INTEGER NOT NULL,
+    duration_ms   INTEGER NOT NULL,
+    video_frames  INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX broadcast_recordings_of ON broadcast_recordings(broadcast_id, created_at);

@@ -83,7 +83,7 @@ impl Tracker {
                 let w = self.peers.remove(&key(p)).unwrap_or_default();
                 vec![Update::Left { room: room.to_string(), peer: p, at, ms: w.total(at) }]
             }
-            RoomEvent::Layer(..) => vec![],
+            RoomEvent::Layer(..) | RoomEvent::Recorded(_) => vec![],
         }
     }
 

@@ -446,6 +446,13 @@ pub async fn start_background(
         loop {
             let updates = tokio::select! {
                 ev = events.recv() => match ev {
+                    Some(crate::sfu::shell::MediaEvent {
+                        room, event: crate::sfu::room::RoomEvent::Recorded(done), ..
+                    }) => {
+                        // Filing a long recording takes a while: not in this loop.
+                        tokio::spawn(file_recording(state.clone(), room, done));
+                        continue;
+                    }
                     Some(ev) => tracker.apply(&ev.room, &ev.event, ev.at),
                     None => break,
                 },
@@ -610,4 +617,179 @@ fn per_person(rows: &[store::Attended]) -> Vec<Person> {
         }
     }
     out
+}
+
+/// Files a finished recording: its bytes into the object store
+/// (`recordings/{broadcast}/{id}.webm`), its row and audit event, and the local file is
+/// removed. A recording that cannot be filed stays on local disk, said in the log.
+async fn file_recording(
+    state: crate::state::AppState,
+    broadcast: String,
+    done: crate::sfu::record::Recorded,
+) {
+    let id = crate::ids::random_id(9).replace(['-', '_'], "x");
+    let key = format!("recordings/{broadcast}/{id}.webm");
+    let filed = async {
+        let file = tokio::fs::File::open(&done.path).await?;
+        let chunks = Box::pin(futures::stream::try_unfold(file, |mut f| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 1 << 20];
+            let n = f.read(&mut buf).await?;
+            buf.truncate(n);
+            Ok((n > 0).then(|| (bytes::Bytes::from(buf), f)))
+        }));
+        state.objects.put_stream(&key, chunks).await.map_err(std::io::Error::other)?;
+        let now = crate::time::now_ms();
+        let site = store::load(&state.db, &broadcast)
+            .await
+            .map_err(std::io::Error::other)?
+            .map(|b| b.site.to_string());
+        let r = store::Recording {
+            id: id.clone(),
+            broadcast_id: broadcast.clone(),
+            object_key: key.clone(),
+            bytes: done.bytes as i64,
+            duration_ms: done.duration_ms,
+            video_frames: done.video_frames as i64,
+            created_at: now,
+        };
+        let event = NewEvent {
+            at: now,
+            actor: Some(crate::auth::console::OPERATOR.to_string()),
+            actor_site: None,
+            site,
+            action: "broadcast.record",
+            resource_kind: "broadcast",
+            resource_id: Some(broadcast.clone()),
+            outcome: Outcome::Success,
+            client_addr: None,
+            detail: Some(format!("recording {id}, {} s", done.duration_ms / 1000)),
+        };
+        store::add_recording(&state.db, &r, &event).await.map_err(std::io::Error::other)?;
+        std::io::Result::Ok(())
+    };
+    match filed.await {
+        Ok(()) => {
+            let _ = tokio::fs::remove_file(&done.path).await;
+            tracing::info!(%broadcast, recording = %id, bytes = done.bytes, "recording filed");
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            path = %done.path.display(),
+            "a recording could not be filed; it stays on local disk"
+        ),
+    }
+}
+
+/// `GET /api/broadcasts/{id}/recordings`: the session's recordings (its site's and audience's
+/// people).
+pub async fn recordings(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (b, permit) = readable(&ctx, &id).await?;
+    let list = store::recordings(&ctx.state.db, &permit).await?;
+    let out: Vec<Value> = list
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "duration_seconds": r.duration_ms as f64 / 1000.0,
+                "bytes": r.bytes,
+                "created_at": rfc3339(r.created_at),
+                "url": format!("/api/broadcasts/{}/recordings/{}", b.id, r.id),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "recordings": out })))
+}
+
+/// A `Range: bytes=…` header against a body of `len` bytes: the one range asked for, or
+/// `Err(())` when it cannot be satisfied (several ranges are answered whole).
+fn byte_range(h: Option<&str>, len: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
+    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let range = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            len.saturating_sub(n)..len
+        }
+        (a, "") => a.parse::<u64>().map_err(|_| ())?..len,
+        (a, b) => {
+            let (a, b): (u64, u64) = (a.parse().map_err(|_| ())?, b.parse().map_err(|_| ())?);
+            if b < a {
+                return Err(());
+            }
+            a..(b + 1).min(len)
+        }
+    };
+    if range.start >= len || range.is_empty() {
+        return Err(());
+    }
+    Ok(Some(range))
+}
+
+/// `GET /api/broadcasts/{id}/recordings/{rec}`: the WebM, with ranges (players seek with them).
+pub async fn recording(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    PathParams((id, rec)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (_, permit) = readable(&ctx, &id).await?;
+    let list = store::recordings(&ctx.state.db, &permit).await?;
+    let r =
+        list.into_iter().find(|r| r.id == rec).ok_or(ApiError::NotFound { what: "recording" })?;
+    let len = r.bytes as u64;
+    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, range) = match byte_range(asked, len) {
+        Ok(Some(range)) => (StatusCode::PARTIAL_CONTENT, range),
+        Ok(None) => (StatusCode::OK, 0..len),
+        Err(()) => {
+            let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+    };
+    let body = ctx
+        .state
+        .objects
+        .get_range(&r.object_key, range.clone())
+        .await
+        .map_err(ApiError::internal)?;
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/webm"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{len}", range.start, range.end - 1))
+        {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn byte_ranges_as_players_ask_for_them() {
+        assert_eq!(byte_range(None, 100), Ok(None));
+        assert_eq!(byte_range(Some("bytes=0-"), 100), Ok(Some(0..100)));
+        assert_eq!(byte_range(Some("bytes=10-19"), 100), Ok(Some(10..20)));
+        assert_eq!(byte_range(Some("bytes=90-200"), 100), Ok(Some(90..100)));
+        assert_eq!(byte_range(Some("bytes=-30"), 100), Ok(Some(70..100)));
+        assert_eq!(byte_range(Some("bytes=0-1,5-6"), 100), Ok(None));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(byte_range(Some("bytes=5-2"), 100), Err(()));
+        assert_eq!(byte_range(Some("items=1-2"), 100), Ok(None));
+    }
 }

@@ -264,3 +264,64 @@ pub async fn attendance(
         })
         .collect()
 }
+
+/// A recording of a session's presenter.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recording {
+    pub id: String,
+    pub broadcast_id: String,
+    #[serde(skip)]
+    pub object_key: String,
+    pub bytes: i64,
+    pub duration_ms: i64,
+    pub video_frames: i64,
+    pub created_at: i64,
+}
+
+/// Files a recording (its bytes are in the object store already) with its audit event.
+pub async fn add_recording(db: &Db, r: &Recording, event: &NewEvent) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO broadcast_recordings (id, broadcast_id, object_key, bytes, duration_ms, video_frames, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&r.id)
+    .bind(&r.broadcast_id)
+    .bind(&r.object_key)
+    .bind(r.bytes)
+    .bind(r.duration_ms)
+    .bind(r.video_frames)
+    .bind(r.created_at)
+    .execute(&mut *tx)
+    .await?;
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await
+}
+
+/// A session's recordings, oldest first (the session's read permit is the decision).
+pub async fn recordings(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+) -> Result<Vec<Recording>, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT id, broadcast_id, object_key, bytes, duration_ms, video_frames, created_at \
+         FROM broadcast_recordings WHERE broadcast_id = $1 ORDER BY created_at, id",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Recording {
+                id: r.try_get("id")?,
+                broadcast_id: r.try_get("broadcast_id")?,
+                object_key: r.try_get("object_key")?,
+                bytes: r.try_get("bytes")?,
+                duration_ms: r.try_get("duration_ms")?,
+                video_frames: r.try_get("video_frames")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}

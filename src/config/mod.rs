@@ -62,6 +62,9 @@ pub struct MediaSettings {
     /// Threads that carry media; each broadcast stays on one. 0: one per core.
     #[serde(deserialize_with = "lenient")]
     pub workers: usize,
+    /// Record every presenter (WebM, filed in the object store when they stop).
+    #[serde(deserialize_with = "lenient")]
+    pub record: bool,
 }
 
 impl MediaSettings {

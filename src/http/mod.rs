@@ -85,6 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route("/broadcasts/{id}", get(broadcast::get))
         .route("/broadcasts/{id}/calendar.ics", get(broadcast::calendar))
         .route("/broadcasts/{id}/attendance", get(broadcast::attendance_report))
+        .route("/broadcasts/{id}/recordings", get(broadcast::recordings))
+        .route("/broadcasts/{id}/recordings/{rec}", get(broadcast::recording))
         .route("/broadcasts/{id}/whip", post(broadcast::whip))
         .route("/broadcasts/{id}/whep", post(broadcast::whep))
         .route("/broadcasts/{id}/whip/{peer}", delete(broadcast::hang_up))

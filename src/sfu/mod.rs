@@ -5,8 +5,10 @@
 //! tests run a presenter, the room and viewers in memory with a simulated clock and network.
 
 pub mod layers;
+pub mod record;
 pub mod room;
 pub mod shell;
+pub mod webm;
 
 #[cfg(test)]
 mod tests;

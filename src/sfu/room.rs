@@ -28,6 +28,7 @@ use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use super::layers::{Choice, Policy, RateMeter, Throttle};
+use super::record::{Recorded, Recorder};
 
 pub type PeerId = u64;
 
@@ -60,6 +61,8 @@ pub enum RoomEvent {
     Link(PeerId, bool),
     /// The peer is gone: closed, timed out, or removed after a fault in its handling.
     Left(PeerId, &'static str),
+    /// A presenter's recording is closed, on local disk.
+    Recorded(Recorded),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,9 @@ pub struct RoomConfig {
     pub initial_estimate_bps: u64,
     /// At most one keyframe request per presenter layer this often.
     pub keyframe_gap: Duration,
+    /// Record each presenter into a WebM file here, named after `name`.
+    pub record_dir: Option<std::path::PathBuf>,
+    pub name: String,
 }
 
 impl Default for RoomConfig {
@@ -86,6 +92,8 @@ impl Default for RoomConfig {
             policy: Policy::default(),
             initial_estimate_bps: 300_000,
             keyframe_gap: Duration::from_millis(500),
+            record_dir: None,
+            name: "room".into(),
         }
     }
 }
@@ -226,6 +234,11 @@ pub struct Room {
     events: VecDeque<RoomEvent>,
     timeouts: HashMap<PeerId, Instant>,
     now: Instant,
+    start: Instant,
+    recorder: Option<Recorder>,
+    /// The presenter layer being recorded (its highest, fixed at the first video packet).
+    record_layer: Option<usize>,
+    recordings: u32,
 }
 
 impl Room {
@@ -241,6 +254,10 @@ impl Room {
             events: VecDeque::new(),
             timeouts: HashMap::new(),
             now,
+            start: now,
+            recorder: None,
+            record_layer: None,
+            recordings: 0,
         }
     }
 
@@ -307,6 +324,12 @@ impl Room {
         );
         if role == Role::Presenter {
             self.presenter = Some(id);
+            if let Some(dir) = &self.cfg.record_dir {
+                self.recordings += 1;
+                let path = dir.join(format!("{}-{}.webm", self.cfg.name, self.recordings));
+                self.recorder = Some(Recorder::new(path));
+                self.record_layer = None;
+            }
         }
         self.drive(id, now);
         Ok((id, answer))
@@ -323,6 +346,9 @@ impl Room {
             if self.presenter == Some(id) {
                 self.presenter = None;
                 self.incoming = Incoming::default();
+                if let Some(done) = self.recorder.take().and_then(Recorder::finish) {
+                    self.events.push_back(RoomEvent::Recorded(done));
+                }
             }
             self.events.push_back(RoomEvent::Left(id, why));
         }
@@ -444,9 +470,13 @@ impl Room {
                 }
             }
             Event::IceConnectionStateChange(s) => {
+                // An ICE-lite agent leaves `Disconnected` for `Checking` when the viewer's
+                // binding requests come through again (it is only `Completed` again if the
+                // viewer nominates anew, which browsers do not): `Checking` is a link that works.
                 let up = !matches!(s, IceConnectionState::Disconnected);
                 if peer.connected && up != peer.link_up {
                     peer.link_up = up;
+                    tracing::info!(peer = id, up, state = ?s, "media link");
                     self.events.push_back(RoomEvent::Link(id, up));
                     if up && peer.role == Role::Viewer {
                         // Back from a cut: start low again, from a fresh keyframe. What the
@@ -575,7 +605,12 @@ impl Room {
         };
         let seq: u64 = *p.seq_no;
         let ts = p.header.timestamp;
+        let wall = now.duration_since(self.start).as_millis() as i64;
+        let stream_ms = p.time.as_seconds() * 1000.0;
         if Some(mid) == self.incoming.audio {
+            if let Some(r) = self.recorder.as_mut() {
+                r.audio(stream_ms, &p.payload, wall);
+            }
             let ids: Vec<PeerId> = self.viewer_ids();
             for id in ids {
                 self.send_audio(id, &p, seq, ts, now);
@@ -587,6 +622,19 @@ impl Room {
         }
         let Some(layer) = self.incoming.layers.iter().position(|l| l.rid == rid) else { return };
         self.incoming.layers[layer].meter.add(now, p.payload.len());
+        if self.recorder.is_some() {
+            let record = *self.record_layer.get_or_insert_with(|| {
+                // The highest layer: measured when it can be, else the last declared.
+                let ranked = self.incoming.ranked();
+                ranked.last().copied().unwrap_or(layer)
+            });
+            if record == layer {
+                let r = self.recorder.as_mut().expect("checked");
+                if r.video(*p.seq_no, stream_ms, p.header.marker, &p.payload, wall) {
+                    self.ask_keyframe(layer, now);
+                }
+            }
+        }
         let desc = Vp8Descriptor::parse(&p.payload).ok();
         let key = desc.is_some_and(|d| d.starts_keyframe(&p.payload));
         let pid_in = desc.and_then(|d| d.picture_id());

@@ -113,13 +113,20 @@ struct LiveState {
 
 impl MediaPlane {
     /// Binds `media.udp_addr` and starts the threads; they end when the plane is dropped. The
-    /// receiver gets what the rooms see (for attendance).
+    /// receiver gets what the rooms see (for attendance, and finished recordings). With
+    /// `record_dir`, every presenter is recorded there.
     pub fn start(
         settings: &MediaSettings,
+        record_dir: Option<std::path::PathBuf>,
     ) -> anyhow::Result<(MediaPlane, tokio::sync::mpsc::Receiver<MediaEvent>)> {
         use anyhow::Context;
         let addr = settings.udp_addr().map_err(anyhow::Error::msg)?;
         let public_ips = settings.public_ips().map_err(anyhow::Error::msg)?;
+        if let Some(d) = &record_dir {
+            std::fs::create_dir_all(d).with_context(|| {
+                format!("cannot create the recordings' directory {}", d.display())
+            })?;
+        }
         let socket = UdpSocket::bind(addr)
             .with_context(|| format!("cannot bind media.udp_addr {addr} (UDP)"))?;
         let local = socket.local_addr()?;
@@ -146,6 +153,7 @@ impl MediaPlane {
                 routes: routes.clone(),
                 live: live.clone(),
                 events: events_tx.clone(),
+                record_dir: record_dir.clone(),
                 stop: stop.clone(),
             };
             std::thread::Builder::new().name(format!("ferry-media-{i}")).spawn(move || w.run())?;
@@ -333,6 +341,7 @@ struct Worker {
     routes: Arc<Mutex<Routes>>,
     live: Arc<Mutex<HashMap<String, LiveState>>>,
     events: tokio::sync::mpsc::Sender<MediaEvent>,
+    record_dir: Option<std::path::PathBuf>,
     stop: Arc<AtomicBool>,
 }
 
@@ -363,10 +372,12 @@ impl Worker {
         match cmd {
             Cmd::Add { room, role, offer, local, reply } => {
                 let now = Instant::now();
-                let r = self
-                    .rooms
-                    .entry(room.clone())
-                    .or_insert_with(|| Room::new(RoomConfig::default(), now));
+                let record_dir = self.record_dir.clone();
+                let r = self.rooms.entry(room.clone()).or_insert_with(|| {
+                    // A room's recordings are named after its broadcast and when it opened.
+                    let name = format!("{room}-{}", crate::time::now_ms());
+                    Room::new(RoomConfig { record_dir, name, ..RoomConfig::default() }, now)
+                });
                 let out = r.add_peer(role, offer, local, now).map(|(id, answer)| {
                     if role == Role::Presenter {
                         self.live.lock().unwrap().entry(room.clone()).or_default().presenter =
@@ -454,7 +465,7 @@ impl Worker {
                         l.up.remove(&p);
                         l.watching.remove(&p);
                     }
-                    RoomEvent::Layer(..) => {}
+                    RoomEvent::Layer(..) | RoomEvent::Recorded(_) => {}
                 }
             }
             if room.presenter().is_none() && room.viewers() == 0 {

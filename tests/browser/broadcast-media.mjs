@@ -11,7 +11,7 @@ import { inbound, negotiate, publishSetup, until, untilInbound, watchSetup } fro
 
 const viewers = (process.env.VIEWERS || 'dr-zhao,dr-ma').split(',');
 const T = 60000;
-let browser, trainer, session, left;
+let browser, trainer, session, left, liveFrom;
 const watching = [];
 
 before(async () => { browser = await launchMedia(); });
@@ -39,6 +39,7 @@ test('trainer-sun schedules a session and publishes three simulcast layers over 
   expect(/^bc_/.test(session || ''), `no session: ${session}`);
   await trainer.evaluate(publishSetup);
   const where = await trainer.evaluate(negotiate, `/api/broadcasts/${session}/whip`);
+  liveFrom = Date.now();
   expect(where.startsWith(`/api/broadcasts/${session}/whip/`), `Location ${where}`);
   // Three layers leave the trainer's browser.
   await until(trainer, async () => {
@@ -124,4 +125,53 @@ test('attendance: each viewer by site, with media received and time watched; the
   const status = await page.evaluate(async id => (await fetch(`/api/broadcasts/${id}/attendance`)).status, session);
   expect(status === 403, `a viewer read the attendance: ${status}`);
   console.log(`# attendance: ${viewers.map(p => `${p.user}@${p.site} ${p.watched_seconds}s`).join(', ')}`);
+});
+
+test('the trainer hangs up; the recording is filed and plays in Chromium, seeking with ranges', { timeout: 90000 }, async () => {
+  const status = await trainer.evaluate(async () => {
+    const me = await (await fetch('/api/me')).json();
+    return (await fetch(window.resource, { method: 'DELETE', headers: { 'X-CSRF-Token': me.csrf_token } })).status;
+  });
+  expect(status === 200, `DELETE ${status}`);
+  const liveFor = (Date.now() - liveFrom) / 1000;
+  const list = await until(trainer, async id => {
+    const r = await (await fetch(`/api/broadcasts/${id}/recordings`)).json();
+    return { ok: r.recordings.length === 1, ...r };
+  }, session, 30000, 'the recording filed');
+  const rec = list.recordings[0];
+  expect(rec.duration_seconds > liveFor - 3 && rec.duration_seconds <= liveFor + 0.5,
+    `recorded ${rec.duration_seconds} s of ${liveFor.toFixed(1)} s live`);
+  // A range, as players ask.
+  const part = await trainer.evaluate(async url => {
+    const r = await fetch(url, { headers: { Range: 'bytes=0-3' } });
+    return { status: r.status, range: r.headers.get('Content-Range'), type: r.headers.get('Content-Type'),
+      magic: [...new Uint8Array(await r.arrayBuffer())].map(b => b.toString(16)).join(' ') };
+  }, rec.url);
+  expect(part.status === 206 && part.range === `bytes 0-3/${rec.bytes}` && part.type === 'video/webm', `range: ${JSON.stringify(part)}`);
+  expect(part.magic === '1a 45 df a3', `not EBML: ${part.magic}`);
+  // Played in Chromium: its duration, a seek to the middle, frames decoded at full size.
+  const played = await trainer.evaluate(async url => {
+    const v = document.createElement('video');
+    v.muted = true;
+    document.body.append(v);
+    const once = (what) => new Promise((done, fail) => {
+      v.addEventListener(what, done, { once: true });
+      v.addEventListener('error', () => fail(new Error(`video error ${v.error && v.error.code}: ${v.error && v.error.message}`)), { once: true });
+    });
+    v.src = url;
+    await once('loadedmetadata');
+    const duration = v.duration;
+    v.currentTime = duration / 2;
+    await once('seeked');
+    const at = v.currentTime;
+    await v.play();
+    await new Promise(r => setTimeout(r, 2000));
+    const q = v.getVideoPlaybackQuality();
+    return { duration, at, width: v.videoWidth, height: v.videoHeight, frames: q.totalVideoFrames, dropped: q.droppedVideoFrames, now: v.currentTime };
+  }, rec.url);
+  expect(Math.abs(played.duration - rec.duration_seconds) < 1, `Chromium says ${played.duration} s, the server ${rec.duration_seconds} s`);
+  expect(Math.abs(played.at - played.duration / 2) < 1.5, `seeked to ${played.at} of ${played.duration}`);
+  expect(played.frames > 20 && played.now > played.at, `played ${JSON.stringify(played)}`);
+  expect(played.width === 960 && played.height === 540, `recorded at ${played.width}x${played.height}`);
+  console.log(`# recording: ${rec.duration_seconds} s of ${liveFor.toFixed(1)} s live, ${rec.bytes} bytes; Chromium: ${played.duration.toFixed(2)} s, seeked to ${played.at.toFixed(2)}, ${played.frames} frames decoded at ${played.width}x${played.height}`);
 });

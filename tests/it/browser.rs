@@ -257,7 +257,8 @@ async fn a_ct_and_an_ecg_read_at_the_centre_and_reported_back_to_the_clinic() {
 /// publishes three simulcast layers; viewers at the island clinic, the mountain clinic and the
 /// county hospital decode frames and receive audio; one climbs to the full-size layer; the
 /// session counts who watches and sees a hang-up; attendance by person and site (JSON, CSV) is
-/// the trainer's site's; presenting and watching are audited.
+/// the trainer's site's; presenting and watching are audited; the presenter's recording is
+/// filed, plays and seeks in Chromium, and ffprobe reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_reaches_three_sites_through_the_sfu() {
     let s = TestServer::start().await;
@@ -276,7 +277,48 @@ async fn a_broadcast_reaches_three_sites_through_the_sfu() {
     .unwrap();
     let viewers = ("VIEWERS", "dr-zhao,dr-ma,dr-wu".to_string());
     let out = run_node("broadcast-media.mjs", &s, vec![viewers]).await;
-    all_passed(&out, 5);
+    all_passed(&out, 6);
+    let filed = crate::support::audit_events(&s, "action=broadcast.record").await;
+    assert_eq!(filed.len(), 1, "the recording is filed once: {filed:?}");
+    // ffprobe reads the recording: VP8 at the presenter's full size and Opus, its duration the
+    // server's.
+    let sun = s.login("trainer-sun").await;
+    let session = filed[0]["resource_id"].as_str().unwrap();
+    let list: serde_json::Value =
+        sun.get(&format!("/api/broadcasts/{session}/recordings")).await.json().await.unwrap();
+    let rec = &list["recordings"][0];
+    let bytes = sun.get(rec["url"].as_str().unwrap()).await.bytes().await.unwrap();
+    let path = s.dir.path().join("recording.webm");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration,format_name:stream=codec_name,width,height",
+        ])
+        .args(["-of", "json"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs (scripts/install-deps installs ffmpeg)");
+    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    let probe: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("ffprobe: {probe}");
+    let codecs: Vec<&str> = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["codec_name"].as_str())
+        .collect();
+    assert_eq!(codecs, ["vp8", "opus"], "{probe}");
+    assert_eq!(
+        (probe["streams"][0]["width"].as_u64(), probe["streams"][0]["height"].as_u64()),
+        (Some(960), Some(540))
+    );
+    assert!(probe["format"]["format_name"].as_str().unwrap().contains("webm"), "{probe}");
+    let duration: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let server = rec["duration_seconds"].as_f64().unwrap();
+    assert!((duration - server).abs() < 1.0, "ffprobe {duration} s, the server {server} s");
     let present = crate::support::audit_events(&s, "action=broadcast.present").await;
     assert!(present.iter().any(|e| e["outcome"] == "success" && e["actor"] == "trainer-sun"));
     let watch = crate::support::audit_events(&s, "action=broadcast.watch").await;
