@@ -12,6 +12,9 @@
 // and the ECG go to City Hospital's reading centre by the demo's routing: dr-zhao sends the CT
 // for reading, dr-li claims it and signs a report, dr-chen claims the ECG and marks a critical
 // result, which dr-zhao leaves unacknowledged (its banner is on every page of dr-zhao's).
+// trainer-sun schedules a training session an hour ahead for City Hospital and every site below
+// it, so every role walks the training list and the session's page (no media is started), and
+// trainer-sun its attendance page.
 // Then, in both languages, admin issues a device token to the island clinic's ECG cart (its
 // secret shown once), sees it active, revokes it and sees it revoked, the panel passing the
 // same checks; and on City Hospital's reading centre tab sees the demo's four routing rules,
@@ -184,7 +187,10 @@ function pagesOf(user) {
   const reading = id => [`#/readings/${encodeURIComponent(id)}`, '#reading[data-state]'];
   const consult = id => [`#/consults/${encodeURIComponent(id)}`, '#consult'];
   const call = id => [`#/call/${encodeURIComponent(id)}`, '#join:not([disabled])'];
-  const common = [['#/', '#home-title'], ['#/studies', '#study-list'], ['#/tokens', 'main h1']];
+  const bc = seeded.broadcast;
+  const common = [['#/', '#home-title'], ['#/studies', '#study-list'], ['#/tokens', 'main h1'],
+    ['#/broadcasts', `#broadcast-list tr[data-broadcast="${bc}"]`],
+    [`#/broadcasts/${encodeURIComponent(bc)}`, user === 'trainer-sun' ? '#go-live:not([disabled])' : '#watch:not([disabled])']];
   switch (user) {
     case 'dr-zhao': return [...common, [`#/studies?study=${studies.ct}`, `tr[data-study="${studies.ct}"]`], ['#/upload', '#upload-drop'],
       ['#/ecgs', `tr[data-ecg="${seeded.ecg}"]`], [`#/ecgs/${encodeURIComponent(seeded.ecg)}`, '#ecg-measurements'], ['#/ecgs/calibrate', '#calibration-canvas'],
@@ -197,11 +203,12 @@ function pagesOf(user) {
       ['#/admin/reading', '#reading-templates'], ['#/admin/audit', 'table'], ['#/readings/turnaround', '#turnaround-table']];
     case 'dr-chen': return [...common, ['#/ecgs', `#ecg-list tr[data-ecg="${seeded.ecg}"]`], ['#/admin/sites', '#not-permitted'],
       ['#/readings', `#reading-list tr[data-reading="${rd.ecg}"]`], reading(rd.ecg), ['#/readings/turnaround', '#turnaround-table']];
+    case 'trainer-sun': return [...common, [`#/broadcasts/${encodeURIComponent(bc)}/attendance`, '#attendance-people']];
     default: return common;
   }
 }
 
-test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li accepts two and signs an opinion on one; the reading centre reads the CT and marks the ECG critical', async () => {
+test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li accepts two and signs an opinion on one; the reading centre reads the CT and marks the ECG critical; trainer-sun schedules a training session', async () => {
   const zhao = await login('dr-zhao');
   const [ct, mr] = await stow(zhao, ['CT_small.dcm', 'MR_small.dcm']);
   expect(ct && mr && ct !== mr, `studies ${ct}, ${mr}`);
@@ -230,13 +237,22 @@ test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li acc
   await chen('POST', `/api/readings/${ecgReading.id}/claim`, {});
   await chen('POST', `/api/readings/${ecgReading.id}/critical`, { finding: 'stemi', note: 'Synthetic case: ST elevation in V1–V4.' });
   seeded.readings = { ct: ctReading.id, ecg: ecgReading.id };
+  // A training session an hour ahead, for City Hospital and every site below it: every demo
+  // role sees it.
+  const sun = await login('trainer-sun');
+  const session = await sun('POST', '/api/broadcasts', {
+    title: 'Synthetic session: ECG reading, week 3 (AV blocks)', description: 'Bring one case each.',
+    starts_at: new Date(Date.now() + 3600000).toISOString(), minutes: 90, subtrees: ['city-hospital'],
+  });
+  expect(/^bc_/.test(session?.id || ''), `no session: ${JSON.stringify(session)}`);
+  seeded.broadcast = session.id;
 });
 
 for (const user of ['dr-zhao', 'dr-li', 'dr-chen', 'trainer-sun', 'admin']) {
   for (const locale of LOCALES) {
     for (const viewport of VIEWPORTS) {
       test(`${user}, ${locale}, ${viewport.width}×${viewport.height}: every page passes`, async () => {
-        expect(seeded.consults, 'not seeded');
+        expect(seeded.consults && seeded.broadcast, 'not seeded');
         const s = await openAs(user, locale, viewport);
         try {
           for (const [hash, ready] of pagesOf(user)) await visit(s, hash, ready, locale);

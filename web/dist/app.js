@@ -3,7 +3,7 @@
 // no build step. Every value from the server is put into the page as text (never as HTML).
 // The server decides every request; the page only hides what would be refused.
 
-import { h, leavePage, startPage } from './lib/dom.js';
+import { h, leavePage, pagePinned, startPage } from './lib/dom.js';
 import { errorBox } from './lib/errors.js';
 import { initialLocale, onLocaleChange, setLocale, t } from './lib/i18n.js';
 import { loginHash, parseRoute } from './lib/router.js';
@@ -31,6 +31,9 @@ const pages = {
   readings: () => import('./pages/readings.js'),
   reading: () => import('./pages/reading.js'),
   readingStats: () => import('./pages/reading-stats.js'),
+  broadcasts: () => import('./pages/broadcasts.js'),
+  broadcast: () => import('./pages/broadcast.js'),
+  attendance: () => import('./pages/broadcast-attendance.js'),
   adminCommon: () => import('./pages/admin/common.js'),
   sites: () => import('./pages/admin/sites.js'),
   users: () => import('./pages/admin/users.js'),
@@ -61,6 +64,9 @@ async function draw(r) {
     case 'readings': return (await pages.readings()).readingsPage(r.query);
     case 'reading': return (await pages.reading()).readingPage(r.id);
     case 'reading-stats': return (await pages.readingStats()).turnaroundPage(r.days);
+    case 'broadcasts': return (await pages.broadcasts()).broadcastsPage(!!r.schedule);
+    case 'broadcast': return (await pages.broadcast()).broadcastPage(r.id);
+    case 'broadcast-attendance': return (await pages.attendance()).attendancePage(r.id);
     case 'admin': {
       if (!can('admin.users')) return (await pages.adminCommon()).notPermitted();
       if (r.tab === 'users') return (await pages.users()).usersPage();
@@ -99,8 +105,9 @@ applyDocumentLanguage();
 onLocaleChange(() => {
   applyDocumentLanguage();
   renderNav();
-  // The page shown is drawn again in the new language — except a call, which would end.
-  if (!current || current.name !== 'call') route();
+  // The page shown is drawn again in the new language — except a call or a broadcast under
+  // way, which would end.
+  if (!current || (current.name !== 'call' && !pagePinned())) route();
 });
 window.addEventListener('hashchange', route);
 route();

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import en from '../dist/i18n/en.js';
 import zh from '../dist/i18n/zh-CN.js';
 import { CALL_OUTCOMES, CRITICAL_FINDINGS, ECG_CONCLUSIONS, INTERVALS, KINDS, PRIORITIES, STATES } from '../dist/lib/reading.js';
+import { FIELDS, ROLES as BROADCAST_ROLES, STATES as BROADCAST_STATES, connectionKey } from '../dist/lib/broadcast.js';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const placeholders = (/** @type {string} */ s) => [...s.matchAll(/\{(\w+)\}/g)].map(m => m[1]).sort();
@@ -97,7 +98,13 @@ test('computed keys: every value the pages look up has a message', () => {
     ...['requested', 'accepted', 'in_call', 'completed', 'declined', 'cancelled', 'expired'].map(x => `consult_state.${x}`),
     'lang.en', 'lang.zh-CN',
     ...['acknowledge', 'answer', 'sign', 'join'].map(x => `attention.${x}`),
-    'home.later.training',
+    // training broadcasts: states, roles, the form's fields, the connection's words
+    ...BROADCAST_STATES.map(x => `broadcast_state.${x}`),
+    ...BROADCAST_ROLES.map(x => `broadcast_role.${x}`),
+    ...FIELDS.map(x => `broadcasts.invalid.${x}`),
+    ...['presenter', 'viewer'].flatMap(r => ['idle', 'camera', 'new', 'connecting', 'connected', 'disconnected', 'failed', 'closed', 'ended']
+      .map(s => connectionKey(/** @type {'presenter' | 'viewer'} */ (r), s))),
+    'broadcasts.watch', 'broadcasts.open', 'broadcasts.watch_named', 'broadcasts.open_named',
     ...['link', 'server', 'busy'].map(x => `upload.wait_${x}`),
     ...['too_large', 'mismatch', 'not_dicom', 'processing', 'duplicate', 'sop_class', 'not_authorised', 'other'].map(x => `refusal.${x}`),
     ...['years', 'months', 'weeks', 'days'].flatMap(x => [`age.${x}_one`, `age.${x}_other`]),
@@ -127,6 +134,8 @@ test("every problem code the server sends has a message (src/error.rs and the ha
     'no_centre', 'exists',
     // signalling (docs/signalling.md)
     'not_allowed', 'not_in_room', 'peer_unavailable', 'too_many_rooms', 'message_too_large', 'invalid_message',
-    'unsupported_version'];
+    'unsupported_version',
+    // training broadcasts (docs/broadcasts.md)
+    'presenter_connected', 'broadcast_over', 'invalid_sdp'];
   assert.deepEqual(codes.filter(c => !(`error.${c}` in en)), []);
 });

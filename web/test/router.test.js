@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { callHash, consultHash, loginHash, parseRoute, safeNext, studiesHash } from '../dist/lib/router.js';
+import { attendanceHash, broadcastHash, broadcastsHash, callHash, consultHash, loginHash, parseRoute, safeNext, studiesHash } from '../dist/lib/router.js';
 
 test('every route', () => {
   assert.deepEqual(parseRoute(''), { name: 'home' });
@@ -24,6 +24,11 @@ test('every route', () => {
   assert.deepEqual(parseRoute('#/admin/reading'), { name: 'admin', tab: 'reading' });
   assert.deepEqual(parseRoute('#/admin/audit'), { name: 'admin', tab: 'audit' });
   assert.deepEqual(parseRoute('#/admin/whatever'), { name: 'admin', tab: 'sites' });
+  assert.deepEqual(parseRoute('#/broadcasts'), { name: 'broadcasts' });
+  assert.deepEqual(parseRoute('#/broadcasts?schedule'), { name: 'broadcasts', schedule: true });
+  assert.deepEqual(parseRoute('#/broadcasts/bc_1'), { name: 'broadcast', id: 'bc_1' });
+  assert.deepEqual(parseRoute('#/broadcasts/bc_1/attendance'), { name: 'broadcast-attendance', id: 'bc_1' });
+  assert.deepEqual(parseRoute('#/broadcasts/bc_1/other'), { name: 'not-found' });
   assert.deepEqual(parseRoute('#/nowhere'), { name: 'not-found' });
   assert.deepEqual(parseRoute('#/consults/%E0%A4%A'), { name: 'consult', id: '%E0%A4%A' });
 });
@@ -51,4 +56,12 @@ test('only this app and this server are places to go back to', () => {
 test('links to consults and calls escape the id', () => {
   assert.equal(consultHash('a/b'), '#/consults/a%2Fb');
   assert.equal(callHash('c 1'), '#/call/c%201');
+});
+
+test('links to training sessions escape the id', () => {
+  assert.equal(broadcastsHash(), '#/broadcasts');
+  assert.deepEqual(parseRoute(broadcastsHash(true)), { name: 'broadcasts', schedule: true });
+  assert.equal(broadcastHash('bc/1'), '#/broadcasts/bc%2F1');
+  assert.deepEqual(parseRoute(broadcastHash('bc/1')), { name: 'broadcast', id: 'bc/1' });
+  assert.deepEqual(parseRoute(attendanceHash('bc 1')), { name: 'broadcast-attendance', id: 'bc 1' });
 });

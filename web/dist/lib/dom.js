@@ -107,7 +107,15 @@ let pageCleanups = [];
 /** @param {() => void} fn */
 export function onPageLeave(fn) { pageCleanups.push(fn); }
 export function leavePage() {
+  pinned = false;
   for (const fn of pageCleanups.splice(0).reverse()) {
     try { fn(); } catch (e) { console.error(e); }
   }
 }
+
+// A page whose work a redraw would end (a broadcast's media under way) is kept as it is when
+// the language changes; leaving it unpins it.
+let pinned = false;
+/** @param {boolean} on */
+export function pinPage(on) { pinned = on; }
+export function pagePinned() { return pinned; }

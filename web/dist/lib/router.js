@@ -8,6 +8,7 @@
  *   | { name: 'ecgs', query: Record<string, string> } | { name: 'ecg', id: string } | { name: 'ecg-calibrate', next: string | null }
  *   | { name: 'readings', query: Record<string, string> } | { name: 'reading', id: string } | { name: 'reading-stats', days: 7 | 30 }
  *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'reading' | 'audit' }
+ *   | { name: 'broadcasts', schedule?: true } | { name: 'broadcast', id: string } | { name: 'broadcast-attendance', id: string }
  *   | { name: 'not-found' }} Route
  */
 
@@ -64,7 +65,10 @@ export function parseRoute(hash) {
   if (path === '#/readings/turnaround') return { name: 'reading-stats', days: query.get('days') === '30' ? 30 : 7 };
   if (path === '#/consults') return { name: 'consults' };
   if (path === '#/consults/new') return { name: 'consult-new' };
+  if (path === '#/broadcasts') return query.has('schedule') ? { name: 'broadcasts', schedule: true } : { name: 'broadcasts' };
   let m;
+  if ((m = /^#\/broadcasts\/([^/]+)\/attendance$/.exec(path))) return { name: 'broadcast-attendance', id: decode(m[1]) };
+  if ((m = /^#\/broadcasts\/([^/]+)$/.exec(path))) return { name: 'broadcast', id: decode(m[1]) };
   if ((m = /^#\/consults\/([^/]+)$/.exec(path))) return { name: 'consult', id: decode(m[1]) };
   if ((m = /^#\/call\/([^/]+)$/.exec(path))) return { name: 'call', id: decode(m[1]) };
   if ((m = /^#\/ecgs\/([^/]+)$/.exec(path))) return { name: 'ecg', id: decode(m[1]) };
@@ -144,3 +148,9 @@ export const readingsHash = f => {
 };
 /** The centre's turnaround page. @param {number} [days] */
 export const turnaroundHash = days => (days === 30 ? '#/readings/turnaround?days=30' : '#/readings/turnaround');
+/** The training sessions; with `schedule`, at the form scheduling one. @param {boolean} [schedule] */
+export const broadcastsHash = schedule => (schedule ? '#/broadcasts?schedule' : '#/broadcasts');
+/** One training session. @param {string} id */
+export const broadcastHash = id => `#/broadcasts/${encodeURIComponent(id)}`;
+/** A training session's attendance. @param {string} id */
+export const attendanceHash = id => `#/broadcasts/${encodeURIComponent(id)}/attendance`;

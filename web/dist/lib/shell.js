@@ -110,6 +110,7 @@ export function renderNav() {
     can('consult.request') || can('consult.answer') ? h('a', { href: '#/consults', id: 'nav-consults' }, t('nav.consults')) : null,
     canSeeEcgs() ? h('a', { href: '#/ecgs', id: 'nav-ecgs' }, t('nav.ecgs')) : null,
     readingNav(),
+    can('training.watch') || can('training.broadcast') ? h('a', { href: '#/broadcasts', id: 'nav-training' }, t('nav.training')) : null,
     can('admin.users') ? h('a', { href: '#/admin/sites', id: 'nav-admin' }, t('nav.admin')) : null,
     personMenu(),
   ].filter(x => x !== null));

@@ -1,21 +1,24 @@
 // The home page: first what needs the person's attention now (critical results not yet
 // acknowledged, consults to answer, opinions to acknowledge, uploads under way), then what their
 // roles let them do here, one card each — the reading worklist with its ready and overdue
-// counts, or the clinic's reports with the unread ones first. Only parts of Ferry that exist get
-// a card; "My API tokens" lives in the person's menu.
+// counts, or the clinic's reports with the unread ones first — and training: sessions live now
+// and the next ones. Only parts of Ferry that exist get a card; "My API tokens" lives in the
+// person's menu.
 
 import { api } from '../lib/api.js';
+import { homeSessions, startsText } from '../lib/broadcast.js';
 import { h, raw, startPage } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
 import { megabytes, shortDateTime } from '../lib/format.js';
 import { label, t } from '../lib/i18n.js';
 import { loadPeople, loadSites, nameOf, whoText } from '../lib/people.js';
 import { isUnread, worklistCounts } from '../lib/reading.js';
-import { consultHash, readingHash, turnaroundHash } from '../lib/router.js';
+import { broadcastHash, broadcastsHash, consultHash, readingHash, turnaroundHash } from '../lib/router.js';
 import { can, me } from '../lib/session.js';
 import { readsAtCentre, sendsForReading } from '../lib/shell.js';
 import { listen } from '../lib/socket.js';
 import { pendingUploads } from '../lib/tus.js';
+import { liveBadge } from './broadcast-common.js';
 import { attention, stateLabel, urgencyBadge } from './consult-common.js';
 
 /** @typedef {import('./consult-common.js').Consult} Consult */
@@ -33,12 +36,6 @@ export const CARDS = {
   'admin.users': '#/admin/users',
   'admin.devices': '#/admin/devices',
   'admin.audit': '#/admin/audit',
-};
-
-/** Parts of Ferry a role will use that are not built yet: a plain line, not a control. */
-/** @type {Record<string, string>} */
-export const LATER = {
-  'training.broadcast': 'home.later.training',
 };
 
 const OPEN = ['requested', 'accepted', 'in_call'];
@@ -155,6 +152,26 @@ function readingCards(news) {
 }
 
 /**
+ * The training card: sessions live now, then the next ones (at most three), each opening its
+ * page; trainers schedule from it. `sessions` is null when they could not be fetched.
+ * @param {import('../lib/broadcast.js').Broadcast[] | null} sessions
+ */
+function trainingCard(sessions) {
+  const shown = sessions ? homeSessions(sessions) : [];
+  const live = shown.some(b => b.state === 'live');
+  return h('div', { class: `card training-card${live ? ' card-live' : ''}`, 'data-card': 'training' },
+    h('h3', {}, h('a', { href: broadcastsHash() }, t('card.training.title'))),
+    shown.length
+      ? h('ul', { class: 'home-list', id: 'home-training' }, shown.map(b => h('li', { 'data-broadcast': b.id, 'data-state': b.state },
+        b.state === 'live' ? [liveBadge(), ' '] : null,
+        h('a', { href: broadcastHash(b.id) }, raw(b.title)),
+        h('div', { class: 'muted' }, b.state === 'live' ? t('card.training.live_now') : startsText(b.starts_at), ' · ',
+          raw(nameOf(b.trainer), 'span', { 'data-user': b.trainer })))))
+      : h('div', { id: 'home-training-none' }, sessions ? t('card.training.none') : t('card.training.text')),
+    can('training.broadcast') ? h('p', { class: 'card-more' }, h('a', { href: broadcastsHash(true), id: 'home-schedule' }, t('card.training.schedule'))) : null);
+}
+
+/**
  * The open critical results as lines of the home page.
  * @param {import('../lib/reading.js').Critical[]} list
  */
@@ -182,6 +199,16 @@ async function drawHome() {
   }
   const { act, open } = sortForHome(consults, m.user.id);
   const news = await readingNews(err);
+  // Training: everyone watches; the sessions live now and coming.
+  const training = can('training.watch') || can('training.broadcast');
+  /** @type {import('../lib/broadcast.js').Broadcast[] | null} */
+  let sessions = null;
+  if (training) {
+    try {
+      sessions = (await api('GET', '/api/broadcasts')).broadcasts || [];
+      await loadPeople(homeSessions(sessions || []).map(b => b.trainer));
+    } catch (e) { err.append(errorBox(e)); }
+  }
   /** @type {import('../lib/tus.js').UploadRecord[]} */
   let uploads = [];
   if (can('imaging.send')) {
@@ -211,8 +238,7 @@ async function drawHome() {
 
   const cards = [...readingCards(news), ...m.capabilities.filter(c => CARDS[c]).map(c => h('div', { class: 'card', 'data-cap': c },
     h('h3', {}, h('a', { href: CARDS[c] }, t(`card.${c}.title`))),
-    h('div', {}, t(`card.${c}.text`))))];
-  const later = m.capabilities.filter(c => LATER[c]).map(c => h('p', { class: 'muted later', 'data-later': c }, t(LATER[c])));
+    h('div', {}, t(`card.${c}.text`)))), training ? trainingCard(sessions) : null].filter(x => x !== null);
   show(
     h('h1', { id: 'home-title', 'data-roles': roles.join(' ') }, `${title} — `, raw(m.site.name)),
     h('p', { class: 'muted' }, t('home.signed_in', {
@@ -223,6 +249,5 @@ async function drawHome() {
     cards.length ? h('section', { 'aria-labelledby': 'home-cards-title' },
       h('h2', { id: 'home-cards-title', class: attentionBox ? null : 'visually-hidden' }, t('home.what_you_can_do')),
       h('div', { class: 'cards' }, cards)) : null,
-    later,
-    !cards.length && !later.length && !attentionBox ? h('p', { id: 'home-empty' }, t('home.empty')) : null);
+    !cards.length && !attentionBox ? h('p', { id: 'home-empty' }, t('home.empty')) : null);
 }
