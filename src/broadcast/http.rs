@@ -292,46 +292,7 @@ pub async fn whip(
     PathParams(id): PathParams<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    sdp_body(&headers, &body)?;
-    let (b, permit) = readable(&ctx, &id).await?;
-    let me = &ctx.actor;
-    if b.trainer != me.user.id {
-        let why = "only the session's trainer presents it";
-        ctx.audit(
-            "broadcast.present",
-            "broadcast",
-            Some(b.id.clone()),
-            Some(b.site.to_string()),
-            Outcome::Denied,
-            Some(why.into()),
-        )
-        .await?;
-        return Err(ApiError::Forbidden { detail: format!("broadcast.present: {why}") });
-    }
-    if matches!(b.state, State::Ended | State::Cancelled) {
-        return Err(ApiError::conflict(
-            "broadcast_over",
-            format!("the session is {}", b.state.as_str()),
-        ));
-    }
-    let media = &ctx.state.media;
-    let local = media.address_for(host_of(&headers));
-    let (peer, answer) = media
-        .join(&b.id, crate::sfu::room::Role::Presenter, &body, local, &me.name())
-        .await
-        .map_err(join_error)?;
-    joined(&ctx, &permit, &b, peer, true).await?;
-    store::set_live(&ctx.state.db, &b.id, ctx.now()).await?;
-    ctx.audit(
-        "broadcast.present",
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
-        Outcome::Success,
-        None,
-    )
-    .await?;
-    Ok(created(format!("/api/broadcasts/{}/whip/{peer}", b.id), answer))
+    connect(ctx, headers, id, body, crate::sfu::room::Role::Presenter).await
 }
 
 /// `POST /api/broadcasts/{id}/whep`: a person of the audience watches (WHEP).
@@ -341,8 +302,38 @@ pub async fn whep(
     PathParams(id): PathParams<String>,
     body: String,
 ) -> Result<Response, ApiError> {
+    connect(ctx, headers, id, body, crate::sfu::room::Role::Viewer).await
+}
+
+/// WHIP and WHEP alike: the session's read permit, then (presenting) its trainer only; the
+/// room answers the offer; the connection joins the attendance and the trail.
+async fn connect(
+    ctx: RequestCtx,
+    headers: HeaderMap,
+    id: String,
+    body: String,
+    role: crate::sfu::room::Role,
+) -> Result<Response, ApiError> {
+    let presenting = role == crate::sfu::room::Role::Presenter;
+    let (action, kind) =
+        if presenting { ("broadcast.present", "whip") } else { ("broadcast.watch", "whep") };
     sdp_body(&headers, &body)?;
     let (b, permit) = readable(&ctx, &id).await?;
+    let audit = |outcome, detail: Option<String>| {
+        ctx.audit(
+            action,
+            "broadcast",
+            Some(b.id.clone()),
+            Some(b.site.to_string()),
+            outcome,
+            detail,
+        )
+    };
+    if presenting && b.trainer != ctx.actor.user.id {
+        let why = "only the session's trainer presents it";
+        audit(Outcome::Denied, Some(why.into())).await?;
+        return Err(ApiError::Forbidden { detail: format!("{action}: {why}") });
+    }
     if matches!(b.state, State::Ended | State::Cancelled) {
         return Err(ApiError::conflict(
             "broadcast_over",
@@ -351,21 +342,14 @@ pub async fn whep(
     }
     let media = &ctx.state.media;
     let local = media.address_for(host_of(&headers));
-    let (peer, answer) = media
-        .join(&b.id, crate::sfu::room::Role::Viewer, &body, local, &ctx.actor.name())
-        .await
-        .map_err(join_error)?;
-    joined(&ctx, &permit, &b, peer, false).await?;
-    ctx.audit(
-        "broadcast.watch",
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
-        Outcome::Success,
-        Some(format!("peer {peer}")),
-    )
-    .await?;
-    Ok(created(format!("/api/broadcasts/{}/whep/{peer}", b.id), answer))
+    let (peer, answer) =
+        media.join(&b.id, role, &body, local, &ctx.actor.name()).await.map_err(join_error)?;
+    joined(&ctx, &permit, &b, peer, presenting).await?;
+    if presenting {
+        store::set_live(&ctx.state.db, &b.id, ctx.now()).await?;
+    }
+    audit(Outcome::Success, Some(format!("peer {peer}"))).await?;
+    Ok(created(format!("/api/broadcasts/{}/{kind}/{peer}", b.id), answer))
 }
 
 /// Records a new media connection in the session's attendance.
