@@ -10,6 +10,9 @@
 //! the viewer sees one continuous stream. Lost packets are resent by str0m from its send buffer
 //! when a viewer NACKs (video is written `nackable`). A viewer whose connection is down gets
 //! nothing until it is back (no buffering for it), then starts low again with a fresh keyframe.
+//! A short cut does not change ICE's state, so the room also watches for silence: a viewer that
+//! has answered nothing (no feedback, report or STUN) for `silence` while media goes to it gets
+//! audio only until it is heard again.
 //! A panic while handling one peer removes that peer; the room and the other peers go on.
 
 use std::collections::{HashMap, VecDeque};
@@ -81,6 +84,9 @@ pub struct RoomConfig {
     pub initial_estimate_bps: u64,
     /// At most one keyframe request per presenter layer this often.
     pub keyframe_gap: Duration,
+    /// A viewer that has sent nothing back (no feedback, no report, no STUN) for this long
+    /// while media goes to it is treated as cut off: its video stops until it is heard again.
+    pub silence: Duration,
     /// Record each presenter into a WebM file here, named after `name`.
     pub record_dir: Option<std::path::PathBuf>,
     pub name: String,
@@ -92,6 +98,7 @@ impl Default for RoomConfig {
             policy: Policy::default(),
             initial_estimate_bps: 300_000,
             keyframe_gap: Duration::from_millis(500),
+            silence: Duration::from_millis(1500),
             record_dir: None,
             name: "room".into(),
         }
@@ -218,6 +225,14 @@ struct Peer {
     local: SocketAddr,
     remote: Option<SocketAddr>,
     connected: bool,
+    /// ICE says the path works.
+    ice_up: bool,
+    /// Media has gone to this peer for `silence` without a datagram back: a cut link that ICE
+    /// has not noticed yet (it takes longer than a short cut).
+    quiet: bool,
+    /// The first datagram sent to this peer since the last one heard from it.
+    unanswered_since: Option<Instant>,
+    /// `ice_up && !quiet`: video goes to this peer.
     link_up: bool,
     out: Option<Outgoing>,
 }
@@ -320,7 +335,18 @@ impl Room {
         });
         self.peers.insert(
             id,
-            Peer { role, rtc, local, remote: None, connected: false, link_up: false, out },
+            Peer {
+                role,
+                rtc,
+                local,
+                remote: None,
+                connected: false,
+                ice_up: false,
+                quiet: false,
+                unanswered_since: None,
+                link_up: false,
+                out,
+            },
         );
         if role == Role::Presenter {
             self.presenter = Some(id);
@@ -384,9 +410,16 @@ impl Room {
             self.by_remote.insert(source, id);
         }
         let Ok(r) = Receive::new(Protocol::Udp, source, peer.local, contents) else { return };
+        peer.unanswered_since = None;
+        let was_quiet = std::mem::take(&mut peer.quiet);
         let fed = catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Receive(now, r))));
         match fed {
-            Ok(Ok(())) => self.drive(id, now),
+            Ok(Ok(())) => {
+                if was_quiet {
+                    self.relink(id, now);
+                }
+                self.drive(id, now)
+            }
             Ok(Err(_)) => {}
             Err(_) => self.remove(id, "fault"),
         }
@@ -395,6 +428,22 @@ impl Room {
     /// Time moved on.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        let silent: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.role == Role::Viewer
+                    && !p.quiet
+                    && p.unanswered_since.is_some_and(|t| now >= t + self.cfg.silence)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in silent {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.quiet = true;
+            }
+            self.relink(id, now);
+        }
         let due: Vec<PeerId> =
             self.timeouts.iter().filter(|&(_, &t)| t <= now).map(|(&id, _)| id).collect();
         for id in due {
@@ -417,7 +466,17 @@ impl Room {
 
     /// When `handle_timeout` is due next.
     pub fn poll_timeout(&self) -> Instant {
-        self.timeouts.values().copied().min().unwrap_or(self.now + Duration::from_millis(100))
+        let silence = self
+            .peers
+            .values()
+            .filter(|p| !p.quiet)
+            .filter_map(|p| p.unanswered_since.map(|t| t + self.cfg.silence));
+        self.timeouts
+            .values()
+            .copied()
+            .chain(silence)
+            .min()
+            .unwrap_or(self.now + Duration::from_millis(100))
     }
 
     /// Drains one peer's output until it asks for a timeout, acting on its events.
@@ -460,6 +519,7 @@ impl Room {
         match e {
             Event::Connected => {
                 peer.connected = true;
+                peer.ice_up = true;
                 peer.link_up = true;
                 if peer.role == Role::Viewer {
                     learn_viewer_media(peer);
@@ -473,23 +533,9 @@ impl Room {
                 // An ICE-lite agent leaves `Disconnected` for `Checking` when the viewer's
                 // binding requests come through again (it is only `Completed` again if the
                 // viewer nominates anew, which browsers do not): `Checking` is a link that works.
-                let up = !matches!(s, IceConnectionState::Disconnected);
-                if peer.connected && up != peer.link_up {
-                    peer.link_up = up;
-                    tracing::info!(peer = id, up, state = ?s, "media link");
-                    self.events.push_back(RoomEvent::Link(id, up));
-                    if up && peer.role == Role::Viewer {
-                        // Back from a cut: start low again, from a fresh keyframe. What the
-                        // estimator learnt during the cut (everything lost) says nothing of
-                        // the link: it starts again too, or video would stay paused while it
-                        // relearns.
-                        if let Some(o) = peer.out.as_mut() {
-                            o.choice = Choice::new(now);
-                            o.sending = None;
-                        }
-                        peer.rtc.bwe().reset(Bitrate::from(self.cfg.initial_estimate_bps));
-                        self.want_layer(id, now);
-                    }
+                peer.ice_up = !matches!(s, IceConnectionState::Disconnected);
+                if peer.connected {
+                    self.relink(id, now);
                 }
             }
             Event::MediaAdded(m) if peer.role == Role::Presenter => match m.kind {
@@ -528,6 +574,35 @@ impl Room {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Brings `link_up` in line with ICE and silence. A viewer back from a cut starts low again,
+    /// from a fresh keyframe that follows on from the last packet it got (so it has nothing to
+    /// NACK and nothing to wait for). What the estimator learnt during the cut (everything
+    /// lost) says nothing of the link: it starts again too, or video would stay paused while it
+    /// relearns.
+    fn relink(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let up = peer.ice_up && !peer.quiet;
+        if up == peer.link_up {
+            return;
+        }
+        peer.link_up = up;
+        tracing::info!(peer = id, up, quiet = peer.quiet, "media link");
+        self.events.push_back(RoomEvent::Link(id, up));
+        if peer.role != Role::Viewer {
+            return;
+        }
+        if let Some(o) = peer.out.as_mut() {
+            o.sending = None;
+            if up {
+                o.choice = Choice::new(now);
+            }
+        }
+        if up {
+            peer.rtc.bwe().reset(Bitrate::from(self.cfg.initial_estimate_bps));
+            self.want_layer(id, now);
         }
     }
 
@@ -670,6 +745,7 @@ impl Room {
             }
             let first = !out.sent_any;
             out.sent_any = true;
+            peer.unanswered_since.get_or_insert(now);
             if let Some(s) = peer.rtc.direct_api().stream_tx_by_mid(vmid, None) {
                 s.write_rtp(w);
             }
@@ -685,9 +761,12 @@ impl Room {
 
     fn send_audio(&mut self, id: PeerId, p: &RtpPacket, seq: u64, ts: u32, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        if !peer.link_up {
+        // Audio goes on to a quiet viewer: it is small, and it is what the viewer answers
+        // first when its link comes back.
+        if !peer.ice_up {
             return;
         }
+        peer.unanswered_since.get_or_insert(now);
         let Some(out) = peer.out.as_mut() else { return };
         let Some((amid, apt)) = out.audio else { return };
         if !out.audio_seq.started {
