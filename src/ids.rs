@@ -1,5 +1,5 @@
 //! Random identifiers and secret hashing, used across the server (upload ids, object keys,
-//! multipart boundaries, incident ids, sessions and tokens).
+//! multipart boundaries, incident ids, sessions and tokens, record ids with a kind prefix).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,4 +22,18 @@ pub fn hash_secret(secret: &str) -> String {
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A new record id: `prefix` (two letters and `_`, naming the kind) and 24 random hex digits.
+pub fn prefixed_id(prefix: &str) -> String {
+    let mut b = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("{prefix}{}", hex::encode(b))
+}
+
+/// Whether `s` is an id that `prefixed_id(prefix)` could have made.
+pub fn is_prefixed_id(s: &str, prefix: &str) -> bool {
+    s.len() == prefix.len() + 24
+        && s.starts_with(prefix)
+        && s[prefix.len()..].bytes().all(|b| b.is_ascii_hexdigit())
 }

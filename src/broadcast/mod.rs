@@ -20,14 +20,11 @@ pub const MAX_AUDIENCE: usize = 200;
 pub const DEFAULT_MINUTES: i64 = 60;
 
 pub fn is_broadcast_id(s: &str) -> bool {
-    s.len() == 27 && s.starts_with("bc_") && s[3..].bytes().all(|b| b.is_ascii_hexdigit())
+    crate::ids::is_prefixed_id(s, "bc_")
 }
 
 pub fn new_broadcast_id() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut b);
-    format!("bc_{}", hex::encode(b))
+    crate::ids::prefixed_id("bc_")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -43,14 +43,11 @@ impl State {
 
 /// A consult's identifier: `cs_` and 24 hex digits.
 pub fn is_consult_id(s: &str) -> bool {
-    s.len() == 27 && s.starts_with("cs_") && s[3..].bytes().all(|b| b.is_ascii_hexdigit())
+    crate::ids::is_prefixed_id(s, "cs_")
 }
 
 pub fn new_consult_id() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut b);
-    format!("cs_{}", hex::encode(b))
+    crate::ids::prefixed_id("cs_")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
