@@ -309,6 +309,30 @@ impl RequestCtx {
         }
     }
 
+    /// An event by this actor, now, for a store to record with the change it describes.
+    pub fn event(
+        &self,
+        action: &'static str,
+        resource_kind: &'static str,
+        resource_id: Option<String>,
+        site: Option<String>,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> NewEvent {
+        NewEvent {
+            at: now_ms(),
+            actor: Some(self.actor.name()),
+            actor_site: Some(self.actor.user.site.to_string()),
+            site,
+            action,
+            resource_kind,
+            resource_id,
+            outcome,
+            client_addr: self.client.map(|c| c.to_string()),
+            detail,
+        }
+    }
+
     /// Records an event by this actor.
     pub async fn audit(
         &self,
@@ -319,22 +343,8 @@ impl RequestCtx {
         outcome: Outcome,
         detail: Option<String>,
     ) -> Result<(), ApiError> {
-        audit::record(
-            &self.state.db,
-            &NewEvent {
-                at: now_ms(),
-                actor: Some(self.actor.name()),
-                actor_site: Some(self.actor.user.site.to_string()),
-                site,
-                action,
-                resource_kind,
-                resource_id,
-                outcome,
-                client_addr: self.client.map(|c| c.to_string()),
-                detail,
-            },
-        )
-        .await?;
+        let e = self.event(action, resource_kind, resource_id, site, outcome, detail);
+        audit::record(&self.state.db, &e).await?;
         Ok(())
     }
 

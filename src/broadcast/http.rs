@@ -72,7 +72,7 @@ fn view(b: &Broadcast, now: i64) -> Value {
     })
 }
 
-fn bad(detail: impl Into<String>) -> ApiError {
+pub(super) fn bad(detail: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_value", detail)
 }
 
@@ -163,6 +163,11 @@ pub async fn create(
         detail: Some(format!("{} audience entries", b.audience.len())),
     };
     store::create(&ctx.state.db, &permit, &b, &event).await?;
+    // Home pages of the sites that see it list it at once.
+    let mut sites = store::audience_of(&ctx.state.db, &b, &mut HashMap::new()).await?;
+    sites.push(b.site.clone());
+    let people = crate::network::store::people_of_sites(&ctx.state.db, &sites).await?;
+    ctx.state.hub.notify_broadcast(people, &b.id, "scheduled").await;
     Ok((StatusCode::CREATED, Json(view(&b, now))))
 }
 
@@ -210,7 +215,7 @@ async fn find(ctx: &RequestCtx, id: &str) -> Result<Broadcast, ApiError> {
 }
 
 /// The session `id` if the caller may see it (404 otherwise, audited), with the permit.
-async fn readable(
+pub(super) async fn readable(
     ctx: &RequestCtx,
     id: &str,
 ) -> Result<(Broadcast, Permit<BroadcastRead>), ApiError> {

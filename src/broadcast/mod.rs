@@ -5,6 +5,8 @@
 
 pub mod attendance;
 pub mod http;
+pub mod http_questions;
+pub mod questions;
 pub mod store;
 
 use std::collections::HashSet;

@@ -325,3 +325,208 @@ pub async fn recordings(
         })
         .collect()
 }
+
+/// Runs one statement and the step's audit event in one transaction; the rows it changed.
+async fn with_event<'q>(
+    db: &Db,
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    event: &NewEvent,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let n = q.execute(&mut *tx).await?.rows_affected();
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Questions `user` has waiting in the session (the flood guard counts these; two asks at
+/// once may pass it by one, which is harmless).
+pub async fn open_questions_of(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+    user: &UserId,
+) -> Result<i64, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM broadcast_questions \
+         WHERE broadcast_id = $1 AND user_id = $2 AND answered_at IS NULL",
+    )
+    .bind(id)
+    .bind(user.as_str())
+    .fetch_one(db.pool())
+    .await
+}
+
+/// Files a question with its audit event.
+pub async fn ask(
+    db: &Db,
+    _: &Permit<BroadcastRead>,
+    q: &super::questions::Question,
+    event: &NewEvent,
+) -> Result<(), sqlx::Error> {
+    let insert = sqlx::query(
+        "INSERT INTO broadcast_questions (id, broadcast_id, user_id, site_id, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(q.id.clone())
+    .bind(q.broadcast.clone())
+    .bind(q.author.to_string())
+    .bind(q.site.to_string())
+    .bind(q.text.clone())
+    .bind(q.created_at);
+    with_event(db, insert, event).await.map(|_| ())
+}
+
+const QUESTION_COLUMNS: &str = "q.id, q.broadcast_id, q.user_id, q.site_id, q.body, q.created_at, q.answered_at, \
+     (SELECT COUNT(*) FROM broadcast_votes v WHERE v.question_id = q.id) AS votes, \
+     (SELECT COUNT(*) FROM broadcast_votes v WHERE v.question_id = q.id AND v.user_id = $2) AS mine";
+
+fn question_row(r: &AnyRow) -> Result<super::questions::Question, sqlx::Error> {
+    let mine: i64 = r.try_get("mine")?;
+    Ok(super::questions::Question {
+        id: r.try_get("id")?,
+        broadcast: r.try_get("broadcast_id")?,
+        author: parsed(r, "user_id")?,
+        site: parsed(r, "site_id")?,
+        text: r.try_get("body")?,
+        created_at: r.try_get("created_at")?,
+        answered_at: r.try_get("answered_at")?,
+        votes: r.try_get("votes")?,
+        voted: mine > 0,
+    })
+}
+
+/// The session's questions in the order people see them, with `me`'s votes marked.
+pub async fn questions(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+    me: &UserId,
+) -> Result<Vec<super::questions::Question>, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let sql =
+        format!("SELECT {QUESTION_COLUMNS} FROM broadcast_questions q WHERE q.broadcast_id = $1");
+    let rows = sqlx::query(&sql).bind(id).bind(me.as_str()).fetch_all(db.pool()).await?;
+    let mut list = rows.iter().map(question_row).collect::<Result<Vec<_>, _>>()?;
+    super::questions::order(&mut list);
+    Ok(list)
+}
+
+/// One question of the session, with `me`'s vote marked.
+pub async fn question(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+    question: &str,
+    me: &UserId,
+) -> Result<Option<super::questions::Question>, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let sql = format!(
+        "SELECT {QUESTION_COLUMNS} FROM broadcast_questions q \
+         WHERE q.broadcast_id = $1 AND q.id = $3"
+    );
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(me.as_str())
+        .bind(question)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(question_row).transpose()
+}
+
+/// `user` up-votes a question (`up`), or takes the vote back; either twice is a no-op.
+pub async fn vote(
+    db: &Db,
+    _: &Permit<BroadcastRead>,
+    question: &str,
+    user: &UserId,
+    up: bool,
+    event: &NewEvent,
+) -> Result<(), sqlx::Error> {
+    let q = if up {
+        sqlx::query(
+            "INSERT INTO broadcast_votes (question_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (question_id, user_id) DO NOTHING",
+        )
+    } else {
+        sqlx::query("DELETE FROM broadcast_votes WHERE question_id = $1 AND user_id = $2")
+    };
+    with_event(db, q.bind(question.to_string()).bind(user.to_string()), event).await.map(|_| ())
+}
+
+/// Marks a question answered at `at` (or waiting again with `None`).
+pub async fn mark_answered(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+    question: &str,
+    at: Option<i64>,
+    event: &NewEvent,
+) -> Result<(), sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let q = sqlx::query(
+        "UPDATE broadcast_questions SET answered_at = $1 WHERE id = $2 AND broadcast_id = $3",
+    )
+    .bind(at)
+    .bind(question.to_string())
+    .bind(id);
+    with_event(db, q, event).await.map(|_| ())
+}
+
+/// Raises `user`'s hand in the session (kept at its first raising) or lowers it.
+pub async fn set_hand(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+    hand: &super::questions::Hand,
+    raised: bool,
+    event: &NewEvent,
+) -> Result<(), sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let q = if raised {
+        sqlx::query(
+            "INSERT INTO broadcast_hands (broadcast_id, user_id, site_id, raised_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (broadcast_id, user_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(hand.user.to_string())
+        .bind(hand.site.to_string())
+        .bind(hand.raised_at)
+    } else {
+        sqlx::query("DELETE FROM broadcast_hands WHERE broadcast_id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(hand.user.to_string())
+    };
+    with_event(db, q, event).await.map(|_| ())
+}
+
+/// Hands raised in the session, first raised first.
+pub async fn hands(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+) -> Result<Vec<super::questions::Hand>, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT user_id, site_id, raised_at FROM broadcast_hands WHERE broadcast_id = $1 \
+         ORDER BY raised_at, user_id",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(super::questions::Hand {
+                user: parsed(r, "user_id")?,
+                site: parsed(r, "site_id")?,
+                raised_at: r.try_get("raised_at")?,
+            })
+        })
+        .collect()
+}
+
+/// People connected to the session's media now (to tell them of new questions).
+pub async fn connected_people(db: &Db, broadcast: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT user_id FROM broadcast_attendance \
+         WHERE broadcast_id = $1 AND left_at IS NULL",
+    )
+    .bind(broadcast)
+    .fetch_all(db.pool())
+    .await
+}

@@ -14,10 +14,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tower::ServiceBuilder;
 
 use crate::broadcast::http as broadcast;
+use crate::broadcast::http_questions as broadcast_questions;
 use crate::consult::http as consult;
 use crate::error::ApiError;
 use crate::reading::http as reading;
@@ -87,6 +88,13 @@ pub fn router(state: AppState) -> Router {
         .route("/broadcasts/{id}/attendance", get(broadcast::attendance_report))
         .route("/broadcasts/{id}/recordings", get(broadcast::recordings))
         .route("/broadcasts/{id}/recordings/{rec}", get(broadcast::recording))
+        .route(
+            "/broadcasts/{id}/questions",
+            get(broadcast_questions::list).post(broadcast_questions::ask),
+        )
+        .route("/broadcasts/{id}/questions/{q}/vote", put(broadcast_questions::vote))
+        .route("/broadcasts/{id}/questions/{q}/answered", put(broadcast_questions::answered))
+        .route("/broadcasts/{id}/hand", put(broadcast_questions::hand))
         .route("/broadcasts/{id}/whip", post(broadcast::whip))
         .route("/broadcasts/{id}/whep", post(broadcast::whep))
         .route("/broadcasts/{id}/whip/{peer}", delete(broadcast::hang_up))

@@ -142,6 +142,24 @@ pub async fn people_with_role(
         .collect())
 }
 
+/// The people of these sites whose accounts are enabled (to tell them of something that
+/// concerns their sites, such as a training session for them).
+pub async fn people_of_sites(db: &Db, sites: &[SiteId]) -> Result<Vec<String>, sqlx::Error> {
+    if sites.is_empty() {
+        return Ok(vec![]);
+    }
+    let marks: Vec<String> = (1..=sites.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id FROM users WHERE disabled = 0 AND site_id IN ({}) ORDER BY id",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_scalar(&sql);
+    for s in sites {
+        q = q.bind(s.to_string());
+    }
+    q.fetch_all(db.pool()).await
+}
+
 pub async fn create_site(
     db: &Db,
     permit: &Permit<SiteCreate>,

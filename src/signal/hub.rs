@@ -151,6 +151,12 @@ impl Hub {
         self.input(Input::Notify { users, msg }).await
     }
 
+    /// Tells every socket of `users` that something happened to a training session.
+    pub async fn notify_broadcast(&self, users: Vec<String>, broadcast: &str, event: &'static str) {
+        let msg = ServerMsg::Broadcast { v: VERSION, broadcast: broadcast.to_string(), event };
+        self.input(Input::Notify { users, msg }).await
+    }
+
     /// A new socket of `user`, opened with `credential` (a session's id hash or a token's id).
     pub(super) async fn register(
         &self,

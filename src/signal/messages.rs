@@ -170,6 +170,14 @@ pub enum ServerMsg {
         reading: String,
         event: &'static str,
     },
+    /// Something happened to a training session that concerns the receiver: `scheduled` (a
+    /// session for their site; home pages list it), `questions` (a question, a vote, an
+    /// answer or a hand); the rest is fetched over HTTP (`GET /api/broadcasts/{broadcast}`).
+    Broadcast {
+        v: u32,
+        broadcast: String,
+        event: &'static str,
+    },
     /// Something the server refused; `code` is stable, `detail` is for people.
     Error {
         v: u32,

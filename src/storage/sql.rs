@@ -126,6 +126,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0011_broadcasts.sql"),
         postgres: include_str!("../../migrations/postgres/0011_broadcasts.sql"),
     },
+    Migration {
+        version: 12,
+        name: "broadcast questions and hands",
+        sqlite: include_str!("../../migrations/sqlite/0012_broadcast_questions.sql"),
+        postgres: include_str!("../../migrations/postgres/0012_broadcast_questions.sql"),
+    },
 ];
 
 impl Db {

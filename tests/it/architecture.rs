@@ -224,7 +224,7 @@ fn no_import_cycles_beyond_a_module_and_its_descendants() {
 const HANDLERS: &[&str] = &[
     "http/",
     "dicomweb/",
-    "broadcast/http.rs",
+    "broadcast/http",
     "consult/http.rs",
     "ecg/http.rs",
     "reading/http.rs",

@@ -143,8 +143,128 @@ async fn sessions_reach_their_audience_only(sql: Sql) {
     assert_eq!(ids(&list)[0], past);
 }
 
+/// A session for the island clinic, scheduled by trainer-sun and starting now.
+async fn island_session(s: &TestServer) -> String {
+    let sun = s.login("trainer-sun").await;
+    let r = sun
+        .post(
+            "/api/broadcasts",
+            json!({"title": "Case conference", "starts_at": ferry::time::now_ms(),
+                   "audience": ["island-clinic"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
+/// Questions, up-votes and hands: the audience asks and votes, two votes (or two raised hands)
+/// at once count once, the trainer hears of each over the socket and marks answers; others
+/// may not; outsiders see nothing; every step is in the trail without the question's text.
+async fn questions_votes_and_hands_reach_the_trainer(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let mut trainer_ws = crate::consult::Ws::open(&s, "trainer-sun").await;
+    let mut zhao_ws = crate::consult::Ws::open(&s, "dr-zhao").await;
+    let id = island_session(&s).await;
+    // Scheduling told the island clinic's people at once (their home page lists it).
+    let m = zhao_ws.find(|m| m["type"] == "broadcast" && m["event"] == "scheduled").await;
+    assert_eq!(m["broadcast"], id.as_str());
+    let (sun, zhao, li, ma) = (
+        s.login("trainer-sun").await,
+        s.login("dr-zhao").await,
+        s.login("dr-li").await,
+        s.login("dr-ma").await,
+    );
+    let text = "患者 PR 间期 240 ms，是否一度房室传导阻滞？";
+    let r = zhao.post(&format!("/api/broadcasts/{id}/questions"), json!({"text": text})).await;
+    assert_eq!(r.status(), 201);
+    let q: Value = r.json().await.unwrap();
+    let qid = q["id"].as_str().unwrap().to_string();
+    assert_eq!((q["text"].as_str(), q["author_name"].as_str()), (Some(text), Some("Dr Zhao")));
+    // The trainer is told over the socket.
+    let m = trainer_ws.find(|m| m["type"] == "broadcast" && m["event"] == "questions").await;
+    assert_eq!(m["broadcast"], id.as_str());
+    // A second question, later; dr-li (the session's own site) up-votes the first twice at
+    // once, and dr-zhao up-votes it too: two votes.
+    let r = li.post(&format!("/api/broadcasts/{id}/questions"), json!({"text": "QT?"})).await;
+    let second = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let vote = format!("/api/broadcasts/{id}/questions/{qid}/vote");
+    let (a, b) = tokio::join!(
+        li.send("PUT", &vote, Some(json!({"up": true}))),
+        li.send("PUT", &vote, Some(json!({"up": true}))),
+    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let v: Value = zhao.send("PUT", &vote, Some(json!({"up": true}))).await.json().await.unwrap();
+    assert_eq!((v["votes"].as_i64(), v["voted"].as_bool()), (Some(2), Some(true)));
+    // Most up-voted first.
+    let list: Value =
+        sun.get(&format!("/api/broadcasts/{id}/questions")).await.json().await.unwrap();
+    let order: Vec<&str> =
+        list["questions"].as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap()).collect();
+    assert_eq!(order, [qid.as_str(), second.as_str()]);
+    assert_eq!(list["trainer"], true);
+    // Only the trainer marks answers; then it goes below the waiting ones.
+    let answered = format!("/api/broadcasts/{id}/questions/{qid}/answered");
+    let (st, _) = problem(zhao.send("PUT", &answered, Some(json!({"answered": true}))).await).await;
+    assert_eq!(st, 403);
+    let r = sun.send("PUT", &answered, Some(json!({"answered": true}))).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["answered_at"].is_string());
+    let list: Value =
+        zhao.get(&format!("/api/broadcasts/{id}/questions")).await.json().await.unwrap();
+    assert_eq!(list["questions"][0]["id"], second.as_str());
+    assert_eq!(list["questions"][1]["voted"], true);
+    assert_eq!(list["trainer"], false);
+    // Hands: raised twice at once is one hand; the trainer lowers it; nobody else may.
+    let hand = format!("/api/broadcasts/{id}/hand");
+    let (a, b) = tokio::join!(
+        zhao.send("PUT", &hand, Some(json!({"raised": true}))),
+        zhao.send("PUT", &hand, Some(json!({"raised": true}))),
+    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let list: Value =
+        sun.get(&format!("/api/broadcasts/{id}/questions")).await.json().await.unwrap();
+    assert_eq!(list["hands"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        (list["hands"][0]["user"].as_str(), list["hands"][0]["name"].as_str()),
+        (Some("dr-zhao"), Some("Dr Zhao"))
+    );
+    let lower = json!({"raised": false, "user": "dr-zhao"});
+    let (st, _) = problem(li.send("PUT", &hand, Some(lower.clone())).await).await;
+    assert_eq!(st, 403);
+    let r: Value = sun.send("PUT", &hand, Some(lower)).await.json().await.unwrap();
+    assert_eq!(r["hands"], json!([]));
+    // Outside the audience: nothing, not even that the session exists.
+    for (method, path, body) in [
+        ("GET", format!("/api/broadcasts/{id}/questions"), None),
+        ("POST", format!("/api/broadcasts/{id}/questions"), Some(json!({"text": "?"}))),
+        ("PUT", vote.clone(), Some(json!({"up": true}))),
+        ("PUT", hand.clone(), Some(json!({"raised": true}))),
+    ] {
+        assert_eq!(ma.send(method, &path, body).await.status(), 404, "{method} {path}");
+    }
+    // Wrong input, answered clearly.
+    for body in [json!({"text": "  "}), json!({"text": "长".repeat(1001)})] {
+        let (st, p) =
+            problem(zhao.post(&format!("/api/broadcasts/{id}/questions"), body).await).await;
+        assert_eq!(st, 400);
+        assert!(p["detail"].as_str().unwrap().starts_with("text:"), "{p}");
+    }
+    let missing = format!("/api/broadcasts/{id}/questions/bq_000000000000000000000000/vote");
+    assert_eq!(zhao.send("PUT", &missing, Some(json!({"up": true}))).await.status(), 404);
+    // The trail has every step, and never the question's words.
+    let mut trail = String::new();
+    for a in ["broadcast.ask", "broadcast.vote", "broadcast.answer", "broadcast.hand"] {
+        let events = audit_events(&s, &format!("action={a}")).await;
+        assert!(!events.is_empty(), "{a} not audited");
+        trail.push_str(&serde_json::to_string(&events).unwrap());
+    }
+    let denied = audit_events(&s, "action=broadcast.answer&outcome=denied").await;
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert!(!trail.contains("PR 间期"), "a question's text reached the audit trail");
+}
+
 backend_tests!(
     sqlite => crate::support::Sql::Sqlite,
     postgres => crate::support::Sql::Postgres;
-    [sessions_reach_their_audience_only]
+    [sessions_reach_their_audience_only, questions_votes_and_hands_reach_the_trainer]
 );
