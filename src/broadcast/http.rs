@@ -349,11 +349,19 @@ async fn connect(
     let local = media.address_for(host_of(&headers));
     let (peer, answer) =
         media.join(&b.id, role, &body, local, &ctx.actor.name()).await.map_err(join_error)?;
-    joined(&ctx, &permit, &b, peer, presenting).await?;
-    if presenting {
-        store::set_live(&ctx.state.db, &b.id, ctx.now()).await?;
+    // The peer is in the room now: if what follows fails, it must not stay there holding
+    // the presenter's place (or counting as a viewer) for a client that got no answer.
+    let done = async {
+        joined(&ctx, &permit, &b, peer, presenting).await?;
+        if presenting {
+            store::set_live(&ctx.state.db, &b.id, ctx.now()).await?;
+        }
+        audit(Outcome::Success, Some(format!("peer {peer}"))).await
+    };
+    if let Err(e) = done.await {
+        media.leave(&b.id, peer, &ctx.actor.name());
+        return Err(e);
     }
-    audit(Outcome::Success, Some(format!("peer {peer}"))).await?;
     Ok(created(format!("/api/broadcasts/{}/{kind}/{peer}", b.id), answer))
 }
 

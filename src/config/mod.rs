@@ -65,6 +65,14 @@ pub struct MediaSettings {
     /// Record every presenter (WebM, filed in the object store when they stop).
     #[serde(deserialize_with = "lenient")]
     pub record: bool,
+    /// A media connection not made this many seconds after its offer is dropped (its client
+    /// never reached the UDP port).
+    #[serde(deserialize_with = "lenient")]
+    pub connect_timeout_secs: u64,
+    /// A connection whose link has been down this many seconds is dropped, and its attendance
+    /// closed.
+    #[serde(deserialize_with = "lenient")]
+    pub gone_after_secs: u64,
 }
 
 impl MediaSettings {

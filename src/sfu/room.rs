@@ -35,6 +35,10 @@ use super::record::{Recorded, Recorder};
 
 pub type PeerId = u64;
 
+/// Peer ids are unique across the process, not per room: a room that empties is dropped and a
+/// new one made for the next peer, and the attendance keys connections by instance and peer.
+static NEXT_PEER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// What a peer does in the room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -87,6 +91,12 @@ pub struct RoomConfig {
     /// A viewer that has sent nothing back (no feedback, no report, no STUN) for this long
     /// while media goes to it is treated as cut off: its video stops until it is heard again.
     pub silence: Duration,
+    /// A peer that has not connected (ICE and DTLS) this long after its offer is removed: its
+    /// client never reached the media port (UDP blocked, the page closed before it connected).
+    pub connect_timeout: Duration,
+    /// A peer whose link has been down this long is removed (a closed tab, a clinic that went
+    /// off the air): it stops counting as connected, and its attendance closes.
+    pub gone_after: Duration,
     /// Record each presenter into a WebM file here, named after `name`.
     pub record_dir: Option<std::path::PathBuf>,
     pub name: String,
@@ -99,6 +109,8 @@ impl Default for RoomConfig {
             initial_estimate_bps: 300_000,
             keyframe_gap: Duration::from_millis(500),
             silence: Duration::from_millis(1500),
+            connect_timeout: Duration::from_secs(20),
+            gone_after: Duration::from_secs(30),
             record_dir: None,
             name: "room".into(),
         }
@@ -215,6 +227,8 @@ struct Outgoing {
     /// The layer wanted, waiting for its keyframe.
     wanted: Option<usize>,
     sent_any: bool,
+    /// The presenter changed: the next audio packet starts a new source (numbering follows on).
+    audio_restart: bool,
 }
 
 struct Peer {
@@ -234,6 +248,8 @@ struct Peer {
     unanswered_since: Option<Instant>,
     /// `ice_up && !quiet`: video goes to this peer.
     link_up: bool,
+    /// When it was added, until it connects; then when its link went down, while it is down.
+    waiting_since: Option<Instant>,
     out: Option<Outgoing>,
 }
 
@@ -244,7 +260,6 @@ pub struct Room {
     by_remote: HashMap<SocketAddr, PeerId>,
     presenter: Option<PeerId>,
     incoming: Incoming,
-    next_id: PeerId,
     transmits: VecDeque<Transmit>,
     events: VecDeque<RoomEvent>,
     timeouts: HashMap<PeerId, Instant>,
@@ -264,7 +279,6 @@ impl Room {
             by_remote: HashMap::new(),
             presenter: None,
             incoming: Incoming::default(),
-            next_id: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             timeouts: HashMap::new(),
@@ -320,8 +334,7 @@ impl Room {
         rtc.add_local_candidate(candidate);
         let answer =
             rtc.sdp_api().accept_offer(offer).map_err(|e| RoomError::Offer(e.to_string()))?;
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = NEXT_PEER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out = (role == Role::Viewer).then(|| Outgoing {
             mids: vec![],
             audio: None,
@@ -332,6 +345,7 @@ impl Room {
             sending: None,
             wanted: None,
             sent_any: false,
+            audio_restart: false,
         });
         self.peers.insert(
             id,
@@ -345,6 +359,7 @@ impl Room {
                 quiet: false,
                 unanswered_since: None,
                 link_up: false,
+                waiting_since: Some(now),
                 out,
             },
         );
@@ -372,6 +387,15 @@ impl Room {
             if self.presenter == Some(id) {
                 self.presenter = None;
                 self.incoming = Incoming::default();
+                // Viewers stay for the next presenter (the trainer back from a dropped
+                // link): its streams start afresh, each viewer's numbering follows on.
+                for p in self.peers.values_mut() {
+                    if let Some(o) = p.out.as_mut() {
+                        o.sending = None;
+                        o.wanted = None;
+                        o.audio_restart = true;
+                    }
+                }
                 if let Some(done) = self.recorder.take().and_then(Recorder::finish) {
                     self.events.push_back(RoomEvent::Recorded(done));
                 }
@@ -443,6 +467,23 @@ impl Room {
                 p.quiet = true;
             }
             self.relink(id, now);
+        }
+        let expired: Vec<(PeerId, &'static str)> = self
+            .peers
+            .iter()
+            .filter_map(|(&id, p)| {
+                let since = p.waiting_since?;
+                match p.connected {
+                    false if now >= since + self.cfg.connect_timeout => {
+                        Some((id, "never connected"))
+                    }
+                    true if now >= since + self.cfg.gone_after => Some((id, "gone")),
+                    _ => None,
+                }
+            })
+            .collect();
+        for (id, why) in expired {
+            self.remove(id, why);
         }
         let due: Vec<PeerId> =
             self.timeouts.iter().filter(|&(_, &t)| t <= now).map(|(&id, _)| id).collect();
@@ -521,6 +562,7 @@ impl Room {
                 peer.connected = true;
                 peer.ice_up = true;
                 peer.link_up = true;
+                peer.waiting_since = None;
                 if peer.role == Role::Viewer {
                     learn_viewer_media(peer);
                 }
@@ -556,6 +598,18 @@ impl Room {
                             keyframes: Throttle::new(self.cfg.keyframe_gap),
                         })
                         .collect();
+                    // Viewers already here (before the presenter, or staying for a new one)
+                    // ask for their layer now: not every client sends the feedback that would
+                    // bring a bandwidth estimate, and with it a choice.
+                    let waiting: Vec<PeerId> = self
+                        .peers
+                        .iter()
+                        .filter(|(_, p)| p.role == Role::Viewer && p.connected)
+                        .map(|(&id, _)| id)
+                        .collect();
+                    for v in waiting {
+                        self.want_layer(v, now);
+                    }
                 }
             },
             Event::MediaAdded(m) => {
@@ -589,6 +643,7 @@ impl Room {
             return;
         }
         peer.link_up = up;
+        peer.waiting_since = if up { None } else { Some(now) };
         tracing::info!(peer = id, up, quiet = peer.quiet, "media link");
         self.events.push_back(RoomEvent::Link(id, up));
         if peer.role != Role::Viewer {
@@ -772,6 +827,8 @@ impl Room {
         if !out.audio_seq.started {
             out.audio_seq.restart(seq, ts, None, now);
             out.audio_seq.ts_offset = 0;
+        } else if std::mem::take(&mut out.audio_restart) {
+            out.audio_seq.restart(seq, ts, None, now);
         }
         let Some((seq_out, ts_out, _)) = out.audio_seq.map(seq, ts, None, now) else { return };
         let first = !out.sent_any;

@@ -153,7 +153,12 @@ impl MediaPlane {
                 routes: routes.clone(),
                 live: live.clone(),
                 events: events_tx.clone(),
-                record_dir: record_dir.clone(),
+                base: RoomConfig {
+                    record_dir: record_dir.clone(),
+                    connect_timeout: Duration::from_secs(settings.connect_timeout_secs.max(1)),
+                    gone_after: Duration::from_secs(settings.gone_after_secs.max(1)),
+                    ..RoomConfig::default()
+                },
                 stop: stop.clone(),
             };
             std::thread::Builder::new().name(format!("ferry-media-{i}")).spawn(move || w.run())?;
@@ -341,7 +346,8 @@ struct Worker {
     routes: Arc<Mutex<Routes>>,
     live: Arc<Mutex<HashMap<String, LiveState>>>,
     events: tokio::sync::mpsc::Sender<MediaEvent>,
-    record_dir: Option<std::path::PathBuf>,
+    /// Every room's settings but its name.
+    base: RoomConfig,
     stop: Arc<AtomicBool>,
 }
 
@@ -372,11 +378,11 @@ impl Worker {
         match cmd {
             Cmd::Add { room, role, offer, local, reply } => {
                 let now = Instant::now();
-                let record_dir = self.record_dir.clone();
+                let base = &self.base;
                 let r = self.rooms.entry(room.clone()).or_insert_with(|| {
                     // A room's recordings are named after its broadcast and when it opened.
                     let name = format!("{room}-{}", crate::time::now_ms());
-                    Room::new(RoomConfig { record_dir, name, ..RoomConfig::default() }, now)
+                    Room::new(RoomConfig { name, ..base.clone() }, now)
                 });
                 let out = r.add_peer(role, offer, local, now).map(|(id, answer)| {
                     if role == Role::Presenter {

@@ -99,7 +99,16 @@ struct Client {
 impl Client {
     fn drain(&mut self, now: Instant) {
         loop {
-            match self.rtc.poll_output().expect("client output") {
+            let out = match self.rtc.poll_output() {
+                Ok(o) => o,
+                // A client whose connection failed (cut off for good) is done.
+                Err(_) if !self.rtc.is_alive() || self.up.cut => {
+                    self.timeout = now + Duration::from_secs(3600);
+                    return;
+                }
+                Err(e) => panic!("client output: {e}"),
+            };
+            match out {
                 Output::Timeout(t) => {
                     self.timeout = t;
                     return;
@@ -177,29 +186,35 @@ fn new_client(rtc: Rtc, addr: SocketAddr, seed: u64, now: Instant) -> Client {
     }
 }
 
+/// A presenter client at `addr` with Opus and three VP8 layers, added to the room.
+fn new_presenter(room: &mut Room, sfu: SocketAddr, addr: &str, now: Instant) -> Client {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let mut rtc = client_rtc(now, addr);
+    let mut api = rtc.sdp_api();
+    let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let mut sim = Simulcast::new();
+    for rid in RIDS {
+        sim.add_send_layer(SimulcastLayer::new(rid));
+    }
+    let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+    let (offer, pending) = api.apply().unwrap();
+    let (id, answer) = room.add_peer(Role::Presenter, offer, sfu, now).unwrap();
+    rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    let mut presenter = new_client(rtc, addr, 1, now);
+    presenter.id = id;
+    presenter.audio = Some(audio);
+    presenter.video = Some(video);
+    presenter.keyframe_asked = [true; 3];
+    presenter.drain(now);
+    presenter
+}
+
 impl World {
     fn new() -> World {
         let now = Instant::now();
         let sfu: SocketAddr = SFU.parse().unwrap();
         let mut room = Room::new(RoomConfig::default(), now);
-        let addr: SocketAddr = "10.9.1.1:5000".parse().unwrap();
-        let mut rtc = client_rtc(now, addr);
-        let mut api = rtc.sdp_api();
-        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let mut sim = Simulcast::new();
-        for rid in RIDS {
-            sim.add_send_layer(SimulcastLayer::new(rid));
-        }
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
-        let (offer, pending) = api.apply().unwrap();
-        let (id, answer) = room.add_peer(Role::Presenter, offer, sfu, now).unwrap();
-        rtc.sdp_api().accept_answer(pending, answer).unwrap();
-        let mut presenter = new_client(rtc, addr, 1, now);
-        presenter.id = id;
-        presenter.audio = Some(audio);
-        presenter.video = Some(video);
-        presenter.keyframe_asked = [true; 3];
-        presenter.drain(now);
+        let presenter = new_presenter(&mut room, sfu, "10.9.1.1:5000", now);
         World {
             start: now,
             now,
@@ -217,6 +232,18 @@ impl World {
     }
 
     fn add_viewer(&mut self) -> usize {
+        self.add_viewer_on(false)
+    }
+
+    /// The presenter leaves and another (the trainer back on a new connection) takes over.
+    fn replace_presenter(&mut self) {
+        self.room.remove(self.presenter.id, "left");
+        self.presenter = new_presenter(&mut self.room, self.sfu, "10.9.1.2:5000", self.now);
+        self.pump();
+    }
+
+    /// A viewer; with `unreachable`, its client never reaches the room (UDP blocked).
+    fn add_viewer_on(&mut self, unreachable: bool) -> usize {
         let n = self.viewers.len() as u8 + 1;
         let addr: SocketAddr = format!("10.9.2.{n}:6000").parse().unwrap();
         let mut rtc = client_rtc(self.now, addr);
@@ -227,6 +254,8 @@ impl World {
         let (id, answer) = self.room.add_peer(Role::Viewer, offer, self.sfu, self.now).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
         let mut c = new_client(rtc, addr, 10 + n as u64, self.now);
+        c.up.cut = unreachable;
+        c.down.cut = unreachable;
         c.id = id;
         c.audio = Some(audio);
         c.video = Some(video);
@@ -504,4 +533,70 @@ fn a_viewer_cut_off_for_five_seconds_is_watching_again_soon_after() {
     // Nothing was asked again of what was sent into the cut: the stream went on from the
     // last packet that arrived.
     println!("link events {links:?}; video again at {back:.2} s");
+}
+
+#[test]
+fn viewers_that_never_connect_or_stay_gone_are_removed() {
+    let mut w = World::new();
+    let stays = w.add_viewer();
+    let leaves = w.add_viewer();
+    let never = w.add_viewer_on(true);
+    let ids: Vec<PeerId> = [stays, leaves, never].iter().map(|&v| w.viewers[v].id).collect();
+    w.run(Duration::from_secs(5));
+    assert_eq!(w.room.viewers(), 3);
+    // The second closes its tab at 5 s without hanging up.
+    w.viewers[leaves].down.cut = true;
+    w.viewers[leaves].up.cut = true;
+    w.run(Duration::from_secs(35));
+    let left: Vec<(f64, PeerId, &str)> = w
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            RoomEvent::Left(p, why) => Some((t.duration_since(w.start).as_secs_f64(), *p, *why)),
+            _ => None,
+        })
+        .collect();
+    // Never connected: dropped 20 s after its offer. Gone: 30 s after its link went quiet
+    // (1.5 s after the cut at 5 s).
+    assert!(
+        left.iter().any(|&(t, p, why)| p == ids[2]
+            && why == "never connected"
+            && (20.0..21.0).contains(&t)),
+        "{left:?}"
+    );
+    assert!(
+        left.iter().any(|&(t, p, why)| p == ids[1] && why == "gone" && (36.0..37.5).contains(&t)),
+        "{left:?}"
+    );
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(w.room.viewers(), 1);
+    assert!(audio_between(&w, stays, 35.0, 40.0) >= 245, "the one who stayed goes on");
+}
+
+#[test]
+fn viewers_who_stay_get_the_next_presenter_at_once() {
+    let mut w = World::new();
+    let v = w.add_viewer();
+    w.run(Duration::from_secs(6));
+    let before = w.viewers[v].frames.len();
+    assert!(before > 100);
+    // The trainer's link drops at 6 s; they are back on a new connection.
+    w.replace_presenter();
+    w.run(Duration::from_secs(6));
+    let back = w.viewers[v]
+        .frames
+        .iter()
+        .skip(before)
+        .map(|f| f.0.duration_since(w.start).as_secs_f64())
+        .next()
+        .expect("video from the new presenter");
+    assert!(back < 7.5, "video from the new presenter only at {back:.2} s");
+    // Audio goes on: numbering follows on from the last packet, so nothing is dropped as old.
+    let audio = audio_between(&w, v, 7.0, 12.0);
+    assert!(audio >= 245, "{audio} audio packets in 5 s after the change");
+    let frames = frames_of(&w, v, 0, 8.0, 12.0)
+        + frames_of(&w, v, 1, 8.0, 12.0)
+        + frames_of(&w, v, 2, 8.0, 12.0);
+    assert!(frames >= 110, "{frames} frames in 4 s after the change");
+    println!("video again at {back:.2} s; {audio} audio packets, {frames} frames after");
 }

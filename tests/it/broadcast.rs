@@ -263,8 +263,90 @@ async fn questions_votes_and_hands_reach_the_trainer(sql: Sql) {
     assert!(!trail.contains("PR 间期"), "a question's text reached the audit trail");
 }
 
+/// An SDP offer from a WebRTC client that will never reach the media port: sending (a
+/// presenter) or receiving (a viewer) Opus and VP8.
+fn offer(send: bool) -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder()
+        .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(std::time::Instant::now());
+    let addr = "127.0.0.1:9".parse().unwrap();
+    rtc.add_local_candidate(str0m::Candidate::host(addr, "udp").unwrap());
+    let dir = if send { Direction::SendOnly } else { Direction::RecvOnly };
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, dir, None, None, None);
+    api.add_media(MediaKind::Video, dir, None, None, None);
+    api.apply().unwrap().0.to_sdp_string()
+}
+
+async fn post_sdp(c: &crate::support::Client, path: &str, sdp: String) -> reqwest::Response {
+    c.req(reqwest::Method::POST, path)
+        .header("content-type", "application/sdp")
+        .body(sdp)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Two WHIP offers from the trainer at once: one presents, the other is refused (409), one
+/// presenter row in the attendance. A viewer whose client never reaches the UDP port (blocked
+/// by a clinic's firewall, or the page closed at once) is dropped after
+/// `media.connect_timeout_secs`: it stops counting as connected and its attendance closes.
+async fn two_presenters_at_once_and_a_viewer_that_never_connects(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[("FERRY__MEDIA__CONNECT_TIMEOUT_SECS", "2")])
+        .await;
+    let id = island_session(&s).await;
+    let (sun, zhao) = (s.login("trainer-sun").await, s.login("dr-zhao").await);
+    let whip = format!("/api/broadcasts/{id}/whip");
+    let (a, b) =
+        tokio::join!(post_sdp(&sun, &whip, offer(true)), post_sdp(&sun, &whip, offer(true)));
+    let mut codes = [a.status().as_u16(), b.status().as_u16()];
+    codes.sort();
+    assert_eq!(codes, [201, 409]);
+    let refused = if a.status() == 409 { a } else { b };
+    let (_, p) = problem(refused).await;
+    assert_eq!(p["code"], "presenter_connected", "{p}");
+    let r = post_sdp(&zhao, &format!("/api/broadcasts/{id}/whep"), offer(false)).await;
+    assert_eq!(r.status(), 201);
+    assert!(r.headers()["location"].to_str().unwrap().contains("/whep/"));
+    let session: Value = zhao.get(&format!("/api/broadcasts/{id}")).await.json().await.unwrap();
+    assert_eq!(session["state"], "live");
+    // Neither client ever sends a packet: both are dropped after 2 s.
+    // Attendance: one presenter connection, one viewer connection, both closed, nothing watched.
+    let mut report = Value::Null;
+    for _ in 0..50 {
+        report = sun.get(&format!("/api/broadcasts/{id}/attendance")).await.json().await.unwrap();
+        if report["people"].as_array().is_some_and(|p| p.iter().all(|p| p["left_at"].is_string())) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let people = report["people"].as_array().unwrap();
+    let roles: Vec<(&str, &str)> =
+        people.iter().map(|p| (p["user"].as_str().unwrap(), p["role"].as_str().unwrap())).collect();
+    assert_eq!(roles.len(), 2, "{report}");
+    assert!(
+        roles.contains(&("trainer-sun", "presenter")) && roles.contains(&("dr-zhao", "viewer"))
+    );
+    for p in people {
+        assert!(p["left_at"].is_string() && p["first_media_at"].is_null(), "{p}");
+        assert_eq!(p["watched_seconds"], 0);
+        assert_eq!(p["connections"], 1, "{p}");
+    }
+    // The presenter's place is free again: the trainer can go live from another device.
+    let r = post_sdp(&sun, &whip, offer(true)).await;
+    assert_eq!(r.status(), 201);
+}
+
 backend_tests!(
     sqlite => crate::support::Sql::Sqlite,
     postgres => crate::support::Sql::Postgres;
-    [sessions_reach_their_audience_only, questions_votes_and_hands_reach_the_trainer]
+    [
+        sessions_reach_their_audience_only,
+        questions_votes_and_hands_reach_the_trainer,
+        two_presenters_at_once_and_a_viewer_that_never_connects,
+    ]
 );
