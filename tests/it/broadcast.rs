@@ -350,3 +350,106 @@ backend_tests!(
         two_presenters_at_once_and_a_viewer_that_never_connects,
     ]
 );
+
+/// Runs `tests/peers/broadcast_aiortc.py MODE` for `user` after `delay`; its JSON summary.
+async fn aiortc(
+    s: &TestServer,
+    mode: &'static str,
+    user: &str,
+    session: &str,
+    seconds: u32,
+    delay: std::time::Duration,
+) -> tokio::task::JoinHandle<Value> {
+    let (_, token) =
+        ferry::operator::create_token(&s.state, &user.parse().unwrap(), "aiortc", None)
+            .await
+            .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/broadcast_aiortc.py");
+    let args = [
+        script.to_string(),
+        mode.into(),
+        s.url.clone(),
+        token,
+        session.into(),
+        seconds.to_string(),
+    ];
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let out = tokio::process::Command::new("python3").args(&args).output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mode}: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(text.trim()).unwrap()
+    })
+}
+
+/// Third-party WebRTC clients (PyPI's aiortc, a stack the tests do not control): an aiortc
+/// presenter over WHIP, one aiortc viewer over WHEP waiting before the presenter arrives and
+/// one joining while it presents; both decode the presenter's VP8 picture and hear its tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiortc_presents_over_whip_and_aiortc_viewers_watch_over_whep() {
+    use std::time::Duration;
+    let s = TestServer::start().await;
+    let sun = s.login("trainer-sun").await;
+    let r = sun
+        .post(
+            "/api/broadcasts",
+            json!({"title": "Protocol update", "starts_at": ferry::time::now_ms(),
+                   "audience": ["island-clinic", "mountain-clinic"]}),
+        )
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let early = aiortc(&s, "view", "dr-zhao", &id, 14, Duration::ZERO).await;
+    let presenter = aiortc(&s, "publish", "trainer-sun", &id, 16, Duration::from_secs(2)).await;
+    let late = aiortc(&s, "view", "dr-ma", &id, 8, Duration::from_secs(7)).await;
+    let (early, presenter, late) =
+        (early.await.unwrap(), presenter.await.unwrap(), late.await.unwrap());
+    assert_eq!(
+        (presenter["connected"].as_bool(), presenter["status"].as_u64()),
+        (Some(true), Some(201)),
+        "{presenter}"
+    );
+    for (who, v, min_frames) in [("dr-zhao", &early, 250), ("dr-ma", &late, 170)] {
+        assert_eq!(v["connected"], true, "{who}: {v}");
+        assert_eq!(
+            (v["width"].as_u64(), v["height"].as_u64()),
+            (Some(640), Some(360)),
+            "{who}: {v}"
+        );
+        let frames = v["video_frames"].as_u64().unwrap();
+        assert!(frames >= min_frames, "{who}: {frames} frames decoded: {v}");
+        let tone = v["audio_tone_hz"].as_f64().unwrap_or(0.0);
+        assert!((430.0..450.0).contains(&tone), "{who}: heard {tone} Hz, not the 440 Hz tone: {v}");
+        println!(
+            "# aiortc {who}: {frames} frames at 640x360, {} audio frames, first video {} ms, \
+             first audio {} ms, longest video gap {} ms, rtp {}",
+            v["audio_frames"],
+            v["first_video_ms"],
+            v["first_audio_ms"],
+            v["max_video_gap_ms"],
+            v["rtp"]
+        );
+    }
+    // The late viewer joined a presenter already live: its first picture soon after it asked.
+    let first = late["first_video_ms"].as_f64().unwrap();
+    assert!(first < 2000.0, "dr-ma's first frame after {first} ms");
+    // Each was counted: the viewers in the attendance, with media received (saved when the
+    // media plane saw them leave, a moment after they hung up).
+    let mut report = Value::Null;
+    for _ in 0..50 {
+        report = sun.get(&format!("/api/broadcasts/{id}/attendance")).await.json().await.unwrap();
+        let people = report["people"].as_array().unwrap();
+        if people.iter().all(|p| p["left_at"].is_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let watched: Vec<(&str, i64)> = report["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["role"] == "viewer")
+        .map(|p| (p["user"].as_str().unwrap(), p["watched_seconds"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(watched.len(), 2, "{report}");
+    assert!(watched.iter().all(|(_, s)| *s >= 5), "{report}");
+}
