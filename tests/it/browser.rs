@@ -151,6 +151,23 @@ async fn a_call_forced_through_coturn_connects() {
     assert!(turn.allocations() > 0, "coturn saw no allocation:\n{}", turn.log());
 }
 
+/// A clinic whose firewall lets no UDP out watches a broadcast through coturn, TURN over TCP
+/// with `/api/turn`'s credentials and relayed candidates only (`broadcast-relay.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_only_viewer_watches_a_broadcast_through_turn_over_tcp() {
+    let turn = crate::support::Coturn::start("shared-turn-secret", None);
+    let urls = format!("turn:127.0.0.1:{}?transport=tcp", turn.port);
+    let s = TestServer::start_with(
+        crate::support::Sql::Sqlite,
+        crate::support::Obj::Local,
+        &[("FERRY__TURN__URLS", urls.as_str()), ("FERRY__TURN__SECRET", "shared-turn-secret")],
+    )
+    .await;
+    let out = run_node("broadcast-relay.mjs", &s, vec![]).await;
+    all_passed(&out, 2);
+    assert!(turn.allocations() > 0, "coturn saw no allocation:\n{}", turn.log());
+}
+
 /// A thin island link: coturn relays at most 7 KB/s per session (56 kbit/s), enough for the
 /// voice and far too little for video. The call page steps down to audio only by itself, says
 /// so, and the audio goes on.

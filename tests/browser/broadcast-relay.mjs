@@ -1,0 +1,73 @@
+// A viewer behind a firewall that lets no UDP out: it reaches the SFU only through coturn,
+// TURN over TCP, with the credentials of GET /api/turn and relayed candidates only. trainer-sun
+// publishes from Chromium over WHIP; dr-zhao (island clinic) watches over WHEP with
+// iceTransportPolicy "relay": the selected pair's local candidate is a relay reached over TCP,
+// and frames are decoded and audio received.
+// Run by tests/it/browser.rs with FERRY_URL (Ferry's TURN settings point at a coturn that
+// listens on TCP only for this test's viewer).
+import test, { after, before } from 'node:test';
+import { expect, launchMedia, signIn } from './lib.mjs';
+import { negotiate, publishSetup, until, untilInbound } from './whip.mjs';
+
+let browser, trainer, viewer, session;
+
+before(async () => { browser = await launchMedia(); });
+after(async () => { await browser?.close(); });
+
+async function pageOf(user) {
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  await signIn(page, user);
+  return page;
+}
+
+/** In the page: a receive-only connection that may only use the TURN relay of /api/turn. */
+const relayWatchSetup = async () => {
+  const turn = await (await fetch('/api/turn')).json();
+  const pc = window.pc = new RTCPeerConnection({ iceServers: turn.iceServers, iceTransportPolicy: 'relay' });
+  pc.addTransceiver('audio', { direction: 'recvonly' });
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.ontrack = e => {
+    const el = document.createElement(e.track.kind);
+    el.autoplay = true; el.muted = true; el.srcObject = new MediaStream([e.track]);
+    document.body.append(el);
+  };
+  return turn.iceServers.flatMap(s => [].concat(s.urls));
+};
+
+/** In the page: the selected candidate pair's local candidate. */
+const selectedLocal = async () => {
+  const s = [...(await window.pc.getStats()).values()];
+  const transport = s.find(x => x.type === 'transport');
+  const pair = s.find(x => x.id === transport?.selectedCandidatePairId);
+  const local = s.find(x => x.id === pair?.localCandidateId) || {};
+  return { ok: !!pair, type: local.candidateType, relayProtocol: local.relayProtocol, protocol: local.protocol };
+};
+
+test('trainer-sun goes live over WHIP', { timeout: 60000 }, async () => {
+  trainer = await pageOf('trainer-sun');
+  session = await trainer.evaluate(async () => {
+    const me = await (await fetch('/api/me')).json();
+    const r = await fetch('/api/broadcasts', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+      body: JSON.stringify({ title: 'Triage refresher', starts_at: Date.now(), audience: ['island-clinic'] }),
+    });
+    return (await r.json()).id;
+  });
+  expect(/^bc_/.test(session || ''), `no session: ${session}`);
+  await trainer.evaluate(publishSetup);
+  await trainer.evaluate(negotiate, `/api/broadcasts/${session}/whip`);
+});
+
+test('a viewer that may use only the TURN relay over TCP watches', { timeout: 90000 }, async () => {
+  viewer = await pageOf('dr-zhao');
+  const urls = await viewer.evaluate(relayWatchSetup);
+  expect(urls.length > 0 && urls.every(u => /^turn:.*transport=tcp$/.test(u)), `TURN urls ${urls}`);
+  const started = Date.now();
+  await viewer.evaluate(negotiate, `/api/broadcasts/${session}/whep`);
+  const local = await until(viewer, selectedLocal, null, 20000, 'a selected pair');
+  expect(local.type === 'relay' && local.relayProtocol === 'tcp', `selected local candidate ${JSON.stringify(local)}`);
+  const r = await untilInbound(viewer, x => x.frames > 60 && x.audio > 100, 30000, 'frames and audio through the relay');
+  console.log(`# relay: local candidate ${local.type} over ${local.relayProtocol}; ${r.frames} frames at ${r.width} px and ${r.audio} audio packets ${r.at - started} ms after the offer`);
+});
