@@ -666,8 +666,10 @@ impl Room {
         let ranked = self.incoming.ranked();
         let rates: Vec<u64> =
             ranked.iter().map(|&i| self.incoming.layers[i].meter.peak_bps()).collect();
-        if rates.contains(&0) {
-            return; // not measured yet: stay where the viewer started
+        if rates.is_empty() || rates.contains(&0) {
+            // No presenter (between two), or its layers not measured yet: stay where the
+            // viewer is.
+            return;
         }
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let Some(out) = peer.out.as_mut() else { return };

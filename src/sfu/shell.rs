@@ -17,6 +17,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use str0m::change::SdpOffer;
 
 use super::room::{PeerId, Role, Room, RoomConfig, RoomError, RoomEvent};
@@ -384,7 +386,13 @@ impl Worker {
                     let name = format!("{room}-{}", crate::time::now_ms());
                     Room::new(RoomConfig { name, ..base.clone() }, now)
                 });
-                let out = r.add_peer(role, offer, local, now).map(|(id, answer)| {
+                let added = catch_unwind(AssertUnwindSafe(|| r.add_peer(role, offer, local, now)));
+                let Ok(added) = added else {
+                    let _ = reply.send(Err(RoomError::Offer("the media plane failed".into())));
+                    self.fault(&room);
+                    return;
+                };
+                let out = added.map(|(id, answer)| {
                     if role == Role::Presenter {
                         self.live.lock().unwrap().entry(room.clone()).or_default().presenter =
                             Some(id);
@@ -395,7 +403,9 @@ impl Worker {
             }
             Cmd::Remove { room, peer } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    r.remove(peer, "hung up");
+                    if catch_unwind(AssertUnwindSafe(|| r.remove(peer, "hung up"))).is_err() {
+                        self.fault(&room);
+                    }
                 }
             }
             Cmd::Datagram { at, source, data } => {
@@ -409,7 +419,12 @@ impl Worker {
                 };
                 let Some(room) = room else { return };
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    r.handle_receive(at, source, &data);
+                    if catch_unwind(AssertUnwindSafe(|| r.handle_receive(at, source, &data)))
+                        .is_err()
+                    {
+                        self.fault(&room);
+                        return;
+                    }
                     self.by_addr.entry(source).or_insert(room);
                 }
             }
@@ -420,9 +435,13 @@ impl Worker {
     fn service(&mut self) {
         let now = Instant::now();
         let mut empty = vec![];
+        let mut faulted = vec![];
         for (id, room) in self.rooms.iter_mut() {
-            if room.poll_timeout() <= now {
-                room.handle_timeout(now);
+            if room.poll_timeout() <= now
+                && catch_unwind(AssertUnwindSafe(|| room.handle_timeout(now))).is_err()
+            {
+                faulted.push(id.clone());
+                continue;
             }
             while let Some(t) = room.poll_transmit() {
                 // A full send buffer drops the datagram: the viewer's link is congested and
@@ -478,17 +497,45 @@ impl Worker {
                 empty.push(id.clone());
             }
         }
+        for id in faulted {
+            self.fault(&id);
+        }
         for id in empty {
-            self.rooms.remove(&id);
-            self.live.lock().unwrap().remove(&id);
-            let gone: Vec<SocketAddr> =
-                self.by_addr.iter().filter(|(_, r)| **r == id).map(|(a, _)| *a).collect();
-            let mut routes = self.routes.lock().unwrap();
-            for a in gone {
-                self.by_addr.remove(&a);
-                if routes.by_addr.get(&a) == Some(&self.index) {
-                    routes.by_addr.remove(&a);
-                }
+            self.close(&id);
+        }
+    }
+
+    /// A room whose own code panicked (a peer's `Rtc` panicking is caught inside the room and
+    /// costs that peer only) cannot be trusted: it is closed, its peers are told they left,
+    /// and this worker's other rooms and the server go on.
+    fn fault(&mut self, id: &str) {
+        tracing::error!(room = %id, "a broadcast's media failed; its connections are closed");
+        let peers: Vec<PeerId> = match self.live.lock().unwrap().get(id) {
+            Some(l) => l.presenter.into_iter().chain(l.up.keys().copied()).collect(),
+            None => vec![],
+        };
+        for p in peers {
+            let event = RoomEvent::Left(p, "fault");
+            let _ = self.events.try_send(MediaEvent {
+                room: id.to_string(),
+                event,
+                at: crate::time::now_ms(),
+            });
+        }
+        self.close(id);
+    }
+
+    /// Forgets a room and its routes.
+    fn close(&mut self, id: &str) {
+        self.rooms.remove(id);
+        self.live.lock().unwrap().remove(id);
+        let gone: Vec<SocketAddr> =
+            self.by_addr.iter().filter(|(_, r)| r.as_str() == id).map(|(a, _)| *a).collect();
+        let mut routes = self.routes.lock().unwrap();
+        for a in gone {
+            self.by_addr.remove(&a);
+            if routes.by_addr.get(&a) == Some(&self.index) {
+                routes.by_addr.remove(&a);
             }
         }
     }
