@@ -4,9 +4,13 @@
 // more Chromium contexts. Each viewer must decode video frames and receive audio; on this open
 // link a viewer climbs from the low layer to the full 960-pixel-wide one (the SFU switched
 // layers at keyframes, rewriting the stream); the session reports who watches; a hang-up is
-// seen. Run by tests/it/browser.rs with FERRY_URL and VIEWERS (user ids, comma-separated).
+// seen. Then questions in the session's page: the first viewer types one and sends it, and the
+// trainer's page (open beside the broadcast) shows it without reloading, pushed over the socket;
+// the second viewer up-votes it and the trainer sees the count; the trainer marks it answered
+// and the asker sees that; a raised hand reaches the trainer, who lowers it.
+// Run by tests/it/browser.rs with FERRY_URL and VIEWERS (user ids, comma-separated).
 import test, { after, before } from 'node:test';
-import { expect, launchMedia, signIn } from './lib.mjs';
+import { base, expect, launchMedia, shot, signIn } from './lib.mjs';
 import { inbound, negotiate, publishSetup, until, untilInbound, watchSetup } from './whip.mjs';
 
 const viewers = (process.env.VIEWERS || 'dr-zhao,dr-ma').split(',');
@@ -125,6 +129,105 @@ test('attendance: each viewer by site, with media received and time watched; the
   const status = await page.evaluate(async id => (await fetch(`/api/broadcasts/${id}/attendance`)).status, session);
   expect(status === 403, `a viewer read the attendance: ${status}`);
   console.log(`# attendance: ${viewers.map(p => `${p.user}@${p.site} ${p.watched_seconds}s`).join(', ')}`);
+});
+
+/**
+ * Polls `read` from node (every 20 ms) until it gives something truthy: that and the ms since
+ * `from`. Fails after `timeout` ms.
+ */
+async function poll(what, read, from = Date.now(), timeout = 5000) {
+  for (;;) {
+    const v = await read();
+    if (v) return { v, ms: Date.now() - from };
+    expect(Date.now() - from < timeout, `${what}: not within ${timeout} ms`);
+    await new Promise(r => setTimeout(r, 20));
+  }
+}
+
+/** In the page: the dataset of question `q`'s line, with its votes and list, or null. */
+const questionLine = q => {
+  const li = document.querySelector(`#broadcast-questions li[data-question="${q}"]`);
+  return li && { ...li.dataset, list: li.closest('ol')?.id, votesText: li.querySelector('.question-votes')?.textContent,
+    tag: !!li.querySelector('.answered-tag'), pressed: li.querySelector('button[data-action=vote]')?.getAttribute('aria-pressed') ?? null };
+};
+
+test('questions: a viewer asks in the page and the trainer sees it without reloading; an up-vote, an answer and a raised hand go across', { timeout: T }, async () => {
+  const [asker, voter] = watching;
+  const desk = await trainer.context().newPage();
+  const errors = [];
+  const pushes = [];
+  desk.on('websocket', ws => ws.on('framereceived', f => {
+    if (String(f.payload).includes('"event":"questions"')) pushes.push(Date.now());
+  }));
+  const pages = [desk, asker.page, voter.page];
+  for (const p of pages) p.on('pageerror', e => errors.push(e.message));
+  const hash = `#/broadcasts/${session}`;
+  await desk.goto(`${base}/${hash}`);
+  // The viewers' pages go to the session's page as a link does: the broadcast they receive goes on.
+  for (const { page } of [asker, voter]) await page.evaluate(h => { location.hash = h; }, hash);
+  for (const p of pages) {
+    await p.waitForSelector('#broadcast-questions[data-loaded="true"]', { timeout: 15000 });
+    await poll('the socket open', () => p.evaluate(() => !!window.ferrySocket.ws && window.ferrySocket.ws.readyState === 1), Date.now(), 10000);
+  }
+  expect(await desk.getAttribute('#broadcast-questions', 'data-trainer') === 'true', "the trainer's page is not the trainer's");
+  expect(await asker.page.getAttribute('#broadcast-questions', 'data-trainer') === 'false', "the viewer's page is the trainer's");
+  await desk.evaluate(() => { window.notReloaded = true; });
+
+  // The question, typed and sent in the asker's page.
+  const text = `Synthetic question ${Date.now()}: is a PR interval of 220 ms a first-degree AV block?`;
+  await asker.page.fill('#question-text', text);
+  const asked = Date.now();
+  await asker.page.click('#question-submit');
+  const atTrainer = await poll('the question at the trainer', () => desk.evaluate(x => {
+    for (const li of document.querySelectorAll('#question-list li[data-question]')) {
+      if (li.querySelector('.question-text')?.textContent === x) return { id: li.dataset.question, who: li.querySelector('.person')?.textContent };
+    }
+    return null;
+  }, text), asked);
+  const q = atTrainer.v.id;
+  expect(await desk.evaluate(() => window.notReloaded === true), 'the trainer page reloaded');
+  expect(pushes.some(at => at >= asked), 'no socket message told the trainer');
+  expect(atTrainer.v.who === 'Dr Zhao · Island Clinic', `asked by ${atTrainer.v.who}`);
+  expect(/Dr Zhao/.test(await desk.textContent('#questions-news')), `announced: ${await desk.textContent('#questions-news')}`);
+  expect(await asker.page.inputValue('#question-text') === '', 'the question stayed in the box');
+  expect((await asker.page.textContent('#question-status')).trim() === 'Your question was sent.', 'no word that it was sent');
+  const line = await desk.evaluate(questionLine, q);
+  expect(line.votes === '0' && line.answered === 'false' && line.list === 'question-list', `at the trainer: ${JSON.stringify(line)}`);
+
+  // The other viewer up-votes it; the trainer's count shows 1.
+  await poll('the question at the voter', () => voter.page.evaluate(questionLine, q), Date.now(), 5000);
+  const voted = Date.now();
+  await voter.page.click(`li[data-question="${q}"] button[data-action=vote]`);
+  const counted = await poll('one vote at the trainer', () => desk.evaluate(questionLine, q).then(l => l && l.votes === '1' && l), voted);
+  expect(counted.v.votesText === '1 vote', `count shown: ${counted.v.votesText}`);
+  const mine = await poll('the vote pressed at the voter', () => voter.page.evaluate(questionLine, q).then(l => l && l.pressed === 'true' && l));
+  expect(mine.v.voted === 'true', `the voter's line: ${JSON.stringify(mine.v)}`);
+
+  // The trainer marks it answered; the asker sees it answered.
+  const answering = Date.now();
+  await desk.click(`li[data-question="${q}"] button[data-action=answer]`);
+  const answered = await poll('answered at the asker', () => asker.page.evaluate(questionLine, q).then(l => l && l.answered === 'true' && l), answering);
+  expect(answered.v.tag && answered.v.list === 'answered-list', `at the asker: ${JSON.stringify(answered.v)}`);
+  await poll('a Reopen button at the trainer', () => desk.$(`#answered-list li[data-question="${q}"] button[data-action=reopen]`));
+
+  // A viewer raises a hand; the trainer sees it and lowers it; the viewer sees it lowered.
+  const voterId = voter.user;
+  const raising = Date.now();
+  await voter.page.click('#raise-hand');
+  const hand = await poll('the hand at the trainer', () => desk.$(`#hand-list li[data-user="${voterId}"]`), raising);
+  await poll('the hand shown raised to its owner', () => voter.page.getAttribute('#hand-bar', 'data-raised').then(v => v === 'true'));
+  const lowering = Date.now();
+  await desk.click(`#hand-list li[data-user="${voterId}"] button[data-action=lower]`);
+  const lowered = await poll('the hand lowered at the viewer', () => voter.page.getAttribute('#hand-bar', 'data-raised').then(v => v === 'false'), lowering);
+  await poll('no hand at the trainer', () => desk.$('#no-hands'));
+
+  await desk.screenshot({ path: shot('broadcast-questions-trainer.png'), fullPage: true }).catch(() => {});
+  await asker.page.screenshot({ path: shot('broadcast-questions-viewer.png'), fullPage: true }).catch(() => {});
+  await desk.close();
+  expect(errors.length === 0, `script errors: ${errors.join('; ')}`);
+  console.log(`# questions: asked -> at the trainer ${atTrainer.ms} ms (socket message after ${pushes.find(at => at >= asked) - asked} ms); ` +
+    `up-vote -> trainer's count ${counted.ms} ms; answered -> at the asker ${answered.ms} ms; ` +
+    `hand raised -> at the trainer ${hand.ms} ms; lowered -> at the viewer ${lowered.ms} ms`);
 });
 
 test('the trainer hangs up; the recording is filed and plays in Chromium, seeking with ranges', { timeout: 90000 }, async () => {

@@ -13,8 +13,9 @@
 // for reading, dr-li claims it and signs a report, dr-chen claims the ECG and marks a critical
 // result, which dr-zhao leaves unacknowledged (its banner is on every page of dr-zhao's).
 // trainer-sun schedules a training session an hour ahead for City Hospital and every site below
-// it, so every role walks the training list and the session's page (no media is started), and
-// trainer-sun its attendance page.
+// it, so every role walks the training list and the session's page (no media is started) with
+// its questions panel — dr-zhao's question waiting, dr-li's answered, dr-chen's hand raised (the
+// trainer's page lists it with its Lower button) — and trainer-sun its attendance page.
 // Then, in both languages, admin issues a device token to the island clinic's ECG cart (its
 // secret shown once), sees it active, revokes it and sees it revoked, the panel passing the
 // same checks; and on City Hospital's reading centre tab sees the demo's four routing rules,
@@ -190,7 +191,11 @@ function pagesOf(user) {
   const bc = seeded.broadcast;
   const common = [['#/', '#home-title'], ['#/studies', '#study-list'], ['#/tokens', 'main h1'],
     ['#/broadcasts', `#broadcast-list tr[data-broadcast="${bc}"]`],
-    [`#/broadcasts/${encodeURIComponent(bc)}`, user === 'trainer-sun' ? '#go-live:not([disabled])' : '#watch:not([disabled])']];
+    // The session's page with its questions drawn: the waiting one, the answered one, and (for
+    // the trainer) the raised hand.
+    [`#/broadcasts/${encodeURIComponent(bc)}`, `main:has(${user === 'trainer-sun' ? '#go-live:not([disabled])' : '#watch:not([disabled])'})`
+      + `:has(#question-list li[data-question="${seeded.questions.waiting}"]):has(#answered-list li[data-question="${seeded.questions.answered}"])`
+      + (user === 'trainer-sun' ? ' #hand-list li[data-user="dr-chen"] button' : ' #question-form')]];
   switch (user) {
     case 'dr-zhao': return [...common, [`#/studies?study=${studies.ct}`, `tr[data-study="${studies.ct}"]`], ['#/upload', '#upload-drop'],
       ['#/ecgs', `tr[data-ecg="${seeded.ecg}"]`], [`#/ecgs/${encodeURIComponent(seeded.ecg)}`, '#ecg-measurements'], ['#/ecgs/calibrate', '#calibration-canvas'],
@@ -246,6 +251,14 @@ test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li acc
   });
   expect(/^bc_/.test(session?.id || ''), `no session: ${JSON.stringify(session)}`);
   seeded.broadcast = session.id;
+  // Its questions: dr-zhao's waiting (up-voted by dr-li), dr-li's answered; dr-chen's hand up.
+  const questions = `/api/broadcasts/${session.id}/questions`;
+  const waiting = await zhao('POST', questions, { text: 'Synthetic question: is a PR interval of 220 ms a first-degree AV block?' });
+  const answered = await li('POST', questions, { text: 'Synthetic question: will the slides be shared after the session?' });
+  await li('PUT', `${questions}/${waiting.id}/vote`, { up: true });
+  await sun('PUT', `${questions}/${answered.id}/answered`, { answered: true });
+  await chen('PUT', `/api/broadcasts/${session.id}/hand`, { raised: true });
+  seeded.questions = { waiting: waiting.id, answered: answered.id };
 });
 
 for (const user of ['dr-zhao', 'dr-li', 'dr-chen', 'trainer-sun', 'admin']) {

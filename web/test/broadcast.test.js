@@ -4,13 +4,15 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DEFAULT_MINUTES, attendanceCsvUrl, audienceText, calendarUrl, connectionKey, defaultStart, groupSessions, homeSessions,
-  invalidField, isOver, localDate, localOffset, localStart, minutesText, orderSessions, rfc3339Local, sameDay,
-  scheduleBody, siteTree, startsText, whepUrl, whipUrl,
+  DEFAULT_MINUTES, MAX_QUESTION, answeredPath, askedText, attendanceCsvUrl, audienceText, calendarUrl, connectionKey, defaultStart,
+  freshHands, freshQuestions, groupSessions, handPath, handRaised, homeSessions, invalidField, isBroadcastEvent, isOver, localDate,
+  localOffset, localStart, minutesText, orderSessions, questionProblem, questionsPath, rfc3339Local, sameDay, scheduleBody, siteTree,
+  splitQuestions, startsText, votePath, whepUrl, whipUrl,
 } from '../dist/lib/broadcast.js';
 import { setLocale } from '../dist/lib/i18n.js';
 
 /** @typedef {import('../dist/lib/broadcast.js').Broadcast} Broadcast */
+/** @typedef {import('../dist/lib/broadcast.js').Question} Question */
 
 /** @param {Partial<Broadcast>} o @returns {Broadcast} */
 const session = o => ({
@@ -117,6 +119,11 @@ test("a refusal's field from its detail", () => {
   assert.equal(invalidField('the SDP offer is larger than 64 KiB'), null);
   assert.equal(invalidField('password: too short'), null);
   assert.equal(invalidField(undefined), null);
+  // The question form's one field.
+  assert.equal(invalidField('text: write the question', ['text']), 'text');
+  assert.equal(invalidField('text: at most 1000 characters', ['text']), 'text');
+  assert.equal(invalidField('title: too long', ['text']), null);
+  assert.equal(invalidField('text: write the question'), null, 'not a field of the schedule form');
 });
 
 test('the sites as a tree: each under its parent, depth first, siblings by name', () => {
@@ -168,4 +175,76 @@ test('the API addresses escape the id', () => {
   assert.equal(attendanceCsvUrl('bc_1'), '/api/broadcasts/bc_1/attendance?format=csv');
   assert.equal(whipUrl('bc_1'), '/api/broadcasts/bc_1/whip');
   assert.equal(whepUrl('bc_1'), '/api/broadcasts/bc_1/whep');
+  assert.equal(questionsPath('bc_1'), '/api/broadcasts/bc_1/questions');
+  assert.equal(votePath('bc_1', 'bq/2'), '/api/broadcasts/bc_1/questions/bq%2F2/vote');
+  assert.equal(answeredPath('bc_1', 'bq_2'), '/api/broadcasts/bc_1/questions/bq_2/answered');
+  assert.equal(handPath('bc_1'), '/api/broadcasts/bc_1/hand');
+});
+
+/** @param {Partial<Question>} o @returns {Question} */
+const question = o => ({
+  id: 'bq', author: 'dr-zhao', author_name: 'Dr Zhao', site: 'island-clinic', text: 'Why?', created_at: '2026-12-08T02:05:00Z',
+  answered_at: null, votes: 0, voted: false, ...o,
+});
+
+test("the socket's broadcast messages, by event and session", () => {
+  const msg = { type: 'broadcast', broadcast: 'bc_1', event: 'questions' };
+  assert.equal(isBroadcastEvent(msg, 'questions', 'bc_1'), true);
+  assert.equal(isBroadcastEvent(msg, 'questions', 'bc_2'), false, 'another session');
+  assert.equal(isBroadcastEvent(msg, 'scheduled', 'bc_1'), false, 'another event');
+  assert.equal(isBroadcastEvent(msg, 'questions'), true, 'any session');
+  assert.equal(isBroadcastEvent({ type: 'broadcast', broadcast: 'bc_9', event: 'scheduled' }, 'scheduled'), true);
+  assert.equal(isBroadcastEvent({ type: 'consult', broadcast: 'bc_1', event: 'questions' }, 'questions', 'bc_1'), false);
+  assert.equal(isBroadcastEvent(null, 'questions'), false);
+  assert.equal(isBroadcastEvent(undefined, 'scheduled'), false);
+});
+
+test('a question before it is sent: not empty, at most 1,000 characters once trimmed, counted as the server counts', () => {
+  assert.equal(questionProblem('Why a PR of 220 ms?'), null);
+  assert.equal(questionProblem(''), 'empty');
+  assert.equal(questionProblem('  \n\t '), 'empty');
+  assert.equal(questionProblem(null), 'empty');
+  assert.equal(questionProblem('x'.repeat(MAX_QUESTION)), null);
+  assert.equal(questionProblem(`  ${'x'.repeat(MAX_QUESTION)}  `), null, 'the spaces around do not count');
+  assert.equal(questionProblem('x'.repeat(MAX_QUESTION + 1)), 'too_long');
+  // Characters, not UTF-16 units: 1,000 Chinese characters or emoji are allowed.
+  assert.equal(questionProblem('长'.repeat(MAX_QUESTION)), null);
+  assert.equal(questionProblem('🫀'.repeat(MAX_QUESTION)), null);
+  assert.equal(questionProblem('🫀'.repeat(MAX_QUESTION + 1)), 'too_long');
+});
+
+test("the questions waiting and those answered, each in the server's order; my hand", () => {
+  const list = [question({ id: 'a', votes: 3 }), question({ id: 'b', votes: 1 }), question({ id: 'c', answered_at: '2026-12-08T02:30:00Z' }),
+    question({ id: 'd', answered_at: '2026-12-08T02:20:00Z' })];
+  const { waiting, answered } = splitQuestions(list);
+  assert.deepEqual(waiting.map(q => q.id), ['a', 'b']);
+  assert.deepEqual(answered.map(q => q.id), ['c', 'd']);
+  assert.deepEqual(splitQuestions([]), { waiting: [], answered: [] });
+  const hands = [{ user: 'dr-zhao', name: 'Dr Zhao', site: 'island-clinic', raised_at: '2026-12-08T02:10:00Z' }];
+  assert.equal(handRaised(hands, 'dr-zhao'), true);
+  assert.equal(handRaised(hands, 'dr-ma'), false);
+  assert.equal(handRaised([], 'dr-zhao'), false);
+});
+
+test("what is announced: others' questions and hands not seen before, nothing on the first load", () => {
+  const list = [question({ id: 'a' }), question({ id: 'b', author: 'dr-ma' }), question({ id: 'c', author: 'trainer-sun' })];
+  assert.deepEqual(freshQuestions(null, list, 'trainer-sun'), [], 'the first load');
+  assert.deepEqual(freshQuestions(new Set(['a']), list, 'trainer-sun').map(q => q.id), ['b'], 'not my own');
+  assert.deepEqual(freshQuestions(new Set(['a', 'b', 'c']), list, 'trainer-sun'), []);
+  const hands = [{ user: 'dr-zhao', site: 'island-clinic', raised_at: '' }, { user: 'dr-ma', site: 'mountain-clinic', raised_at: '' }];
+  assert.deepEqual(freshHands(null, hands, 'trainer-sun'), []);
+  assert.deepEqual(freshHands(new Set(['dr-zhao']), hands, 'trainer-sun').map(x => x.user), ['dr-ma']);
+  assert.deepEqual(freshHands(new Set(), hands, 'dr-ma').map(x => x.user), ['dr-zhao'], 'not my own');
+});
+
+test('when a question was asked: the time alone today, else the day too', () => {
+  const now = new Date(Date.UTC(2026, 11, 8, 3, 0));
+  try {
+    setLocale('en');
+    assert.match(askedText('2026-12-08T02:05:00Z', { now, timeZone: 'UTC' }), /^02:05/);
+    assert.match(askedText('2026-12-07T02:05:00Z', { now, timeZone: 'UTC' }), /Dec.*7.*02:05/);
+    assert.equal(askedText('nonsense', { now }), '—');
+    setLocale('zh-CN');
+    assert.equal(askedText('2026-12-08T02:05:00Z', { now, timeZone: 'Asia/Shanghai' }), '10:05');
+  } finally { setLocale('en'); }
 });

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import en from '../dist/i18n/en.js';
 import zh from '../dist/i18n/zh-CN.js';
 import { CALL_OUTCOMES, CRITICAL_FINDINGS, ECG_CONCLUSIONS, INTERVALS, KINDS, PRIORITIES, STATES } from '../dist/lib/reading.js';
-import { FIELDS, ROLES as BROADCAST_ROLES, STATES as BROADCAST_STATES, connectionKey } from '../dist/lib/broadcast.js';
+import { FIELDS, QUESTION_PROBLEMS, ROLES as BROADCAST_ROLES, STATES as BROADCAST_STATES, connectionKey } from '../dist/lib/broadcast.js';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const placeholders = (/** @type {string} */ s) => [...s.matchAll(/\{(\w+)\}/g)].map(m => m[1]).sort();
@@ -105,6 +105,9 @@ test('computed keys: every value the pages look up has a message', () => {
     ...['presenter', 'viewer'].flatMap(r => ['idle', 'camera', 'new', 'connecting', 'connected', 'disconnected', 'failed', 'closed', 'ended']
       .map(s => connectionKey(/** @type {'presenter' | 'viewer'} */ (r), s))),
     'broadcasts.watch', 'broadcasts.open', 'broadcasts.watch_named', 'broadcasts.open_named',
+    // a session's questions: what the form refuses before sending, and the counted messages
+    ...QUESTION_PROBLEMS.map(x => `questions.invalid.${x}`),
+    ...['questions.votes', 'questions.new_count'].flatMap(x => [`${x}_one`, `${x}_other`]),
     ...['link', 'server', 'busy'].map(x => `upload.wait_${x}`),
     ...['too_large', 'mismatch', 'not_dicom', 'processing', 'duplicate', 'sop_class', 'not_authorised', 'other'].map(x => `refusal.${x}`),
     ...['years', 'months', 'weeks', 'days'].flatMap(x => [`age.${x}_one`, `age.${x}_other`]),
@@ -136,6 +139,6 @@ test("every problem code the server sends has a message (src/error.rs and the ha
     'not_allowed', 'not_in_room', 'peer_unavailable', 'too_many_rooms', 'message_too_large', 'invalid_message',
     'unsupported_version',
     // training broadcasts (docs/broadcasts.md)
-    'presenter_connected', 'broadcast_over', 'invalid_sdp'];
+    'presenter_connected', 'broadcast_over', 'invalid_sdp', 'too_many_questions'];
   assert.deepEqual(codes.filter(c => !(`error.${c}` in en)), []);
 });

@@ -1,6 +1,7 @@
 // Training broadcasts: the pure parts the pages share — the sessions in the order people look
 // for them (live first), the audience in words, the start typed in local time as RFC 3339, the
-// schedule form's body, the words for a connection's state. No DOM, so node --test runs them.
+// schedule form's body, the words for a connection's state, a session's questions and raised
+// hands. No DOM, so node --test runs them.
 
 import { list, shortDateTime, time } from './format.js';
 import { t } from './i18n.js';
@@ -18,6 +19,10 @@ import { t } from './i18n.js';
  * @typedef {{ broadcast: string, title: string, starts_at: string, people: Attendee[],
  *   sites: { site: string, people: number, minutes: number }[] }} Attendance
  * @typedef {{ id: string, name: string, parent?: string | null }} SiteNode
+ * @typedef {{ id: string, author: string, author_name?: string | null, site: string, text: string,
+ *   created_at: string, answered_at: string | null, votes: number, voted: boolean }} Question
+ * @typedef {{ user: string, name?: string | null, site: string, raised_at: string }} Hand
+ * @typedef {{ questions: Question[], hands: Hand[], trainer: boolean }} QuestionList
  */
 
 export const STATES = /** @type {BroadcastState[]} */ (['scheduled', 'live', 'ended', 'cancelled']);
@@ -28,6 +33,8 @@ export const MIN_MINUTES = 5;
 export const MAX_MINUTES = 600;
 export const MAX_TITLE = 200;
 export const MAX_DESCRIPTION = 4000;
+/** The longest question, in characters (as the server counts them: code points, trimmed). */
+export const MAX_QUESTION = 1000;
 /** How often the session page asks who is connected. */
 export const REFRESH_MS = 15000;
 /** The most sessions the home page's card lists. */
@@ -45,6 +52,14 @@ export const attendanceCsvUrl = id => `${attendancePath(id)}?format=csv`;
 export const whipUrl = id => `${broadcastPath(id)}/whip`;
 /** Where a viewer watches (WHEP). @param {string} id */
 export const whepUrl = id => `${broadcastPath(id)}/whep`;
+/** The session's questions and raised hands. @param {string} id */
+export const questionsPath = id => `${broadcastPath(id)}/questions`;
+/** @param {string} id @param {string} q */
+export const votePath = (id, q) => `${questionsPath(id)}/${encodeURIComponent(q)}/vote`;
+/** @param {string} id @param {string} q */
+export const answeredPath = (id, q) => `${questionsPath(id)}/${encodeURIComponent(q)}/answered`;
+/** @param {string} id */
+export const handPath = id => `${broadcastPath(id)}/hand`;
 
 /** @param {string} s */
 const ms = s => {
@@ -214,13 +229,15 @@ export function scheduleBody(v, picks) {
 export const FIELDS = ['title', 'description', 'starts_at', 'minutes', 'audience'];
 
 /**
- * The field a refusal (`400 invalid_value`) names: its detail starts with the field's name.
+ * The field a refusal (`400 invalid_value`) names: its detail starts with the field's name
+ * (one of `fields`, the schedule form's by default).
  * @param {string | null | undefined} detail
+ * @param {string[]} [fields]
  * @returns {string | null}
  */
-export function invalidField(detail) {
+export function invalidField(detail, fields = FIELDS) {
   const m = /^\s*([a-z_]+)\s*:/.exec(detail || '');
-  return m && FIELDS.includes(m[1]) ? m[1] : null;
+  return m && fields.includes(m[1]) ? m[1] : null;
 }
 
 /**
@@ -273,4 +290,80 @@ export function connectionKey(role, state) {
     case 'closed': case 'ended': return `broadcast.conn.ended_${role}`;
     default: return `broadcast.conn.idle_${role}`;
   }
+}
+
+/**
+ * Whether a message of the socket tells of `event` (`scheduled`, `questions`) for a session —
+ * for session `id` when given, for any otherwise.
+ * @param {any} msg
+ * @param {string} event
+ * @param {string} [id]
+ */
+export function isBroadcastEvent(msg, event, id) {
+  return !!msg && msg.type === 'broadcast' && msg.event === event && (id === undefined || msg.broadcast === id);
+}
+
+/** What the question form refuses before sending. */
+export const QUESTION_PROBLEMS = ['empty', 'too_long'];
+
+/**
+ * What is wrong with a question before it is sent, as the server judges it: `empty` (nothing
+ * but spaces), `too_long` (over MAX_QUESTION characters once trimmed), or null.
+ * @param {string | null | undefined} text
+ * @returns {'empty' | 'too_long' | null}
+ */
+export function questionProblem(text) {
+  const s = (text || '').trim();
+  if (!s) return 'empty';
+  return [...s].length > MAX_QUESTION ? 'too_long' : null;
+}
+
+/**
+ * The questions still waiting and those answered, each in the order the server gave (waiting:
+ * the most up-voted first; answered: the last answered first).
+ * @param {Question[]} list
+ */
+export function splitQuestions(list) {
+  return { waiting: list.filter(q => !q.answered_at), answered: list.filter(q => !!q.answered_at) };
+}
+
+/**
+ * Whether `user`'s hand is raised.
+ * @param {Hand[]} hands
+ * @param {string} user
+ */
+export const handRaised = (hands, user) => hands.some(x => x.user === user);
+
+/**
+ * The questions to announce: those of `list` not seen before and not asked by `me`. On the
+ * first load (`seen` null) nothing is new.
+ * @param {Set<string> | null} seen ids shown before
+ * @param {Question[]} list
+ * @param {string} me
+ */
+export function freshQuestions(seen, list, me) {
+  return seen ? list.filter(q => !seen.has(q.id) && q.author !== me) : [];
+}
+
+/**
+ * The hands to announce to the trainer: those of `hands` not raised before (by user) and not
+ * `me`'s. On the first load (`seen` null) nothing is new.
+ * @param {Set<string> | null} seen users whose hands were up before
+ * @param {Hand[]} hands
+ * @param {string} me
+ */
+export function freshHands(seen, hands, me) {
+  return seen ? hands.filter(x => !seen.has(x.user) && x.user !== me) : [];
+}
+
+/**
+ * When a question was asked, for its line: the time alone today, else day and time.
+ * @param {string} at
+ * @param {{ now?: Date, timeZone?: string }} [o]
+ */
+export function askedText(at, o = {}) {
+  const d = new Date(at);
+  if (Number.isNaN(d.getTime())) return '—';
+  const now = o.now || new Date();
+  return sameDay(d, now, o.timeZone) ? time(d, { timeZone: o.timeZone }) : shortDateTime(d, { now, timeZone: o.timeZone });
 }

@@ -1,11 +1,13 @@
 // One training session (#/broadcasts/{id}): its facts and who is connected to its media (asked
 // again every 15 s while the page is open). Its trainer goes live from here — camera and
 // microphone to Ferry over WHIP in three simulcast layers, with a muted preview — and ends the
-// broadcast; everyone else watches over WHEP and leaves. Leaving the page hangs up.
+// broadcast; everyone else watches over WHEP and leaves. Leaving the page hangs up. Beside the
+// picture, the session's questions and raised hands (broadcast-questions.js), fetched again
+// when the socket says they changed.
 
 import { api } from '../lib/api.js';
 import {
-  REFRESH_MS, audienceText, broadcastPath, calendarUrl, connectionKey, isOver, minutesText, whepUrl, whipUrl,
+  REFRESH_MS, audienceText, broadcastPath, calendarUrl, connectionKey, isBroadcastEvent, isOver, minutesText, whepUrl, whipUrl,
 } from '../lib/broadcast.js';
 import { h, onPageLeave, pinPage, raw, startPage } from '../lib/dom.js';
 import { errorBox, reasonOf } from '../lib/errors.js';
@@ -14,9 +16,11 @@ import { t } from '../lib/i18n.js';
 import { loadPeople, loadSites, siteName, who } from '../lib/people.js';
 import { attendanceHash, broadcastsHash } from '../lib/router.js';
 import { me } from '../lib/session.js';
+import { listen } from '../lib/socket.js';
 import { CAMERA, closeConnection, hangUp, negotiate, presenterConnection, viewerConnection } from '../lib/whip.js';
 import { facts } from './consult-common.js';
 import { liveBadge, stateTag } from './broadcast-common.js';
+import { questionsPanel } from './broadcast-questions.js';
 
 /** @typedef {import('../lib/broadcast.js').Broadcast} Broadcast */
 
@@ -65,6 +69,8 @@ export async function broadcastPage(id) {
   });
   // Never play one's own microphone back.
   if (role === 'presenter') video.muted = true;
+
+  const questions = questionsPanel(id, { trainer: role === 'presenter', over: () => isOver(b.state), stillHere });
 
   const startBtn = h('button', {
     id: role === 'presenter' ? 'go-live' : 'watch', class: 'primary big', type: 'button',
@@ -135,6 +141,7 @@ export async function broadcastPage(id) {
 
   async function refresh() {
     if (!stillHere()) return;
+    questions.load();
     const mine = ++loadSeq;
     try {
       const next = await api('GET', broadcastPath(id));
@@ -276,6 +283,10 @@ export async function broadcastPage(id) {
   const onHide = () => { if (live.resource) hangUp(live.resource, { keepalive: true }); };
   window.addEventListener('pagehide', onHide);
   const timer = setInterval(refresh, REFRESH_MS);
+  // Questions, votes, answers and hands of this session: pushed to its trainer, the people
+  // watching and the asker; after a reconnect, whatever was missed.
+  listen('broadcast', m => { if (isBroadcastEvent(m, 'questions', id)) questions.load(); });
+  listen('open', () => { questions.load(); });
   onPageLeave(() => {
     left = true;
     clearInterval(timer);
@@ -294,11 +305,15 @@ export async function broadcastPage(id) {
       h('a', { href: calendarUrl(id), download: 'training-session.ics', id: 'calendar-link' }, t('broadcasts.calendar')),
       ownSite ? [' · ', h('a', { href: attendanceHash(id), id: 'attendance-link' }, t('broadcast.attendance_link'))] : null,
       ' · ', h('a', { href: broadcastsHash() }, t('broadcast.all'))),
-    h('section', { class: 'box broadcast-media', id: 'broadcast-media', 'aria-labelledby': 'broadcast-media-heading', 'data-role': role },
-      h('h2', { id: 'broadcast-media-heading' }, role === 'presenter' ? t('broadcast.media_title_presenter') : t('broadcast.media_title_viewer')),
-      mediaFacts, waiting, over,
-      role === 'presenter' ? h('p', { class: 'muted', id: 'presenter-help' }, t('broadcast.presenter_help')) : null,
-      // The controls above the picture, so they stay in sight on a short screen.
-      h('div', { class: 'actions-bar' }, startBtn, soundBtn, stopBtn),
-      conn, soundNote, mediaErr, video));
+    // The picture and the questions side by side on a wide screen, one under the other else.
+    h('div', { class: 'broadcast-layout' },
+      h('section', { class: 'box broadcast-media', id: 'broadcast-media', 'aria-labelledby': 'broadcast-media-heading', 'data-role': role },
+        h('h2', { id: 'broadcast-media-heading' }, role === 'presenter' ? t('broadcast.media_title_presenter') : t('broadcast.media_title_viewer')),
+        mediaFacts, waiting, over,
+        role === 'presenter' ? h('p', { class: 'muted', id: 'presenter-help' }, t('broadcast.presenter_help')) : null,
+        // The controls above the picture, so they stay in sight on a short screen.
+        h('div', { class: 'actions-bar' }, startBtn, soundBtn, stopBtn),
+        conn, soundNote, mediaErr, video),
+      questions.el));
+  questions.load();
 }

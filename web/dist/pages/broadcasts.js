@@ -1,11 +1,12 @@
 // Training (#/broadcasts): the sessions the person may watch — live ones first and clearly
 // marked, then those coming up — each opening its page, with a file for the calendar; trainers
-// schedule new ones below the list (#/broadcasts?schedule goes straight to the form).
+// schedule new ones below the list (#/broadcasts?schedule goes straight to the form). A session
+// scheduled meanwhile for the person's site (the socket's `scheduled`) joins the list at once.
 
 import { ApiError, api } from '../lib/api.js';
 import {
   DEFAULT_MINUTES, MAX_DESCRIPTION, MAX_MINUTES, MAX_TITLE, MIN_MINUTES, audienceText, calendarUrl, defaultStart,
-  groupSessions, invalidField, localDate, minutesText, scheduleBody, siteTree, startsText,
+  groupSessions, invalidField, isBroadcastEvent, localDate, minutesText, scheduleBody, siteTree, startsText,
 } from '../lib/broadcast.js';
 import { field, formValues, h, raw, startPage, table } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
@@ -13,6 +14,7 @@ import { t } from '../lib/i18n.js';
 import { loadPeople, loadSites, nameOf, siteName } from '../lib/people.js';
 import { broadcastHash } from '../lib/router.js';
 import { can, me } from '../lib/session.js';
+import { listen } from '../lib/socket.js';
 import { liveBadge, stateTag } from './broadcast-common.js';
 
 /** @typedef {import('../lib/broadcast.js').Broadcast} Broadcast */
@@ -162,6 +164,9 @@ export async function broadcastsPage(schedule = false) {
       if (!all.length) list.append(h('p', { class: 'muted', id: 'no-broadcasts' }, t('broadcasts.none')));
     } catch (e) { if (mine === seq) err.replaceChildren(errorBox(e)); }
   }
+
+  listen('broadcast', m => { if (isBroadcastEvent(m, 'scheduled')) load(); });
+  listen('open', () => { load(); });
 
   const trainer = can('training.broadcast');
   /** @type {SiteNode[]} */

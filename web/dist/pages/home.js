@@ -6,7 +6,7 @@
 // person's menu.
 
 import { api } from '../lib/api.js';
-import { homeSessions, startsText } from '../lib/broadcast.js';
+import { homeSessions, isBroadcastEvent, startsText } from '../lib/broadcast.js';
 import { h, raw, startPage } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
 import { megabytes, shortDateTime } from '../lib/format.js';
@@ -92,6 +92,8 @@ export function homePage() {
     listen('reading', () => { drawHome(); });
     listen('critical', () => { drawHome(); });
   }
+  // A session scheduled for the person's site shows on the training card at once.
+  if (can('training.watch') || can('training.broadcast')) listen('broadcast', m => { if (isBroadcastEvent(m, 'scheduled')) drawHome(); });
   return drawHome();
 }
 
