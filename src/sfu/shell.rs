@@ -144,8 +144,10 @@ impl MediaPlane {
         let mut workers = vec![];
         for i in 0..n {
             let (tx, rx) = std::sync::mpsc::sync_channel(WORKER_QUEUE);
+            // A clone shares the socket's file description, and with it blocking mode: the
+            // socket stays blocking (the reader waits in recv with a timeout) and sends say
+            // MSG_DONTWAIT instead.
             let send = socket.try_clone()?;
-            send.set_nonblocking(true)?;
             let w = Worker {
                 index: i,
                 rx,
@@ -446,7 +448,12 @@ impl Worker {
             while let Some(t) = room.poll_transmit() {
                 // A full send buffer drops the datagram: the viewer's link is congested and
                 // str0m will resend what matters.
-                if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
+                let sent = socket2::SockRef::from(&self.socket).send_to_with_flags(
+                    &t.contents,
+                    &t.destination.into(),
+                    libc::MSG_DONTWAIT,
+                );
+                if let Err(e) = sent {
                     if e.kind() != ErrorKind::WouldBlock {
                         tracing::debug!(error = %e, "media send failed");
                     }
@@ -544,6 +551,42 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CPU time (clock ticks) of this process's threads whose name starts with `prefix`.
+    fn threads_cpu(prefix: &str) -> u64 {
+        let mut ticks = 0;
+        for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+            if !head.split_once('(').is_some_and(|(_, name)| name.starts_with(prefix)) {
+                continue;
+            }
+            let f: Vec<u64> =
+                rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+            ticks += f.iter().sum::<u64>();
+        }
+        ticks
+    }
+
+    #[test]
+    fn an_idle_media_plane_sleeps() {
+        // The reader waits in recv with a timeout: a socket made non-blocking through a clone
+        // (which shares its mode) had it spin a whole core while nothing arrived.
+        let settings = MediaSettings {
+            udp_addr: "127.0.0.1:0".into(),
+            public_ips: String::new(),
+            workers: 1,
+            record: false,
+            connect_timeout_secs: 20,
+            gone_after_secs: 30,
+        };
+        let (plane, _events) = MediaPlane::start(&settings, None).unwrap();
+        let before = threads_cpu("ferry-media");
+        std::thread::sleep(Duration::from_secs(1));
+        let used = threads_cpu("ferry-media") - before;
+        drop(plane);
+        assert!(used <= 10, "the idle media plane used {used} ticks of CPU in 1 s");
+    }
 
     #[test]
     fn stun_usernames_are_read_and_other_datagrams_are_not_stun() {
