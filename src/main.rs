@@ -69,6 +69,31 @@ enum BenchCmd {
         #[arg(long, default_value_t = 300)]
         lists: usize,
     },
+    /// Training broadcasts: one presenter looping a pre-encoded clip, receive-only viewers in
+    /// climbing steps, through Ferry's SFU and (with --janus) Janus's VideoRoom alike.
+    Broadcast {
+        /// Viewer counts to measure at, comma-separated, climbing.
+        #[arg(long, default_value = "25,50,100,150,200,300,400", value_delimiter = ',')]
+        steps: Vec<usize>,
+        /// Seconds measured at each step.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Folder with clip.ivf (VP8) and clip.ogg (Opus).
+        #[arg(long)]
+        clip_dir: PathBuf,
+        /// Janus's HTTP API, e.g. http://127.0.0.1:8088/janus.
+        #[arg(long)]
+        janus: Option<String>,
+        /// Janus's process id (its CPU time and memory are read from /proc).
+        #[arg(long)]
+        janus_pid: Option<u32>,
+        /// Threads that drive the viewers.
+        #[arg(long, default_value_t = 1)]
+        swarm_threads: usize,
+        /// The address the presenter's and viewers' sockets bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_ip: std::net::IpAddr,
+    },
     /// The signalling WebSocket: N clients in N/2 call rooms negotiating at a steady rate.
     Signal {
         /// Clients (even): half callers, half specialists.
@@ -312,6 +337,26 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 sites,
                 sockets,
                 lists,
+            })
+            .await
+        }
+        Command::Bench(BenchCmd::Broadcast {
+            steps,
+            seconds,
+            clip_dir,
+            janus,
+            janus_pid,
+            swarm_threads,
+            bind_ip,
+        }) => {
+            ferry::bench::broadcast::run(ferry::bench::broadcast::BroadcastBench {
+                steps,
+                seconds,
+                clip_dir,
+                janus,
+                janus_pid,
+                swarm_threads,
+                bind_ip,
             })
             .await
         }

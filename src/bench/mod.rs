@@ -18,6 +18,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+pub mod broadcast;
 pub mod reading;
 
 use crate::config::Settings;

@@ -673,6 +673,7 @@ impl Room {
         }
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let Some(out) = peer.out.as_mut() else { return };
+        tracing::trace!(peer = id, estimate, ?rates, "estimate");
         let policy = &self.cfg.policy;
         if let Some(new) = out.choice.update(policy, now, estimate, &rates) {
             self.events.push_back(RoomEvent::Layer(id, new));
