@@ -248,3 +248,12 @@ test('when a question was asked: the time alone today, else the day too', () => 
     assert.equal(askedText('2026-12-08T02:05:00Z', { now, timeZone: 'Asia/Shanghai' }), '10:05');
   } finally { setLocale('en'); }
 });
+
+test('the ICE servers of /api/turn go to the connection, relay-only when the server says so', async () => {
+  const { iceConfig } = await import('../dist/lib/whip.js');
+  assert.deepEqual(iceConfig(null), {});
+  assert.deepEqual(iceConfig({ error: 'x' }), {});
+  const servers = [{ urls: ['turn:turn.example:3478?transport=tcp'], username: 'u', credential: 'c' }];
+  assert.deepEqual(iceConfig({ iceServers: servers, iceTransportPolicy: 'all' }), { iceServers: servers });
+  assert.deepEqual(iceConfig({ iceServers: servers, iceTransportPolicy: 'relay' }), { iceServers: servers, iceTransportPolicy: 'relay' });
+});

@@ -103,11 +103,27 @@ export async function negotiate(pc, url) {
 }
 
 /**
+ * The ICE servers and policy of GET /api/turn, for a connection: a clinic whose firewall lets
+ * no UDP out reaches the SFU through the TURN relay (over TCP or TLS). Without TURN settings,
+ * or when the ask fails, the connection goes direct.
+ * @param {any} turn the answer of GET /api/turn, or null
+ * @returns {RTCConfiguration}
+ */
+export function iceConfig(turn) {
+  if (!turn || !Array.isArray(turn.iceServers)) return {};
+  /** @type {RTCConfiguration} */
+  const c = { iceServers: turn.iceServers };
+  if (turn.iceTransportPolicy === 'relay') c.iceTransportPolicy = 'relay';
+  return c;
+}
+
+/**
  * The trainer's connection: the microphone and the camera in three simulcast layers, send only.
  * @param {MediaStream} stream
+ * @param {RTCConfiguration} [ice]
  */
-export function presenterConnection(stream) {
-  const pc = new RTCPeerConnection();
+export function presenterConnection(stream, ice = {}) {
+  const pc = new RTCPeerConnection(ice);
   const [audio] = stream.getAudioTracks();
   const [video] = stream.getVideoTracks();
   if (audio) pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] });
@@ -118,9 +134,10 @@ export function presenterConnection(stream) {
 /**
  * A viewer's connection: audio and video, receive only; `onTrack` gets each track arriving.
  * @param {(track: MediaStreamTrack) => void} onTrack
+ * @param {RTCConfiguration} [ice]
  */
-export function viewerConnection(onTrack) {
-  const pc = new RTCPeerConnection();
+export function viewerConnection(onTrack, ice = {}) {
+  const pc = new RTCPeerConnection(ice);
   pc.addTransceiver('audio', { direction: 'recvonly' });
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addEventListener('track', ev => onTrack(ev.track));

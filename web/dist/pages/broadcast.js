@@ -17,7 +17,7 @@ import { loadPeople, loadSites, siteName, who } from '../lib/people.js';
 import { attendanceHash, broadcastsHash } from '../lib/router.js';
 import { me } from '../lib/session.js';
 import { listen } from '../lib/socket.js';
-import { CAMERA, closeConnection, hangUp, negotiate, presenterConnection, viewerConnection } from '../lib/whip.js';
+import { CAMERA, closeConnection, hangUp, iceConfig, negotiate, presenterConnection, viewerConnection } from '../lib/whip.js';
 import { facts } from './consult-common.js';
 import { liveBadge, stateTag } from './broadcast-common.js';
 import { questionsPanel } from './broadcast-questions.js';
@@ -234,7 +234,9 @@ export async function broadcastPage(id) {
       return;
     }
     if (mine !== attempt || !stillHere()) { closeConnection(null, stream); return; }
-    const pc = presenterConnection(stream);
+    const ice = iceConfig(await api('GET', '/api/turn').catch(() => null));
+    if (mine !== attempt || !stillHere()) { closeConnection(null, stream); return; }
+    const pc = presenterConnection(stream, ice);
     live = { pc, stream, resource: null };
     pinPage(true);
     video.srcObject = stream;
@@ -265,10 +267,12 @@ export async function broadcastPage(id) {
     setConn('connecting');
     drawButtons();
     const stream = new MediaStream();
+    const ice = iceConfig(await api('GET', '/api/turn').catch(() => null));
+    if (mine !== attempt || !stillHere()) return;
     const pc = viewerConnection(track => {
       stream.addTrack(track);
       if (video.srcObject !== stream) video.srcObject = stream;
-    });
+    }, ice);
     live = { pc, stream: null, resource: null };
     pinPage(true);
     video.hidden = false;
