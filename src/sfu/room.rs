@@ -86,6 +86,8 @@ pub struct RoomConfig {
     pub policy: Policy,
     /// The first bandwidth estimate for a new viewer.
     pub initial_estimate_bps: u64,
+    /// A viewer's estimates this soon after it connects (or comes back) are not acted on.
+    pub estimate_warmup: Duration,
     /// At most one keyframe request per presenter layer this often.
     pub keyframe_gap: Duration,
     /// A viewer that has sent nothing back (no feedback, no report, no STUN) for this long
@@ -107,6 +109,7 @@ impl Default for RoomConfig {
         RoomConfig {
             policy: Policy::default(),
             initial_estimate_bps: 300_000,
+            estimate_warmup: Duration::from_secs(1),
             keyframe_gap: Duration::from_millis(500),
             silence: Duration::from_millis(1500),
             connect_timeout: Duration::from_secs(20),
@@ -229,6 +232,8 @@ struct Outgoing {
     sent_any: bool,
     /// The presenter changed: the next audio packet starts a new source (numbering follows on).
     audio_restart: bool,
+    /// Estimates before this are not acted on (the estimator's start, `estimate_warmup`).
+    estimates_from: Instant,
 }
 
 struct Peer {
@@ -346,6 +351,7 @@ impl Room {
             wanted: None,
             sent_any: false,
             audio_restart: false,
+            estimates_from: now,
         });
         self.peers.insert(
             id,
@@ -563,6 +569,9 @@ impl Room {
                 peer.ice_up = true;
                 peer.link_up = true;
                 peer.waiting_since = None;
+                if let Some(o) = peer.out.as_mut() {
+                    o.estimates_from = now + self.cfg.estimate_warmup;
+                }
                 if peer.role == Role::Viewer {
                     learn_viewer_media(peer);
                 }
@@ -653,6 +662,7 @@ impl Room {
             o.sending = None;
             if up {
                 o.choice = Choice::new(now);
+                o.estimates_from = now + self.cfg.estimate_warmup;
             }
         }
         if up {
@@ -672,17 +682,24 @@ impl Room {
             return;
         }
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        let Some(out) = peer.out.as_mut() else { return };
         tracing::trace!(peer = id, estimate, ?rates, "estimate");
         let policy = &self.cfg.policy;
-        if let Some(new) = out.choice.update(policy, now, estimate, &rates) {
-            self.events.push_back(RoomEvent::Layer(id, new));
-        }
         // Let the estimator probe (in short bursts) towards the top layer. No padding floor:
         // padding up to an estimate that is too high is what overflows a thin link's queue.
         let top = rates[rates.len() - 1];
         let desired = ((top + policy.audio_reserve_bps) as f64 * policy.headroom) as u64;
         peer.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::from(desired));
+        let Some(out) = peer.out.as_mut() else { return };
+        // The first estimates of a new (or returning) connection are the starting guess, not
+        // a measurement: acting on them paused a one-layer presenter's video for every new
+        // viewer for seconds (the estimator passes 1.5 Mbit/s within 0.2 s on a good link).
+        // The viewer is on the lowest layer meanwhile, as it starts.
+        if now < out.estimates_from {
+            return;
+        }
+        if let Some(new) = out.choice.update(policy, now, estimate, &rates) {
+            self.events.push_back(RoomEvent::Layer(id, new));
+        }
         self.want_layer(id, now);
     }
 

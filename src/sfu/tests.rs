@@ -126,8 +126,11 @@ impl Client {
                         }
                     }
                     Event::KeyframeRequest(r) => {
-                        let i =
-                            r.rid.and_then(|rid| RIDS.iter().position(|x| Rid::from(*x) == rid));
+                        // Without simulcast, the one layer is the largest.
+                        let i = match r.rid {
+                            Some(rid) => RIDS.iter().position(|x| Rid::from(*x) == rid),
+                            None => Some(2),
+                        };
                         if let Some(i) = i {
                             self.keyframe_asked[i] = true;
                         }
@@ -157,6 +160,8 @@ struct World {
     audio_n: u64,
     /// Frames the presenter sent, per layer.
     sent: [u32; 3],
+    /// The presenter sends only its largest layer, without simulcast.
+    one_layer: bool,
 }
 
 fn client_rtc(now: Instant, addr: SocketAddr) -> Rtc {
@@ -186,8 +191,15 @@ fn new_client(rtc: Rtc, addr: SocketAddr, seed: u64, now: Instant) -> Client {
     }
 }
 
-/// A presenter client at `addr` with Opus and three VP8 layers, added to the room.
-fn new_presenter(room: &mut Room, sfu: SocketAddr, addr: &str, now: Instant) -> Client {
+/// A presenter client at `addr` with Opus and three VP8 layers (or, `one_layer`, only the
+/// largest, without simulcast: OBS or GStreamer as many run them), added to the room.
+fn new_presenter(
+    room: &mut Room,
+    sfu: SocketAddr,
+    addr: &str,
+    now: Instant,
+    one_layer: bool,
+) -> Client {
     let addr: SocketAddr = addr.parse().unwrap();
     let mut rtc = client_rtc(now, addr);
     let mut api = rtc.sdp_api();
@@ -196,7 +208,8 @@ fn new_presenter(room: &mut Room, sfu: SocketAddr, addr: &str, now: Instant) -> 
     for rid in RIDS {
         sim.add_send_layer(SimulcastLayer::new(rid));
     }
-    let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+    let sim = (!one_layer).then_some(sim);
+    let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, sim);
     let (offer, pending) = api.apply().unwrap();
     let (id, answer) = room.add_peer(Role::Presenter, offer, sfu, now).unwrap();
     rtc.sdp_api().accept_answer(pending, answer).unwrap();
@@ -211,10 +224,14 @@ fn new_presenter(room: &mut Room, sfu: SocketAddr, addr: &str, now: Instant) -> 
 
 impl World {
     fn new() -> World {
+        World::with(false)
+    }
+
+    fn with(one_layer: bool) -> World {
         let now = Instant::now();
         let sfu: SocketAddr = SFU.parse().unwrap();
         let mut room = Room::new(RoomConfig::default(), now);
-        let presenter = new_presenter(&mut room, sfu, "10.9.1.1:5000", now);
+        let presenter = new_presenter(&mut room, sfu, "10.9.1.1:5000", now, one_layer);
         World {
             start: now,
             now,
@@ -228,6 +245,7 @@ impl World {
             frame: 0,
             audio_n: 0,
             sent: [0; 3],
+            one_layer,
         }
     }
 
@@ -239,7 +257,8 @@ impl World {
     /// connection) takes over.
     fn replace_presenter(&mut self) {
         self.room.remove(self.presenter.id, "left");
-        self.presenter = new_presenter(&mut self.room, self.sfu, "10.9.1.2:5000", self.now);
+        self.presenter =
+            new_presenter(&mut self.room, self.sfu, "10.9.1.2:5000", self.now, self.one_layer);
         self.pump();
     }
 
@@ -298,6 +317,9 @@ impl World {
                 .pt();
             let t = MediaTime::new(self.frame as u64 * 3000, Frequency::NINETY_KHZ);
             for (i, rid) in RIDS.iter().enumerate() {
+                if self.one_layer && i < 2 {
+                    continue;
+                }
                 let key = std::mem::take(&mut p.keyframe_asked[i]);
                 let mut data = vec![0u8; FRAME_BYTES[i]];
                 // A VP8 frame tag (bit 0 clear on a keyframe), the keyframe start code, then
@@ -306,12 +328,9 @@ impl World {
                 data[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
                 data[10..14].copy_from_slice(&self.frame.to_be_bytes());
                 data[14] = i as u8;
-                p.rtc
-                    .writer(p.video.unwrap())
-                    .unwrap()
-                    .rid(Rid::from(*rid))
-                    .write(pt, self.now, t, data)
-                    .unwrap();
+                let w = p.rtc.writer(p.video.unwrap()).unwrap();
+                let w = if self.one_layer { w } else { w.rid(Rid::from(*rid)) };
+                w.write(pt, self.now, t, data).unwrap();
                 self.sent[i] += 1;
             }
             self.frame += 1;
@@ -604,4 +623,26 @@ fn viewers_who_stay_get_the_next_presenter_at_once() {
         + frames_of(&w, v, 2, 10.0, 14.0);
     assert!(frames >= 110, "{frames} frames in 4 s after the change");
     println!("video again at {back:.2} s; {audio} audio packets, {frames} frames after");
+}
+
+#[test]
+fn a_one_layer_presenters_new_viewer_sees_video_at_once() {
+    // OBS or GStreamer sending one 1.4 Mbit/s layer: the viewer's estimator starts at
+    // 300 kbit/s and passes the layer's rate within a moment on a good link. Acting on that
+    // first guess paused the video of every new viewer for seconds.
+    let mut w = World::with(true);
+    w.run(Duration::from_secs(2));
+    let v = w.add_viewer();
+    w.run(Duration::from_secs(6));
+    let first = w.viewers[v].frames.first().map(|f| f.0.duration_since(w.start).as_secs_f64());
+    assert!(first.is_some_and(|t| t < 3.0), "first frame at {first:?} (joined at 2 s)");
+    let frames = frames_of(&w, v, 2, 3.0, 8.0);
+    assert!(frames >= 140, "{frames} frames in 5 s");
+    let id = w.viewers[v].id;
+    assert!(
+        w.layer_events(id).iter().all(|(_, l)| l.is_some()),
+        "video paused: {:?}",
+        w.layer_events(id)
+    );
+    println!("first frame at {:.2} s; {frames} frames in 5 s", first.unwrap());
 }
