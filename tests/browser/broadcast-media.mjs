@@ -10,7 +10,7 @@
 // and the asker sees that; a raised hand reaches the trainer, who lowers it.
 // Run by tests/it/browser.rs with FERRY_URL and VIEWERS (user ids, comma-separated).
 import test, { after, before } from 'node:test';
-import { base, expect, launchMedia, shot, signIn } from './lib.mjs';
+import { base, expect, launchMedia, shot, signedInPage } from './lib.mjs';
 import { inbound, negotiate, publishSetup, until, untilInbound, watchSetup } from './whip.mjs';
 
 const viewers = (process.env.VIEWERS || 'dr-zhao,dr-ma').split(',');
@@ -22,12 +22,7 @@ before(async () => { browser = await launchMedia(); });
 after(async () => { await browser?.close(); });
 
 /** A signed-in page of `user` on Ferry's origin. */
-async function pageOf(user) {
-  const context = await browser.newContext({ locale: 'en-US' });
-  const page = await context.newPage();
-  await signIn(page, user);
-  return page;
-}
+const pageOf = user => signedInPage(browser, user);
 
 test('trainer-sun schedules a session and publishes three simulcast layers over WHIP', { timeout: T }, async () => {
   trainer = await pageOf('trainer-sun');

@@ -6,34 +6,15 @@
 // Run by tests/it/browser.rs with FERRY_URL (Ferry's TURN settings point at a coturn that
 // listens on TCP only for this test's viewer).
 import test, { after, before } from 'node:test';
-import { expect, launchMedia, signIn } from './lib.mjs';
-import { negotiate, publishSetup, until, untilInbound } from './whip.mjs';
+import { expect, launchMedia, signedInPage } from './lib.mjs';
+import { negotiate, publishSetup, until, untilInbound, watchSetup } from './whip.mjs';
 
 let browser, trainer, viewer, session;
 
 before(async () => { browser = await launchMedia(); });
 after(async () => { await browser?.close(); });
 
-async function pageOf(user) {
-  const context = await browser.newContext({ locale: 'en-US' });
-  const page = await context.newPage();
-  await signIn(page, user);
-  return page;
-}
-
-/** In the page: a receive-only connection that may only use the TURN relay of /api/turn. */
-const relayWatchSetup = async () => {
-  const turn = await (await fetch('/api/turn')).json();
-  const pc = window.pc = new RTCPeerConnection({ iceServers: turn.iceServers, iceTransportPolicy: 'relay' });
-  pc.addTransceiver('audio', { direction: 'recvonly' });
-  pc.addTransceiver('video', { direction: 'recvonly' });
-  pc.ontrack = e => {
-    const el = document.createElement(e.track.kind);
-    el.autoplay = true; el.muted = true; el.srcObject = new MediaStream([e.track]);
-    document.body.append(el);
-  };
-  return turn.iceServers.flatMap(s => [].concat(s.urls));
-};
+const pageOf = user => signedInPage(browser, user);
 
 /** In the page: the selected candidate pair's local candidate. */
 const selectedLocal = async () => {
@@ -62,7 +43,9 @@ test('trainer-sun goes live over WHIP', { timeout: 60000 }, async () => {
 
 test('a viewer that may use only the TURN relay over TCP watches', { timeout: 90000 }, async () => {
   viewer = await pageOf('dr-zhao');
-  const urls = await viewer.evaluate(relayWatchSetup);
+  const turn = await viewer.evaluate(async () => (await fetch('/api/turn')).json());
+  const urls = turn.iceServers.flatMap(s => [].concat(s.urls));
+  await viewer.evaluate(watchSetup, { iceServers: turn.iceServers, iceTransportPolicy: 'relay' });
   expect(urls.length > 0 && urls.every(u => /^turn:.*transport=tcp$/.test(u)), `TURN urls ${urls}`);
   const started = Date.now();
   await viewer.evaluate(negotiate, `/api/broadcasts/${session}/whep`);

@@ -44,6 +44,14 @@ export async function signIn(page, user, password = 'ferry-demo', { deepLink = f
   if (!deepLink) await page.waitForSelector('#home-title', { timeout: 15000 });
 }
 
+// A new browser context (en-US) with a page signed in as `user`.
+export async function signedInPage(browser, user) {
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  await signIn(page, user);
+  return page;
+}
+
 // The page's visible controls without an accessible name: inputs, selects and text areas with
 // no label (wrapping or `for`), aria-label or aria-labelledby; buttons and links with no text
 // or aria-label. Returns descriptions of the ones found.

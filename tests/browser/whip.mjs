@@ -67,8 +67,8 @@ export const publishSetup = async (busy = false) => {
 };
 
 /** In the page: a viewer's receive-only connection that plays what arrives. */
-export const watchSetup = () => {
-  const pc = window.pc = new RTCPeerConnection();
+export const watchSetup = (config) => {
+  const pc = window.pc = new RTCPeerConnection(config || {});
   pc.addTransceiver('audio', { direction: 'recvonly' });
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.ontrack = e => {
