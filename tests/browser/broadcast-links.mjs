@@ -14,7 +14,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { after, before } from 'node:test';
 import { expect, launchMedia, signIn } from './lib.mjs';
-import { inbound, negotiate, publishSetup, until, untilInbound, watchSetup } from './whip.mjs';
+import { inbound, negotiate, publishSetup, schedule, until, untilInbound, watchSetup } from './whip.mjs';
 
 const role = process.env.ROLE;
 const dir = process.env.DIR;
@@ -59,15 +59,7 @@ async function sample(ms) {
 
 if (role === 'trainer') {
   test('trainer-sun publishes three layers until told to stop', { timeout: 300000 }, async () => {
-    const session = await page.evaluate(async () => {
-      const me = await (await fetch('/api/me')).json();
-      const r = await fetch('/api/broadcasts', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
-        body: JSON.stringify({ title: 'Thin links', starts_at: Date.now() + 60000, subtrees: ['city-hospital'] }),
-      });
-      return (await r.json()).id;
-    });
+    const session = await page.evaluate(schedule, { title: 'Thin links', starts_at: Date.now() + 60000, subtrees: ['city-hospital'] });
     await page.evaluate(publishSetup, true);
     await page.evaluate(negotiate, `/api/broadcasts/${session}/whip`);
     await until(page, async () => {

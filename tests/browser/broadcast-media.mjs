@@ -11,7 +11,7 @@
 // Run by tests/it/browser.rs with FERRY_URL and VIEWERS (user ids, comma-separated).
 import test, { after, before } from 'node:test';
 import { base, expect, launchMedia, shot, signedInPage } from './lib.mjs';
-import { inbound, negotiate, publishSetup, until, untilInbound, watchSetup } from './whip.mjs';
+import { inbound, negotiate, publishSetup, schedule, until, untilInbound, watchSetup } from './whip.mjs';
 
 const viewers = (process.env.VIEWERS || 'dr-zhao,dr-ma').split(',');
 const T = 60000;
@@ -26,15 +26,7 @@ const pageOf = user => signedInPage(browser, user);
 
 test('trainer-sun schedules a session and publishes three simulcast layers over WHIP', { timeout: T }, async () => {
   trainer = await pageOf('trainer-sun');
-  session = await trainer.evaluate(async () => {
-    const me = await (await fetch('/api/me')).json();
-    const r = await fetch('/api/broadcasts', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
-      body: JSON.stringify({ title: 'ECG reading, week 3', starts_at: Date.now() + 60000, subtrees: ['county-hospital'] }),
-    });
-    return (await r.json()).id;
-  });
+  session = await trainer.evaluate(schedule, { title: 'ECG reading, week 3', starts_at: Date.now() + 60000, subtrees: ['county-hospital'] });
   expect(/^bc_/.test(session || ''), `no session: ${session}`);
   await trainer.evaluate(publishSetup);
   const where = await trainer.evaluate(negotiate, `/api/broadcasts/${session}/whip`);

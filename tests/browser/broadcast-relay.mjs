@@ -7,7 +7,7 @@
 // listens on TCP only for this test's viewer).
 import test, { after, before } from 'node:test';
 import { expect, launchMedia, signedInPage } from './lib.mjs';
-import { negotiate, publishSetup, until, untilInbound, watchSetup } from './whip.mjs';
+import { negotiate, publishSetup, schedule, until, untilInbound, watchSetup } from './whip.mjs';
 
 let browser, trainer, viewer, session;
 
@@ -27,15 +27,7 @@ const selectedLocal = async () => {
 
 test('trainer-sun goes live over WHIP', { timeout: 60000 }, async () => {
   trainer = await pageOf('trainer-sun');
-  session = await trainer.evaluate(async () => {
-    const me = await (await fetch('/api/me')).json();
-    const r = await fetch('/api/broadcasts', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
-      body: JSON.stringify({ title: 'Triage refresher', starts_at: Date.now(), audience: ['island-clinic'] }),
-    });
-    return (await r.json()).id;
-  });
+  session = await trainer.evaluate(schedule, { title: 'Triage refresher', starts_at: Date.now(), audience: ['island-clinic'] });
   expect(/^bc_/.test(session || ''), `no session: ${session}`);
   await trainer.evaluate(publishSetup);
   await trainer.evaluate(negotiate, `/api/broadcasts/${session}/whip`);

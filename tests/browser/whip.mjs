@@ -2,6 +2,17 @@
 // inside a signed-in page of Ferry with page.evaluate. `window.pc` is the peer connection.
 import { expect } from './lib.mjs';
 
+/** In the page: schedules a training session (`body` as POST /api/broadcasts takes it); its id. */
+export const schedule = async (body) => {
+  const me = await (await fetch('/api/me')).json();
+  const r = await fetch('/api/broadcasts', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+    body: JSON.stringify(body),
+  });
+  return (await r.json()).id;
+};
+
 /**
  * In the page: sends `window.pc`'s offer (all candidates gathered) to a WHIP/WHEP endpoint,
  * applies the answer, waits until connected; the resource's Location.
