@@ -108,7 +108,6 @@ struct Peer {
     next_timeout: Instant,
     /// Its audio and video sections: of its own offer, or learnt from the other side's.
     mids: (Option<Mid>, Option<Mid>),
-    datagrams: u64,
 }
 
 impl Peer {
@@ -124,14 +123,7 @@ impl Peer {
             .enable_vp8(true)
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
-        Ok(Peer {
-            rtc,
-            socket,
-            local,
-            next_timeout: Instant::now(),
-            mids: (None, None),
-            datagrams: 0,
-        })
+        Ok(Peer { rtc, socket, local, next_timeout: Instant::now(), mids: (None, None) })
     }
 
     /// Datagrams in, time on, datagrams out; the events that came of it. False once the
@@ -140,7 +132,6 @@ impl Peer {
         let now = Instant::now();
         let mut alive = true;
         while let Ok((n, from)) = self.socket.recv_from(buf) {
-            self.datagrams += 1;
             if let Ok(r) = Receive::new(Protocol::Udp, from, self.local, &buf[..n]) {
                 let _ = self.rtc.handle_input(Input::Receive(now, r));
                 alive &= self.drain(events);
@@ -176,9 +167,6 @@ struct Seen {
     /// Per SSRC (audio, video, and the retransmission and probing streams, each numbered on
     /// its own): the first and highest sequence numbers.
     ranges: HashMap<u32, (u64, u64)>,
-    /// Packets per SSRC (for FERRY_BENCH_DEBUG).
-    per_ssrc: HashMap<u32, u64>,
-    datagrams: u64,
     join_ms: Option<u64>,
 }
 
@@ -197,15 +185,10 @@ struct Viewer {
 
 impl Viewer {
     fn on(&mut self, e: Event) {
-        if std::env::var_os("FERRY_BENCH_DEBUG").is_some() && !matches!(e, Event::RtpPacket(_)) {
-            eprintln!("viewer {}: {e:?}", self.peer.local);
-        }
         let Event::RtpPacket(p) = e else { return };
         let seq: u64 = *p.seq_no;
         let mut s = self.seen.lock().unwrap();
-        s.datagrams = self.peer.datagrams;
         s.packets += 1;
-        *s.per_ssrc.entry(*p.header.ssrc).or_default() += 1;
         let r = s.ranges.entry(*p.header.ssrc).or_insert((seq, seq));
         r.1 = r.1.max(seq);
         if s.join_ms.is_none() {
@@ -278,6 +261,7 @@ fn present(mut peer: Peer, clip: Arc<Clip>, stop: Arc<AtomicBool>) {
     let (mut audio, mut video) = peer.mids;
     let start = Instant::now();
     let (mut frame, mut packet) = (0u64, 0u64);
+    let mut pts = None;
     while !stop.load(Ordering::Relaxed) {
         peer.pump(&mut buf, &mut events);
         for e in events.drain(..) {
@@ -294,11 +278,16 @@ fn present(mut peer: Peer, clip: Arc<Clip>, stop: Arc<AtomicBool>) {
         }
         let now = Instant::now();
         let since = now.duration_since(start);
-        let pt_of = |rtc: &Rtc, codec: Codec| {
-            rtc.codec_config().params().iter().find(|p| p.spec().codec == codec).map(|p| p.pt())
-        };
+        // The payload types, as negotiated (fixed once connected).
+        let (apt, vpt) = *pts.get_or_insert_with(|| {
+            let pt_of = |codec: Codec| {
+                let params = peer.rtc.codec_config().params();
+                params.iter().find(|p| p.spec().codec == codec).map(|p| p.pt())
+            };
+            (pt_of(Codec::Opus), pt_of(Codec::Vp8))
+        });
         while Duration::from_millis(packet * 20) <= since {
-            if let (Some(mid), Some(pt)) = (audio, pt_of(&peer.rtc, Codec::Opus)) {
+            if let (Some(mid), Some(pt)) = (audio, apt) {
                 let data = clip.audio[packet as usize % clip.audio.len()].clone();
                 let t = MediaTime::new(packet * 960, str0m::media::Frequency::FORTY_EIGHT_KHZ);
                 if let Some(w) = peer.rtc.writer(mid) {
@@ -308,7 +297,7 @@ fn present(mut peer: Peer, clip: Arc<Clip>, stop: Arc<AtomicBool>) {
             packet += 1;
         }
         while Duration::from_micros(frame * 33_333) <= since {
-            if let (Some(mid), Some(pt)) = (video, pt_of(&peer.rtc, Codec::Vp8)) {
+            if let (Some(mid), Some(pt)) = (video, vpt) {
                 let data = clip.video[frame as usize % clip.video.len()].clone();
                 let t = MediaTime::new(frame * 3000, str0m::media::Frequency::NINETY_KHZ);
                 if let Some(w) = peer.rtc.writer(mid) {
@@ -534,15 +523,6 @@ async fn climb(
         steps.push(step);
         if lossy {
             break; // the server (or this machine) is past what it sustains
-        }
-    }
-    if std::env::var_os("FERRY_BENCH_DEBUG").is_some() {
-        for v in seen.iter().take(3) {
-            let v = v.lock().unwrap();
-            eprintln!(
-                "viewer: ranges {:?}; packets {:?}; datagrams {}",
-                v.ranges, v.per_ssrc, v.datagrams
-            );
         }
     }
     let mut joins: Vec<u64> =

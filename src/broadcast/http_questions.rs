@@ -238,15 +238,9 @@ async fn trainer_only(
     if b.trainer == ctx.actor.user.id {
         return Ok(());
     }
-    let e = ctx.event(
-        action,
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
-        Outcome::Denied,
-        Some(why.into()),
-    );
-    crate::audit::record(&ctx.state.db, &e).await?;
+    let site = Some(b.site.to_string());
+    ctx.audit(action, "broadcast", Some(b.id.clone()), site, Outcome::Denied, Some(why.into()))
+        .await?;
     Err(ApiError::Forbidden { detail: format!("{action}: {why}") })
 }
 
