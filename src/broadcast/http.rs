@@ -237,6 +237,8 @@ pub async fn get(
         "presenter": live.presenter,
         "viewers": live.viewers,
         "watching": live.watching,
+        "stage": ctx.state.media.on_stage(&b.id),
+        "stage_connected": live.stage.is_some(),
     });
     Ok(Json(v))
 }
@@ -282,6 +284,9 @@ fn join_error(e: crate::sfu::shell::JoinError) -> ApiError {
         JoinError::Room(RoomError::PresenterTaken) => {
             ApiError::conflict("presenter_connected", "someone is presenting this session already")
         }
+        JoinError::Room(RoomError::StageTaken) => {
+            ApiError::conflict("stage_taken", "someone is on stage already")
+        }
         JoinError::Room(RoomError::Offer(why)) => ApiError::bad_request("invalid_sdp", why),
         JoinError::Busy => {
             ApiError::Unavailable { detail: "the media plane is busy; try again".into() }
@@ -297,7 +302,7 @@ pub async fn whip(
     PathParams(id): PathParams<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    connect(ctx, headers, id, body, crate::sfu::room::Role::Presenter).await
+    connect(&ctx, headers, id, body, crate::sfu::room::Role::Presenter).await
 }
 
 /// `POST /api/broadcasts/{id}/whep`: a person of the audience watches (WHEP).
@@ -307,23 +312,29 @@ pub async fn whep(
     PathParams(id): PathParams<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    connect(ctx, headers, id, body, crate::sfu::room::Role::Viewer).await
+    connect(&ctx, headers, id, body, crate::sfu::room::Role::Viewer).await
 }
 
-/// WHIP and WHEP alike: the session's read permit, then (presenting) its trainer only; the
-/// room answers the offer; the connection joins the attendance and the trail.
-async fn connect(
-    ctx: RequestCtx,
+/// WHIP and WHEP alike: the session's read permit, then (presenting) its trainer only, (on
+/// stage) the person the trainer brought there only; the room answers the offer; the
+/// connection joins the attendance (a stage connection does not: its owner is counted by the
+/// connection they watch on) and the trail.
+pub(super) async fn connect(
+    ctx: &RequestCtx,
     headers: HeaderMap,
     id: String,
     body: String,
     role: crate::sfu::room::Role,
 ) -> Result<Response, ApiError> {
-    let presenting = role == crate::sfu::room::Role::Presenter;
-    let (action, kind) =
-        if presenting { ("broadcast.present", "whip") } else { ("broadcast.watch", "whep") };
+    use crate::sfu::room::Role as MediaRole;
+    let presenting = role == MediaRole::Presenter;
+    let (action, kind) = match role {
+        MediaRole::Presenter => ("broadcast.present", "whip"),
+        MediaRole::Viewer => ("broadcast.watch", "whep"),
+        MediaRole::Stage => ("broadcast.stage_publish", "stage/whip"),
+    };
     sdp_body(&headers, &body)?;
-    let (b, permit) = readable(&ctx, &id).await?;
+    let (b, permit) = readable(ctx, &id).await?;
     let audit = |outcome, detail: Option<String>| {
         ctx.audit(
             action,
@@ -336,6 +347,12 @@ async fn connect(
     };
     if presenting && b.trainer != ctx.actor.user.id {
         let why = "only the session's trainer presents it";
+        audit(Outcome::Denied, Some(why.into())).await?;
+        return Err(ApiError::Forbidden { detail: format!("{action}: {why}") });
+    }
+    let me = ctx.actor.user.id.as_str();
+    if role == MediaRole::Stage && ctx.state.media.on_stage(&b.id).as_deref() != Some(me) {
+        let why = "only the person the trainer brought on stage publishes there";
         audit(Outcome::Denied, Some(why.into())).await?;
         return Err(ApiError::Forbidden { detail: format!("{action}: {why}") });
     }
@@ -352,7 +369,9 @@ async fn connect(
     // The peer is in the room now: if what follows fails, it must not stay there holding
     // the presenter's place (or counting as a viewer) for a client that got no answer.
     let done = async {
-        joined(&ctx, &permit, &b, peer, presenting).await?;
+        if role != MediaRole::Stage {
+            joined(ctx, &permit, &b, peer, presenting).await?;
+        }
         if presenting {
             store::set_live(&ctx.state.db, &b.id, ctx.now()).await?;
         }

@@ -46,7 +46,7 @@ pub struct HandBody {
 }
 
 /// Display names of the people in `ids`, for the page.
-async fn names(
+pub(super) async fn names(
     ctx: &RequestCtx,
     ids: Vec<UserId>,
 ) -> Result<std::collections::HashMap<String, String>, ApiError> {
@@ -64,7 +64,7 @@ fn question_view(q: &Question, names: &std::collections::HashMap<String, String>
 }
 
 /// The session if it is still open to questions.
-fn open(b: &Broadcast) -> Result<(), ApiError> {
+pub(super) fn open(b: &Broadcast) -> Result<(), ApiError> {
     match b.state {
         State::Ended | State::Cancelled => Err(ApiError::conflict(
             "broadcast_over",
@@ -75,14 +75,19 @@ fn open(b: &Broadcast) -> Result<(), ApiError> {
 }
 
 /// Tells the session's trainer, the people connected to it, and `also`, that its questions or
-/// hands changed.
-async fn tell(ctx: &RequestCtx, b: &Broadcast, also: &UserId) -> Result<(), ApiError> {
+/// hands (`what`: "questions") or its stage ("stage") changed.
+pub(super) async fn tell(
+    ctx: &RequestCtx,
+    b: &Broadcast,
+    also: &UserId,
+    what: &'static str,
+) -> Result<(), ApiError> {
     let mut users = store::connected_people(&ctx.state.db, &b.id).await?;
     users.push(b.trainer.to_string());
     users.push(also.to_string());
     users.sort();
     users.dedup();
-    ctx.state.hub.notify_broadcast(users, &b.id, "questions").await;
+    ctx.state.hub.notify_broadcast(users, &b.id, what).await;
     Ok(())
 }
 
@@ -171,7 +176,7 @@ pub async fn ask(
         Some(detail),
     );
     store::ask(&ctx.state.db, &permit, &q, &event).await?;
-    tell(&ctx, &b, &me.id).await?;
+    tell(&ctx, &b, &me.id, "questions").await?;
     Ok((StatusCode::CREATED, answer_one(&ctx, &q).await?))
 }
 
@@ -195,7 +200,7 @@ pub async fn vote(
         Some(format!("question {}", q.id)),
     );
     store::vote(&ctx.state.db, &permit, &q.id, me, body.up, &event).await?;
-    tell(&ctx, &b, me).await?;
+    tell(&ctx, &b, me, "questions").await?;
     answer_one(&ctx, &one(&ctx, &permit, &qid).await?).await
 }
 
@@ -225,11 +230,11 @@ pub async fn answered(
         Some(format!("question {} {}", q.id, if body.answered { "answered" } else { "reopened" })),
     );
     store::mark_answered(&ctx.state.db, &permit, &q.id, at, &event).await?;
-    tell(&ctx, &b, &q.author).await?;
+    tell(&ctx, &b, &q.author, "questions").await?;
     answer_one(&ctx, &one(&ctx, &permit, &qid).await?).await
 }
 
-async fn trainer_only(
+pub(super) async fn trainer_only(
     ctx: &RequestCtx,
     b: &Broadcast,
     action: &'static str,
@@ -275,7 +280,7 @@ pub async fn hand(
         Some(format!("{} {}", whose, if body.raised { "raised" } else { "lowered" })),
     );
     store::set_hand(&ctx.state.db, &permit, &hand, body.raised, &event).await?;
-    tell(&ctx, &b, &whose).await?;
+    tell(&ctx, &b, &whose, "questions").await?;
     let hands = store::hands(&ctx.state.db, &permit).await?;
     Ok(Json(json!({ "hands": hands })))
 }

@@ -6,6 +6,7 @@
 pub mod attendance;
 pub mod http;
 pub mod http_questions;
+pub mod http_stage;
 pub mod questions;
 pub mod store;
 

@@ -19,6 +19,7 @@ use tower::ServiceBuilder;
 
 use crate::broadcast::http as broadcast;
 use crate::broadcast::http_questions as broadcast_questions;
+use crate::broadcast::http_stage as broadcast_stage;
 use crate::consult::http as consult;
 use crate::error::ApiError;
 use crate::reading::http as reading;
@@ -98,6 +99,12 @@ pub fn router(state: AppState) -> Router {
         .route("/broadcasts/{id}/whip", post(broadcast::whip))
         .route("/broadcasts/{id}/whep", post(broadcast::whep))
         .route("/broadcasts/{id}/whip/{peer}", delete(broadcast::hang_up))
+        .route(
+            "/broadcasts/{id}/stage",
+            get(broadcast_stage::get).put(broadcast_stage::invite).delete(broadcast_stage::end),
+        )
+        .route("/broadcasts/{id}/stage/whip", post(broadcast_stage::whip))
+        .route("/broadcasts/{id}/stage/whip/{peer}", delete(broadcast::hang_up))
         .route("/broadcasts/{id}/whep/{peer}", delete(broadcast::hang_up))
         .route("/ecgs", get(crate::ecg::http::list).post(crate::ecg::http::create))
         .route("/ecgs/{id}", get(crate::ecg::http::get))

@@ -14,6 +14,12 @@
 //! has answered nothing (no feedback, report or STUN) for `silence` while media goes to it gets
 //! audio only until it is heard again.
 //! A panic while handling one peer removes that peer; the room and the other peers go on.
+//!
+//! The stage: one more publisher (a viewer the trainer brought on stage, on its own WHIP
+//! connection) whose audio and one video layer go to every viewer and to the presenter on a
+//! second pair of media sections in their offers. Its audio goes to everyone whose link works;
+//! its video only to those whose estimate has room for it beside the layer they get (audio
+//! first, the trainer's video second, the stage's video last).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -44,6 +50,8 @@ static NEXT_PEER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 pub enum Role {
     Presenter,
     Viewer,
+    /// A viewer brought on stage, publishing its camera and microphone.
+    Stage,
 }
 
 /// A datagram to send, from the room's address to a peer.
@@ -76,6 +84,8 @@ pub enum RoomEvent {
 pub enum RoomError {
     #[error("the room has a presenter already")]
     PresenterTaken,
+    #[error("someone is on stage already")]
+    StageTaken,
     #[error("the offer cannot be accepted: {0}")]
     Offer(String),
 }
@@ -150,6 +160,28 @@ impl Incoming {
             order.sort_by_key(|&i| self.layers[i].meter.bps());
         }
         order
+    }
+}
+
+/// What the person on stage sends: audio and one video layer.
+struct StageIn {
+    audio: Option<Mid>,
+    video: Option<Mid>,
+    /// The layer forwarded when the stage's client sends simulcast anyway: its first.
+    rid: Option<Rid>,
+    meter: RateMeter,
+    keyframes: Throttle,
+}
+
+impl StageIn {
+    fn new(cfg: &RoomConfig) -> Self {
+        StageIn {
+            audio: None,
+            video: None,
+            rid: None,
+            meter: RateMeter::default(),
+            keyframes: Throttle::new(cfg.keyframe_gap),
+        }
     }
 }
 
@@ -234,6 +266,42 @@ struct Outgoing {
     audio_restart: bool,
     /// Estimates before this are not acted on (the estimator's start, `estimate_warmup`).
     estimates_from: Instant,
+    /// The latest bandwidth estimate (0 before the first, and for a presenter).
+    estimate: u64,
+    /// The second audio and video sections of the offer: the stage.
+    stage_audio: Option<(Mid, Pt)>,
+    stage_video: Option<(Mid, Pt)>,
+    stage_audio_seq: Rebase,
+    stage_video_seq: Rebase,
+    /// The stage's video is going to this peer (from a keyframe on).
+    stage_video_on: bool,
+    /// Someone new is on stage: the next packets start new sources.
+    stage_restart: bool,
+}
+
+impl Outgoing {
+    fn new(now: Instant) -> Self {
+        Outgoing {
+            mids: vec![],
+            audio: None,
+            video: None,
+            audio_seq: Rebase::default(),
+            video_seq: Rebase::default(),
+            choice: Choice::new(now),
+            sending: None,
+            wanted: None,
+            sent_any: false,
+            audio_restart: false,
+            estimates_from: now,
+            estimate: 0,
+            stage_audio: None,
+            stage_video: None,
+            stage_audio_seq: Rebase::default(),
+            stage_video_seq: Rebase::default(),
+            stage_video_on: false,
+            stage_restart: false,
+        }
+    }
 }
 
 struct Peer {
@@ -265,6 +333,8 @@ pub struct Room {
     by_remote: HashMap<SocketAddr, PeerId>,
     presenter: Option<PeerId>,
     incoming: Incoming,
+    stage: Option<PeerId>,
+    stage_in: StageIn,
     transmits: VecDeque<Transmit>,
     events: VecDeque<RoomEvent>,
     timeouts: HashMap<PeerId, Instant>,
@@ -279,11 +349,13 @@ pub struct Room {
 impl Room {
     pub fn new(cfg: RoomConfig, now: Instant) -> Self {
         Room {
-            cfg,
             peers: HashMap::new(),
             by_remote: HashMap::new(),
             presenter: None,
             incoming: Incoming::default(),
+            stage: None,
+            stage_in: StageIn::new(&cfg),
+            cfg,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             timeouts: HashMap::new(),
@@ -297,6 +369,11 @@ impl Room {
 
     pub fn presenter(&self) -> Option<PeerId> {
         self.presenter
+    }
+
+    /// The person on stage's connection, if any.
+    pub fn stage(&self) -> Option<PeerId> {
+        self.stage
     }
 
     pub fn viewers(&self) -> usize {
@@ -323,6 +400,9 @@ impl Room {
         if role == Role::Presenter && self.presenter.is_some() {
             return Err(RoomError::PresenterTaken);
         }
+        if role == Role::Stage && self.stage.is_some() {
+            return Err(RoomError::StageTaken);
+        }
         let mut builder = Rtc::builder()
             .set_crypto_provider(crypto())
             .set_ice_lite(true)
@@ -340,19 +420,8 @@ impl Room {
         let answer =
             rtc.sdp_api().accept_offer(offer).map_err(|e| RoomError::Offer(e.to_string()))?;
         let id = NEXT_PEER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let out = (role == Role::Viewer).then(|| Outgoing {
-            mids: vec![],
-            audio: None,
-            video: None,
-            audio_seq: Rebase::default(),
-            video_seq: Rebase::default(),
-            choice: Choice::new(now),
-            sending: None,
-            wanted: None,
-            sent_any: false,
-            audio_restart: false,
-            estimates_from: now,
-        });
+        // The presenter gets media too: the stage, when its offer asks for it.
+        let out = (role != Role::Stage).then(|| Outgoing::new(now));
         self.peers.insert(
             id,
             Peer {
@@ -369,6 +438,10 @@ impl Room {
                 out,
             },
         );
+        if role == Role::Stage {
+            self.stage = Some(id);
+            self.stage_in = StageIn::new(&self.cfg);
+        }
         if role == Role::Presenter {
             self.presenter = Some(id);
             if let Some(dir) = &self.cfg.record_dir {
@@ -404,6 +477,16 @@ impl Room {
                 }
                 if let Some(done) = self.recorder.take().and_then(Recorder::finish) {
                     self.events.push_back(RoomEvent::Recorded(done));
+                }
+            }
+            if self.stage == Some(id) {
+                self.stage = None;
+                self.stage_in = StageIn::new(&self.cfg);
+                for p in self.peers.values_mut() {
+                    if let Some(o) = p.out.as_mut() {
+                        o.stage_video_on = false;
+                        o.stage_restart = true;
+                    }
                 }
             }
             self.events.push_back(RoomEvent::Left(id, why));
@@ -572,9 +655,7 @@ impl Room {
                 if let Some(o) = peer.out.as_mut() {
                     o.estimates_from = now + self.cfg.estimate_warmup;
                 }
-                if peer.role == Role::Viewer {
-                    learn_viewer_media(peer);
-                }
+                learn_media(peer);
                 self.events.push_back(RoomEvent::Connected(id));
                 if peer.role == Role::Viewer {
                     self.want_layer(id, now);
@@ -589,51 +670,66 @@ impl Room {
                     self.relink(id, now);
                 }
             }
-            Event::MediaAdded(m) if peer.role == Role::Presenter => match m.kind {
-                MediaKind::Audio => self.incoming.audio = Some(m.mid),
+            Event::MediaAdded(m) if peer.role == Role::Stage => match m.kind {
+                MediaKind::Audio => self.stage_in.audio = Some(m.mid),
                 MediaKind::Video => {
-                    self.incoming.video = Some(m.mid);
-                    let rids: Vec<Option<Rid>> = match &m.simulcast {
-                        Some(s) if !s.recv.is_empty() => {
-                            s.recv.iter().map(|l| Some(l.rid)).collect()
-                        }
-                        _ => vec![None],
-                    };
-                    self.incoming.layers = rids
-                        .into_iter()
-                        .map(|rid| LayerIn {
-                            rid,
-                            meter: RateMeter::default(),
-                            keyframes: Throttle::new(self.cfg.keyframe_gap),
-                        })
-                        .collect();
-                    // Viewers already here (before the presenter, or staying for a new one)
-                    // ask for their layer now: not every client sends the feedback that would
-                    // bring a bandwidth estimate, and with it a choice.
-                    let waiting: Vec<PeerId> = self
-                        .peers
-                        .iter()
-                        .filter(|(_, p)| p.role == Role::Viewer && p.connected)
-                        .map(|(&id, _)| id)
-                        .collect();
-                    for v in waiting {
-                        self.want_layer(v, now);
-                    }
+                    self.stage_in.video = Some(m.mid);
+                    self.stage_in.rid = m.simulcast.and_then(|s| s.recv.first().map(|l| l.rid));
                 }
             },
+            Event::MediaAdded(m) if peer.role == Role::Presenter && m.direction.is_receiving() => {
+                match m.kind {
+                    MediaKind::Audio => self.incoming.audio = Some(m.mid),
+                    MediaKind::Video => {
+                        self.incoming.video = Some(m.mid);
+                        let rids: Vec<Option<Rid>> = match &m.simulcast {
+                            Some(s) if !s.recv.is_empty() => {
+                                s.recv.iter().map(|l| Some(l.rid)).collect()
+                            }
+                            _ => vec![None],
+                        };
+                        self.incoming.layers = rids
+                            .into_iter()
+                            .map(|rid| LayerIn {
+                                rid,
+                                meter: RateMeter::default(),
+                                keyframes: Throttle::new(self.cfg.keyframe_gap),
+                            })
+                            .collect();
+                        // Viewers already here (before the presenter, or staying for a new one)
+                        // ask for their layer now: not every client sends the feedback that would
+                        // bring a bandwidth estimate, and with it a choice.
+                        let waiting: Vec<PeerId> = self
+                            .peers
+                            .iter()
+                            .filter(|(_, p)| p.role == Role::Viewer && p.connected)
+                            .map(|(&id, _)| id)
+                            .collect();
+                        for v in waiting {
+                            self.want_layer(v, now);
+                        }
+                    }
+                }
+            }
             Event::MediaAdded(m) => {
                 if let Some(o) = peer.out.as_mut() {
                     o.mids.push((m.mid, m.kind));
-                    learn_viewer_media(peer);
+                    learn_media(peer);
                 }
             }
             Event::RtpPacket(p) if peer.role == Role::Presenter => self.forward(p, now),
+            Event::RtpPacket(p) if peer.role == Role::Stage => self.forward_stage(p, now),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 self.on_estimate(id, estimate.as_u64(), now)
             }
-            Event::KeyframeRequest(_) if peer.role == Role::Viewer => {
-                if let Some(layer) = peer.out.as_ref().and_then(|o| o.sending) {
-                    self.ask_keyframe(layer, now);
+            Event::KeyframeRequest(r) => {
+                let Some(out) = peer.out.as_ref() else { return };
+                if out.stage_video.is_some_and(|(mid, _)| mid == r.mid) {
+                    self.ask_stage_keyframe(now);
+                } else if peer.role == Role::Viewer {
+                    if let Some(layer) = out.sending {
+                        self.ask_keyframe(layer, now);
+                    }
                 }
             }
             _ => {}
@@ -673,6 +769,9 @@ impl Room {
 
     /// A viewer's new bandwidth estimate: maybe another layer.
     fn on_estimate(&mut self, id: PeerId, estimate: u64, now: Instant) {
+        if let Some(o) = self.peers.get_mut(&id).and_then(|p| p.out.as_mut()) {
+            o.estimate = estimate;
+        }
         let ranked = self.incoming.ranked();
         let rates: Vec<u64> =
             ranked.iter().map(|&i| self.incoming.layers[i].meter.peak_bps()).collect();
@@ -686,8 +785,15 @@ impl Room {
         let policy = &self.cfg.policy;
         // Let the estimator probe (in short bursts) towards the top layer. No padding floor:
         // padding up to an estimate that is too high is what overflows a thin link's queue.
+        // With someone on stage, their audio is set aside too, and their video is worth probing
+        // for.
+        let (stage_audio, stage_video) = match self.stage {
+            Some(_) => (policy.audio_reserve_bps, self.stage_in.meter.peak_bps()),
+            None => (0, 0),
+        };
         let top = rates[rates.len() - 1];
-        let desired = ((top + policy.audio_reserve_bps) as f64 * policy.headroom) as u64;
+        let desired = ((top + stage_video + policy.audio_reserve_bps + stage_audio) as f64
+            * policy.headroom) as u64;
         peer.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::from(desired));
         let Some(out) = peer.out.as_mut() else { return };
         // The first estimates of a new (or returning) connection are the starting guess, not
@@ -697,6 +803,7 @@ impl Room {
         if now < out.estimates_from {
             return;
         }
+        let estimate = estimate.saturating_sub(stage_audio);
         if let Some(new) = out.choice.update(policy, now, estimate, &rates) {
             self.events.push_back(RoomEvent::Layer(id, new));
         }
@@ -810,20 +917,11 @@ impl Room {
             let Some((seq_out, ts_out, pid_out)) = out.video_seq.map(seq, ts, pid_in, now) else {
                 continue;
             };
-            let mut w = RtpWrite::new(vpt, SeqNo::from(seq_out), ts_out, now, p.payload.clone())
-                .marker(p.header.marker)
-                .nackable(true);
-            if let (Some(d), Some(pid)) = (desc, pid_out) {
-                if let Ok(patch) = d.patch().picture_id(pid).build() {
-                    w = w.vp8_patch(patch);
-                }
-            }
             let first = !out.sent_any;
             out.sent_any = true;
             peer.unanswered_since.get_or_insert(now);
-            if let Some(s) = peer.rtc.direct_api().stream_tx_by_mid(vmid, None) {
-                s.write_rtp(w);
-            }
+            let mapped = (seq_out, ts_out, pid_out);
+            write_rtp(&mut peer.rtc, (vmid, vpt), mapped, &p, Some(desc), now);
             if first {
                 self.events.push_back(RoomEvent::FirstMedia(id));
             }
@@ -853,16 +951,105 @@ impl Room {
         let Some((seq_out, ts_out, _)) = out.audio_seq.map(seq, ts, None, now) else { return };
         let first = !out.sent_any;
         out.sent_any = true;
-        let w = RtpWrite::new(apt, SeqNo::from(seq_out), ts_out, now, p.payload.clone())
-            .marker(p.header.marker)
-            .ext_vals(p.header.ext_vals.clone());
-        if let Some(s) = peer.rtc.direct_api().stream_tx_by_mid(amid, None) {
-            s.write_rtp(w);
-        }
+        write_rtp(&mut peer.rtc, (amid, apt), (seq_out, ts_out, None), p, None, now);
         if first {
             self.events.push_back(RoomEvent::FirstMedia(id));
         }
         self.drive(id, now);
+    }
+
+    fn ask_stage_keyframe(&mut self, now: Instant) {
+        let (Some(sid), Some(mid)) = (self.stage, self.stage_in.video) else { return };
+        if !self.stage_in.keyframes.allow(now) {
+            return;
+        }
+        let rid = self.stage_in.rid;
+        if let Some(p) = self.peers.get_mut(&sid) {
+            if let Some(s) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                s.request_keyframe(KeyframeRequestKind::Pli);
+            }
+        }
+        self.drive(sid, now);
+    }
+
+    /// One packet of the person on stage out to everyone who takes the stage: audio to every
+    /// working link; video to the presenter, and to each viewer whose latest estimate has room
+    /// for it beside its layer of the presenter (from a keyframe on, asked for when needed).
+    fn forward_stage(&mut self, p: RtpPacket, now: Instant) {
+        let Some(sid) = self.stage else { return };
+        let (mid, rid) = {
+            let Some(peer) = self.peers.get_mut(&sid) else { return };
+            let mut api = peer.rtc.direct_api();
+            let Some(s) = api.stream_rx(&p.header.ssrc) else { return };
+            (s.mid(), s.rid())
+        };
+        let video = Some(mid) == self.stage_in.video;
+        if !video && Some(mid) != self.stage_in.audio || video && rid != self.stage_in.rid {
+            return;
+        }
+        let seq: u64 = *p.seq_no;
+        let ts = p.header.timestamp;
+        let (desc, key, pid_in) = if video {
+            self.stage_in.meter.add(now, p.payload.len());
+            let desc = Vp8Descriptor::parse(&p.payload).ok();
+            (
+                desc,
+                desc.is_some_and(|d| d.starts_keyframe(&p.payload)),
+                desc.and_then(|d| d.picture_id()),
+            )
+        } else {
+            (None, false, None)
+        };
+        let (reserve, headroom) = (self.cfg.policy.audio_reserve_bps, self.cfg.policy.headroom);
+        let stage_bps = self.stage_in.meter.peak_bps();
+        let layer_bps: Vec<u64> = self.incoming.layers.iter().map(|l| l.meter.peak_bps()).collect();
+        let mut waiting = false;
+        let ids: Vec<PeerId> =
+            self.peers.iter().filter(|(_, p)| p.out.is_some()).map(|(&id, _)| id).collect();
+        for id in ids {
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            let presenter = peer.role == Role::Presenter;
+            if !peer.ice_up || video && !peer.link_up {
+                continue;
+            }
+            let Some(out) = peer.out.as_mut() else { continue };
+            let restart = std::mem::take(&mut out.stage_restart);
+            if restart {
+                out.stage_video_on = false;
+            }
+            let (target, rebase) = if video {
+                let main = out.sending.and_then(|l| layer_bps.get(l)).copied().unwrap_or(0);
+                let need = ((main + stage_bps + reserve) as f64 * headroom) as u64;
+                // Unmeasured (its first second), the stage's video is not sent to viewers: its
+                // keyframe alone would flood a thin link.
+                if !presenter && (stage_bps == 0 || out.estimate < need) {
+                    out.stage_video_on = false;
+                    continue;
+                }
+                if !out.stage_video_on {
+                    if !key {
+                        waiting = true;
+                        continue;
+                    }
+                    out.stage_video_on = true;
+                    out.stage_video_seq.restart(seq, ts, pid_in, now);
+                }
+                (out.stage_video, &mut out.stage_video_seq)
+            } else {
+                if restart || !out.stage_audio_seq.started {
+                    out.stage_audio_seq.restart(seq, ts, None, now);
+                }
+                (out.stage_audio, &mut out.stage_audio_seq)
+            };
+            let Some(target) = target else { continue };
+            let Some(mapped) = rebase.map(seq, ts, pid_in, now) else { continue };
+            peer.unanswered_since.get_or_insert(now);
+            write_rtp(&mut peer.rtc, target, mapped, &p, video.then_some(desc), now);
+            self.drive(id, now);
+        }
+        if waiting {
+            self.ask_stage_keyframe(now);
+        }
     }
 
     fn viewer_ids(&self) -> Vec<PeerId> {
@@ -870,9 +1057,40 @@ impl Room {
     }
 }
 
-/// The viewer's negotiated audio and video sections, with the payload type its side chose for
-/// Opus and VP8.
-fn learn_viewer_media(peer: &mut Peer) {
+/// Writes one forwarded packet on `mid` with the outgoing numbers: video (`vp8` given, with
+/// the descriptor if it parsed) kept for NACKs and its picture id rewritten; audio with its
+/// header extensions (the audio level).
+fn write_rtp(
+    rtc: &mut Rtc,
+    (mid, pt): (Mid, Pt),
+    (seq, ts, pid): (u64, u32, Option<u16>),
+    p: &RtpPacket,
+    vp8: Option<Option<Vp8Descriptor>>,
+    now: Instant,
+) {
+    let mut w =
+        RtpWrite::new(pt, SeqNo::from(seq), ts, now, p.payload.clone()).marker(p.header.marker);
+    match vp8 {
+        Some(desc) => {
+            w = w.nackable(true);
+            if let (Some(d), Some(pid)) = (desc, pid) {
+                if let Ok(patch) = d.patch().picture_id(pid).build() {
+                    w = w.vp8_patch(patch);
+                }
+            }
+        }
+        None => w = w.ext_vals(p.header.ext_vals.clone()),
+    }
+    if let Some(s) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+        s.write_rtp(w);
+    }
+}
+
+/// The peer's negotiated media sections we send on, with the payload type its side chose for
+/// Opus and VP8: a viewer's first audio and video carry the presenter, the next pair the stage;
+/// a presenter's (it sends on its first pair) carry only the stage.
+fn learn_media(peer: &mut Peer) {
+    let viewer = peer.role == Role::Viewer;
     let Some(out) = peer.out.as_mut() else { return };
     let params = peer.rtc.codec_config().params().to_vec();
     let pt_of = |codec: Codec, pts: &[Pt]| {
@@ -880,16 +1098,21 @@ fn learn_viewer_media(peer: &mut Peer) {
             .copied()
             .find(|pt| params.iter().any(|p| p.pt() == *pt && p.spec().codec == codec))
     };
+    out.audio = None;
+    out.video = None;
+    out.stage_audio = None;
+    out.stage_video = None;
     for &(mid, kind) in &out.mids {
         let Some(media) = peer.rtc.media(mid) else { continue };
-        match kind {
-            MediaKind::Audio if out.audio.is_none() => {
-                out.audio = pt_of(Codec::Opus, media.remote_pts()).map(|pt| (mid, pt))
-            }
-            MediaKind::Video if out.video.is_none() => {
-                out.video = pt_of(Codec::Vp8, media.remote_pts()).map(|pt| (mid, pt))
-            }
-            _ => {}
+        let (main, stage, codec) = match kind {
+            MediaKind::Audio => (&mut out.audio, &mut out.stage_audio, Codec::Opus),
+            MediaKind::Video => (&mut out.video, &mut out.stage_video, Codec::Vp8),
+        };
+        let Some(pt) = pt_of(codec, media.remote_pts()) else { continue };
+        if viewer && main.is_none() {
+            *main = Some((mid, pt));
+        } else if stage.is_none() {
+            *stage = Some((mid, pt));
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct Live {
     pub viewers: usize,
     /// Viewers that have received media.
     pub watching: usize,
+    /// The connection of the person on stage, if any.
+    pub stage: Option<PeerId>,
 }
 
 enum Cmd {
@@ -68,6 +70,10 @@ enum Cmd {
     Remove {
         room: String,
         peer: PeerId,
+    },
+    /// Whoever is on stage leaves it (the trainer brought them back).
+    EndStage {
+        room: String,
     },
     Datagram {
         at: Instant,
@@ -90,6 +96,8 @@ struct Inner {
     live: Arc<Mutex<HashMap<String, LiveState>>>,
     /// Who added each peer (only they may remove it).
     owners: Mutex<HashMap<(String, PeerId), String>>,
+    /// Who each room's trainer brought on stage (a user id): only they may publish there.
+    on_stage: Mutex<HashMap<String, String>>,
     /// This run's name, so peers' keys never repeat across restarts.
     instance: String,
     stop: Arc<AtomicBool>,
@@ -109,6 +117,7 @@ pub struct MediaPlane(Arc<Inner>);
 struct LiveState {
     presenter: Option<PeerId>,
     presenter_connected: bool,
+    stage: Option<PeerId>,
     up: HashMap<PeerId, bool>,
     watching: std::collections::HashSet<PeerId>,
 }
@@ -174,7 +183,9 @@ impl MediaPlane {
         tracing::info!(%local, workers = n, "media plane listening (UDP)");
         let owners = Mutex::new(HashMap::new());
         let instance = crate::ids::random_id(4);
-        let inner = Inner { local, public_ips, workers, routes, live, owners, instance, stop };
+        let on_stage = Mutex::new(HashMap::new());
+        let inner =
+            Inner { local, public_ips, workers, routes, live, owners, on_stage, instance, stop };
         Ok((MediaPlane(Arc::new(inner)), events_rx))
     }
 
@@ -256,6 +267,34 @@ impl MediaPlane {
         true
     }
 
+    /// Brings `user` on stage in `room`, in place of whoever was there; the person who was
+    /// (if any and not `user`).
+    pub fn invite_to_stage(&self, room: &str, user: &str) -> Option<String> {
+        let before = self.0.on_stage.lock().unwrap().insert(room.to_string(), user.to_string());
+        if before.as_deref().is_some_and(|b| b != user) {
+            self.end_stage_media(room);
+        }
+        before.filter(|b| b != user)
+    }
+
+    /// Who is on stage in `room` (brought there, connected or not).
+    pub fn on_stage(&self, room: &str) -> Option<String> {
+        self.0.on_stage.lock().unwrap().get(room).cloned()
+    }
+
+    /// Takes whoever is on stage off it: their connection closes, and they may not publish
+    /// again until brought back. Their client is told by the caller.
+    pub fn end_stage(&self, room: &str) -> Option<String> {
+        let was = self.0.on_stage.lock().unwrap().remove(room);
+        self.end_stage_media(room);
+        was
+    }
+
+    fn end_stage_media(&self, room: &str) {
+        let w = self.worker_of(room);
+        let _ = self.0.workers[w].try_send(Cmd::EndStage { room: room.to_string() });
+    }
+
     /// The room's state now.
     pub fn live(&self, room: &str) -> Live {
         let live = self.0.live.lock().unwrap();
@@ -264,6 +303,7 @@ impl MediaPlane {
             presenter: l.presenter_connected,
             viewers: l.up.values().filter(|&&u| u).count(),
             watching: l.watching.len(),
+            stage: l.stage,
         }
     }
 }
@@ -395,9 +435,12 @@ impl Worker {
                     return;
                 };
                 let out = added.map(|(id, answer)| {
-                    if role == Role::Presenter {
-                        self.live.lock().unwrap().entry(room.clone()).or_default().presenter =
-                            Some(id);
+                    let mut live = self.live.lock().unwrap();
+                    let l = live.entry(room.clone()).or_default();
+                    match role {
+                        Role::Presenter => l.presenter = Some(id),
+                        Role::Stage => l.stage = Some(id),
+                        Role::Viewer => {}
                     }
                     (id, answer.to_sdp_string())
                 });
@@ -406,6 +449,14 @@ impl Worker {
             Cmd::Remove { room, peer } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
                     if catch_unwind(AssertUnwindSafe(|| r.remove(peer, "hung up"))).is_err() {
+                        self.fault(&room);
+                    }
+                }
+            }
+            Cmd::EndStage { room } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    let Some(peer) = r.stage() else { return };
+                    if catch_unwind(AssertUnwindSafe(|| r.remove(peer, "off stage"))).is_err() {
                         self.fault(&room);
                     }
                 }
@@ -471,6 +522,7 @@ impl Worker {
                     tracing::warn!(room = %id, "attendance queue full: an event was dropped");
                 }
                 match e {
+                    RoomEvent::Connected(p) | RoomEvent::Link(p, _) if l.stage == Some(p) => {}
                     RoomEvent::Connected(p) | RoomEvent::Link(p, true) => {
                         if l.presenter == Some(p) {
                             l.presenter_connected = true;
@@ -494,13 +546,16 @@ impl Worker {
                             l.presenter = None;
                             l.presenter_connected = false;
                         }
+                        if l.stage == Some(p) {
+                            l.stage = None;
+                        }
                         l.up.remove(&p);
                         l.watching.remove(&p);
                     }
                     RoomEvent::Layer(..) | RoomEvent::Recorded(_) => {}
                 }
             }
-            if room.presenter().is_none() && room.viewers() == 0 {
+            if room.presenter().is_none() && room.viewers() == 0 && room.stage().is_none() {
                 empty.push(id.clone());
             }
         }
@@ -518,7 +573,7 @@ impl Worker {
     fn fault(&mut self, id: &str) {
         tracing::error!(room = %id, "a broadcast's media failed; its connections are closed");
         let peers: Vec<PeerId> = match self.live.lock().unwrap().get(id) {
-            Some(l) => l.presenter.into_iter().chain(l.up.keys().copied()).collect(),
+            Some(l) => l.presenter.into_iter().chain(l.stage).chain(l.up.keys().copied()).collect(),
             None => vec![],
         };
         for p in peers {

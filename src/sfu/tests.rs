@@ -90,9 +90,14 @@ struct Client {
     id: PeerId,
     audio: Option<Mid>,
     video: Option<Mid>,
+    /// The second audio and video sections: the stage.
+    stage_audio: Option<Mid>,
+    stage_video: Option<Mid>,
     /// Viewers: (time, layer, frame number) of every video frame that arrived whole.
     frames: Vec<(Instant, u8, u32)>,
     audio_packets: Vec<Instant>,
+    stage_frames: Vec<Instant>,
+    stage_audio_packets: Vec<Instant>,
     keyframe_asked: [bool; 3],
 }
 
@@ -118,7 +123,11 @@ impl Client {
                 }
                 Output::Event(e) => match e {
                     Event::MediaData(d) => {
-                        if Some(d.mid) == self.video && d.data.len() >= 15 {
+                        if Some(d.mid) == self.stage_video {
+                            self.stage_frames.push(now);
+                        } else if Some(d.mid) == self.stage_audio {
+                            self.stage_audio_packets.push(now);
+                        } else if Some(d.mid) == self.video && d.data.len() >= 15 {
                             let n = u32::from_be_bytes(d.data[10..14].try_into().unwrap());
                             self.frames.push((now, d.data[14], n));
                         } else if Some(d.mid) == self.audio {
@@ -153,6 +162,8 @@ struct World {
     sfu: SocketAddr,
     presenter: Client,
     viewers: Vec<Client>,
+    /// The person on stage: audio, and one layer of video.
+    stage: Option<Client>,
     events: Vec<(Instant, RoomEvent)>,
     next_frame: Instant,
     next_audio: Instant,
@@ -185,8 +196,12 @@ fn new_client(rtc: Rtc, addr: SocketAddr, seed: u64, now: Instant) -> Client {
         id: 0,
         audio: None,
         video: None,
+        stage_audio: None,
+        stage_video: None,
         frames: vec![],
         audio_packets: vec![],
+        stage_frames: vec![],
+        stage_audio_packets: vec![],
         keyframe_asked: [false; 3],
     }
 }
@@ -210,6 +225,9 @@ fn new_presenter(
     }
     let sim = (!one_layer).then_some(sim);
     let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, sim);
+    // The trainer's page hears and sees whoever is on stage.
+    let stage_audio = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let stage_video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().unwrap();
     let (id, answer) = room.add_peer(Role::Presenter, offer, sfu, now).unwrap();
     rtc.sdp_api().accept_answer(pending, answer).unwrap();
@@ -217,6 +235,8 @@ fn new_presenter(
     presenter.id = id;
     presenter.audio = Some(audio);
     presenter.video = Some(video);
+    presenter.stage_audio = Some(stage_audio);
+    presenter.stage_video = Some(stage_video);
     presenter.keyframe_asked = [true; 3];
     presenter.drain(now);
     presenter
@@ -239,6 +259,7 @@ impl World {
             sfu,
             presenter,
             viewers: vec![],
+            stage: None,
             events: vec![],
             next_frame: now,
             next_audio: now,
@@ -270,6 +291,8 @@ impl World {
         let mut api = rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let stage_audio = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let stage_video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let (offer, pending) = api.apply().unwrap();
         let (id, answer) = self.room.add_peer(Role::Viewer, offer, self.sfu, self.now).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
@@ -279,14 +302,62 @@ impl World {
         c.id = id;
         c.audio = Some(audio);
         c.video = Some(video);
+        c.stage_audio = Some(stage_audio);
+        c.stage_video = Some(stage_video);
         c.drain(self.now);
         self.viewers.push(c);
         self.pump();
         self.viewers.len() - 1
     }
 
+    /// Someone (the `n`th) comes on stage with a camera and microphone (no simulcast).
+    fn bring_on_stage(&mut self, n: u8) {
+        let addr: SocketAddr = format!("10.9.3.{n}:7000").parse().unwrap();
+        let mut rtc = client_rtc(self.now, addr);
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let (id, answer) = self.room.add_peer(Role::Stage, offer, self.sfu, self.now).unwrap();
+        rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        let mut c = new_client(rtc, addr, 100 + n as u64, self.now);
+        c.id = id;
+        c.audio = Some(audio);
+        c.video = Some(video);
+        c.keyframe_asked = [true; 3];
+        c.drain(self.now);
+        self.stage = Some(c);
+        self.pump();
+    }
+
+    /// The stage's media due now: audio each 20 ms, a 480 kbit/s frame each 33 ms (with the
+    /// presenter's, from the same clock).
+    fn produce_stage(&mut self) {
+        let Some(c) = self.stage.as_mut() else { return };
+        if self.now >= self.next_audio {
+            let pt = pt_of(&c.rtc, str0m::format::Codec::Opus);
+            let t = MediaTime::new(self.audio_n * 960, Frequency::FORTY_EIGHT_KHZ);
+            c.rtc
+                .writer(c.audio.unwrap())
+                .unwrap()
+                .write(pt, self.now, t, vec![0x33u8; 80])
+                .unwrap();
+        }
+        if self.now >= self.next_frame {
+            let pt = pt_of(&c.rtc, str0m::format::Codec::Vp8);
+            let t = MediaTime::new(self.frame as u64 * 3000, Frequency::NINETY_KHZ);
+            let key = std::mem::take(&mut c.keyframe_asked[2]);
+            let mut data = vec![0u8; FRAME_BYTES[1]];
+            data[0] = if key { 0x10 } else { 0x11 };
+            data[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+            c.rtc.writer(c.video.unwrap()).unwrap().write(pt, self.now, t, data).unwrap();
+        }
+        c.drain(self.now);
+    }
+
     /// The presenter's media due now.
     fn produce(&mut self) {
+        self.produce_stage();
         let p = &mut self.presenter;
         if self.now >= self.next_audio {
             let pt = p
@@ -344,6 +415,8 @@ impl World {
         while let Some(t) = self.room.poll_transmit() {
             let c = if t.destination == self.presenter.addr {
                 &mut self.presenter
+            } else if let Some(c) = self.stage.as_mut().filter(|c| c.addr == t.destination) {
+                c
             } else if let Some(c) = self.viewers.iter_mut().find(|c| c.addr == t.destination) {
                 c
             } else {
@@ -361,7 +434,8 @@ impl World {
         let end = self.now + d;
         while self.now < end {
             let mut t = self.room.poll_timeout().min(self.next_frame).min(self.next_audio).min(end);
-            for c in std::iter::once(&self.presenter).chain(self.viewers.iter()) {
+            for c in std::iter::once(&self.presenter).chain(&self.stage).chain(self.viewers.iter())
+            {
                 t = t.min(c.timeout);
                 for l in [&c.up, &c.down] {
                     if let Some(n) = l.next() {
@@ -373,7 +447,8 @@ impl World {
             let now = self.now;
             // Deliveries.
             let sfu = self.sfu;
-            for c in std::iter::once(&mut self.presenter).chain(self.viewers.iter_mut()) {
+            let clients = std::iter::once(&mut self.presenter).chain(&mut self.stage);
+            for c in clients.chain(self.viewers.iter_mut()) {
                 while c.up.next().is_some_and(|n| n <= now) {
                     let (_, src, _, data) = c.up.queue.pop_front().unwrap();
                     self.room.handle_receive(now, src, &data);
@@ -409,6 +484,20 @@ impl World {
             })
             .collect()
     }
+}
+
+fn pt_of(rtc: &Rtc, codec: str0m::format::Codec) -> str0m::media::Pt {
+    rtc.codec_config().params().iter().find(|x| x.spec().codec == codec).unwrap().pt()
+}
+
+fn between(times: &[Instant], w: &World, from: f64, to: f64) -> usize {
+    times
+        .iter()
+        .filter(|t| {
+            let s = t.duration_since(w.start).as_secs_f64();
+            s >= from && s < to
+        })
+        .count()
 }
 
 /// Video frames of `layer` a viewer got between `from` and `to` seconds.
@@ -645,4 +734,49 @@ fn a_one_layer_presenters_new_viewer_sees_video_at_once() {
         w.layer_events(id)
     );
     println!("first frame at {:.2} s; {frames} frames in 5 s", first.unwrap());
+}
+
+#[test]
+fn a_viewer_on_stage_is_heard_and_seen_by_everyone_then_goes_back() {
+    let mut w = World::new();
+    let good = w.add_viewer();
+    let thin = w.add_viewer();
+    w.viewers[thin].down.rate_bps = Some(300_000);
+    w.run(Duration::from_secs(5));
+    w.bring_on_stage(1);
+    w.run(Duration::from_secs(4));
+    // 5-9 s: the stage's audio (50 packets a second) reaches everyone, its video those with
+    // room for it; the thin viewer keeps the presenter's audio.
+    for (who, c) in [
+        ("good viewer", &w.viewers[good]),
+        ("thin viewer", &w.viewers[thin]),
+        ("presenter", &w.presenter),
+    ] {
+        let heard = between(&c.stage_audio_packets, &w, 6.0, 9.0);
+        assert!(heard >= 140, "{who} heard {heard} stage packets in 3 s");
+    }
+    let seen = between(&w.viewers[good].stage_frames, &w, 6.0, 9.0);
+    assert!(seen >= 80, "the good viewer saw {seen} stage frames in 3 s");
+    let seen = between(&w.presenter.stage_frames, &w, 6.0, 9.0);
+    assert!(seen >= 80, "the presenter saw {seen} stage frames in 3 s");
+    let seen = between(&w.viewers[thin].stage_frames, &w, 5.0, 9.0);
+    assert_eq!(seen, 0, "a 300 kbit/s viewer gets no stage video beside its layer");
+    let kept = audio_between(&w, thin, 6.0, 9.0);
+    assert!(kept >= 145, "the thin viewer kept {kept} of 150 presenter audio packets");
+    let video: usize = (0..3).map(|l| frames_of(&w, good, l, 6.0, 9.0)).sum();
+    assert!(video >= 80, "the good viewer keeps the presenter's video: {video} frames in 3 s");
+    // Back from the stage (9 s): nothing more from it.
+    let id = w.stage.take().unwrap().id;
+    w.room.remove(id, "off stage");
+    w.run(Duration::from_secs(2));
+    assert_eq!(between(&w.viewers[good].stage_audio_packets, &w, 9.2, 11.0), 0);
+    assert!(audio_between(&w, good, 9.2, 11.0) >= 85, "the presenter goes on");
+    // Someone else on stage (11 s): their stream follows on in the same sections.
+    w.bring_on_stage(2);
+    w.run(Duration::from_secs(3));
+    let heard = between(&w.viewers[good].stage_audio_packets, &w, 12.0, 14.0);
+    assert!(heard >= 95, "the next person on stage: {heard} packets in 2 s");
+    let seen = between(&w.viewers[good].stage_frames, &w, 12.0, 14.0);
+    assert!(seen >= 50, "the next person on stage: {seen} frames in 2 s");
+    assert!(w.events.iter().any(|(_, e)| *e == RoomEvent::Left(id, "off stage")));
 }

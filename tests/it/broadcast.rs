@@ -341,6 +341,90 @@ async fn two_presenters_at_once_and_a_viewer_that_never_connects(sql: Sql) {
     assert_eq!(r.status(), 201);
 }
 
+/// The stage is the trainer's to give, to someone watching; only that person publishes there,
+/// one connection at a time (two offers at once: one 201, one 409); their stage connection is
+/// not a second attendance row; stepping down closes it and takes the right away. Each step,
+/// and each refusal, is in the trail.
+async fn the_stage_is_the_trainers_to_give_to_someone_watching(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let sun = s.login("trainer-sun").await;
+    let r = sun
+        .post(
+            "/api/broadcasts",
+            json!({"title": "Case conference", "starts_at": ferry::time::now_ms(),
+                   "audience": ["island-clinic", "mountain-clinic"]}),
+        )
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let (zhao, ma) = (s.login("dr-zhao").await, s.login("dr-ma").await);
+    let stage = format!("/api/broadcasts/{id}/stage");
+    let stage_whip = format!("{stage}/whip");
+    assert_eq!(
+        post_sdp(&zhao, &format!("/api/broadcasts/{id}/whep"), offer(false)).await.status(),
+        201
+    );
+    // Nobody on stage yet: nobody publishes there.
+    let (status, p) = problem(post_sdp(&zhao, &stage_whip, offer(true)).await).await;
+    assert_eq!(status, 403, "{p}");
+    // Only the trainer brings people on stage, and only someone watching.
+    let r = zhao.send("PUT", &stage, Some(json!({"user": "dr-zhao"}))).await;
+    assert_eq!(r.status(), 403);
+    let (status, p) = problem(sun.send("PUT", &stage, Some(json!({"user": "dr-ma"}))).await).await;
+    assert_eq!((status, p["code"].as_str()), (409, Some("not_watching")), "{p}");
+    let (status, _) =
+        problem(sun.send("PUT", &stage, Some(json!({"user": "no such"}))).await).await;
+    assert_eq!(status, 400);
+    let r = sun.send("PUT", &stage, Some(json!({"user": "dr-zhao"}))).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["user"].as_str(), v["name"].as_str()), (Some("dr-zhao"), Some("Dr Zhao")), "{v}");
+    // Someone else cannot take the place.
+    let (status, _) = problem(post_sdp(&ma, &stage_whip, offer(true)).await).await;
+    assert_eq!(status, 403);
+    // Two stage offers at once from the person on stage: one connection.
+    let (a, b) = tokio::join!(
+        post_sdp(&zhao, &stage_whip, offer(true)),
+        post_sdp(&zhao, &stage_whip, offer(true))
+    );
+    let mut codes = [a.status().as_u16(), b.status().as_u16()];
+    codes.sort();
+    assert_eq!(codes, [201, 409]);
+    let (ok, refused) = if a.status() == 201 { (a, b) } else { (b, a) };
+    assert!(ok.headers()["location"].to_str().unwrap().contains("/stage/whip/"));
+    assert_eq!(problem(refused).await.1["code"], "stage_taken");
+    let session: Value = ma.get(&format!("/api/broadcasts/{id}")).await.json().await.unwrap();
+    assert_eq!(session["media"]["stage"], "dr-zhao", "{session}");
+    // The stage connection is no second attendance row.
+    let report: Value =
+        sun.get(&format!("/api/broadcasts/{id}/attendance")).await.json().await.unwrap();
+    let rows = report["people"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report}");
+    assert_eq!(
+        (rows[0]["user"].as_str(), rows[0]["role"].as_str()),
+        (Some("dr-zhao"), Some("viewer"))
+    );
+    // Stepping down: the stage is free, and the right to publish there gone.
+    let (status, _) = problem(ma.send("DELETE", &stage, None).await).await;
+    assert_eq!(status, 403, "only the trainer or the person on stage ends it");
+    let r = zhao.send("DELETE", &stage, None).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["user"].is_null());
+    let (status, _) = problem(post_sdp(&zhao, &stage_whip, offer(true)).await).await;
+    assert_eq!(status, 403);
+    let given = audit_events(&s, "action=broadcast.stage&outcome=success").await;
+    let details: Vec<&str> = given.iter().filter_map(|e| e["detail"].as_str()).collect();
+    assert!(
+        details.contains(&"dr-zhao on stage") && details.contains(&"dr-zhao off stage"),
+        "{details:?}"
+    );
+    let denied = audit_events(&s, "action=broadcast.stage&outcome=denied").await;
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    let published = audit_events(&s, "action=broadcast.stage_publish").await;
+    let outcomes: Vec<&str> = published.iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "denied").count(), 3, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "success").count(), 1, "{outcomes:?}");
+}
+
 backend_tests!(
     sqlite => crate::support::Sql::Sqlite,
     postgres => crate::support::Sql::Postgres;
@@ -348,6 +432,7 @@ backend_tests!(
         sessions_reach_their_audience_only,
         questions_votes_and_hands_reach_the_trainer,
         two_presenters_at_once_and_a_viewer_that_never_connects,
+        the_stage_is_the_trainers_to_give_to_someone_watching,
     ]
 );
 
