@@ -7,11 +7,13 @@
 // seen. Then questions in the session's page: the first viewer types one and sends it, and the
 // trainer's page (open beside the broadcast) shows it without reloading, pushed over the socket;
 // the second viewer up-votes it and the trainer sees the count; the trainer marks it answered
-// and the asker sees that; a raised hand reaches the trainer, who lowers it.
+// and the asker sees that; a raised hand reaches the trainer, who lowers it. On stage: a viewer
+// raises a hand in the app, the trainer brings them on stage, they accept, and the other viewer
+// and the trainer hear and see them; brought back, they are heard no more.
 // Run by tests/it/browser.rs with FERRY_URL and VIEWERS (user ids, comma-separated).
 import test, { after, before } from 'node:test';
 import { base, expect, launchMedia, shot, signedInPage } from './lib.mjs';
-import { inbound, negotiate, publishSetup, schedule, until, untilInbound, watchSetup } from './whip.mjs';
+import { inbound, keepConnections, negotiate, publishSetup, schedule, stageInbound, until, untilInbound, watchSetup } from './whip.mjs';
 
 const viewers = (process.env.VIEWERS || 'dr-zhao,dr-ma').split(',');
 const T = 60000;
@@ -215,6 +217,82 @@ test('questions: a viewer asks in the page and the trainer sees it without reloa
   console.log(`# questions: asked -> at the trainer ${atTrainer.ms} ms (socket message after ${pushes.find(at => at >= asked) - asked} ms); ` +
     `up-vote -> trainer's count ${counted.ms} ms; answered -> at the asker ${answered.ms} ms; ` +
     `hand raised -> at the trainer ${hand.ms} ms; lowered -> at the viewer ${lowered.ms} ms`);
+});
+
+test('on stage: the trainer brings a viewer who raised a hand on stage; the other viewer and the trainer hear and see them, then no more', { timeout: 90000 }, async () => {
+  const [speaker, listener] = watching;
+  const hash = `#/broadcasts/${session}`;
+  const errors = [];
+  /** A new page of the same person at the session, its connections kept for their figures. */
+  const sessionPage = async (context) => {
+    const p = await context.newPage();
+    p.on('pageerror', e => errors.push(e.message));
+    await p.addInitScript(keepConnections);
+    await p.goto(`${base}/${hash}`);
+    await p.waitForSelector('#broadcast-questions[data-loaded="true"]', { timeout: 15000 });
+    await poll('the socket open', () => p.evaluate(() => !!window.ferrySocket.ws && window.ferrySocket.ws.readyState === 1), Date.now(), 10000);
+    return p;
+  };
+  const desk = await sessionPage(trainer.context());
+  const speak = await sessionPage(speaker.page.context());
+  const hear = await sessionPage(listener.page.context());
+  // Both watch in the app (its connection asks for the stage too).
+  for (const p of [speak, hear]) {
+    await p.click('#watch');
+    await poll('watching in the app', () => p.evaluate(() => window.pcs.some(pc => pc.connectionState === 'connected')), Date.now(), 20000);
+  }
+  await speak.click('#raise-hand');
+  await poll('the hand at the trainer', () => desk.$(`#hand-list li[data-user="${speaker.user}"] button[data-action=stage]`), Date.now(), 10000);
+  const inviting = Date.now();
+  await desk.click(`#hand-list li[data-user="${speaker.user}"] button[data-action=stage]`);
+  const asked = await poll('the invitation at the speaker', () => speak.isVisible('#stage-join'), inviting, 10000);
+  expect(await hear.isVisible('#stage-join') === false, 'the listener was asked too');
+  const accepting = Date.now();
+  await speak.click('#stage-join');
+  await poll('the speaker connected', () => speak.getAttribute('#on-stage', 'data-connection').then(v => v === 'connected'), accepting, 20000);
+  // The listener and the trainer (on its WHIP connection) hear the speaker's microphone and
+  // decode their camera. The listener's page plays it with sound: the fake device's beep has
+  // energy there (not only packets). The trainer's test page plays it muted, which Chromium
+  // decodes without measuring energy: its samples count.
+  const heard = {};
+  for (const [who, p] of [['listener', hear], ['trainer', trainer]]) {
+    const from = await p.evaluate(stageInbound);
+    expect(from, `${who}: no connection with the stage`);
+    const end = Date.now() + 20000;
+    for (;;) {
+      const r = await p.evaluate(stageInbound);
+      const sound = who === 'listener' ? r.energy > from.energy : r.samples > from.samples + 48000;
+      if (r.audio > from.audio + 100 && sound && r.frames > from.frames + 30) { heard[who] = { ...r, ms: r.at - accepting }; break; }
+      expect(Date.now() < end, `${who} did not hear and see the stage: ${JSON.stringify(r)} (from ${JSON.stringify(from)})`);
+      await new Promise(done => setTimeout(done, 250));
+    }
+  }
+  // Everyone's page says who is on stage; the speaker sees their own camera, without their voice back.
+  const name = await hear.textContent('#stage-who');
+  expect(/Dr Zhao/.test(name), `the listener's page says ${name}`);
+  expect(await speak.evaluate(() => { const v = document.querySelector('#stage-video'); return v.muted && v.srcObject && v.srcObject.getAudioTracks().length > 0 && v.srcObject.getVideoTracks()[0].readyState === 'live'; }),
+    "the speaker's own stage picture is not their muted camera");
+  // The listener's stage plays with sound as the broadcast does (the sound button covers both).
+  const sound = await hear.evaluate(() => [document.querySelector('#stage-video').muted, document.querySelector('video#stage').muted]);
+  expect(sound[0] === sound[1], `the stage muted ${sound[0]}, the broadcast muted ${sound[1]}`);
+  await desk.screenshot({ path: shot('broadcast-stage-trainer.png'), fullPage: true }).catch(() => {});
+  await hear.screenshot({ path: shot('broadcast-stage-viewer.png'), fullPage: true }).catch(() => {});
+  // Brought back: the speaker's connection closes, nobody hears them any more.
+  await desk.click('#stage-end');
+  await poll('the speaker off stage', () => speak.isHidden('#on-stage'), Date.now(), 10000);
+  expect(await speak.evaluate(() => window.pcs.filter(pc => pc.connectionState !== 'closed').length) === 1, 'the stage connection stayed open');
+  await poll('the listener told', () => hear.isHidden('#on-stage'), Date.now(), 10000);
+  await new Promise(done => setTimeout(done, 1000));
+  const a = await hear.evaluate(stageInbound);
+  await new Promise(done => setTimeout(done, 1500));
+  const b = await hear.evaluate(stageInbound);
+  expect(b.audio === a.audio, `stage audio after the end: ${a.audio} -> ${b.audio}`);
+  // The trainer's own broadcast went on for the listener all along.
+  await untilInbound(listener.page, r => r.audio > 0, 5000, 'the trainer still heard');
+  for (const p of [desk, speak, hear]) await p.close();
+  expect(errors.length === 0, `script errors: ${errors.join('; ')}`);
+  console.log(`# stage: invited -> asked at the speaker ${asked.ms} ms; accepted -> 100 stage audio packets and 30 frames at the listener after ${heard.listener.ms} ms ` +
+    `(${heard.listener.width} px), by the trainer ${heard.trainer.ms} ms (${heard.trainer.width} px)`);
 });
 
 test('the trainer hangs up; the recording is filed and plays in Chromium, seeking with ranges', { timeout: 90000 }, async () => {

@@ -75,6 +75,44 @@ export const publishSetup = async (busy = false) => {
       { rid: 'h', maxBitrate: 1500000 },
     ],
   });
+  // The stage, as the app's trainer page receives it, played (muted: Chromium then decodes the
+  // audio but reports no energy for it) so its audio is decoded.
+  pc.addTransceiver('audio', { direction: 'recvonly' });
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  // (Inline: page.evaluate sends this function's source alone.)
+  pc.ontrack = e => {
+    const el = document.createElement(e.track.kind);
+    el.autoplay = true; el.muted = true; el.srcObject = new MediaStream([e.track]);
+    document.body.append(el);
+  };
+};
+
+/**
+ * In a page before its scripts run: every RTCPeerConnection the app makes is kept in
+ * `window.pcs`, so a test reads its figures.
+ */
+export const keepConnections = () => {
+  const Made = window.RTCPeerConnection;
+  window.pcs = [];
+  window.RTCPeerConnection = class extends Made {
+    constructor(...args) { super(...args); window.pcs.push(this); }
+  };
+};
+
+/**
+ * In the page: what arrives on the stage's sections (the third and fourth) of its open
+ * connection that has them: audio packets and energy, video frames decoded.
+ */
+export const stageInbound = async () => {
+  const pc = [window.pc, ...(window.pcs || [])]
+    .find(p => p && p.signalingState !== 'closed' && p.getTransceivers().length === 4);
+  if (!pc) return null;
+  const [, , a, v] = pc.getTransceivers();
+  const s = [...(await pc.getStats()).values()];
+  const ia = s.find(x => x.type === 'inbound-rtp' && x.mid === a.mid) || {};
+  const iv = s.find(x => x.type === 'inbound-rtp' && x.mid === v.mid) || {};
+  return { at: Date.now(), audio: ia.packetsReceived || 0, energy: ia.totalAudioEnergy || 0,
+    samples: ia.totalSamplesReceived || 0, frames: iv.framesDecoded || 0, width: iv.frameWidth || 0 };
 };
 
 /** In the page: a viewer's receive-only connection that plays what arrives. */

@@ -294,7 +294,7 @@ async fn a_broadcast_reaches_three_sites_through_the_sfu() {
     .unwrap();
     let viewers = ("VIEWERS", "dr-zhao,dr-ma,dr-wu".to_string());
     let out = run_node("broadcast-media.mjs", &s, vec![viewers]).await;
-    all_passed(&out, 7);
+    all_passed(&out, 8);
     let filed = crate::support::audit_events(&s, "action=broadcast.record").await;
     assert_eq!(filed.len(), 1, "the recording is filed once: {filed:?}");
     // ffprobe reads the recording: VP8 at the presenter's full size and Opus, its duration the

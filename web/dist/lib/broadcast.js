@@ -9,7 +9,8 @@ import { t } from './i18n.js';
 /**
  * @typedef {'scheduled' | 'live' | 'ended' | 'cancelled'} BroadcastState
  * @typedef {{ site: string, subtree: boolean }} AudienceEntry
- * @typedef {{ presenter: boolean, viewers: number, watching: number }} Media
+ * @typedef {{ presenter: boolean, viewers: number, watching: number, stage?: string | null,
+ *   stage_connected?: boolean }} Media
  * @typedef {{ id: string, site: string, trainer: string, title: string, description: string,
  *   starts_at: string, ends_at: string, minutes: number, state: BroadcastState,
  *   audience: AudienceEntry[], created_at: string, soon: boolean, media?: Media }} Broadcast
@@ -60,6 +61,10 @@ export const votePath = (id, q) => `${questionsPath(id)}/${encodeURIComponent(q)
 export const answeredPath = (id, q) => `${questionsPath(id)}/${encodeURIComponent(q)}/answered`;
 /** @param {string} id */
 export const handPath = id => `${broadcastPath(id)}/hand`;
+/** Who is on stage: PUT brings someone on, DELETE ends it. @param {string} id */
+export const stagePath = id => `${broadcastPath(id)}/stage`;
+/** Where the person on stage publishes (WHIP). @param {string} id */
+export const stageWhipUrl = id => `${stagePath(id)}/whip`;
 
 /** @param {string} s */
 const ms = s => {

@@ -117,30 +117,72 @@ export function iceConfig(turn) {
   return c;
 }
 
+/** The camera of the person on stage: one layer, small enough for a clinic's uplink. */
+export const STAGE_CAMERA = { audio: true, video: { width: 640, height: 360 } };
+
 /**
- * The trainer's connection: the microphone and the camera in three simulcast layers, send only.
- * @param {MediaStream} stream
- * @param {RTCConfiguration} [ice]
+ * Adds the stage's pair of receive-only sections (after the connection's own): whoever the
+ * trainer brings on stage arrives on them. `onTrack` gets each track arriving, and whether it
+ * is the stage's.
+ * @param {RTCPeerConnection} pc
+ * @param {(track: MediaStreamTrack, stage: boolean) => void} onTrack
  */
-export function presenterConnection(stream, ice = {}) {
-  const pc = new RTCPeerConnection(ice);
+function withStage(pc, onTrack) {
+  const stage = [pc.addTransceiver('audio', { direction: 'recvonly' }), pc.addTransceiver('video', { direction: 'recvonly' })];
+  pc.addEventListener('track', ev => onTrack(ev.track, stage.includes(ev.transceiver)));
+}
+
+/**
+ * Sends a stream's microphone and camera, send only (the camera in `layers`, if given).
+ * @param {RTCPeerConnection} pc
+ * @param {MediaStream} stream
+ * @param {RTCRtpEncodingParameters[] | null} layers
+ */
+function sendStream(pc, stream, layers) {
   const [audio] = stream.getAudioTracks();
   const [video] = stream.getVideoTracks();
   if (audio) pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] });
-  if (video) pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], sendEncodings: SIMULCAST.map(e => ({ ...e })) });
+  if (video) {
+    pc.addTransceiver(video, { direction: 'sendonly', streams: [stream], ...(layers ? { sendEncodings: layers.map(e => ({ ...e })) } : {}) });
+  }
+}
+
+/**
+ * The trainer's connection: the microphone and the camera in three simulcast layers, sent; the
+ * stage, received (`onStage` gets its tracks).
+ * @param {MediaStream} stream
+ * @param {RTCConfiguration} [ice]
+ * @param {(track: MediaStreamTrack) => void} [onStage]
+ */
+export function presenterConnection(stream, ice = {}, onStage = () => {}) {
+  const pc = new RTCPeerConnection(ice);
+  sendStream(pc, stream, SIMULCAST);
+  withStage(pc, (track, stage) => { if (stage) onStage(track); });
   return pc;
 }
 
 /**
- * A viewer's connection: audio and video, receive only; `onTrack` gets each track arriving.
- * @param {(track: MediaStreamTrack) => void} onTrack
+ * The connection of the person on stage: their microphone and camera, one layer, send only.
+ * @param {MediaStream} stream
+ * @param {RTCConfiguration} [ice]
+ */
+export function stageConnection(stream, ice = {}) {
+  const pc = new RTCPeerConnection(ice);
+  sendStream(pc, stream, null);
+  return pc;
+}
+
+/**
+ * A viewer's connection: the trainer's audio and video, and the stage's, receive only;
+ * `onTrack` gets each track arriving, and whether it is the stage's.
+ * @param {(track: MediaStreamTrack, stage: boolean) => void} onTrack
  * @param {RTCConfiguration} [ice]
  */
 export function viewerConnection(onTrack, ice = {}) {
   const pc = new RTCPeerConnection(ice);
   pc.addTransceiver('audio', { direction: 'recvonly' });
   pc.addTransceiver('video', { direction: 'recvonly' });
-  pc.addEventListener('track', ev => onTrack(ev.track));
+  withStage(pc, onTrack);
   return pc;
 }
 

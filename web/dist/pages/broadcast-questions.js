@@ -7,7 +7,7 @@
 
 import { ApiError, api } from '../lib/api.js';
 import {
-  MAX_QUESTION, answeredPath, askedText, freshHands, freshQuestions, handPath, handRaised, invalidField, questionProblem,
+  MAX_QUESTION, answeredPath, askedText, freshHands, freshQuestions, handPath, handRaised, invalidField, questionProblem, stagePath,
   questionsPath, splitQuestions, votePath,
 } from '../lib/broadcast.js';
 import { h, raw } from '../lib/dom.js';
@@ -150,7 +150,12 @@ export function questionsPanel(id, o) {
           o.over() ? null : h('button', {
             type: 'button', class: 'small', 'data-action': 'lower', 'aria-label': t('hands.lower_named', { name: x.name || x.user }),
             onclick: () => act(x.user, 'lower', () => api('PUT', handPath(id), { raised: false, user: x.user })),
-          }, t('hands.lower')))))
+          }, t('hands.lower')),
+          // Whoever raised a hand to speak, the trainer lets speak to everyone.
+          o.over() || !o.trainer ? null : [' ', h('button', {
+            type: 'button', class: 'small', 'data-action': 'stage', 'aria-label': t('stage.bring_named', { name: x.name || x.user }),
+            onclick: () => act(x.user, 'stage', () => api('PUT', stagePath(id), { user: x.user })),
+          }, t('stage.bring'))])))
         : h('p', { class: 'muted', id: 'no-hands' }, t('hands.none')));
   }
 

@@ -3,7 +3,8 @@
 // microphone to Ferry over WHIP in three simulcast layers, with a muted preview — and ends the
 // broadcast; everyone else watches over WHEP and leaves. Leaving the page hangs up. Beside the
 // picture, the session's questions and raised hands (broadcast-questions.js), fetched again
-// when the socket says they changed.
+// when the socket says they changed; under it, whoever the trainer brought on stage
+// (broadcast-stage.js).
 
 import { api } from '../lib/api.js';
 import {
@@ -21,6 +22,7 @@ import { CAMERA, closeConnection, hangUp, iceConfig, negotiate, presenterConnect
 import { facts } from './consult-common.js';
 import { liveBadge, stateTag } from './broadcast-common.js';
 import { questionsPanel } from './broadcast-questions.js';
+import { stagePanel } from './broadcast-stage.js';
 
 /** @typedef {import('../lib/broadcast.js').Broadcast} Broadcast */
 
@@ -71,6 +73,8 @@ export async function broadcastPage(id) {
   if (role === 'presenter') video.muted = true;
 
   const questions = questionsPanel(id, { trainer: role === 'presenter', over: () => isOver(b.state), stillHere });
+  // The trainer hears the stage once live (going live was the gesture browsers want for sound).
+  const stage = stagePanel(id, { trainer: role === 'presenter', stillHere, soundOn: () => (role === 'presenter' ? !!live.pc : !video.muted) });
 
   const startBtn = h('button', {
     id: role === 'presenter' ? 'go-live' : 'watch', class: 'primary big', type: 'button',
@@ -87,6 +91,7 @@ export async function broadcastPage(id) {
       if (!video.muted) video.play().catch(() => {});
       soundNote.hidden = true;
       drawSound();
+      stage.sound();
     },
   });
 
@@ -151,6 +156,7 @@ export async function broadcastPage(id) {
       drawInfo();
       drawMedia();
       drawButtons();
+      stage.update(b.media || {});
     } catch (e) {
       if (mine === loadSeq && stillHere()) refreshErr.replaceChildren(errorBox(e));
     }
@@ -236,7 +242,7 @@ export async function broadcastPage(id) {
     if (mine !== attempt || !stillHere()) { closeConnection(null, stream); return; }
     const ice = iceConfig(await api('GET', '/api/turn').catch(() => null));
     if (mine !== attempt || !stillHere()) { closeConnection(null, stream); return; }
-    const pc = presenterConnection(stream, ice);
+    const pc = presenterConnection(stream, ice, track => stage.track(track));
     live = { pc, stream, resource: null };
     pinPage(true);
     video.srcObject = stream;
@@ -257,7 +263,9 @@ export async function broadcastPage(id) {
       video.play().catch(() => {});
       soundNote.hidden = false;
       drawSound();
+      stage.sound();
     });
+    stage.sound();
   }
 
   async function watch() {
@@ -269,7 +277,8 @@ export async function broadcastPage(id) {
     const stream = new MediaStream();
     const ice = iceConfig(await api('GET', '/api/turn').catch(() => null));
     if (mine !== attempt || !stillHere()) return;
-    const pc = viewerConnection(track => {
+    const pc = viewerConnection((track, onStage) => {
+      if (onStage) { stage.track(track); return; }
       stream.addTrack(track);
       if (video.srcObject !== stream) video.srcObject = stream;
     }, ice);
@@ -289,12 +298,16 @@ export async function broadcastPage(id) {
   const timer = setInterval(refresh, REFRESH_MS);
   // Questions, votes, answers and hands of this session: pushed to its trainer, the people
   // watching and the asker; after a reconnect, whatever was missed.
-  listen('broadcast', m => { if (isBroadcastEvent(m, 'questions', id)) questions.load(); });
+  listen('broadcast', m => {
+    if (isBroadcastEvent(m, 'questions', id)) questions.load();
+    if (isBroadcastEvent(m, 'stage', id)) refresh();
+  });
   listen('open', () => { questions.load(); });
   onPageLeave(() => {
     left = true;
     clearInterval(timer);
     window.removeEventListener('pagehide', onHide);
+    stage.close();
     if (live.pc || live.resource || live.stream) stop('ended');
   });
 
@@ -317,7 +330,8 @@ export async function broadcastPage(id) {
         role === 'presenter' ? h('p', { class: 'muted', id: 'presenter-help' }, t('broadcast.presenter_help')) : null,
         // The controls above the picture, so they stay in sight on a short screen.
         h('div', { class: 'actions-bar' }, startBtn, soundBtn, stopBtn),
-        conn, soundNote, mediaErr, video),
+        conn, soundNote, mediaErr, video, stage.el),
       questions.el));
   questions.load();
+  stage.update(b.media || {});
 }
