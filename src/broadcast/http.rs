@@ -54,7 +54,7 @@ fn target(b: &Broadcast, audience: Vec<SiteId>) -> Target {
     t
 }
 
-fn view(b: &Broadcast, now: i64) -> Value {
+pub(super) fn view(b: &Broadcast, now: i64) -> Value {
     json!({
         "id": b.id,
         "site": b.site,
@@ -192,17 +192,27 @@ pub async fn list(
         None => now,
     };
     let found = store::upcoming(&ctx.state.db, &permit, from, 500).await?;
+    let out: Vec<Value> = visible(&ctx, found).await?.iter().map(|b| view(b, now)).collect();
+    Ok(Json(json!({ "broadcasts": out })))
+}
+
+/// The sessions of `found` the caller may see: its own site's, and those whose audience has
+/// its site (each subtree looked up once).
+pub(super) async fn visible(
+    ctx: &RequestCtx,
+    found: Vec<Broadcast>,
+) -> Result<Vec<Broadcast>, ApiError> {
     let mine = &ctx.actor.user.site;
     let mut cache = HashMap::new();
     let mut out = vec![];
-    for b in &found {
-        let sees = &b.site == mine
-            || store::audience_of(&ctx.state.db, b, &mut cache).await?.contains(mine);
-        if sees {
-            out.push(view(b, now));
+    for b in found {
+        if &b.site == mine
+            || store::audience_of(&ctx.state.db, &b, &mut cache).await?.contains(mine)
+        {
+            out.push(b);
         }
     }
-    Ok(Json(json!({ "broadcasts": out })))
+    Ok(out)
 }
 
 /// The session `id`, or 404.
@@ -241,6 +251,52 @@ pub async fn get(
         "stage_connected": live.stage.is_some(),
     });
     Ok(Json(v))
+}
+
+/// `POST /api/broadcasts/{id}/end`: the session's trainer ends it. Every media connection
+/// closes (the presenter's, the viewers', the stage's) and the session moves to the training
+/// library; its people are told over their sockets ("state").
+pub async fn end(
+    ctx: RequestCtx,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (b, _) = readable(&ctx, &id).await?;
+    let action = "broadcast.end";
+    trainer_only(&ctx, &b, action, "only the session's trainer ends it").await?;
+    // The people to tell, before their connections close.
+    let mut people = store::connected_people(&ctx.state.db, &b.id).await?;
+    let site = Some(b.site.to_string());
+    let event = ctx.event(action, "broadcast", Some(b.id.clone()), site, Outcome::Success, None);
+    if !store::set_ended(&ctx.state.db, &b.id, ctx.now(), &event).await? {
+        return Err(ApiError::conflict(
+            "broadcast_over",
+            format!("the session is {}", b.state.as_str()),
+        ));
+    }
+    ctx.state.media.close_room(&b.id);
+    people.push(b.trainer.to_string());
+    people.sort();
+    people.dedup();
+    ctx.state.hub.notify_broadcast(people, &b.id, "state").await;
+    let b = find(&ctx, &id).await?;
+    Ok(Json(view(&b, ctx.now())))
+}
+
+/// Goes on only for the session's trainer; anyone else is refused (`403`), and the refusal
+/// recorded as `action` denied.
+pub(super) async fn trainer_only(
+    ctx: &RequestCtx,
+    b: &Broadcast,
+    action: &'static str,
+    why: &str,
+) -> Result<(), ApiError> {
+    if b.trainer == ctx.actor.user.id {
+        return Ok(());
+    }
+    let site = Some(b.site.to_string());
+    ctx.audit(action, "broadcast", Some(b.id.clone()), site, Outcome::Denied, Some(why.into()))
+        .await?;
+    Err(ApiError::Forbidden { detail: format!("{action}: {why}") })
 }
 
 /// The host part of the request's Host header.
@@ -703,21 +759,20 @@ pub async fn recordings(
     ctx: RequestCtx,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (b, permit) = readable(&ctx, &id).await?;
+    let (_, permit) = readable(&ctx, &id).await?;
     let list = store::recordings(&ctx.state.db, &permit).await?;
-    let out: Vec<Value> = list
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "duration_seconds": r.duration_ms as f64 / 1000.0,
-                "bytes": r.bytes,
-                "created_at": rfc3339(r.created_at),
-                "url": format!("/api/broadcasts/{}/recordings/{}", b.id, r.id),
-            })
-        })
-        .collect();
+    let out: Vec<Value> = list.iter().map(recording_view).collect();
     Ok(Json(json!({ "recordings": out })))
+}
+
+pub(super) fn recording_view(r: &store::Recording) -> Value {
+    json!({
+        "id": r.id,
+        "duration_seconds": r.duration_ms as f64 / 1000.0,
+        "bytes": r.bytes,
+        "created_at": rfc3339(r.created_at),
+        "url": format!("/api/broadcasts/{}/recordings/{}", r.broadcast_id, r.id),
+    })
 }
 
 /// A `Range: bytes=…` header against a body of `len` bytes: the one range asked for, or
@@ -758,7 +813,18 @@ pub async fn recording(
     let list = store::recordings(&ctx.state.db, &permit).await?;
     let r =
         list.into_iter().find(|r| r.id == rec).ok_or(ApiError::NotFound { what: "recording" })?;
-    let len = r.bytes as u64;
+    ranged(&ctx, &headers, &r.object_key, r.bytes as u64, "video/webm").await
+}
+
+/// An object of `len` bytes as a response, whole or the range asked for (players and PDF
+/// viewers seek with ranges), with its media type.
+pub(super) async fn ranged(
+    ctx: &RequestCtx,
+    headers: &HeaderMap,
+    key: &str,
+    len: u64,
+    media_type: &'static str,
+) -> Result<Response, ApiError> {
     let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, range) = match byte_range(asked, len) {
         Ok(Some(range)) => (StatusCode::PARTIAL_CONTENT, range),
@@ -771,15 +837,10 @@ pub async fn recording(
             return Ok(resp);
         }
     };
-    let body = ctx
-        .state
-        .objects
-        .get_range(&r.object_key, range.clone())
-        .await
-        .map_err(ApiError::internal)?;
+    let body = ctx.state.objects.get_range(key, range.clone()).await.map_err(ApiError::internal)?;
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/webm"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
     if status == StatusCode::PARTIAL_CONTENT {

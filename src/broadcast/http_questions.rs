@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{bad, readable};
+use super::http::{bad, readable, trainer_only};
 use super::questions::{self, Hand, MAX_OPEN_PER_PERSON, Question};
 use super::{Broadcast, State, store};
 use crate::audit::Outcome;
@@ -232,21 +232,6 @@ pub async fn answered(
     store::mark_answered(&ctx.state.db, &permit, &q.id, at, &event).await?;
     tell(&ctx, &b, &q.author, "questions").await?;
     answer_one(&ctx, &one(&ctx, &permit, &qid).await?).await
-}
-
-pub(super) async fn trainer_only(
-    ctx: &RequestCtx,
-    b: &Broadcast,
-    action: &'static str,
-    why: &str,
-) -> Result<(), ApiError> {
-    if b.trainer == ctx.actor.user.id {
-        return Ok(());
-    }
-    let site = Some(b.site.to_string());
-    ctx.audit(action, "broadcast", Some(b.id.clone()), site, Outcome::Denied, Some(why.into()))
-        .await?;
-    Err(ApiError::Forbidden { detail: format!("{action}: {why}") })
 }
 
 /// `PUT /api/broadcasts/{id}/hand`: raises or lowers the caller's hand; the trainer may lower

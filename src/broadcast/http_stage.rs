@@ -12,8 +12,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{bad, connect, readable};
-use super::http_questions::{names, open, tell, trainer_only};
+use super::http::{bad, connect, readable, trainer_only};
+use super::http_questions::{names, open, tell};
 use super::{Broadcast, store};
 use crate::audit::Outcome;
 use crate::auth::RequestCtx;

@@ -5,8 +5,11 @@
 
 pub mod attendance;
 pub mod http;
+pub mod http_library;
+pub mod http_materials;
 pub mod http_questions;
 pub mod http_stage;
+pub mod materials;
 pub mod questions;
 pub mod store;
 

@@ -118,7 +118,8 @@ pub async fn upcoming(
 ) -> Result<Vec<Broadcast>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM broadcasts \
-         WHERE state = 'live' OR (state <> 'cancelled' AND starts_at + minutes * 60000 >= $1) \
+         WHERE state = 'live' \
+            OR (state = 'scheduled' AND starts_at + minutes * 60000 >= $1) \
          ORDER BY starts_at, id LIMIT $2"
     );
     let rows = sqlx::query(&sql).bind(from).bind(limit).fetch_all(db.pool()).await?;
@@ -311,19 +312,19 @@ pub async fn recordings(
     .bind(id)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Recording {
-                id: r.try_get("id")?,
-                broadcast_id: r.try_get("broadcast_id")?,
-                object_key: r.try_get("object_key")?,
-                bytes: r.try_get("bytes")?,
-                duration_ms: r.try_get("duration_ms")?,
-                video_frames: r.try_get("video_frames")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(recording_of).collect()
+}
+
+fn recording_of(r: &AnyRow) -> Result<Recording, sqlx::Error> {
+    Ok(Recording {
+        id: r.try_get("id")?,
+        broadcast_id: r.try_get("broadcast_id")?,
+        object_key: r.try_get("object_key")?,
+        bytes: r.try_get("bytes")?,
+        duration_ms: r.try_get("duration_ms")?,
+        video_frames: r.try_get("video_frames")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 /// Runs one statement and the step's audit event in one transaction; the rows it changed.
@@ -529,4 +530,171 @@ pub async fn connected_people(db: &Db, broadcast: &str) -> Result<Vec<String>, s
     .bind(broadcast)
     .fetch_all(db.pool())
     .await
+}
+
+/// A session's material: a PDF its trainer uploaded, kept in the object store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Material {
+    pub id: String,
+    pub broadcast_id: String,
+    /// What the trainer called the file: shown to the audience, never logged.
+    pub name: String,
+    #[serde(skip)]
+    pub object_key: String,
+    pub bytes: i64,
+    pub sha256: String,
+    pub uploaded_by: String,
+    pub created_at: i64,
+}
+
+/// Saves a material and its audit event in one transaction.
+pub async fn add_material(
+    db: &Db,
+    _: &Permit<BroadcastRead>,
+    m: &Material,
+    event: &NewEvent,
+) -> Result<(), sqlx::Error> {
+    let q = sqlx::query(
+        "INSERT INTO broadcast_materials \
+         (id, broadcast_id, name, object_key, bytes, sha256, uploaded_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&m.id)
+    .bind(&m.broadcast_id)
+    .bind(&m.name)
+    .bind(&m.object_key)
+    .bind(m.bytes)
+    .bind(&m.sha256)
+    .bind(&m.uploaded_by)
+    .bind(m.created_at);
+    with_event(db, q, event).await.map(|_| ())
+}
+
+/// A session's materials, oldest first (the session's read permit is the decision).
+pub async fn materials(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+) -> Result<Vec<Material>, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT id, broadcast_id, name, object_key, bytes, sha256, uploaded_by, created_at \
+         FROM broadcast_materials WHERE broadcast_id = $1 ORDER BY created_at, id",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(material_of).collect()
+}
+
+fn material_of(r: &AnyRow) -> Result<Material, sqlx::Error> {
+    Ok(Material {
+        id: r.try_get("id")?,
+        broadcast_id: r.try_get("broadcast_id")?,
+        name: r.try_get("name")?,
+        object_key: r.try_get("object_key")?,
+        bytes: r.try_get("bytes")?,
+        sha256: r.try_get("sha256")?,
+        uploaded_by: r.try_get("uploaded_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Removes a material's row with its audit event; whether there was one.
+pub async fn remove_material(
+    db: &Db,
+    permit: &Permit<BroadcastRead>,
+    material: &str,
+    event: &NewEvent,
+) -> Result<bool, sqlx::Error> {
+    let id = permit.target().id.clone().unwrap_or_default();
+    let q = sqlx::query("DELETE FROM broadcast_materials WHERE id = $1 AND broadcast_id = $2")
+        .bind(material.to_string())
+        .bind(id);
+    Ok(with_event_if_changed(db, q, event).await? == 1)
+}
+
+/// Ends a live or scheduled session (its trainer said so), with the audit event; false when
+/// it was over already.
+pub async fn set_ended(db: &Db, id: &str, now: i64, event: &NewEvent) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query(
+        "UPDATE broadcasts SET state = 'ended', ended_at = $1 \
+         WHERE id = $2 AND state IN ('scheduled', 'live')",
+    )
+    .bind(now)
+    .bind(id.to_string());
+    Ok(with_event_if_changed(db, q, event).await? == 1)
+}
+
+/// Runs one statement, and records the step's audit event with it only if it changed a row
+/// (of two requests at once, the one that did the change is recorded); the rows it changed.
+async fn with_event_if_changed<'q>(
+    db: &Db,
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    event: &NewEvent,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let n = q.execute(&mut *tx).await?.rows_affected();
+    if n > 0 {
+        audit::record_on(&mut *tx, event).await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Sessions over by `now` (ended, or past their scheduled end and not cancelled), the most
+/// recent first, at most `limit`: the training library. The caller keeps those its actor may
+/// see.
+pub async fn past(
+    db: &Db,
+    _: &Permit<BroadcastSearch>,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Broadcast>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM broadcasts \
+         WHERE state = 'ended' OR (state <> 'cancelled' AND starts_at + minutes * 60000 < $1) \
+         ORDER BY starts_at DESC, id LIMIT $2"
+    );
+    let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(db.pool()).await?;
+    let found = rows.iter().map(row_to).collect::<Result<Vec<_>, _>>()?;
+    with_audience(db, found).await
+}
+
+/// The recordings and materials of the sessions `ids` (the library, which the caller has
+/// filtered to the sessions its actor may see), oldest first.
+pub async fn library_files(
+    db: &Db,
+    _: &Permit<BroadcastSearch>,
+    ids: &[String],
+) -> Result<(Vec<Recording>, Vec<Material>), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok((vec![], vec![]));
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let marks = marks.join(", ");
+    let sql = format!(
+        "SELECT id, broadcast_id, object_key, bytes, duration_ms, video_frames, created_at \
+         FROM broadcast_recordings WHERE broadcast_id IN ({marks}) ORDER BY created_at, id"
+    );
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(id);
+    }
+    let recordings =
+        q.fetch_all(db.pool()).await?.iter().map(recording_of).collect::<Result<Vec<_>, _>>()?;
+    let sql = format!(
+        "SELECT id, broadcast_id, name, object_key, bytes, sha256, uploaded_by, created_at \
+         FROM broadcast_materials WHERE broadcast_id IN ({marks}) ORDER BY created_at, id"
+    );
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(id);
+    }
+    let materials = q
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(material_of)
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((recordings, materials))
 }

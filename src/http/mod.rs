@@ -18,6 +18,7 @@ use axum::routing::{delete, get, post, put};
 use tower::ServiceBuilder;
 
 use crate::broadcast::http as broadcast;
+use crate::broadcast::http_materials as broadcast_materials;
 use crate::broadcast::http_questions as broadcast_questions;
 use crate::broadcast::http_stage as broadcast_stage;
 use crate::consult::http as consult;
@@ -84,7 +85,17 @@ pub fn router(state: AppState) -> Router {
         .route("/consults/{id}/acknowledge", post(consult::acknowledge))
         .route("/specialists", get(consult::specialists))
         .route("/broadcasts", get(broadcast::list).post(broadcast::create))
+        .route("/broadcasts/library", get(crate::broadcast::http_library::library))
         .route("/broadcasts/{id}", get(broadcast::get))
+        .route("/broadcasts/{id}/end", post(broadcast::end))
+        .route(
+            "/broadcasts/{id}/materials",
+            get(broadcast_materials::list).post(broadcast_materials::upload),
+        )
+        .route(
+            "/broadcasts/{id}/materials/{m}",
+            get(broadcast_materials::get).delete(broadcast_materials::remove),
+        )
         .route("/broadcasts/{id}/calendar.ics", get(broadcast::calendar))
         .route("/broadcasts/{id}/attendance", get(broadcast::attendance_report))
         .route("/broadcasts/{id}/recordings", get(broadcast::recordings))

@@ -371,6 +371,11 @@ impl Room {
         self.presenter
     }
 
+    /// Every peer's id.
+    pub fn peer_ids(&self) -> Vec<PeerId> {
+        self.peers.keys().copied().collect()
+    }
+
     /// The person on stage's connection, if any.
     pub fn stage(&self) -> Option<PeerId> {
         self.stage

@@ -75,6 +75,10 @@ enum Cmd {
     EndStage {
         room: String,
     },
+    /// Every connection leaves (the session ended).
+    CloseRoom {
+        room: String,
+    },
     Datagram {
         at: Instant,
         source: SocketAddr,
@@ -290,6 +294,13 @@ impl MediaPlane {
         was
     }
 
+    /// Ends every connection of `room` (its session is over), the stage's with them.
+    pub fn close_room(&self, room: &str) {
+        self.0.on_stage.lock().unwrap().remove(room);
+        let w = self.worker_of(room);
+        let _ = self.0.workers[w].try_send(Cmd::CloseRoom { room: room.to_string() });
+    }
+
     fn end_stage_media(&self, room: &str) {
         let w = self.worker_of(room);
         let _ = self.0.workers[w].try_send(Cmd::EndStage { room: room.to_string() });
@@ -457,6 +468,18 @@ impl Worker {
                 if let Some(r) = self.rooms.get_mut(&room) {
                     let Some(peer) = r.stage() else { return };
                     if catch_unwind(AssertUnwindSafe(|| r.remove(peer, "off stage"))).is_err() {
+                        self.fault(&room);
+                    }
+                }
+            }
+            Cmd::CloseRoom { room } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    let closed = catch_unwind(AssertUnwindSafe(|| {
+                        for peer in r.peer_ids() {
+                            r.remove(peer, "session ended");
+                        }
+                    }));
+                    if closed.is_err() {
                         self.fault(&room);
                     }
                 }

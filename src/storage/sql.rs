@@ -132,6 +132,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0012_broadcast_questions.sql"),
         postgres: include_str!("../../migrations/postgres/0012_broadcast_questions.sql"),
     },
+    Migration {
+        version: 13,
+        name: "broadcast materials",
+        sqlite: include_str!("../../migrations/sqlite/0013_broadcast_materials.sql"),
+        postgres: include_str!("../../migrations/postgres/0013_broadcast_materials.sql"),
+    },
 ];
 
 impl Db {

@@ -425,6 +425,219 @@ async fn the_stage_is_the_trainers_to_give_to_someone_watching(sql: Sql) {
     assert_eq!(outcomes.iter().filter(|o| **o == "success").count(), 1, "{outcomes:?}");
 }
 
+/// A small PDF of about `size` bytes (a page, and a comment to pad it): synthetic, no patient.
+pub fn synthetic_pdf(size: usize) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let pad = size.saturating_sub(600);
+    for line in 0..pad / 64 {
+        out.extend_from_slice(format!("% padding line {line:>6} {}\n", "x".repeat(40)).as_bytes());
+    }
+    let text = b"BT /F1 24 Tf 72 720 Td (ECG reading, week 3) Tj ET";
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{}\nendstream",
+            text.len(),
+            String::from_utf8_lossy(text)
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    let mut offsets = vec![];
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+fn with_name(path: &str, name: &str) -> String {
+    let mut u = reqwest::Url::parse("http://x/").unwrap();
+    u.query_pairs_mut().append_pair("name", name);
+    format!("{path}?{}", u.query().unwrap())
+}
+
+async fn upload_pdf(
+    c: &crate::support::Client,
+    path: &str,
+    ct: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    c.req(reqwest::Method::POST, path).header("content-type", ct).body(body).send().await.unwrap()
+}
+
+/// Materials: the trainer uploads PDFs (two at once, a Chinese name), the audience reads them
+/// whole and in ranges under their names, others get 404; wrong uploads are refused clearly;
+/// an upload cut off mid-transfer leaves no row and no object; removal takes both. The trail
+/// has each step with the material's id and size, never its name.
+async fn materials_are_the_trainers_to_add_and_a_cut_upload_leaves_nothing(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let id = island_session(&s).await;
+    let (sun, zhao, ma) =
+        (s.login("trainer-sun").await, s.login("dr-zhao").await, s.login("dr-ma").await);
+    let path = format!("/api/broadcasts/{id}/materials");
+    let (one, two) = (synthetic_pdf(300_000), synthetic_pdf(40_000));
+    let name = "心电图 第三周 slides.pdf";
+    let (p1, p2) = (with_name(&path, name), with_name(&path, "handout.pdf"));
+    let (a, b) = tokio::join!(
+        upload_pdf(&sun, &p1, "application/pdf", one.clone()),
+        upload_pdf(&sun, &p2, "application/pdf", two.clone())
+    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (201, 201));
+    let first: Value = a.json().await.unwrap();
+    assert_eq!(first["name"], name);
+    assert_eq!(first["bytes"], one.len());
+    use sha2::Digest;
+    assert_eq!(first["sha256"], hex::encode(sha2::Sha256::digest(&one)));
+    let list: Value = zhao.get(&path).await.json().await.unwrap();
+    assert_eq!(list["materials"].as_array().unwrap().len(), 2, "{list}");
+    // The audience reads it whole, and in ranges, under its name.
+    let url = first["url"].as_str().unwrap();
+    let r = zhao.get(url).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let disposition = r.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(disposition.contains("filename*=UTF-8''%E5%BF%83"), "{disposition}");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), one.as_slice());
+    let r = zhao.req(reqwest::Method::GET, url).header("range", "bytes=0-4").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"%PDF-");
+    assert_eq!(ma.get(&path).await.status(), 404, "outside the audience");
+    assert_eq!(ma.get(url).await.status(), 404);
+    // Refusals.
+    let (status, _) = problem(
+        upload_pdf(&zhao, &with_name(&path, "x.pdf"), "application/pdf", two.clone()).await,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, p) = problem(
+        upload_pdf(&sun, &with_name(&path, "x.pdf"), "application/pdf", b"PK\x03\x04zip".to_vec())
+            .await,
+    )
+    .await;
+    assert_eq!(status, 415, "{p}");
+    let (status, _) =
+        problem(upload_pdf(&sun, &with_name(&path, "x.pdf"), "image/png", two.clone()).await).await;
+    assert_eq!(status, 415);
+    let (status, _) = problem(
+        upload_pdf(&sun, &with_name(&path, "../x.pdf"), "application/pdf", two.clone()).await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = problem(upload_pdf(&sun, &path, "application/pdf", two.clone()).await).await;
+    assert_eq!(status, 400, "no name");
+    // Cut off after a third of the file: no row, no object, nothing half-written.
+    let (_, token) =
+        ferry::operator::create_token(&s.state, &"trainer-sun".parse().unwrap(), "cut", None)
+            .await
+            .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let addr = s.url.trim_start_matches("http://").to_string();
+        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+            with_name(&path, "cut.pdf"),
+            one.len()
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        sock.write_all(&one[..100_000]).await.unwrap();
+        sock.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(sock);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let list: Value = sun.get(&path).await.json().await.unwrap();
+    assert_eq!(list["materials"].as_array().unwrap().len(), 2, "{list}");
+    let stored = s.state.objects.list(&format!("materials/{id}/")).await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    // Removal: the trainer's; the row and the object go.
+    let second = list["materials"][1]["url"].as_str().unwrap().to_string();
+    assert_eq!(zhao.send("DELETE", &second, None).await.status(), 403);
+    assert_eq!(sun.send("DELETE", &second, None).await.status(), 204);
+    assert_eq!(zhao.get(&second).await.status(), 404);
+    let stored = s.state.objects.list(&format!("materials/{id}/")).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let added = audit_events(&s, "action=broadcast.material_add").await;
+    let outcomes: Vec<&str> = added.iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "success").count(), 2, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "denied").count(), 1, "{outcomes:?}");
+    let trail = serde_json::to_string(&added).unwrap();
+    assert!(
+        !trail.contains("心电图") && !trail.contains("handout"),
+        "a name in the trail: {trail}"
+    );
+    assert_eq!(audit_events(&s, "action=broadcast.material_remove&outcome=success").await.len(), 1);
+}
+
+/// The trainer ends the session: its media connections close, nobody joins again, it leaves
+/// the Training list and enters the library with its materials, for its audience only.
+async fn an_ended_session_moves_to_the_library_with_its_materials(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let id = island_session(&s).await;
+    let (sun, zhao, ma) =
+        (s.login("trainer-sun").await, s.login("dr-zhao").await, s.login("dr-ma").await);
+    let path = format!("/api/broadcasts/{id}/materials");
+    let r =
+        upload_pdf(&sun, &with_name(&path, "slides.pdf"), "application/pdf", synthetic_pdf(5_000))
+            .await;
+    assert_eq!(r.status(), 201);
+    let whep = format!("/api/broadcasts/{id}/whep");
+    assert_eq!(post_sdp(&zhao, &whep, offer(false)).await.status(), 201);
+    let end = format!("/api/broadcasts/{id}/end");
+    assert_eq!(zhao.post(&end, json!({})).await.status(), 403);
+    // Two ends at once (a double click): one ends it, the other is told it is over.
+    let (a, b) = tokio::join!(sun.post(&end, json!({})), sun.post(&end, json!({})));
+    let (ok, late) = if a.status() == 200 { (a, b) } else { (b, a) };
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<Value>().await.unwrap()["state"], "ended");
+    let (status, p) = problem(late).await;
+    assert_eq!((status, p["code"].as_str()), (409, Some("broadcast_over")));
+    let (status, _) = problem(post_sdp(&zhao, &whep, offer(false)).await).await;
+    assert_eq!(status, 409);
+    // The viewer's connection closed with the session.
+    let mut closed = false;
+    for _ in 0..50 {
+        let report: Value =
+            sun.get(&format!("/api/broadcasts/{id}/attendance")).await.json().await.unwrap();
+        if report["people"].as_array().unwrap().iter().all(|p| p["left_at"].is_string()) {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the viewer's attendance stayed open");
+    let coming: Value = zhao.get("/api/broadcasts").await.json().await.unwrap();
+    assert!(!ids(&coming).contains(&id), "an ended session is still listed as coming");
+    let library: Value = zhao.get("/api/broadcasts/library").await.json().await.unwrap();
+    let entry = library["broadcasts"].as_array().unwrap().iter().find(|b| b["id"] == id.as_str());
+    let entry = entry.unwrap_or_else(|| panic!("not in the library: {library}"));
+    assert_eq!(entry["state"], "ended");
+    assert_eq!(entry["materials"][0]["name"], "slides.pdf", "{entry}");
+    assert!(entry["recordings"].as_array().unwrap().is_empty());
+    let theirs: Value = ma.get("/api/broadcasts/library").await.json().await.unwrap();
+    assert!(!ids(&theirs).contains(&id), "outside the audience, in the library");
+    assert_eq!(audit_events(&s, "action=broadcast.end&outcome=success").await.len(), 1);
+}
+
 backend_tests!(
     sqlite => crate::support::Sql::Sqlite,
     postgres => crate::support::Sql::Postgres;
@@ -433,6 +646,8 @@ backend_tests!(
         questions_votes_and_hands_reach_the_trainer,
         two_presenters_at_once_and_a_viewer_that_never_connects,
         the_stage_is_the_trainers_to_give_to_someone_watching,
+        materials_are_the_trainers_to_add_and_a_cut_upload_leaves_nothing,
+        an_ended_session_moves_to_the_library_with_its_materials,
     ]
 );
 
