@@ -164,11 +164,22 @@ pub async fn create(
     };
     store::create(&ctx.state.db, &permit, &b, &event).await?;
     // Home pages of the sites that see it list it at once.
-    let mut sites = store::audience_of(&ctx.state.db, &b, &mut HashMap::new()).await?;
+    tell_audience(&ctx, &b, "scheduled").await?;
+    Ok((StatusCode::CREATED, Json(view(&b, now))))
+}
+
+/// Tells everyone who may see the session (its site's people and its audience's) that
+/// something of it changed (`what`: "scheduled", "materials"), whether or not they watch.
+pub(super) async fn tell_audience(
+    ctx: &RequestCtx,
+    b: &Broadcast,
+    what: &'static str,
+) -> Result<(), ApiError> {
+    let mut sites = store::audience_of(&ctx.state.db, b, &mut HashMap::new()).await?;
     sites.push(b.site.clone());
     let people = crate::network::store::people_of_sites(&ctx.state.db, &sites).await?;
-    ctx.state.hub.notify_broadcast(people, &b.id, "scheduled").await;
-    Ok((StatusCode::CREATED, Json(view(&b, now))))
+    ctx.state.hub.notify_broadcast(people, &b.id, what).await;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

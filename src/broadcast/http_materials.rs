@@ -3,7 +3,8 @@
 //! see the session lists and opens them (with ranges, as PDF viewers ask). The body streams to
 //! the object store as it arrives, checked as it goes (a PDF, under 100 MiB); an upload cut
 //! off leaves nothing behind. Each step is audited with its change, with the material's id and
-//! size, never its name.
+//! size, never its name. Everyone who may see the session is told over their socket
+//! ("materials"), so a page open on it lists a new file at once.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,8 +16,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{bad, ranged, readable, trainer_only};
-use super::http_questions::tell;
+use super::http::{bad, ranged, readable, tell_audience, trainer_only};
 use super::materials::{self, Intake, MAX_BYTES, MAX_PER_SESSION, Refused};
 use super::{State, store};
 use crate::audit::Outcome;
@@ -157,7 +157,7 @@ pub async fn upload(
         let _ = ctx.state.objects.delete(&key).await;
         return Err(e.into());
     }
-    tell(&ctx, &b, &b.trainer, "materials").await?;
+    tell_audience(&ctx, &b, "materials").await?;
     Ok((StatusCode::CREATED, Json(view(&b.id, &m))))
 }
 
@@ -209,6 +209,6 @@ pub async fn remove(
     if let Err(e) = ctx.state.objects.delete(&m.object_key).await {
         tracing::warn!(error = %e, material = %m.id, "a removed material's object stays in the store");
     }
-    tell(&ctx, &b, &b.trainer, "materials").await?;
+    tell_audience(&ctx, &b, "materials").await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,7 @@
 // Run by tests/it/browser.rs with FERRY_URL and VIEWERS (user ids, comma-separated).
 import test, { after, before } from 'node:test';
 import { base, expect, launchMedia, shot, signedInPage } from './lib.mjs';
-import { inbound, keepConnections, negotiate, publishSetup, schedule, stageInbound, until, untilInbound, watchSetup } from './whip.mjs';
+import { inbound, inboundAt, keepConnections, negotiate, publishSetup, schedule, until, untilInbound, watchSetup } from './whip.mjs';
 
 const viewers = (process.env.VIEWERS || 'dr-zhao,dr-ma').split(',');
 const T = 60000;
@@ -256,11 +256,11 @@ test('on stage: the trainer brings a viewer who raised a hand on stage; the othe
   // decodes without measuring energy: its samples count.
   const heard = {};
   for (const [who, p] of [['listener', hear], ['trainer', trainer]]) {
-    const from = await p.evaluate(stageInbound);
+    const from = await p.evaluate(inboundAt, 2);
     expect(from, `${who}: no connection with the stage`);
     const end = Date.now() + 20000;
     for (;;) {
-      const r = await p.evaluate(stageInbound);
+      const r = await p.evaluate(inboundAt, 2);
       const sound = who === 'listener' ? r.energy > from.energy : r.samples > from.samples + 48000;
       if (r.audio > from.audio + 100 && sound && r.frames > from.frames + 30) { heard[who] = { ...r, ms: r.at - accepting }; break; }
       expect(Date.now() < end, `${who} did not hear and see the stage: ${JSON.stringify(r)} (from ${JSON.stringify(from)})`);
@@ -283,9 +283,9 @@ test('on stage: the trainer brings a viewer who raised a hand on stage; the othe
   expect(await speak.evaluate(() => window.pcs.filter(pc => pc.connectionState !== 'closed').length) === 1, 'the stage connection stayed open');
   await poll('the listener told', () => hear.isHidden('#on-stage'), Date.now(), 10000);
   await new Promise(done => setTimeout(done, 1000));
-  const a = await hear.evaluate(stageInbound);
+  const a = await hear.evaluate(inboundAt, 2);
   await new Promise(done => setTimeout(done, 1500));
-  const b = await hear.evaluate(stageInbound);
+  const b = await hear.evaluate(inboundAt, 2);
   expect(b.audio === a.audio, `stage audio after the end: ${a.audio} -> ${b.audio}`);
   // The trainer's own broadcast went on for the listener all along.
   await untilInbound(listener.page, r => r.audio > 0, 5000, 'the trainer still heard');

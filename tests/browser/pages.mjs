@@ -195,7 +195,9 @@ function pagesOf(user) {
     // the trainer) the raised hand.
     [`#/broadcasts/${encodeURIComponent(bc)}`, `main:has(${user === 'trainer-sun' ? '#go-live:not([disabled])' : '#watch:not([disabled])'})`
       + `:has(#question-list li[data-question="${seeded.questions.waiting}"]):has(#answered-list li[data-question="${seeded.questions.answered}"])`
-      + (user === 'trainer-sun' ? ' #hand-list li[data-user="dr-chen"] button' : ' #question-form')]];
+      + `:has(#material-list li[data-material="${seeded.material}"])`
+      + (user === 'trainer-sun' ? ' #hand-list li[data-user="dr-chen"] button' : ' #question-form')],
+    ['#/broadcasts/library', `#library-list article[data-broadcast="${seeded.past}"] .material-link`]];
   switch (user) {
     case 'dr-zhao': return [...common, [`#/studies?study=${studies.ct}`, `tr[data-study="${studies.ct}"]`], ['#/upload', '#upload-drop'],
       ['#/ecgs', `tr[data-ecg="${seeded.ecg}"]`], [`#/ecgs/${encodeURIComponent(seeded.ecg)}`, '#ecg-measurements'], ['#/ecgs/calibrate', '#calibration-canvas'],
@@ -259,6 +261,17 @@ test('seed: dr-zhao stores a CT and an MR and requests three consults; dr-li acc
   await sun('PUT', `${questions}/${answered.id}/answered`, { answered: true });
   await chen('PUT', `/api/broadcasts/${session.id}/hand`, { raised: true });
   seeded.questions = { waiting: waiting.id, answered: answered.id };
+  // Slides for it, and a past session (ended by its trainer) with its own, for the library.
+  const pdf = new TextEncoder().encode('%PDF-1.4\n% synthetic slides\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
+  const slides = (id, name) => sun('POST', `/api/broadcasts/${id}/materials?name=${encodeURIComponent(name)}`, pdf, { 'Content-Type': 'application/pdf' });
+  seeded.material = (await slides(session.id, 'Week 3 slides.pdf')).id;
+  const past = await sun('POST', '/api/broadcasts', {
+    title: 'Synthetic session: ECG reading, week 2 (sinus rhythm)', starts_at: new Date(Date.now() - 600000).toISOString(), minutes: 30,
+    subtrees: ['city-hospital'],
+  });
+  await slides(past.id, '第二周 讲义.pdf');
+  await sun('POST', `/api/broadcasts/${past.id}/end`, {});
+  seeded.past = past.id;
 });
 
 for (const user of ['dr-zhao', 'dr-li', 'dr-chen', 'trainer-sun', 'admin']) {

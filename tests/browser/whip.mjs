@@ -100,14 +100,16 @@ export const keepConnections = () => {
 };
 
 /**
- * In the page: what arrives on the stage's sections (the third and fourth) of its open
- * connection that has them: audio packets and energy, video frames decoded.
+ * In the page: what arrives on a pair of receiving sections (audio at `first`, video after it:
+ * 0 for the broadcast on the app's viewer connection, 2 for the stage) of its open connection
+ * with four sections: audio packets and energy, video frames decoded and their width.
  */
-export const stageInbound = async () => {
+export const inboundAt = async (first) => {
   const pc = [window.pc, ...(window.pcs || [])]
     .find(p => p && p.signalingState !== 'closed' && p.getTransceivers().length === 4);
   if (!pc) return null;
-  const [, , a, v] = pc.getTransceivers();
+  const all = pc.getTransceivers();
+  const [a, v] = [all[first], all[first + 1]];
   const s = [...(await pc.getStats()).values()];
   const ia = s.find(x => x.type === 'inbound-rtp' && x.mid === a.mid) || {};
   const iv = s.find(x => x.type === 'inbound-rtp' && x.mid === v.mid) || {};

@@ -34,6 +34,7 @@ const pages = {
   broadcasts: () => import('./pages/broadcasts.js'),
   broadcast: () => import('./pages/broadcast.js'),
   attendance: () => import('./pages/broadcast-attendance.js'),
+  library: () => import('./pages/broadcast-library.js'),
   adminCommon: () => import('./pages/admin/common.js'),
   sites: () => import('./pages/admin/sites.js'),
   users: () => import('./pages/admin/users.js'),
@@ -67,6 +68,7 @@ async function draw(r) {
     case 'broadcasts': return (await pages.broadcasts()).broadcastsPage(!!r.schedule);
     case 'broadcast': return (await pages.broadcast()).broadcastPage(r.id);
     case 'broadcast-attendance': return (await pages.attendance()).attendancePage(r.id);
+    case 'broadcast-library': return (await pages.library()).libraryPage();
     case 'admin': {
       if (!can('admin.users')) return (await pages.adminCommon()).notPermitted();
       if (r.tab === 'users') return (await pages.users()).usersPage();

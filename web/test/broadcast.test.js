@@ -4,6 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  clockText,
   DEFAULT_MINUTES, MAX_QUESTION, answeredPath, askedText, attendanceCsvUrl, audienceText, calendarUrl, connectionKey, defaultStart,
   freshHands, freshQuestions, groupSessions, handPath, handRaised, homeSessions, invalidField, isBroadcastEvent, isOver, localDate,
   localOffset, localStart, minutesText, orderSessions, questionProblem, questionsPath, rfc3339Local, sameDay, scheduleBody, siteTree,
@@ -256,4 +257,11 @@ test('the ICE servers of /api/turn go to the connection, relay-only when the ser
   const servers = [{ urls: ['turn:turn.example:3478?transport=tcp'], username: 'u', credential: 'c' }];
   assert.deepEqual(iceConfig({ iceServers: servers, iceTransportPolicy: 'all' }), { iceServers: servers });
   assert.deepEqual(iceConfig({ iceServers: servers, iceTransportPolicy: 'relay' }), { iceServers: servers, iceTransportPolicy: 'relay' });
+});
+
+test("a recording's length as a clock reads it", () => {
+  assert.equal(clockText(42.4), '0:42');
+  assert.equal(clockText(725), '12:05');
+  assert.equal(clockText(3729), '1:02:09');
+  assert.equal(clockText(-3), '0:00');
 });

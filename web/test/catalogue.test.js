@@ -139,6 +139,7 @@ test("every problem code the server sends has a message (src/error.rs and the ha
     'not_allowed', 'not_in_room', 'peer_unavailable', 'too_many_rooms', 'message_too_large', 'invalid_message',
     'unsupported_version',
     // training broadcasts (docs/broadcasts.md)
-    'presenter_connected', 'broadcast_over', 'invalid_sdp', 'too_many_questions'];
+    'presenter_connected', 'broadcast_over', 'invalid_sdp', 'too_many_questions', 'stage_taken', 'not_watching',
+    'too_many_materials', 'upload_incomplete'];
   assert.deepEqual(codes.filter(c => !(`error.${c}` in en)), []);
 });

@@ -29,6 +29,7 @@ test('every route', () => {
   assert.deepEqual(parseRoute('#/broadcasts/bc_1'), { name: 'broadcast', id: 'bc_1' });
   assert.deepEqual(parseRoute('#/broadcasts/bc_1/attendance'), { name: 'broadcast-attendance', id: 'bc_1' });
   assert.deepEqual(parseRoute('#/broadcasts/bc_1/other'), { name: 'not-found' });
+  assert.deepEqual(parseRoute('#/broadcasts/library'), { name: 'broadcast-library' });
   assert.deepEqual(parseRoute('#/nowhere'), { name: 'not-found' });
   assert.deepEqual(parseRoute('#/consults/%E0%A4%A'), { name: 'consult', id: '%E0%A4%A' });
 });

@@ -61,6 +61,24 @@ export const votePath = (id, q) => `${questionsPath(id)}/${encodeURIComponent(q)
 export const answeredPath = (id, q) => `${questionsPath(id)}/${encodeURIComponent(q)}/answered`;
 /** @param {string} id */
 export const handPath = id => `${broadcastPath(id)}/hand`;
+/** The session's PDF materials. @param {string} id */
+export const materialsPath = id => `${broadcastPath(id)}/materials`;
+/** The trainer ends the session (POST). @param {string} id */
+export const endPath = id => `${broadcastPath(id)}/end`;
+/** Sessions that are over, with their recordings and materials. */
+export const LIBRARY_PATH = '/api/broadcasts/library';
+
+/**
+ * A recording's length as a clock reads it: "0:42", "12:05", "1:02:09".
+ * @param {number} seconds
+ */
+export function clockText(seconds) {
+  const s = Math.max(0, Math.round(seconds || 0));
+  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
+  const two = (/** @type {number} */ n) => String(n).padStart(2, '0');
+  return hh ? `${hh}:${two(mm)}:${two(ss)}` : `${mm}:${two(ss)}`;
+}
+
 /** Who is on stage: PUT brings someone on, DELETE ends it. @param {string} id */
 export const stagePath = id => `${broadcastPath(id)}/stage`;
 /** Where the person on stage publishes (WHIP). @param {string} id */

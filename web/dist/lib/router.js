@@ -9,6 +9,7 @@
  *   | { name: 'readings', query: Record<string, string> } | { name: 'reading', id: string } | { name: 'reading-stats', days: 7 | 30 }
  *   | { name: 'admin', tab: 'sites' | 'users' | 'devices' | 'reading' | 'audit' }
  *   | { name: 'broadcasts', schedule?: true } | { name: 'broadcast', id: string } | { name: 'broadcast-attendance', id: string }
+ *   | { name: 'broadcast-library' }
  *   | { name: 'not-found' }} Route
  */
 
@@ -67,6 +68,7 @@ export function parseRoute(hash) {
   if (path === '#/consults/new') return { name: 'consult-new' };
   if (path === '#/broadcasts') return query.has('schedule') ? { name: 'broadcasts', schedule: true } : { name: 'broadcasts' };
   let m;
+  if (path === '#/broadcasts/library') return { name: 'broadcast-library' };
   if ((m = /^#\/broadcasts\/([^/]+)\/attendance$/.exec(path))) return { name: 'broadcast-attendance', id: decode(m[1]) };
   if ((m = /^#\/broadcasts\/([^/]+)$/.exec(path))) return { name: 'broadcast', id: decode(m[1]) };
   if ((m = /^#\/consults\/([^/]+)$/.exec(path))) return { name: 'consult', id: decode(m[1]) };
@@ -152,5 +154,7 @@ export const turnaroundHash = days => (days === 30 ? '#/readings/turnaround?days
 export const broadcastsHash = schedule => (schedule ? '#/broadcasts?schedule' : '#/broadcasts');
 /** One training session. @param {string} id */
 export const broadcastHash = id => `#/broadcasts/${encodeURIComponent(id)}`;
+/** The training library: sessions that are over, with their recordings and materials. */
+export const libraryHash = () => '#/broadcasts/library';
 /** A training session's attendance. @param {string} id */
 export const attendanceHash = id => `#/broadcasts/${encodeURIComponent(id)}/attendance`;

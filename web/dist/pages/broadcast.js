@@ -1,26 +1,28 @@
 // One training session (#/broadcasts/{id}): its facts and who is connected to its media (asked
 // again every 15 s while the page is open). Its trainer goes live from here — camera and
-// microphone to Ferry over WHIP in three simulcast layers, with a muted preview — and ends the
-// broadcast; everyone else watches over WHEP and leaves. Leaving the page hangs up. Beside the
+// microphone to Ferry over WHIP in three simulcast layers, with a muted preview — shares the
+// screen (slides) in the camera's place and back, and ends the session; everyone else watches
+// over WHEP and leaves. The session's PDF materials are listed (broadcast-materials.js). Leaving the page hangs up. Beside the
 // picture, the session's questions and raised hands (broadcast-questions.js), fetched again
 // when the socket says they changed; under it, whoever the trainer brought on stage
 // (broadcast-stage.js).
 
 import { api } from '../lib/api.js';
 import {
-  REFRESH_MS, audienceText, broadcastPath, calendarUrl, connectionKey, isBroadcastEvent, isOver, minutesText, whepUrl, whipUrl,
+  REFRESH_MS, audienceText, broadcastPath, calendarUrl, connectionKey, endPath, isBroadcastEvent, isOver, minutesText, whepUrl, whipUrl,
 } from '../lib/broadcast.js';
 import { h, onPageLeave, pinPage, raw, startPage } from '../lib/dom.js';
 import { errorBox, reasonOf } from '../lib/errors.js';
 import { dateTime, number } from '../lib/format.js';
 import { t } from '../lib/i18n.js';
 import { loadPeople, loadSites, siteName, who } from '../lib/people.js';
-import { attendanceHash, broadcastsHash } from '../lib/router.js';
+import { attendanceHash, broadcastsHash, libraryHash } from '../lib/router.js';
 import { me } from '../lib/session.js';
 import { listen } from '../lib/socket.js';
 import { CAMERA, closeConnection, hangUp, iceConfig, negotiate, presenterConnection, viewerConnection } from '../lib/whip.js';
 import { facts } from './consult-common.js';
 import { liveBadge, stateTag } from './broadcast-common.js';
+import { materialsPanel } from './broadcast-materials.js';
 import { questionsPanel } from './broadcast-questions.js';
 import { stagePanel } from './broadcast-stage.js';
 
@@ -74,16 +76,30 @@ export async function broadcastPage(id) {
 
   const questions = questionsPanel(id, { trainer: role === 'presenter', over: () => isOver(b.state), stillHere });
   // The trainer hears the stage once live (going live was the gesture browsers want for sound).
+  const materials = materialsPanel(id, { trainer: role === 'presenter', over: () => isOver(b.state), stillHere });
   const stage = stagePanel(id, { trainer: role === 'presenter', stillHere, soundOn: () => (role === 'presenter' ? !!live.pc : !video.muted) });
 
   const startBtn = h('button', {
     id: role === 'presenter' ? 'go-live' : 'watch', class: 'primary big', type: 'button',
     onclick: () => { if (role === 'presenter') goLive(); else watch(); },
   }, role === 'presenter' ? t('broadcast.go_live') : t('broadcast.watch'));
+  // The trainer hangs up (and may go live again: a dropped link, another room) or ends the
+  // session for everyone; a viewer leaves.
   const stopBtn = h('button', {
-    id: role === 'presenter' ? 'end-broadcast' : 'leave', class: `big${role === 'presenter' ? ' danger' : ''}`, type: 'button', hidden: true,
+    id: role === 'presenter' ? 'stop-presenting' : 'leave', class: 'big', type: 'button', hidden: true,
     onclick: () => stop('ended'),
-  }, role === 'presenter' ? t('broadcast.end') : t('broadcast.leave'));
+  }, role === 'presenter' ? t('broadcast.stop_presenting') : t('broadcast.leave'));
+  const endBtn = h('button', {
+    id: 'end-broadcast', class: 'big danger', type: 'button', hidden: true,
+    onclick: () => endSession(),
+  }, t('broadcast.end'));
+  // The screen (slides) in the camera's place, and back.
+  /** @type {MediaStream | null} */
+  let screen = null;
+  const screenBtn = h('button', {
+    id: 'share-screen', class: 'big', type: 'button', hidden: true, 'aria-pressed': 'false',
+    onclick: () => { if (screen) showCamera(); else shareScreen(); },
+  }, t('broadcast.share_screen'));
   const soundBtn = h('button', {
     id: 'sound', class: 'big', type: 'button', hidden: true,
     onclick: () => {
@@ -107,6 +123,10 @@ export async function broadcastPage(id) {
     startBtn.hidden = phase !== 'idle';
     startBtn.disabled = isOver(b.state);
     stopBtn.hidden = phase === 'idle';
+    endBtn.hidden = role !== 'presenter' || isOver(b.state);
+    screenBtn.hidden = role !== 'presenter' || phase !== 'on';
+    screenBtn.textContent = screen ? t('broadcast.show_camera') : t('broadcast.share_screen');
+    screenBtn.setAttribute('aria-pressed', String(!!screen));
     soundBtn.hidden = role !== 'viewer' || phase !== 'on';
   }
 
@@ -157,6 +177,8 @@ export async function broadcastPage(id) {
       drawMedia();
       drawButtons();
       stage.update(b.media || {});
+      // Ended by its trainer: this page's connection is closed by the server; let go of it here.
+      if (isOver(b.state) && (live.pc || live.resource)) stop('ended');
     } catch (e) {
       if (mine === loadSeq && stillHere()) refreshErr.replaceChildren(errorBox(e));
     }
@@ -168,6 +190,8 @@ export async function broadcastPage(id) {
    */
   function stop(shown) {
     attempt++;
+    if (screen) for (const tr of screen.getTracks()) tr.stop();
+    screen = null;
     const { pc, stream, resource } = live;
     live = { pc: null, stream: null, resource: null };
     if (resource) hangUp(resource, { keepalive: true });
@@ -253,6 +277,61 @@ export async function broadcastPage(id) {
     await connect(pc, whipUrl(id), mine);
   }
 
+  /** The video sender of the trainer's connection (camera or screen). */
+  function videoSender() {
+    const tr = live.pc ? live.pc.getTransceivers().find(x => x.sender.track && x.sender.track.kind === 'video') : null;
+    return tr ? tr.sender : null;
+  }
+
+  async function shareScreen() {
+    mediaErr.replaceChildren();
+    const sender = videoSender();
+    if (!sender) return;
+    /** @type {MediaStream} */
+    let s;
+    try {
+      s = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+    } catch (e) {
+      // Cancelled in the browser's picker, or not allowed: the camera goes on.
+      if (e && /** @type {any} */ (e).name !== 'NotAllowedError') mediaErr.replaceChildren(errorBox(t('broadcast.no_screen', { reason: reasonOf(e) })));
+      return;
+    }
+    const [track] = s.getVideoTracks();
+    if (!track || !live.pc) { for (const x of s.getTracks()) x.stop(); return; }
+    // Text on slides stays sharp: the encoder keeps resolution and lowers the frame rate.
+    track.contentHint = 'detail';
+    await sender.replaceTrack(track);
+    screen = s;
+    // The browser's own "stop sharing" brings the camera back.
+    track.addEventListener('ended', () => { if (screen === s) showCamera(); });
+    video.srcObject = s;
+    drawButtons();
+  }
+
+  async function showCamera() {
+    const s = screen;
+    screen = null;
+    const camera = live.stream && live.stream.getVideoTracks()[0];
+    const sender = videoSender();
+    if (sender && camera) await sender.replaceTrack(camera);
+    if (s) for (const x of s.getTracks()) x.stop();
+    if (live.stream) video.srcObject = live.stream;
+    drawButtons();
+  }
+
+  /** The trainer ends the session for everyone, after saying so. */
+  async function endSession() {
+    if (!window.confirm(t('broadcast.end_confirm'))) return;
+    mediaErr.replaceChildren();
+    try {
+      b = await api('POST', endPath(id));
+    } catch (e) {
+      mediaErr.replaceChildren(errorBox(e));
+      return;
+    }
+    stop('ended');
+  }
+
   function playWithSound() {
     video.muted = false;
     drawSound();
@@ -300,9 +379,10 @@ export async function broadcastPage(id) {
   // watching and the asker; after a reconnect, whatever was missed.
   listen('broadcast', m => {
     if (isBroadcastEvent(m, 'questions', id)) questions.load();
-    if (isBroadcastEvent(m, 'stage', id)) refresh();
+    if (isBroadcastEvent(m, 'stage', id) || isBroadcastEvent(m, 'state', id)) refresh();
+    if (isBroadcastEvent(m, 'materials', id)) materials.load();
   });
-  listen('open', () => { questions.load(); });
+  listen('open', () => { questions.load(); materials.load(); });
   onPageLeave(() => {
     left = true;
     clearInterval(timer);
@@ -321,7 +401,8 @@ export async function broadcastPage(id) {
     h('p', { class: 'broadcast-links' },
       h('a', { href: calendarUrl(id), download: 'training-session.ics', id: 'calendar-link' }, t('broadcasts.calendar')),
       ownSite ? [' · ', h('a', { href: attendanceHash(id), id: 'attendance-link' }, t('broadcast.attendance_link'))] : null,
-      ' · ', h('a', { href: broadcastsHash() }, t('broadcast.all'))),
+      ' · ', h('a', { href: broadcastsHash() }, t('broadcast.all')),
+      ' · ', h('a', { href: libraryHash(), id: 'library-link' }, t('library.title'))),
     // The picture and the questions side by side on a wide screen, one under the other else.
     h('div', { class: 'broadcast-layout' },
       h('section', { class: 'box broadcast-media', id: 'broadcast-media', 'aria-labelledby': 'broadcast-media-heading', 'data-role': role },
@@ -329,9 +410,10 @@ export async function broadcastPage(id) {
         mediaFacts, waiting, over,
         role === 'presenter' ? h('p', { class: 'muted', id: 'presenter-help' }, t('broadcast.presenter_help')) : null,
         // The controls above the picture, so they stay in sight on a short screen.
-        h('div', { class: 'actions-bar' }, startBtn, soundBtn, stopBtn),
+        h('div', { class: 'actions-bar' }, startBtn, screenBtn, soundBtn, stopBtn, endBtn),
         conn, soundNote, mediaErr, video, stage.el),
-      questions.el));
+      h('div', { class: 'broadcast-side' }, questions.el, materials.el)));
   questions.load();
+  materials.load();
   stage.update(b.media || {});
 }

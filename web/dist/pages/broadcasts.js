@@ -12,7 +12,7 @@ import { field, formValues, h, raw, startPage, table } from '../lib/dom.js';
 import { errorBox } from '../lib/errors.js';
 import { t } from '../lib/i18n.js';
 import { loadPeople, loadSites, nameOf, siteName } from '../lib/people.js';
-import { broadcastHash } from '../lib/router.js';
+import { broadcastHash, libraryHash } from '../lib/router.js';
 import { can, me } from '../lib/session.js';
 import { listen } from '../lib/socket.js';
 import { liveBadge, stateTag } from './broadcast-common.js';
@@ -182,6 +182,7 @@ export async function broadcastsPage(schedule = false) {
   await load();
   show(h('h1', {}, t('broadcasts.title')),
     h('p', { class: 'muted' }, t('broadcasts.intro', { zone: timeZoneName() })),
+    h('p', {}, h('a', { href: libraryHash(), id: 'library-link' }, t('library.link'))),
     err, done, list,
     sched ? sched.form : null);
   if (schedule && sched) {
