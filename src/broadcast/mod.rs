@@ -4,7 +4,9 @@
 //! keeps sessions, `http` serves them. The media (WHIP/WHEP through the SFU) is `crate::sfu`.
 
 pub mod attendance;
+pub mod health;
 pub mod http;
+pub mod http_health;
 pub mod http_library;
 pub mod http_materials;
 pub mod http_questions;

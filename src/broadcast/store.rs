@@ -229,6 +229,8 @@ pub async fn attendance_close_all(db: &Db, at: i64) -> Result<u64, sqlx::Error> 
 /// One connection's attendance.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Attended {
+    /// The media connection's key (`attendance::peer_key`).
+    pub peer: String,
     pub user: String,
     pub site: String,
     pub role: String,
@@ -245,7 +247,7 @@ pub async fn attendance(
 ) -> Result<Vec<Attended>, sqlx::Error> {
     let id = permit.target().id.clone().unwrap_or_default();
     let rows = sqlx::query(
-        "SELECT user_id, site_id, role, joined_at, first_media_at, left_at, watched_ms \
+        "SELECT peer, user_id, site_id, role, joined_at, first_media_at, left_at, watched_ms \
          FROM broadcast_attendance WHERE broadcast_id = $1 ORDER BY joined_at, peer",
     )
     .bind(id)
@@ -254,6 +256,7 @@ pub async fn attendance(
     rows.iter()
         .map(|r| {
             Ok(Attended {
+                peer: r.try_get("peer")?,
                 user: r.try_get("user_id")?,
                 site: r.try_get("site_id")?,
                 role: r.try_get("role")?,

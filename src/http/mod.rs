@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/broadcasts/library", get(crate::broadcast::http_library::library))
         .route("/broadcasts/{id}", get(broadcast::get))
         .route("/broadcasts/{id}/end", post(broadcast::end))
+        .route("/broadcasts/{id}/health", get(crate::broadcast::http_health::health))
         .route(
             "/broadcasts/{id}/materials",
             get(broadcast_materials::list).post(broadcast_materials::upload),

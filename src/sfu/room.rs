@@ -63,6 +63,25 @@ pub struct Transmit {
     pub contents: Vec<u8>,
 }
 
+/// How one viewer's connection is doing, for the trainer's page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerHealth {
+    pub peer: PeerId,
+    /// ICE and DTLS have come up.
+    pub connected: bool,
+    /// Its link works now (not cut off, not silent).
+    pub link_up: bool,
+    /// The presenter's layer it gets (0 lowest), `None` while its video is paused.
+    pub layer: Option<usize>,
+    /// The presenter's layers now.
+    pub layers: usize,
+    /// Its bandwidth estimate (0 before the first).
+    pub estimate_bps: u64,
+    /// The share of packets to it that are lost, from its receiver reports.
+    pub loss: Option<f32>,
+    pub rtt_ms: Option<u32>,
+}
+
 /// What the room tells its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomEvent {
@@ -109,6 +128,8 @@ pub struct RoomConfig {
     /// A peer whose link has been down this long is removed (a closed tab, a clinic that went
     /// off the air): it stops counting as connected, and its attendance closes.
     pub gone_after: Duration,
+    /// How often a viewer's statistics (loss, round trip) are gathered.
+    pub stats_every: Duration,
     /// Record each presenter into a WebM file here, named after `name`.
     pub record_dir: Option<std::path::PathBuf>,
     pub name: String,
@@ -124,6 +145,7 @@ impl Default for RoomConfig {
             silence: Duration::from_millis(1500),
             connect_timeout: Duration::from_secs(20),
             gone_after: Duration::from_secs(30),
+            stats_every: Duration::from_secs(2),
             record_dir: None,
             name: "room".into(),
         }
@@ -277,6 +299,9 @@ struct Outgoing {
     stage_video_on: bool,
     /// Someone new is on stage: the next packets start new sources.
     stage_restart: bool,
+    /// From its receiver reports (str0m's peer statistics).
+    loss: Option<f32>,
+    rtt: Option<Duration>,
 }
 
 impl Outgoing {
@@ -300,6 +325,8 @@ impl Outgoing {
             stage_video_seq: Rebase::default(),
             stage_video_on: false,
             stage_restart: false,
+            loss: None,
+            rtt: None,
         }
     }
 }
@@ -381,6 +408,28 @@ impl Room {
         self.stage
     }
 
+    /// How every viewer's connection is doing.
+    pub fn health(&self) -> Vec<PeerHealth> {
+        let layers = self.incoming.layers.len();
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.role == Role::Viewer)
+            .map(|(&id, p)| {
+                let out = p.out.as_ref();
+                PeerHealth {
+                    peer: id,
+                    connected: p.connected,
+                    link_up: p.link_up,
+                    layer: self.viewer_layer(id),
+                    layers,
+                    estimate_bps: out.map_or(0, |o| o.estimate),
+                    loss: out.and_then(|o| o.loss),
+                    rtt_ms: out.and_then(|o| o.rtt).map(|d| d.as_millis() as u32),
+                }
+            })
+            .collect()
+    }
+
     pub fn viewers(&self) -> usize {
         self.peers.values().filter(|p| p.role == Role::Viewer).count()
     }
@@ -416,7 +465,9 @@ impl Room {
             .enable_opus(true, false)
             .enable_vp8(true);
         if role == Role::Viewer {
-            builder = builder.enable_bwe(Some(Bitrate::from(self.cfg.initial_estimate_bps)));
+            builder = builder
+                .enable_bwe(Some(Bitrate::from(self.cfg.initial_estimate_bps)))
+                .set_stats_interval(Some(self.cfg.stats_every));
         }
         let mut rtc = builder.build(now);
         let candidate =
@@ -724,6 +775,12 @@ impl Room {
             }
             Event::RtpPacket(p) if peer.role == Role::Presenter => self.forward(p, now),
             Event::RtpPacket(p) if peer.role == Role::Stage => self.forward_stage(p, now),
+            Event::PeerStats(st) => {
+                if let Some(o) = peer.out.as_mut() {
+                    o.loss = st.egress_loss_fraction.or(o.loss);
+                    o.rtt = st.rtt.or(o.rtt);
+                }
+            }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 self.on_estimate(id, estimate.as_u64(), now)
             }

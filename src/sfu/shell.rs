@@ -21,7 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use str0m::change::SdpOffer;
 
-use super::room::{PeerId, Role, Room, RoomConfig, RoomError, RoomEvent};
+use super::room::{PeerHealth, PeerId, Role, Room, RoomConfig, RoomError, RoomEvent};
 use crate::config::MediaSettings;
 
 /// Datagrams and commands waiting for one worker, at most.
@@ -122,6 +122,8 @@ struct LiveState {
     presenter: Option<PeerId>,
     presenter_connected: bool,
     stage: Option<PeerId>,
+    /// The viewers' health as last copied out.
+    health: Vec<PeerHealth>,
     up: HashMap<PeerId, bool>,
     watching: std::collections::HashSet<PeerId>,
 }
@@ -176,6 +178,7 @@ impl MediaPlane {
                     gone_after: Duration::from_secs(settings.gone_after_secs.max(1)),
                     ..RoomConfig::default()
                 },
+                health_at: Instant::now(),
                 stop: stop.clone(),
             };
             std::thread::Builder::new().name(format!("ferry-media-{i}")).spawn(move || w.run())?;
@@ -306,6 +309,11 @@ impl MediaPlane {
         let _ = self.0.workers[w].try_send(Cmd::EndStage { room: room.to_string() });
     }
 
+    /// How each viewer's connection is doing (as of at most a second ago).
+    pub fn health(&self, room: &str) -> Vec<PeerHealth> {
+        self.0.live.lock().unwrap().get(room).map(|l| l.health.clone()).unwrap_or_default()
+    }
+
     /// The room's state now.
     pub fn live(&self, room: &str) -> Live {
         let live = self.0.live.lock().unwrap();
@@ -403,8 +411,13 @@ struct Worker {
     events: tokio::sync::mpsc::Sender<MediaEvent>,
     /// Every room's settings but its name.
     base: RoomConfig,
+    /// When the rooms' viewers' health was last copied out for `MediaPlane::health`.
+    health_at: Instant,
     stop: Arc<AtomicBool>,
 }
+
+/// How often each room's viewers' health is copied out for the trainer's page.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
 
 impl Worker {
     fn run(mut self) {
@@ -512,6 +525,10 @@ impl Worker {
         let now = Instant::now();
         let mut empty = vec![];
         let mut faulted = vec![];
+        let copy_health = now >= self.health_at + HEALTH_EVERY;
+        if copy_health {
+            self.health_at = now;
+        }
         for (id, room) in self.rooms.iter_mut() {
             if room.poll_timeout() <= now
                 && catch_unwind(AssertUnwindSafe(|| room.handle_timeout(now))).is_err()
@@ -535,6 +552,9 @@ impl Worker {
             }
             let mut live = self.live.lock().unwrap();
             let l = live.entry(id.clone()).or_default();
+            if copy_health {
+                l.health = room.health();
+            }
             while let Some(e) = room.poll_event() {
                 let at = crate::time::now_ms();
                 if self

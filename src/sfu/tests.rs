@@ -780,3 +780,27 @@ fn a_viewer_on_stage_is_heard_and_seen_by_everyone_then_goes_back() {
     assert!(seen >= 50, "the next person on stage: {seen} frames in 2 s");
     assert!(w.events.iter().any(|(_, e)| *e == RoomEvent::Left(id, "off stage")));
 }
+
+#[test]
+fn each_viewers_health_shows_its_link() {
+    let mut w = World::new();
+    let clear = w.add_viewer();
+    let lossy = w.add_viewer();
+    let thin = w.add_viewer();
+    let cut = w.add_viewer();
+    w.viewers[lossy].down.loss = 0.1;
+    w.viewers[thin].down.rate_bps = Some(300_000);
+    w.run(Duration::from_secs(12));
+    w.viewers[cut].down.cut = true;
+    w.viewers[cut].up.cut = true;
+    w.run(Duration::from_secs(3));
+    let health = w.room.health();
+    let of = |v: usize| health.iter().find(|h| h.peer == w.viewers[v].id).unwrap().clone();
+    let (c, l, t, x) = (of(clear), of(lossy), of(thin), of(cut));
+    assert_eq!(health.len(), 4);
+    assert!(c.connected && c.link_up && c.layer >= Some(1) && c.layers == 3, "{c:?}");
+    assert!(c.loss.unwrap_or(1.0) < 0.02 && c.rtt_ms.is_some(), "{c:?}");
+    assert!(l.loss.is_some_and(|x| (0.04..0.2).contains(&x)), "{l:?}");
+    assert!(t.layer <= Some(0) && t.estimate_bps < 600_000, "{t:?}");
+    assert!(x.connected && !x.link_up, "{x:?}");
+}

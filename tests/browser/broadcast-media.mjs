@@ -7,7 +7,8 @@
 // seen. Then questions in the session's page: the first viewer types one and sends it, and the
 // trainer's page (open beside the broadcast) shows it without reloading, pushed over the socket;
 // the second viewer up-votes it and the trainer sees the count; the trainer marks it answered
-// and the asker sees that; a raised hand reaches the trainer, who lowers it. On stage: a viewer
+// and the asker sees that; a raised hand reaches the trainer, who lowers it; the trainer's page
+// shows the sites watching and how their links are. On stage: a viewer
 // raises a hand in the app, the trainer brings them on stage, they accept, and the other viewer
 // and the trainer hear and see them; brought back, they are heard no more.
 // Run by tests/it/browser.rs with FERRY_URL and VIEWERS (user ids, comma-separated).
@@ -210,13 +211,21 @@ test('questions: a viewer asks in the page and the trainer sees it without reloa
   const lowered = await poll('the hand lowered at the viewer', () => voter.page.getAttribute('#hand-bar', 'data-raised').then(v => v === 'false'), lowering);
   await poll('no hand at the trainer', () => desk.$('#no-hands'));
 
+  // Who watches, by site, and how their links are: the two sites still watching, on this open
+  // link good (or fair while a viewer is still on the low layer); the one who left, gone.
+  const sites = await poll('the sites watching at the trainer', () => desk.evaluate(() => {
+    const rows = [...document.querySelectorAll('#site-health tr[data-site]')].map(r => `${r.dataset.site}:${r.dataset.grade}`);
+    return rows.length === 2 && rows;
+  }), Date.now(), 15000);
+  const graded = Object.fromEntries(sites.v.map(x => x.split(':')));
+  expect(['good', 'fair'].includes(graded['island-clinic']) && ['good', 'fair'].includes(graded['mountain-clinic']), `sites: ${sites.v}`);
   await desk.screenshot({ path: shot('broadcast-questions-trainer.png'), fullPage: true }).catch(() => {});
   await asker.page.screenshot({ path: shot('broadcast-questions-viewer.png'), fullPage: true }).catch(() => {});
   await desk.close();
   expect(errors.length === 0, `script errors: ${errors.join('; ')}`);
   console.log(`# questions: asked -> at the trainer ${atTrainer.ms} ms (socket message after ${pushes.find(at => at >= asked) - asked} ms); ` +
     `up-vote -> trainer's count ${counted.ms} ms; answered -> at the asker ${answered.ms} ms; ` +
-    `hand raised -> at the trainer ${hand.ms} ms; lowered -> at the viewer ${lowered.ms} ms`);
+    `hand raised -> at the trainer ${hand.ms} ms; lowered -> at the viewer ${lowered.ms} ms; sites watching ${sites.v.join(', ')}`);
 });
 
 test('on stage: the trainer brings a viewer who raised a hand on stage; the other viewer and the trainer hear and see them, then no more', { timeout: 90000 }, async () => {

@@ -363,6 +363,25 @@ async fn the_stage_is_the_trainers_to_give_to_someone_watching(sql: Sql) {
         post_sdp(&zhao, &format!("/api/broadcasts/{id}/whep"), offer(false)).await.status(),
         201
     );
+    // The trainer's page sees the island clinic's viewer, still connecting; viewers do not
+    // read the sites' health.
+    let health = format!("/api/broadcasts/{id}/health");
+    let mut seen = Value::Null;
+    for _ in 0..40 {
+        seen = sun.get(&health).await.json().await.unwrap();
+        if seen["sites"].as_array().is_some_and(|s| !s.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen["sites"][0]["site"], "island-clinic", "{seen}");
+    let island = &seen["sites"][0];
+    assert_eq!(
+        (island["viewers"].as_u64(), island["grade"].as_str()),
+        (Some(1), Some("connecting"))
+    );
+    assert_eq!(seen["viewers"][0]["user"], "dr-zhao", "{seen}");
+    assert_eq!(zhao.get(&health).await.status(), 403);
     // Nobody on stage yet: nobody publishes there.
     let (status, p) = problem(post_sdp(&zhao, &stage_whip, offer(true)).await).await;
     assert_eq!(status, 403, "{p}");

@@ -22,6 +22,7 @@ import { listen } from '../lib/socket.js';
 import { CAMERA, closeConnection, hangUp, iceConfig, negotiate, presenterConnection, viewerConnection } from '../lib/whip.js';
 import { facts } from './consult-common.js';
 import { liveBadge, stateTag } from './broadcast-common.js';
+import { healthPanel } from './broadcast-health.js';
 import { materialsPanel } from './broadcast-materials.js';
 import { questionsPanel } from './broadcast-questions.js';
 import { stagePanel } from './broadcast-stage.js';
@@ -76,6 +77,10 @@ export async function broadcastPage(id) {
 
   const questions = questionsPanel(id, { trainer: role === 'presenter', over: () => isOver(b.state), stillHere });
   // The trainer hears the stage once live (going live was the gesture browsers want for sound).
+  // Who watches by site and how their links are: the session's own site (its trainer, its
+  // training office), while it is live.
+  const health = healthPanel(id, { stillHere });
+  const showHealth = () => health.show(me().site.id === b.site && b.state === 'live');
   const materials = materialsPanel(id, { trainer: role === 'presenter', over: () => isOver(b.state), stillHere });
   const stage = stagePanel(id, { trainer: role === 'presenter', stillHere, soundOn: () => (role === 'presenter' ? !!live.pc : !video.muted) });
 
@@ -176,6 +181,7 @@ export async function broadcastPage(id) {
       drawInfo();
       drawMedia();
       drawButtons();
+      showHealth();
       stage.update(b.media || {});
       // Ended by its trainer: this page's connection is closed by the server; let go of it here.
       if (isOver(b.state) && (live.pc || live.resource)) stop('ended');
@@ -387,6 +393,7 @@ export async function broadcastPage(id) {
     left = true;
     clearInterval(timer);
     window.removeEventListener('pagehide', onHide);
+    health.show(false);
     stage.close();
     if (live.pc || live.resource || live.stream) stop('ended');
   });
@@ -411,9 +418,10 @@ export async function broadcastPage(id) {
         role === 'presenter' ? h('p', { class: 'muted', id: 'presenter-help' }, t('broadcast.presenter_help')) : null,
         // The controls above the picture, so they stay in sight on a short screen.
         h('div', { class: 'actions-bar' }, startBtn, screenBtn, soundBtn, stopBtn, endBtn),
-        conn, soundNote, mediaErr, video, stage.el),
+        conn, soundNote, mediaErr, video, stage.el, health.el),
       h('div', { class: 'broadcast-side' }, questions.el, materials.el)));
   questions.load();
   materials.load();
   stage.update(b.media || {});
+  showHealth();
 }
