@@ -1,5 +1,5 @@
 // A viewer behind a firewall that lets no UDP out: it reaches the SFU only through coturn,
-// TURN over TCP, with the credentials of GET /api/turn and relayed candidates only. trainer-sun
+// TURN over TCP (or, with TURN_RELAY=tls, over TLS), with the credentials of GET /api/turn and relayed candidates only. trainer-sun
 // publishes from Chromium over WHIP; dr-zhao (island clinic) watches over WHEP with
 // iceTransportPolicy "relay": the selected pair's local candidate is a relay reached over TCP,
 // and frames are decoded and audio received.
@@ -11,7 +11,10 @@ import { negotiate, publishSetup, schedule, until, untilInbound, watchSetup } fr
 
 let browser, trainer, viewer, session;
 
-before(async () => { browser = await launchMedia(); });
+// TURN_SPKI: the TLS relay's certificate (self-signed for the test) is trusted by its key, as
+// a clinic's machines trust their hospital's own certificate authority; nothing else is.
+const trust = process.env.TURN_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.TURN_SPKI}`] : [];
+before(async () => { browser = await launchMedia(trust); });
 after(async () => { await browser?.close(); });
 
 const pageOf = user => signedInPage(browser, user);
@@ -33,16 +36,20 @@ test('trainer-sun goes live over WHIP', { timeout: 60000 }, async () => {
   await trainer.evaluate(negotiate, `/api/broadcasts/${session}/whip`);
 });
 
-test('a viewer that may use only the TURN relay over TCP watches', { timeout: 90000 }, async () => {
+// TURN_RELAY=tls: the relay is reached over TLS (turns:) instead.
+const relay = process.env.TURN_RELAY === 'tls' ? 'tls' : 'tcp';
+
+test(`a viewer that may use only the TURN relay over ${relay.toUpperCase()} watches`, { timeout: 90000 }, async () => {
   viewer = await pageOf('dr-zhao');
   const turn = await viewer.evaluate(async () => (await fetch('/api/turn')).json());
   const urls = turn.iceServers.flatMap(s => [].concat(s.urls));
   await viewer.evaluate(watchSetup, { iceServers: turn.iceServers, iceTransportPolicy: 'relay' });
-  expect(urls.length > 0 && urls.every(u => /^turn:.*transport=tcp$/.test(u)), `TURN urls ${urls}`);
+  const scheme = relay === 'tls' ? /^turns:.*transport=tcp$/ : /^turn:.*transport=tcp$/;
+  expect(urls.length > 0 && urls.every(u => scheme.test(u)), `TURN urls ${urls}`);
   const started = Date.now();
   await viewer.evaluate(negotiate, `/api/broadcasts/${session}/whep`);
   const local = await until(viewer, selectedLocal, null, 20000, 'a selected pair');
-  expect(local.type === 'relay' && local.relayProtocol === 'tcp', `selected local candidate ${JSON.stringify(local)}`);
+  expect(local.type === 'relay' && local.relayProtocol === relay, `selected local candidate ${JSON.stringify(local)}`);
   const r = await untilInbound(viewer, x => x.frames > 60 && x.audio > 100, 30000, 'frames and audio through the relay');
   console.log(`# relay: local candidate ${local.type} over ${local.relayProtocol}; ${r.frames} frames at ${r.width} px and ${r.audio} audio packets ${r.at - started} ms after the offer`);
 });

@@ -25,8 +25,8 @@ export function launch(extra = []) {
 // A browser for calls: a fake camera and microphone granted without asking, peer connections
 // over loopback, and host candidates with their real addresses (not mDNS names, which do not
 // resolve in a container).
-export function launchMedia() {
-  return launch(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+export function launchMedia(extra = []) {
+  return launch([...extra, '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
     '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
     // Screen sharing picks the (virtual) screen without a dialog.
     '--auto-select-desktop-capture-source=Entire screen']);

@@ -184,6 +184,26 @@ async fn a_relay_only_viewer_watches_a_broadcast_through_turn_over_tcp() {
     assert!(turn.allocations() > 0, "coturn saw no allocation:\n{}", turn.log());
 }
 
+/// The same through TURN over TLS (`turns:`), as for a clinic whose firewall lets only HTTPS
+/// out (on port 443 in a deployment; a free port here): coturn with a self-signed certificate
+/// made for the test, no plain listener at all; Chromium trusts that certificate's key alone
+/// (without it, Chromium refuses the relay: error 701, no candidate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_only_viewer_watches_a_broadcast_through_turn_over_tls() {
+    let turn = crate::support::Coturn::start_with("shared-turn-secret", None, true);
+    let urls = format!("turns:127.0.0.1:{}?transport=tcp", turn.port);
+    let s = TestServer::start_with(
+        crate::support::Sql::Sqlite,
+        crate::support::Obj::Local,
+        &[("FERRY__TURN__URLS", urls.as_str()), ("FERRY__TURN__SECRET", "shared-turn-secret")],
+    )
+    .await;
+    let env = vec![("TURN_RELAY", "tls".to_string()), ("TURN_SPKI", turn.spki())];
+    let out = run_node("broadcast-relay.mjs", &s, env).await;
+    all_passed(&out, 2);
+    assert!(turn.allocations() > 0, "coturn saw no allocation:\n{}", turn.log());
+}
+
 /// A thin island link: coturn relays at most 7 KB/s per session (56 kbit/s), enough for the
 /// voice and far too little for video. The call page steps down to audio only by itself, says
 /// so, and the audio goes on.

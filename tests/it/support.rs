@@ -473,18 +473,53 @@ impl Coturn {
     /// `max_bps`: bytes per second each relayed session may carry (coturn drops the rest),
     /// to imitate a thin island link.
     pub fn start(secret: &str, max_bps: Option<u32>) -> Coturn {
+        Coturn::start_with(secret, max_bps, false)
+    }
+
+    /// With `tls`, it listens for TURN over TLS only (on `port`), with a self-signed
+    /// certificate for 127.0.0.1 made here, as a clinic's firewall that lets only HTTPS out
+    /// would need it (on 443 in a deployment).
+    pub fn start_with(secret: &str, max_bps: Option<u32>, tls: bool) -> Coturn {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tls_conf = if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let made = std::process::Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+                .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .expect("openssl runs");
+            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+            // The plain listener moves out of the way; TLS takes the port.
+            format!(
+                "tls-listening-port={port}\nno-udp\nno-tcp\ncert={}\npkey={}\n",
+                cert.display(),
+                key.display()
+            )
+        } else {
+            "no-tls\n".to_string()
+        };
+        // With TLS the plain listeners are off (no-udp, no-tcp) and keep a port of their own.
+        let plain = match tls {
+            true => {
+                std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+            }
+            false => port,
+        };
         // Relay ports in a range of their own, away from the listening port.
         let relay = 20_000 + (port % 20_000);
         let conf = dir.path().join("turnserver.conf");
         std::fs::write(
             &conf,
             format!(
-                "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\n\
+                "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={plain}\n\
                  min-port={relay}\nmax-port={}\nuse-auth-secret\nstatic-auth-secret={secret}\n\
                  realm=ferry.test\nallow-loopback-peers\nno-cli\ncli-password=not-used\n\
-                 no-tls\nno-dtls\nfingerprint\nsimple-log\nverbose\nlog-file={}\npidfile={}\nuserdb={}\n{}",
+                 {tls_conf}no-dtls\nfingerprint\nsimple-log\nverbose\nlog-file={}\npidfile={}\nuserdb={}\n{}",
                 relay + 200,
                 dir.path().join("turn.log").display(),
                 dir.path().join("turn.pid").display(),
@@ -511,6 +546,20 @@ impl Coturn {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("turn.log")).unwrap_or_default()
+    }
+
+    /// The base64 SHA-256 of the TLS certificate's public key (for Chromium's
+    /// `--ignore-certificate-errors-spki-list`, which trusts that key alone).
+    pub fn spki(&self) -> String {
+        let cert = self.dir.path().join("cert.pem");
+        let script = format!(
+            "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der \
+             | openssl dgst -sha256 -binary | base64",
+            cert.display()
+        );
+        let out = std::process::Command::new("sh").arg("-c").arg(script).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
     /// Relay allocations coturn granted (from its log).
