@@ -1,6 +1,6 @@
-// A training session from the app's own pages, end to end: trainer-sun adds PDF slides on the
-// session's page (a Chinese file name, a progress bar) and the island clinic's page lists them
-// at once and opens them byte for byte; the trainer goes live, shares the screen in the
+// A training session from the app's own pages, end to end: trainer-sun schedules it with a PDF
+// handout attached, then adds slides on the session's page (a Chinese file name, a progress
+// bar) and the island clinic's page lists them at once and opens them byte for byte; the trainer goes live, shares the screen in the
 // camera's place — the viewer's picture changes to the screen's size — and back to the camera;
 // then ends the session: the viewer's page says it is over, and the training library lists it
 // with its slides and its recording, which plays there.
@@ -32,6 +32,7 @@ function syntheticPdf(size) {
   return Buffer.from(out, 'latin1');
 }
 const pdf = syntheticPdf(2_000_000);
+const handout = syntheticPdf(30_000);
 
 /** Polls `read` from node until it gives something truthy; fails after `timeout` ms. */
 async function poll(what, read, timeout = 15000) {
@@ -71,19 +72,31 @@ const topLayerWidth = async () => {
 before(async () => { browser = await launchMedia(); });
 after(async () => { await browser?.close(); });
 
-test('the trainer adds PDF slides on the session page; the viewer sees them at once and opens them whole', { timeout: T }, async () => {
+test('the trainer schedules with PDF slides attached, then adds more on the session page; the viewer sees them at once and opens them whole', { timeout: T }, async () => {
+  // Scheduled from the Training page's form, a handout attached.
   const first = await signedInPage(browser, 'trainer-sun');
-  session = await first.evaluate(schedule, { title: 'ECG reading, week 3', starts_at: Date.now(), audience: ['island-clinic'] });
+  first.on('pageerror', e => errors.push(`trainer-sun: ${e.message}`));
+  await first.goto(`${base}/#/broadcasts?schedule`);
+  await first.fill('#schedule-title', 'ECG reading, week 3');
+  await first.check('#schedule-audience li[data-site="island-clinic"] input[name=audience]');
+  await first.setInputFiles('#schedule-materials', { name: 'handout.pdf', mimeType: 'application/pdf', buffer: handout });
+  await first.click('#schedule-submit');
+  const notice = await poll('scheduled', () => first.$('#scheduled-notice[data-broadcast]'));
+  session = await notice.getAttribute('data-broadcast');
   expect(/^bc_/.test(session || ''), `no session: ${session}`);
+  expect(!(await first.textContent('#scheduled-notice')).includes('could not'), 'the handout did not arrive');
   await first.close();
   desk = await sessionPage('trainer-sun');
   viewer = await sessionPage('dr-zhao');
   expect(await viewer.isHidden('#material-file'), 'a viewer can add materials');
+  const listed = await viewer.$$eval('#material-list a.material-link', as => as.map(a => a.textContent));
+  expect(listed.join() === 'handout.pdf', `listed at first: ${listed}`);
+  // The slides, added on the session's page with a progress bar.
   await desk.setInputFiles('#material-file', { name, mimeType: 'application/pdf', buffer: pdf });
   const status = await poll('the upload done', () => desk.textContent('#material-status').then(t => t.includes('was added') && t));
   expect(status.includes(name), `status: ${status}`);
   // Pushed to the viewer's page over the socket, without reloading.
-  const link = await poll('the slides at the viewer', () => viewer.$eval('#material-list a.material-link', a => ({ href: a.getAttribute('href'), text: a.textContent })).catch(() => null));
+  const link = await poll('the slides at the viewer', () => viewer.$$eval('#material-list a.material-link', as => as.map(a => ({ href: a.getAttribute('href'), text: a.textContent })).find(a => a.text !== 'handout.pdf') || null));
   expect(link.text === name, `listed as ${link.text}`);
   const got = await viewer.evaluate(async href => {
     const r = await fetch(href);
@@ -95,7 +108,7 @@ test('the trainer adds PDF slides on the session page; the viewer sees them at o
   expect(sha === createHash('sha256').update(pdf).digest('hex'), 'the PDF came back changed');
   expect(/filename\*=UTF-8''%E5%BF%83/.test(got.disposition || ''), `disposition ${got.disposition}`);
   await desk.screenshot({ path: shot('broadcast-materials-trainer.png'), fullPage: true }).catch(() => {});
-  console.log(`# materials: ${pdf.length} bytes sent from the page with a progress bar, listed at the viewer and read back whole`);
+  console.log(`# materials: a ${handout.length}-byte handout attached when scheduling; ${pdf.length} bytes sent from the session page with a progress bar, listed at the viewer and read back whole`);
 });
 
 test('the trainer goes live and shares the screen in the camera\'s place; the viewer sees the screen, then the camera again', { timeout: T }, async () => {
@@ -132,7 +145,8 @@ test('the trainer ends the session: the viewer is told, and the library has it w
     }
   }
   const article = `article[data-broadcast="${session}"]`;
-  expect(await viewer.textContent(`${article} .material-link`) === name, 'the slides are not in the library');
+  const inLibrary = await viewer.$$eval(`${article} .material-link`, as => as.map(a => a.textContent));
+  expect(inLibrary.includes(name) && inLibrary.includes('handout.pdf'), `in the library: ${inLibrary}`);
   await viewer.click(`${article} button[data-action=play]`);
   const played = await poll('the recording playing', () => viewer.evaluate(sel => {
     const v = document.querySelector(`${sel} video`);

@@ -151,8 +151,9 @@ async fn a_call_forced_through_coturn_connects() {
     assert!(turn.allocations() > 0, "coturn saw no allocation:\n{}", turn.log());
 }
 
-/// A session from the app's own pages (`broadcast-slides.mjs`): the trainer adds PDF slides
-/// with a Chinese name and the viewer's page lists them at once and reads them back whole; the
+/// A session from the app's own pages (`broadcast-slides.mjs`): the trainer schedules it with a
+/// PDF handout attached, then adds slides with a Chinese name on its page, and the viewer's
+/// page lists them at once and reads them back whole; the
 /// trainer shares the screen in the camera's place and the viewer's picture follows, then the
 /// camera again; the trainer ends the session, the viewer is told, and the training library has
 /// it with its slides and a recording that plays. The trail has the slides' id, not their name.
@@ -162,7 +163,7 @@ async fn slides_screen_sharing_and_the_library_from_the_sessions_page() {
     let out = run_node("broadcast-slides.mjs", &s, vec![]).await;
     all_passed(&out, 3);
     let added = crate::support::audit_events(&s, "action=broadcast.material_add").await;
-    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added.len(), 2, "the handout and the slides: {added:?}");
     assert!(!serde_json::to_string(&added).unwrap().contains("心电图"), "the name is in the trail");
     assert_eq!(crate::support::audit_events(&s, "action=broadcast.end").await.len(), 1);
 }

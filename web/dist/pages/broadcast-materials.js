@@ -36,7 +36,7 @@ export function materialList(list, extra = null) {
  * @param {(sent: number) => void} onProgress
  * @returns {Promise<Material>}
  */
-function send(id, file, onProgress) {
+export function sendMaterial(id, file, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', `${materialsPath(id)}?name=${encodeURIComponent(file.name)}`);
@@ -53,6 +53,42 @@ function send(id, file, onProgress) {
     xhr.addEventListener('error', () => reject(new ApiError(0, { code: 'upload_incomplete', detail: t('materials.cut') })));
     xhr.send(file);
   });
+}
+
+/**
+ * Sends PDFs one after another, showing each one's progress in `bar` and `status`; a file
+ * refused (too large, not a PDF) or cut off is said in `err` and the next one goes on. The
+ * files that did not arrive.
+ * @param {string} id the session
+ * @param {File[]} files
+ * @param {{ bar: HTMLProgressElement, status: HTMLElement, err: HTMLElement, after?: () => Promise<void> }} ui
+ * @returns {Promise<File[]>}
+ */
+export async function sendAll(id, files, ui) {
+  const { bar, status, err } = ui;
+  /** @type {File[]} */
+  const failed = [];
+  for (const file of files) {
+    if (file.size > MAX_MATERIAL) { err.append(errorBox(t('materials.too_large', { name: file.name }))); failed.push(file); continue; }
+    bar.hidden = false;
+    bar.max = file.size || 1;
+    bar.value = 0;
+    status.textContent = t('materials.sending', { name: file.name, share: percent(0) });
+    try {
+      await sendMaterial(id, file, sent => {
+        bar.value = sent;
+        status.textContent = t('materials.sending', { name: file.name, share: percent(sent / (file.size || 1)) });
+      });
+      status.textContent = t('materials.sent', { name: file.name });
+    } catch (e) {
+      status.textContent = '';
+      failed.push(file);
+      err.append(errorBox(e instanceof ApiError && e.status === 415 ? t('materials.not_pdf', { name: file.name }) : e));
+    }
+    bar.hidden = true;
+    if (ui.after) await ui.after();
+  }
+  return failed;
 }
 
 /**
@@ -102,26 +138,7 @@ export function materialsPanel(id, o) {
     const files = [...(input.files || [])];
     input.value = '';
     err.replaceChildren();
-    for (const file of files) {
-      if (file.size > MAX_MATERIAL) { err.append(errorBox(t('materials.too_large', { name: file.name }))); continue; }
-      bar.hidden = false;
-      bar.max = file.size || 1;
-      bar.value = 0;
-      status.textContent = t('materials.sending', { name: file.name, share: percent(0) });
-      try {
-        await send(id, file, sent => {
-          bar.value = sent;
-          status.textContent = t('materials.sending', { name: file.name, share: percent(sent / (file.size || 1)) });
-        });
-        status.textContent = t('materials.sent', { name: file.name });
-      } catch (e) {
-        status.textContent = '';
-        err.append(errorBox(e instanceof ApiError && e.status === 415 ? t('materials.not_pdf', { name: file.name }) : e));
-      }
-      bar.hidden = true;
-      if (!o.stillHere()) return;
-      await load();
-    }
+    await sendAll(id, files, { bar, status, err, after: async () => { if (o.stillHere()) await load(); } });
   });
 
   return { el, load };

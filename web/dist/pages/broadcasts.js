@@ -16,6 +16,7 @@ import { broadcastHash, libraryHash } from '../lib/router.js';
 import { can, me } from '../lib/session.js';
 import { listen } from '../lib/socket.js';
 import { liveBadge, stateTag } from './broadcast-common.js';
+import { sendAll } from './broadcast-materials.js';
 
 /** @typedef {import('../lib/broadcast.js').Broadcast} Broadcast */
 /** @typedef {import('../lib/broadcast.js').SiteNode} SiteNode */
@@ -58,7 +59,7 @@ function row(b) {
  * zone, length, and the audience — the network's sites as a tree, each with "and every site
  * below" where sites hang below it.
  * @param {SiteNode[]} sites
- * @param {(b: Broadcast) => void} onDone
+ * @param {(b: Broadcast, failed: number) => void} onDone `failed`: materials that did not arrive
  */
 function scheduleForm(sites, onDone) {
   const err = h('div');
@@ -68,6 +69,10 @@ function scheduleForm(sites, onDone) {
   const date = h('input', { name: 'date', type: 'date', required: true, value: start.date, min: localDate(new Date()) });
   const clock = h('input', { name: 'time', type: 'time', required: true, value: start.time });
   const minutes = h('input', { name: 'minutes', type: 'number', required: true, min: MIN_MINUTES, max: MAX_MINUTES, step: 5, value: DEFAULT_MINUTES });
+  // PDF slides and handouts, sent once the session exists, each with its progress.
+  const files = h('input', { type: 'file', id: 'schedule-materials', accept: 'application/pdf,.pdf', multiple: true, 'aria-describedby': 'materials-hint' });
+  const bar = h('progress', { id: 'schedule-progress', max: 1, value: 0, hidden: true, 'aria-label': t('materials.progress') });
+  const sending = h('p', { class: 'muted', id: 'schedule-sending', role: 'status' });
   /** @type {{ site: string, tick: HTMLInputElement, below: HTMLInputElement | null }[]} */
   const boxes = [];
   const items = siteTree(sites).map(({ site, depth, below }) => {
@@ -93,7 +98,10 @@ function scheduleForm(sites, onDone) {
     h('div', { class: 'row' },
       field(t('broadcasts.field.date'), date), field(t('broadcasts.field.time'), clock), field(t('broadcasts.field.minutes'), minutes)),
     h('p', { class: 'muted', id: 'schedule-zone' }, t('broadcasts.time_zone', { zone: timeZoneName() })),
-    audience, err, h('p', {}, submit));
+    audience,
+    h('div', { class: 'field' }, h('label', { for: 'schedule-materials' }, t('broadcasts.field.materials')), files,
+      h('p', { class: 'muted', id: 'materials-hint' }, t('broadcasts.materials_hint'))),
+    err, h('p', {}, submit), bar, sending);
 
   /** @type {Record<string, HTMLElement | undefined>} */
   const fieldOf = { title, description, starts_at: date, minutes, audience: boxes[0] && boxes[0].tick };
@@ -118,7 +126,12 @@ function scheduleForm(sites, onDone) {
       const b = await api('POST', '/api/broadcasts', body);
       title.value = '';
       description.value = '';
-      onDone(b);
+      const chosen = [...(files.files || [])];
+      files.value = '';
+      // The session exists: a file that does not arrive is said, and can be added on its page.
+      const failed = await sendAll(b.id, chosen, { bar, status: sending, err });
+      sending.textContent = '';
+      onDone(b, failed.length);
     } catch (e) {
       const f = e instanceof ApiError && e.code === 'invalid_value' ? invalidField(e.detail) : null;
       if (f) refuse(f); else err.replaceChildren(errorBox(e));
@@ -174,9 +187,10 @@ export async function broadcastsPage(schedule = false) {
   if (trainer) {
     try { sites = (await api('GET', '/api/sites')).sites || []; } catch (e) { err.append(errorBox(e)); }
   }
-  const sched = trainer ? scheduleForm(sites, b => {
+  const sched = trainer ? scheduleForm(sites, (b, failed) => {
     done.replaceChildren(h('div', { class: 'notice broadcast-notice', role: 'status', id: 'scheduled-notice', 'data-broadcast': b.id },
-      t('broadcasts.scheduled', { title: b.title }), ' ', h('a', { href: broadcastHash(b.id) }, t('broadcasts.open_new'))));
+      t('broadcasts.scheduled', { title: b.title }), failed ? [' ', t('broadcasts.materials_failed', { n: failed })] : null,
+      ' ', h('a', { href: broadcastHash(b.id) }, t('broadcasts.open_new'))));
     load();
   }) : null;
   await load();
