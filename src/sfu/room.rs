@@ -297,8 +297,9 @@ struct Outgoing {
     stage_video_seq: Rebase,
     /// The stage's video is going to this peer (from a keyframe on).
     stage_video_on: bool,
-    /// Someone new is on stage: the next packets start new sources.
-    stage_restart: bool,
+    /// Someone new is on stage: the next audio packet starts a new source (its video starts
+    /// anew at its next keyframe, `stage_video_on` being cleared).
+    stage_audio_restart: bool,
     /// From its receiver reports (str0m's peer statistics).
     loss: Option<f32>,
     rtt: Option<Duration>,
@@ -324,7 +325,7 @@ impl Outgoing {
             stage_audio_seq: Rebase::default(),
             stage_video_seq: Rebase::default(),
             stage_video_on: false,
-            stage_restart: false,
+            stage_audio_restart: false,
             loss: None,
             rtt: None,
         }
@@ -541,7 +542,7 @@ impl Room {
                 for p in self.peers.values_mut() {
                     if let Some(o) = p.out.as_mut() {
                         o.stage_video_on = false;
-                        o.stage_restart = true;
+                        o.stage_audio_restart = true;
                     }
                 }
             }
@@ -1075,10 +1076,6 @@ impl Room {
                 continue;
             }
             let Some(out) = peer.out.as_mut() else { continue };
-            let restart = std::mem::take(&mut out.stage_restart);
-            if restart {
-                out.stage_video_on = false;
-            }
             let (target, rebase) = if video {
                 let main = out.sending.and_then(|l| layer_bps.get(l)).copied().unwrap_or(0);
                 let need = ((main + stage_bps + reserve) as f64 * headroom) as u64;
@@ -1098,7 +1095,7 @@ impl Room {
                 }
                 (out.stage_video, &mut out.stage_video_seq)
             } else {
-                if restart || !out.stage_audio_seq.started {
+                if std::mem::take(&mut out.stage_audio_restart) || !out.stage_audio_seq.started {
                     out.stage_audio_seq.restart(seq, ts, None, now);
                 }
                 (out.stage_audio, &mut out.stage_audio_seq)
