@@ -28,7 +28,9 @@ pub fn grade(h: &PeerHealth) -> Grade {
     let loss = h.loss.unwrap_or(0.0);
     if !h.connected {
         Grade::Connecting
-    } else if !h.link_up || h.layer.is_none() || loss >= POOR_LOSS {
+    } else if !h.link_up || (h.layers > 0 && h.layer.is_none()) || loss >= POOR_LOSS {
+        // No layer while there is video to send: its video is paused. A presenter sending
+        // audio only (no layers) leaves every viewer without one, and that is not their link.
         Grade::Poor
     } else if loss >= FAIR_LOSS
         || h.rtt_ms.is_some_and(|r| r >= FAIR_RTT_MS)
@@ -99,7 +101,7 @@ pub fn by_site(viewers: &[(String, PeerHealth)]) -> Vec<SiteHealth> {
         // The worst connected viewer sets the site's grade.
         s.grade = if s.grade == Grade::Connecting { g } else { s.grade.max(g) };
         s.links_down += usize::from(!h.link_up);
-        s.audio_only += usize::from(h.link_up && h.layer.is_none());
+        s.audio_only += usize::from(h.link_up && h.layers > 0 && h.layer.is_none());
         if h.estimate_bps > 0 {
             let kbps = h.estimate_bps / 1000;
             s.estimate_kbps_min = Some(s.estimate_kbps_min.map_or(kbps, |m| m.min(kbps)));
@@ -148,6 +150,8 @@ mod tests {
         assert_eq!(grade(&h(Some(2), None, Some(450))), Grade::Fair);
         assert_eq!(grade(&h(Some(2), Some(0.12), None)), Grade::Poor);
         assert_eq!(grade(&h(None, None, None)), Grade::Poor, "audio only");
+        let nothing_to_watch = PeerHealth { layers: 0, ..h(None, None, None) };
+        assert_eq!(grade(&nothing_to_watch), Grade::Good, "a presenter without video");
         assert_eq!(grade(&PeerHealth { link_up: false, ..h(Some(2), None, None) }), Grade::Poor);
         let waiting = PeerHealth { connected: false, link_up: false, ..h(None, None, None) };
         assert_eq!(grade(&waiting), Grade::Connecting);

@@ -175,11 +175,16 @@ pub(super) async fn tell_audience(
     b: &Broadcast,
     what: &'static str,
 ) -> Result<(), ApiError> {
-    let mut sites = store::audience_of(&ctx.state.db, b, &mut HashMap::new()).await?;
-    sites.push(b.site.clone());
-    let people = crate::network::store::people_of_sites(&ctx.state.db, &sites).await?;
+    let people = audience_people(ctx, b).await?;
     ctx.state.hub.notify_broadcast(people, &b.id, what).await;
     Ok(())
+}
+
+/// Everyone at the session's audience sites and at its own site.
+async fn audience_people(ctx: &RequestCtx, b: &Broadcast) -> Result<Vec<String>, ApiError> {
+    let mut sites = store::audience_of(&ctx.state.db, b, &mut HashMap::new()).await?;
+    sites.push(b.site.clone());
+    Ok(crate::network::store::people_of_sites(&ctx.state.db, &sites).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,9 +207,39 @@ pub async fn list(
         Some(s) => parse_rfc3339(s).ok_or_else(|| bad("from: a time in RFC 3339"))?,
         None => now,
     };
-    let found = store::upcoming(&ctx.state.db, &permit, from, 500).await?;
-    let out: Vec<Value> = visible(&ctx, found).await?.iter().map(|b| view(b, now)).collect();
+    let db = &ctx.state.db;
+    let found =
+        visible_pages(&ctx, 500, |page, offset| store::upcoming(db, &permit, from, page, offset))
+            .await?;
+    let out: Vec<Value> = found.iter().map(|b| view(b, now)).collect();
     Ok(Json(json!({ "broadcasts": out })))
+}
+
+/// Up to `want` sessions the caller may see, read page by page (`fetch(page, offset)`, in the
+/// store's order) until that many are kept or the store has no more: sessions of other sites
+/// do not crowd out the caller's own.
+pub(super) async fn visible_pages<F, Fut>(
+    ctx: &RequestCtx,
+    want: usize,
+    mut fetch: F,
+) -> Result<Vec<Broadcast>, ApiError>
+where
+    F: FnMut(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Broadcast>, sqlx::Error>>,
+{
+    let page = want.max(1) as i64;
+    let mut out = vec![];
+    let mut offset = 0;
+    loop {
+        let found = fetch(page, offset).await?;
+        let n = found.len() as i64;
+        out.extend(visible(ctx, found).await?);
+        if out.len() >= want || n < page {
+            out.truncate(want);
+            return Ok(out);
+        }
+        offset += n;
+    }
 }
 
 /// The sessions of `found` the caller may see: its own site's, and those whose audience has
@@ -227,7 +262,7 @@ pub(super) async fn visible(
 }
 
 /// The session `id`, or 404.
-async fn find(ctx: &RequestCtx, id: &str) -> Result<Broadcast, ApiError> {
+pub(super) async fn find(ctx: &RequestCtx, id: &str) -> Result<Broadcast, ApiError> {
     match is_broadcast_id(id) {
         true => store::load(&ctx.state.db, id).await?,
         false => None,
@@ -274,15 +309,17 @@ pub async fn end(
     let (b, _) = readable(&ctx, &id).await?;
     let action = "broadcast.end";
     trainer_only(&ctx, &b, action, "only the session's trainer ends it").await?;
-    // The people to tell, before their connections close.
+    // The people to tell, found before their connections close: whoever is connected (an
+    // administrator watching from elsewhere included) and the audience, whose lists of
+    // coming sessions lose it and whose library gains it.
     let mut people = store::connected_people(&ctx.state.db, &b.id).await?;
+    people.extend(audience_people(&ctx, &b).await?);
     let site = Some(b.site.to_string());
     let event = ctx.event(action, "broadcast", Some(b.id.clone()), site, Outcome::Success, None);
     if !store::set_ended(&ctx.state.db, &b.id, ctx.now(), &event).await? {
-        return Err(ApiError::conflict(
-            "broadcast_over",
-            format!("the session is {}", b.state.as_str()),
-        ));
+        check_not_over(&b)?;
+        // It ended between the read above and now (another end won).
+        return Err(ApiError::conflict("broadcast_over", "the session is ended"));
     }
     ctx.state.media.close_room(&b.id);
     people.push(b.trainer.to_string());
@@ -417,18 +454,11 @@ pub(super) async fn connect(
         audit(Outcome::Denied, Some(why.into())).await?;
         return Err(ApiError::Forbidden { detail: format!("{action}: {why}") });
     }
-    let me = ctx.actor.user.id.as_str();
-    if role == MediaRole::Stage && ctx.state.media.on_stage(&b.id).as_deref() != Some(me) {
-        let why = "only the person the trainer brought on stage publishes there";
-        audit(Outcome::Denied, Some(why.into())).await?;
-        return Err(ApiError::Forbidden { detail: format!("{action}: {why}") });
+    let staged = role == MediaRole::Stage;
+    if staged {
+        on_stage_or_denied(ctx, &b, action).await?;
     }
-    if matches!(b.state, State::Ended | State::Cancelled) {
-        return Err(ApiError::conflict(
-            "broadcast_over",
-            format!("the session is {}", b.state.as_str()),
-        ));
-    }
+    check_not_over(&b)?;
     let media = &ctx.state.media;
     let local = media.address_for(host_of(&headers));
     let (peer, answer) =
@@ -436,6 +466,12 @@ pub(super) async fn connect(
     // The peer is in the room now: if what follows fails, it must not stay there holding
     // the presenter's place (or counting as a viewer) for a client that got no answer.
     let done = async {
+        // The trainer may have ended the session, or taken the stage back, while the room
+        // answered: a connection that raced past either is closed again, not left behind.
+        check_not_over(&find(ctx, &b.id).await?)?;
+        if staged {
+            on_stage_or_denied(ctx, &b, action).await?;
+        }
         if role != MediaRole::Stage {
             joined(ctx, &permit, &b, peer, presenting).await?;
         }
@@ -449,6 +485,32 @@ pub(super) async fn connect(
         return Err(e);
     }
     Ok(created(format!("/api/broadcasts/{}/{kind}/{peer}", b.id), answer))
+}
+
+/// Publishing on stage is for the person the trainer brought there (403, audited, otherwise).
+async fn on_stage_or_denied(
+    ctx: &RequestCtx,
+    b: &Broadcast,
+    action: &'static str,
+) -> Result<(), ApiError> {
+    if ctx.state.media.on_stage(&b.id).as_deref() == Some(ctx.actor.user.id.as_str()) {
+        return Ok(());
+    }
+    let why = "only the person the trainer brought on stage publishes there";
+    let (id, site) = (Some(b.id.clone()), Some(b.site.to_string()));
+    ctx.audit(action, "broadcast", id, site, Outcome::Denied, Some(why.into())).await?;
+    Err(ApiError::Forbidden { detail: format!("{action}: {why}") })
+}
+
+/// 409 for a session that has ended or was cancelled: nobody connects to it any more.
+fn check_not_over(b: &Broadcast) -> Result<(), ApiError> {
+    match b.state {
+        State::Ended | State::Cancelled => Err(ApiError::conflict(
+            "broadcast_over",
+            format!("the session is {}", b.state.as_str()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Records a new media connection in the session's attendance.

@@ -18,7 +18,9 @@ pub async fn health(
     ctx: RequestCtx,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (b, _) = super::http::readable(&ctx, &id).await?;
+    // The attendance permit alone (the read permit it implies would write a second row to
+    // the trail on every poll of the trainer's page).
+    let b = super::http::find(&ctx, &id).await?;
     let permit: Permit<BroadcastAttendance> =
         ctx.permit(Target::site(&b.site, "broadcast", Some(b.id.clone()))).await?;
     let rows = store::attendance(&ctx.state.db, &permit).await?;

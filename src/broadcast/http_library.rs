@@ -5,20 +5,23 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-use super::http::{recording_view, view, visible};
+use super::http::{recording_view, view, visible_pages};
 use super::{http_materials, store};
 use crate::auth::RequestCtx;
 use crate::auth::policy::{BroadcastSearch, Permit, Target};
 use crate::error::ApiError;
 
 /// The most sessions the library lists.
-pub const LIBRARY_SIZE: i64 = 200;
+pub const LIBRARY_SIZE: usize = 200;
 
 pub async fn library(ctx: RequestCtx) -> Result<Json<Value>, ApiError> {
     let permit: Permit<BroadcastSearch> = ctx.permit(Target::network()).await?;
     let now = ctx.now();
-    let found = store::past(&ctx.state.db, &permit, now, LIBRARY_SIZE).await?;
-    let seen = visible(&ctx, found).await?;
+    let db = &ctx.state.db;
+    let seen = visible_pages(&ctx, LIBRARY_SIZE, |page, offset| {
+        store::past(db, &permit, now, page, offset)
+    })
+    .await?;
     let ids: Vec<String> = seen.iter().map(|b| b.id.clone()).collect();
     let (recordings, materials) = store::library_files(&ctx.state.db, &permit, &ids).await?;
     let out: Vec<Value> = seen

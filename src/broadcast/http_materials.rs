@@ -89,11 +89,10 @@ pub async fn upload(
     if declared.is_some_and(|n| n > MAX_BYTES) {
         return Err(ApiError::PayloadTooLarge);
     }
+    // Counted here so a full session refuses before the file travels, and again when it is
+    // filed (two uploads at once).
     if store::materials(&ctx.state.db, &permit).await?.len() >= MAX_PER_SESSION {
-        return Err(ApiError::conflict(
-            "too_many_materials",
-            format!("at most {MAX_PER_SESSION} materials per session"),
-        ));
+        return Err(too_many());
     }
     let mid = materials::new_material_id();
     let key = format!("materials/{}/{mid}.pdf", b.id);
@@ -153,12 +152,23 @@ pub async fn upload(
         Outcome::Success,
         Some(format!("material {mid}, {bytes} bytes")),
     );
-    if let Err(e) = store::add_material(&ctx.state.db, &permit, &m, &event).await {
-        let _ = ctx.state.objects.delete(&key).await;
-        return Err(e.into());
+    let max = MAX_PER_SESSION as i64;
+    match store::add_material(&ctx.state.db, &permit, &m, max, &event).await {
+        Ok(true) => {}
+        filed => {
+            let _ = ctx.state.objects.delete(&key).await;
+            return Err(filed.map_or_else(Into::into, |_| too_many()));
+        }
     }
     tell_audience(&ctx, &b, "materials").await?;
     Ok((StatusCode::CREATED, Json(view(&b.id, &m))))
+}
+
+fn too_many() -> ApiError {
+    ApiError::conflict(
+        "too_many_materials",
+        format!("at most {MAX_PER_SESSION} materials per session"),
+    )
 }
 
 /// `GET /api/broadcasts/{id}/materials/{m}`: the PDF, whole or a range, under its name.

@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{bad, connect, readable, trainer_only};
+use super::http::{bad, connect, find, readable, trainer_only};
 use super::http_questions::{names, open, tell};
 use super::{Broadcast, store};
 use crate::audit::Outcome;
@@ -57,9 +57,9 @@ pub async fn invite(
     JsonBody(body): JsonBody<StageBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (b, _) = readable(&ctx, &id).await?;
-    open(&b)?;
     trainer_only(&ctx, &b, "broadcast.stage", "only the session's trainer brings people on stage")
         .await?;
+    open(&b)?;
     let user: UserId =
         body.user.parse().map_err(|_| bad(format!("user: {} is not a user id", body.user)))?;
     if user == b.trainer {
@@ -72,18 +72,12 @@ pub async fn invite(
             "only someone connected to the session can be brought on stage",
         ));
     }
-    let replaced = ctx.state.media.invite_to_stage(&b.id, user.as_str());
+    // The trail first: a stage the trail cannot record does not change.
     let site = Some(b.site.to_string());
-    let detail = format!("{user} on stage");
-    ctx.audit(
-        "broadcast.stage",
-        "broadcast",
-        Some(b.id.clone()),
-        site,
-        Outcome::Success,
-        Some(detail),
-    )
-    .await?;
+    let detail = Some(format!("{user} on stage"));
+    ctx.audit("broadcast.stage", "broadcast", Some(b.id.clone()), site, Outcome::Success, detail)
+        .await?;
+    let replaced = ctx.state.media.invite_to_stage(&b.id, user.as_str());
     if let Some(r) = replaced.and_then(|r| r.parse::<UserId>().ok()) {
         tell(&ctx, &b, &r, "stage").await?;
     }
@@ -109,20 +103,17 @@ pub async fn end(
         )
         .await?;
     }
-    let Some(was) = ctx.state.media.end_stage(&b.id) else {
+    let Some(was) = on else {
         return stage_view(&ctx, &b).await;
     };
     let site = Some(b.site.to_string());
-    let detail = format!("{was} off stage");
-    ctx.audit(
-        "broadcast.stage",
-        "broadcast",
-        Some(b.id.clone()),
-        site,
-        Outcome::Success,
-        Some(detail),
-    )
-    .await?;
+    let detail = Some(format!("{was} off stage"));
+    ctx.audit("broadcast.stage", "broadcast", Some(b.id.clone()), site, Outcome::Success, detail)
+        .await?;
+    // Only if they are still the one on stage (the trainer may have brought someone else).
+    if ctx.state.media.end_stage_of(&b.id, &was).is_none() {
+        return stage_view(&ctx, &b).await;
+    }
     if let Ok(u) = was.parse::<UserId>() {
         tell(&ctx, &b, &u, "stage").await?;
     }
@@ -137,7 +128,7 @@ pub async fn whip(
     body: String,
 ) -> Result<Response, ApiError> {
     let out = connect(&ctx, headers, id.clone(), body, crate::sfu::room::Role::Stage).await?;
-    let (b, _) = readable(&ctx, &id).await?;
+    let b = find(&ctx, &id).await?;
     tell(&ctx, &b, &ctx.actor.user.id, "stage").await?;
     Ok(out)
 }

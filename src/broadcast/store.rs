@@ -108,21 +108,23 @@ pub async fn load(db: &Db, id: &str) -> Result<Option<Broadcast>, sqlx::Error> {
     Ok(with_audience(db, vec![row_to(&r)?]).await?.pop())
 }
 
-/// Sessions that end at `from` or later (or are live), soonest first, at most `limit`: the
-/// caller keeps those its actor may see.
+/// Sessions that end at `from` or later (or are live), soonest first, `limit` of them from
+/// `offset` on: the caller keeps those its actor may see.
 pub async fn upcoming(
     db: &Db,
     _: &Permit<BroadcastSearch>,
     from: i64,
     limit: i64,
+    offset: i64,
 ) -> Result<Vec<Broadcast>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM broadcasts \
          WHERE state = 'live' \
             OR (state = 'scheduled' AND starts_at + minutes * 60000 >= $1) \
-         ORDER BY starts_at, id LIMIT $2"
+         ORDER BY starts_at, id LIMIT $2 OFFSET $3"
     );
-    let rows = sqlx::query(&sql).bind(from).bind(limit).fetch_all(db.pool()).await?;
+    let q = sqlx::query(&sql).bind(from).bind(limit).bind(offset);
+    let rows = q.fetch_all(db.pool()).await?;
     let found = rows.iter().map(row_to).collect::<Result<Vec<_>, _>>()?;
     with_audience(db, found).await
 }
@@ -555,9 +557,25 @@ pub async fn add_material(
     db: &Db,
     _: &Permit<BroadcastRead>,
     m: &Material,
+    max: i64,
     event: &NewEvent,
-) -> Result<(), sqlx::Error> {
-    let q = sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    // The session's row, written to no effect, is the lock two uploads at once queue on
+    // (a row lock on PostgreSQL, the write lock on SQLite): the second counts the first.
+    sqlx::query("UPDATE broadcasts SET state = state WHERE id = $1")
+        .bind(&m.broadcast_id)
+        .execute(&mut *tx)
+        .await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM broadcast_materials WHERE broadcast_id = $1")
+            .bind(&m.broadcast_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if n >= max {
+        return Ok(false);
+    }
+    sqlx::query(
         "INSERT INTO broadcast_materials \
          (id, broadcast_id, name, object_key, bytes, sha256, uploaded_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -569,8 +587,12 @@ pub async fn add_material(
     .bind(m.bytes)
     .bind(&m.sha256)
     .bind(&m.uploaded_by)
-    .bind(m.created_at);
-    with_event(db, q, event).await.map(|_| ())
+    .bind(m.created_at)
+    .execute(&mut *tx)
+    .await?;
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// A session's materials, oldest first (the session's read permit is the decision).
@@ -644,21 +666,24 @@ async fn with_event_if_changed<'q>(
     Ok(n)
 }
 
-/// Sessions over by `now` (ended, or past their scheduled end and not cancelled), the most
-/// recent first, at most `limit`: the training library. The caller keeps those its actor may
-/// see.
+/// Sessions over by `now` (ended, or still scheduled past their end: nobody presented), the
+/// most recent first, `limit` of them from `offset` on: the training library. A live session
+/// is not over, even past its scheduled end (it is among the upcoming ones until its trainer
+/// ends it). The caller keeps those its actor may see.
 pub async fn past(
     db: &Db,
     _: &Permit<BroadcastSearch>,
     now: i64,
     limit: i64,
+    offset: i64,
 ) -> Result<Vec<Broadcast>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM broadcasts \
-         WHERE state = 'ended' OR (state <> 'cancelled' AND starts_at + minutes * 60000 < $1) \
-         ORDER BY starts_at DESC, id LIMIT $2"
+         WHERE state = 'ended' OR (state = 'scheduled' AND starts_at + minutes * 60000 < $1) \
+         ORDER BY starts_at DESC, id LIMIT $2 OFFSET $3"
     );
-    let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(db.pool()).await?;
+    let q = sqlx::query(&sql).bind(now).bind(limit).bind(offset);
+    let rows = q.fetch_all(db.pool()).await?;
     let found = rows.iter().map(row_to).collect::<Result<Vec<_>, _>>()?;
     with_audience(db, found).await
 }

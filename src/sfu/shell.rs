@@ -55,7 +55,7 @@ pub struct Live {
     pub viewers: usize,
     /// Viewers that have received media.
     pub watching: usize,
-    /// The connection of the person on stage, if any.
+    /// The connection of the person on stage, once it is up.
     pub stage: Option<PeerId>,
 }
 
@@ -122,6 +122,8 @@ struct LiveState {
     presenter: Option<PeerId>,
     presenter_connected: bool,
     stage: Option<PeerId>,
+    /// The stage's connection is up (ICE and DTLS done), not only offered.
+    stage_connected: bool,
     /// The viewers' health as last copied out.
     health: Vec<PeerHealth>,
     up: HashMap<PeerId, bool>,
@@ -270,7 +272,7 @@ impl MediaPlane {
         }
         owners.remove(&key);
         let w = self.worker_of(room);
-        let _ = self.0.workers[w].try_send(Cmd::Remove { room: room.to_string(), peer });
+        self.control(w, Cmd::Remove { room: room.to_string(), peer });
         true
     }
 
@@ -289,10 +291,16 @@ impl MediaPlane {
         self.0.on_stage.lock().unwrap().get(room).cloned()
     }
 
-    /// Takes whoever is on stage off it: their connection closes, and they may not publish
-    /// again until brought back. Their client is told by the caller.
-    pub fn end_stage(&self, room: &str) -> Option<String> {
-        let was = self.0.on_stage.lock().unwrap().remove(room);
+    /// Takes `user` off the stage if they are still the one on it: their connection closes,
+    /// and they may not publish again until brought back (their client is told by the
+    /// caller). `None` when someone else, or nobody, is on stage now.
+    pub fn end_stage_of(&self, room: &str, user: &str) -> Option<String> {
+        let mut on_stage = self.0.on_stage.lock().unwrap();
+        if on_stage.get(room).map(String::as_str) != Some(user) {
+            return None;
+        }
+        let was = on_stage.remove(room);
+        drop(on_stage);
         self.end_stage_media(room);
         was
     }
@@ -301,12 +309,26 @@ impl MediaPlane {
     pub fn close_room(&self, room: &str) {
         self.0.on_stage.lock().unwrap().remove(room);
         let w = self.worker_of(room);
-        let _ = self.0.workers[w].try_send(Cmd::CloseRoom { room: room.to_string() });
+        self.control(w, Cmd::CloseRoom { room: room.to_string() });
     }
 
     fn end_stage_media(&self, room: &str) {
         let w = self.worker_of(room);
-        let _ = self.0.workers[w].try_send(Cmd::EndStage { room: room.to_string() });
+        self.control(w, Cmd::EndStage { room: room.to_string() });
+    }
+
+    /// Hands a worker a command that must not be lost (a hang-up, the end of a session or of
+    /// the stage): datagrams may be dropped when its queue is full, these wait for room.
+    fn control(&self, w: usize, cmd: Cmd) {
+        match self.0.workers[w].try_send(cmd) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(cmd)) => {
+                let tx = self.0.workers[w].clone();
+                std::thread::spawn(move || {
+                    let _ = tx.send(cmd);
+                });
+            }
+        }
     }
 
     /// How each viewer's connection is doing (as of at most a second ago).
@@ -322,7 +344,7 @@ impl MediaPlane {
             presenter: l.presenter_connected,
             viewers: l.up.values().filter(|&&u| u).count(),
             watching: l.watching.len(),
-            stage: l.stage,
+            stage: l.stage.filter(|_| l.stage_connected),
         }
     }
 }
@@ -463,7 +485,10 @@ impl Worker {
                     let l = live.entry(room.clone()).or_default();
                     match role {
                         Role::Presenter => l.presenter = Some(id),
-                        Role::Stage => l.stage = Some(id),
+                        Role::Stage => {
+                            l.stage = Some(id);
+                            l.stage_connected = false;
+                        }
                         Role::Viewer => {}
                     }
                     (id, answer.to_sdp_string())
@@ -565,7 +590,13 @@ impl Worker {
                     tracing::warn!(room = %id, "attendance queue full: an event was dropped");
                 }
                 match e {
-                    RoomEvent::Connected(p) | RoomEvent::Link(p, _) if l.stage == Some(p) => {}
+                    RoomEvent::Connected(p) | RoomEvent::Link(p, _) if l.stage == Some(p) => {
+                        if let RoomEvent::Link(_, up) = e {
+                            l.stage_connected = up;
+                        } else {
+                            l.stage_connected = true;
+                        }
+                    }
                     RoomEvent::Connected(p) | RoomEvent::Link(p, true) => {
                         if l.presenter == Some(p) {
                             l.presenter_connected = true;
@@ -591,6 +622,7 @@ impl Worker {
                         }
                         if l.stage == Some(p) {
                             l.stage = None;
+                            l.stage_connected = false;
                         }
                         l.up.remove(&p);
                         l.watching.remove(&p);

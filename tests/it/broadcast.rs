@@ -413,6 +413,8 @@ async fn the_stage_is_the_trainers_to_give_to_someone_watching(sql: Sql) {
     assert_eq!(problem(refused).await.1["code"], "stage_taken");
     let session: Value = ma.get(&format!("/api/broadcasts/{id}")).await.json().await.unwrap();
     assert_eq!(session["media"]["stage"], "dr-zhao", "{session}");
+    // Offered, never connected (this client does no ICE): not connected yet.
+    assert_eq!(session["media"]["stage_connected"], false, "{session}");
     // The stage connection is no second attendance row.
     let report: Value =
         sun.get(&format!("/api/broadcasts/{id}/attendance")).await.json().await.unwrap();
@@ -657,6 +659,104 @@ async fn an_ended_session_moves_to_the_library_with_its_materials(sql: Sql) {
     assert_eq!(audit_events(&s, "action=broadcast.end&outcome=success").await.len(), 1);
 }
 
+/// The material limit holds for two uploads at once: with one place left, one is filed and
+/// the other refused (409), and the refused file leaves no object behind.
+async fn the_last_material_place_goes_to_one_of_two_uploads_at_once(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let id = island_session(&s).await;
+    let sun = s.login("trainer-sun").await;
+    let path = format!("/api/broadcasts/{id}/materials");
+    let max = ferry::broadcast::materials::MAX_PER_SESSION;
+    let pdf = synthetic_pdf(2_000);
+    for i in 1..max {
+        let r = upload_pdf(
+            &sun,
+            &with_name(&path, &format!("{i}.pdf")),
+            "application/pdf",
+            pdf.clone(),
+        )
+        .await;
+        assert_eq!(r.status(), 201, "{i}");
+    }
+    let (pa, pb) = (with_name(&path, "a.pdf"), with_name(&path, "b.pdf"));
+    let (a, b) = tokio::join!(
+        upload_pdf(&sun, &pa, "application/pdf", synthetic_pdf(200_000)),
+        upload_pdf(&sun, &pb, "application/pdf", synthetic_pdf(200_000))
+    );
+    let mut codes = [a.status().as_u16(), b.status().as_u16()];
+    codes.sort();
+    assert_eq!(codes, [201, 409]);
+    let late = if a.status() == 409 { a } else { b };
+    assert_eq!(problem(late).await.1["code"], "too_many_materials");
+    let list: Value = sun.get(&path).await.json().await.unwrap();
+    assert_eq!(list["materials"].as_array().unwrap().len(), max, "{list}");
+    let stored = s.state.objects.list(&format!("materials/{id}/")).await.unwrap();
+    assert_eq!(stored.len(), max, "the refused upload's object stayed");
+}
+
+/// A viewer connecting while the trainer ends the session is not left behind in a room of a
+/// session that is over: either it is refused (409) or its connection closes with the rest,
+/// and no attendance stays open.
+async fn a_viewer_joining_as_the_session_ends_is_not_left_connected(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let (sun, zhao) = (s.login("trainer-sun").await, s.login("dr-zhao").await);
+    for round in 0..8 {
+        let id = island_session(&s).await;
+        let whep = format!("/api/broadcasts/{id}/whep");
+        // The room exists (as when people are watching), so the two race on it.
+        assert_eq!(post_sdp(&zhao, &whep, offer(false)).await.status(), 201);
+        let end = format!("/api/broadcasts/{id}/end");
+        let (ended, joined) = tokio::join!(sun.post(&end, json!({})), async {
+            tokio::time::sleep(std::time::Duration::from_millis(round)).await;
+            post_sdp(&zhao, &whep, offer(false)).await
+        });
+        assert_eq!(ended.status(), 200);
+        assert!(matches!(joined.status().as_u16(), 201 | 409), "{}", joined.status());
+        let attendance = format!("/api/broadcasts/{id}/attendance");
+        let mut open = 0;
+        for _ in 0..30 {
+            let report: Value = sun.get(&attendance).await.json().await.unwrap();
+            let people = report["people"].as_array().unwrap();
+            open = people.iter().filter(|p| !p["left_at"].is_string()).count();
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(open, 0, "round {round}: a connection outlived its session");
+    }
+}
+
+/// The library holds the caller's sessions even when more than a page of other sites' sessions
+/// are newer (the store is read page by page, not cut before the caller's sessions are kept).
+async fn the_library_is_not_crowded_out_by_other_sites_sessions(sql: Sql) {
+    let s = TestServer::start_with(sql, Obj::Local, &[]).await;
+    let sun = s.login("trainer-sun").await;
+    let now = ferry::time::now_ms();
+    let schedule = |at: i64, site: &'static str| {
+        let sun = &sun;
+        async move {
+            let body = json!({"title": "Past", "starts_at": at, "minutes": 5, "audience": [site]});
+            let r = sun.post("/api/broadcasts", body).await;
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        }
+    };
+    // Nobody presented either: both are over by their scheduled end.
+    let island = schedule(now - 59 * 60_000, "island-clinic").await;
+    let size = ferry::broadcast::http_library::LIBRARY_SIZE;
+    for _ in 0..=size {
+        schedule(now - 50 * 60_000, "mountain-clinic").await;
+    }
+    let zhao = s.login("dr-zhao").await;
+    let library: Value = zhao.get("/api/broadcasts/library").await.json().await.unwrap();
+    assert_eq!(ids(&library), vec![island.clone()]);
+    let ma = s.login("dr-ma").await;
+    let theirs: Value = ma.get("/api/broadcasts/library").await.json().await.unwrap();
+    assert_eq!(ids(&theirs).len(), size, "a full library, no more");
+    assert!(!ids(&theirs).contains(&island));
+}
+
 backend_tests!(
     sqlite => crate::support::Sql::Sqlite,
     postgres => crate::support::Sql::Postgres;
@@ -667,6 +767,9 @@ backend_tests!(
         the_stage_is_the_trainers_to_give_to_someone_watching,
         materials_are_the_trainers_to_add_and_a_cut_upload_leaves_nothing,
         an_ended_session_moves_to_the_library_with_its_materials,
+        the_last_material_place_goes_to_one_of_two_uploads_at_once,
+        a_viewer_joining_as_the_session_ends_is_not_left_connected,
+        the_library_is_not_crowded_out_by_other_sites_sessions,
     ]
 );
 

@@ -49,8 +49,9 @@ export function sendMaterial(id, file, onProgress) {
       if (xhr.status === 401) signedOut();
       reject(await problemOf(new Response(xhr.responseText, { status: xhr.status })));
     });
-    // The link dropped: nothing was kept; the person sends it again.
-    xhr.addEventListener('error', () => reject(new ApiError(0, { code: 'upload_incomplete', detail: t('materials.cut') })));
+    // The link dropped (or the transfer was stopped): nothing was kept; the person sends it again.
+    const cut = () => reject(new ApiError(0, { code: 'upload_incomplete', detail: t('materials.cut') }));
+    for (const ev of ['error', 'abort', 'timeout']) xhr.addEventListener(ev, cut);
     xhr.send(file);
   });
 }
