@@ -352,6 +352,10 @@ struct Peer {
     /// When it was added, until it connects; then when its link went down, while it is down.
     waiting_since: Option<Instant>,
     out: Option<Outgoing>,
+    /// Tests: the next datagram from this peer panics while it is handled, as a bug in its
+    /// handling would.
+    #[cfg(test)]
+    fault: bool,
 }
 
 /// One broadcast's media plane.
@@ -493,6 +497,8 @@ impl Room {
                 link_up: false,
                 waiting_since: Some(now),
                 out,
+                #[cfg(test)]
+                fault: false,
             },
         );
         if role == Role::Stage {
@@ -582,7 +588,11 @@ impl Room {
         let Ok(r) = Receive::new(Protocol::Udp, source, peer.local, contents) else { return };
         peer.unanswered_since = None;
         let was_quiet = std::mem::take(&mut peer.quiet);
-        let fed = catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Receive(now, r))));
+        let fed = catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(test)]
+            assert!(!peer.fault, "a fault in this peer's handling");
+            peer.rtc.handle_input(Input::Receive(now, r))
+        }));
         match fed {
             Ok(Ok(())) => {
                 if was_quiet {
@@ -640,6 +650,14 @@ impl Room {
                 Ok(_) => self.drive(id, now),
                 Err(_) => self.remove(id, "fault"),
             }
+        }
+    }
+
+    /// Tests: makes the handling of `id`'s next datagram panic.
+    #[cfg(test)]
+    pub(super) fn inject_fault(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.fault = true;
         }
     }
 

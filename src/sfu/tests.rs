@@ -683,6 +683,33 @@ fn viewers_that_never_connect_or_stay_gone_are_removed() {
 }
 
 #[test]
+fn a_panic_in_one_viewers_handling_takes_down_that_viewer_only() {
+    let mut w = World::new();
+    let hit = w.add_viewer();
+    let other = w.add_viewer();
+    w.run(Duration::from_secs(5));
+    let id = w.viewers[hit].id;
+    w.room.inject_fault(id);
+    w.run(Duration::from_secs(5));
+    let faults: Vec<PeerId> = w
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            RoomEvent::Left(p, "fault") => Some(*p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(faults, [id], "the faulty viewer, and only it, is removed");
+    assert_eq!(w.room.viewers(), 1);
+    assert_eq!(w.room.presenter(), Some(w.presenter.id), "the presenter stays");
+    // The room goes on: the other viewer hears and sees the presenter throughout.
+    assert!(audio_between(&w, other, 6.0, 10.0) >= 195, "the other viewer's audio stopped");
+    let frames: usize = (0..3).map(|l| frames_of(&w, other, l, 6.0, 10.0)).sum();
+    assert!(frames >= 100, "the other viewer got {frames} frames in 4 s");
+    assert!(audio_between(&w, hit, 6.0, 10.0) == 0, "media still went to the removed viewer");
+}
+
+#[test]
 fn viewers_who_stay_get_the_next_presenter_at_once() {
     let mut w = World::new();
     let v = w.add_viewer();
