@@ -314,8 +314,7 @@ pub async fn end(
     // coming sessions lose it and whose library gains it.
     let mut people = store::connected_people(&ctx.state.db, &b.id).await?;
     people.extend(audience_people(&ctx, &b).await?);
-    let site = Some(b.site.to_string());
-    let event = ctx.event(action, "broadcast", Some(b.id.clone()), site, Outcome::Success, None);
+    let event = session_event(&ctx, &b, action, Outcome::Success, None);
     if !store::set_ended(&ctx.state.db, &b.id, ctx.now(), &event).await? {
         check_not_over(&b)?;
         // It ended between the read above and now (another end won).
@@ -330,6 +329,29 @@ pub async fn end(
     Ok(Json(view(&b, ctx.now())))
 }
 
+/// An audit event on session `b` by the caller, now, for a store to record with its change.
+pub(super) fn session_event(
+    ctx: &RequestCtx,
+    b: &Broadcast,
+    action: &'static str,
+    outcome: Outcome,
+    detail: Option<String>,
+) -> NewEvent {
+    ctx.event(action, "broadcast", Some(b.id.clone()), Some(b.site.to_string()), outcome, detail)
+}
+
+/// Records an audit event on session `b` by the caller, now.
+pub(super) async fn audit_session(
+    ctx: &RequestCtx,
+    b: &Broadcast,
+    action: &'static str,
+    outcome: Outcome,
+    detail: Option<String>,
+) -> Result<(), ApiError> {
+    crate::audit::record(&ctx.state.db, &session_event(ctx, b, action, outcome, detail)).await?;
+    Ok(())
+}
+
 /// Goes on only for the session's trainer; anyone else is refused (`403`), and the refusal
 /// recorded as `action` denied.
 pub(super) async fn trainer_only(
@@ -341,9 +363,7 @@ pub(super) async fn trainer_only(
     if b.trainer == ctx.actor.user.id {
         return Ok(());
     }
-    let site = Some(b.site.to_string());
-    ctx.audit(action, "broadcast", Some(b.id.clone()), site, Outcome::Denied, Some(why.into()))
-        .await?;
+    audit_session(ctx, b, action, Outcome::Denied, Some(why.into())).await?;
     Err(ApiError::Forbidden { detail: format!("{action}: {why}") })
 }
 
@@ -439,16 +459,7 @@ pub(super) async fn connect(
     };
     sdp_body(&headers, &body)?;
     let (b, permit) = readable(ctx, &id).await?;
-    let audit = |outcome, detail: Option<String>| {
-        ctx.audit(
-            action,
-            "broadcast",
-            Some(b.id.clone()),
-            Some(b.site.to_string()),
-            outcome,
-            detail,
-        )
-    };
+    let audit = |outcome, detail: Option<String>| audit_session(ctx, &b, action, outcome, detail);
     if presenting && b.trainer != ctx.actor.user.id {
         let why = "only the session's trainer presents it";
         audit(Outcome::Denied, Some(why.into())).await?;
@@ -497,8 +508,7 @@ async fn on_stage_or_denied(
         return Ok(());
     }
     let why = "only the person the trainer brought on stage publishes there";
-    let (id, site) = (Some(b.id.clone()), Some(b.site.to_string()));
-    ctx.audit(action, "broadcast", id, site, Outcome::Denied, Some(why.into())).await?;
+    audit_session(ctx, b, action, Outcome::Denied, Some(why.into())).await?;
     Err(ApiError::Forbidden { detail: format!("{action}: {why}") })
 }
 

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{bad, ranged, readable, tell_audience, trainer_only};
+use super::http::{bad, ranged, readable, session_event, tell_audience, trainer_only};
 use super::materials::{self, Intake, MAX_BYTES, MAX_PER_SESSION, Refused};
 use super::{State, store};
 use crate::audit::Outcome;
@@ -144,11 +144,10 @@ pub async fn upload(
         uploaded_by: ctx.actor.user.id.to_string(),
         created_at: ctx.now(),
     };
-    let event = ctx.event(
+    let event = session_event(
+        &ctx,
+        &b,
         action,
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
         Outcome::Success,
         Some(format!("material {mid}, {bytes} bytes")),
     );
@@ -203,14 +202,8 @@ pub async fn remove(
         false => None,
     };
     let m = found.ok_or(ApiError::NotFound { what: "material" })?;
-    let event = ctx.event(
-        action,
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
-        Outcome::Success,
-        Some(format!("material {}", m.id)),
-    );
+    let event =
+        session_event(&ctx, &b, action, Outcome::Success, Some(format!("material {}", m.id)));
     if !store::remove_material(&ctx.state.db, &permit, &m.id, &event).await? {
         return Err(ApiError::NotFound { what: "material" });
     }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{bad, readable, trainer_only};
+use super::http::{bad, readable, session_event, trainer_only};
 use super::questions::{self, Hand, MAX_OPEN_PER_PERSON, Question};
 use super::{Broadcast, State, store};
 use crate::audit::Outcome;
@@ -167,14 +167,7 @@ pub async fn ask(
         voted: false,
     };
     let detail = format!("question {} ({} characters)", q.id, q.text.chars().count());
-    let event = ctx.event(
-        "broadcast.ask",
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
-        Outcome::Success,
-        Some(detail),
-    );
+    let event = session_event(&ctx, &b, "broadcast.ask", Outcome::Success, Some(detail));
     store::ask(&ctx.state.db, &permit, &q, &event).await?;
     tell(&ctx, &b, &me.id, "questions").await?;
     Ok((StatusCode::CREATED, answer_one(&ctx, &q).await?))
@@ -191,11 +184,10 @@ pub async fn vote(
     open(&b)?;
     let q = one(&ctx, &permit, &qid).await?;
     let me = &ctx.actor.user.id;
-    let event = ctx.event(
+    let event = session_event(
+        &ctx,
+        &b,
         if body.up { "broadcast.vote" } else { "broadcast.unvote" },
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
         Outcome::Success,
         Some(format!("question {}", q.id)),
     );
@@ -221,11 +213,10 @@ pub async fn answered(
     .await?;
     let q = one(&ctx, &permit, &qid).await?;
     let at = body.answered.then(|| ctx.now());
-    let event = ctx.event(
+    let event = session_event(
+        &ctx,
+        &b,
         "broadcast.answer",
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
         Outcome::Success,
         Some(format!("question {} {}", q.id, if body.answered { "answered" } else { "reopened" })),
     );
@@ -256,11 +247,10 @@ pub async fn hand(
         }
     }
     let hand = Hand { user: whose.clone(), site: me.site.clone(), raised_at: ctx.now() };
-    let event = ctx.event(
+    let event = session_event(
+        &ctx,
+        &b,
         "broadcast.hand",
-        "broadcast",
-        Some(b.id.clone()),
-        Some(b.site.to_string()),
         Outcome::Success,
         Some(format!("{} {}", whose, if body.raised { "raised" } else { "lowered" })),
     );

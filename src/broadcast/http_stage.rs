@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{bad, connect, find, readable, trainer_only};
+use super::http::{audit_session, bad, connect, find, readable, trainer_only};
 use super::http_questions::{names, open, tell};
 use super::{Broadcast, store};
 use crate::audit::Outcome;
@@ -73,10 +73,8 @@ pub async fn invite(
         ));
     }
     // The trail first: a stage the trail cannot record does not change.
-    let site = Some(b.site.to_string());
     let detail = Some(format!("{user} on stage"));
-    ctx.audit("broadcast.stage", "broadcast", Some(b.id.clone()), site, Outcome::Success, detail)
-        .await?;
+    audit_session(&ctx, &b, "broadcast.stage", Outcome::Success, detail).await?;
     let replaced = ctx.state.media.invite_to_stage(&b.id, user.as_str());
     if let Some(r) = replaced.and_then(|r| r.parse::<UserId>().ok()) {
         tell(&ctx, &b, &r, "stage").await?;
@@ -106,10 +104,8 @@ pub async fn end(
     let Some(was) = on else {
         return stage_view(&ctx, &b).await;
     };
-    let site = Some(b.site.to_string());
     let detail = Some(format!("{was} off stage"));
-    ctx.audit("broadcast.stage", "broadcast", Some(b.id.clone()), site, Outcome::Success, detail)
-        .await?;
+    audit_session(&ctx, &b, "broadcast.stage", Outcome::Success, detail).await?;
     // Only if they are still the one on stage (the trainer may have brought someone else).
     if ctx.state.media.end_stage_of(&b.id, &was).is_none() {
         return stage_view(&ctx, &b).await;

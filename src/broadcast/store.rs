@@ -338,9 +338,21 @@ async fn with_event<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     event: &NewEvent,
 ) -> Result<u64, sqlx::Error> {
+    run_with_event(db, q, event, true).await
+}
+
+/// Runs `q` and, when it changed rows (or `always`), records `event` in the same transaction.
+async fn run_with_event<'q>(
+    db: &Db,
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    event: &NewEvent,
+    always: bool,
+) -> Result<u64, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     let n = q.execute(&mut *tx).await?.rows_affected();
-    audit::record_on(&mut *tx, event).await?;
+    if always || n > 0 {
+        audit::record_on(&mut *tx, event).await?;
+    }
     tx.commit().await?;
     Ok(n)
 }
@@ -657,13 +669,7 @@ async fn with_event_if_changed<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     event: &NewEvent,
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    let n = q.execute(&mut *tx).await?.rows_affected();
-    if n > 0 {
-        audit::record_on(&mut *tx, event).await?;
-    }
-    tx.commit().await?;
-    Ok(n)
+    run_with_event(db, q, event, false).await
 }
 
 /// Sessions over by `now` (ended, or still scheduled past their end: nobody presented), the

@@ -33,7 +33,7 @@ use str0m::crypto::CryptoProvider;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Vp8Descriptor};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use super::layers::{Choice, Policy, RateMeter, Throttle};
@@ -924,6 +924,11 @@ impl Room {
             return;
         }
         let rid = l.rid;
+        self.request_keyframe(pid, mid, rid, now);
+    }
+
+    /// Asks publisher `pid` for a keyframe of its stream `mid`/`rid` (PLI), now.
+    fn request_keyframe(&mut self, pid: PeerId, mid: Mid, rid: Option<Rid>, now: Instant) {
         if let Some(p) = self.peers.get_mut(&pid) {
             if let Some(s) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
                 s.request_keyframe(KeyframeRequestKind::Pli);
@@ -932,15 +937,18 @@ impl Room {
         self.drive(pid, now);
     }
 
+    /// The section and layer of publisher `pid`'s incoming stream `ssrc`.
+    fn source_of(&mut self, pid: PeerId, ssrc: &Ssrc) -> Option<(Mid, Option<Rid>)> {
+        let peer = self.peers.get_mut(&pid)?;
+        let mut api = peer.rtc.direct_api();
+        let s = api.stream_rx(ssrc)?;
+        Some((s.mid(), s.rid()))
+    }
+
     /// One presenter packet out to every viewer that should have it.
     fn forward(&mut self, p: RtpPacket, now: Instant) {
         let Some(pid) = self.presenter else { return };
-        let (mid, rid) = {
-            let Some(peer) = self.peers.get_mut(&pid) else { return };
-            let mut api = peer.rtc.direct_api();
-            let Some(s) = api.stream_rx(&p.header.ssrc) else { return };
-            (s.mid(), s.rid())
-        };
+        let Some((mid, rid)) = self.source_of(pid, &p.header.ssrc) else { return };
         let seq: u64 = *p.seq_no;
         let ts = p.header.timestamp;
         let wall = now.duration_since(self.start).as_millis() as i64;
@@ -1045,12 +1053,7 @@ impl Room {
             return;
         }
         let rid = self.stage_in.rid;
-        if let Some(p) = self.peers.get_mut(&sid) {
-            if let Some(s) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
-                s.request_keyframe(KeyframeRequestKind::Pli);
-            }
-        }
-        self.drive(sid, now);
+        self.request_keyframe(sid, mid, rid, now);
     }
 
     /// One packet of the person on stage out to everyone who takes the stage: audio to every
@@ -1058,12 +1061,7 @@ impl Room {
     /// for it beside its layer of the presenter (from a keyframe on, asked for when needed).
     fn forward_stage(&mut self, p: RtpPacket, now: Instant) {
         let Some(sid) = self.stage else { return };
-        let (mid, rid) = {
-            let Some(peer) = self.peers.get_mut(&sid) else { return };
-            let mut api = peer.rtc.direct_api();
-            let Some(s) = api.stream_rx(&p.header.ssrc) else { return };
-            (s.mid(), s.rid())
-        };
+        let Some((mid, rid)) = self.source_of(sid, &p.header.ssrc) else { return };
         let video = Some(mid) == self.stage_in.video;
         if !video && Some(mid) != self.stage_in.audio || video && rid != self.stage_in.rid {
             return;
