@@ -218,14 +218,15 @@ pub async fn list(
 /// Up to `want` sessions the caller may see, read page by page (`fetch(page, offset)`, in the
 /// store's order) until that many are kept or the store has no more: sessions of other sites
 /// do not crowd out the caller's own.
-pub(super) async fn visible_pages<F, Fut>(
+pub(super) async fn visible_pages<F, Fut, E>(
     ctx: &RequestCtx,
     want: usize,
     mut fetch: F,
 ) -> Result<Vec<Broadcast>, ApiError>
 where
     F: FnMut(i64, i64) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Broadcast>, sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<Vec<Broadcast>, E>>,
+    ApiError: From<E>,
 {
     let page = want.max(1) as i64;
     let mut out = vec![];
