@@ -29,6 +29,12 @@ pub struct Policy {
     /// link must not swing between layers (each swing costs a burst of loss).
     pub retry_after: Duration,
     pub retry_max: Duration,
+    /// A paused viewer gets the lowest layer again, on trial, after this long (twice as long
+    /// after each trial that ends in a pause again soon, at most `retry_max`): the estimate of
+    /// a link that loses packets at random collapses once only audio flows (its loss-based
+    /// part reads the loss as congestion, and audio alone cannot show it wrong), and would
+    /// hold a viewer that can watch in sound only for good.
+    pub resume_trial_after: Duration,
 }
 
 impl Default for Policy {
@@ -41,6 +47,7 @@ impl Default for Policy {
             pause_below: 0.5,
             retry_after: Duration::from_secs(30),
             retry_max: Duration::from_secs(300),
+            resume_trial_after: Duration::from_secs(10),
         }
     }
 }
@@ -54,12 +61,37 @@ pub struct Choice {
     changed_at: Instant,
     /// Per layer: when the link last failed it, and how long to wait before trying it again.
     failed: Vec<Option<(Instant, Duration)>>,
+    /// While paused: since when, and how long until the lowest layer is tried again.
+    paused: Option<(Instant, Duration)>,
+    /// When the last trial out of a pause started.
+    trial_at: Option<Instant>,
 }
 
 impl Choice {
     /// A new viewer starts on the lowest layer.
     pub fn new(now: Instant) -> Self {
-        Choice { current: Some(0), fits_since: None, changed_at: now, failed: vec![] }
+        Choice {
+            current: Some(0),
+            fits_since: None,
+            changed_at: now,
+            failed: vec![],
+            paused: None,
+            trial_at: None,
+        }
+    }
+
+    /// The viewer has been paused long enough for a trial of the lowest layer (the caller
+    /// starts the estimate afresh with it: `start_trial`).
+    pub fn trial_due(&self, now: Instant) -> bool {
+        self.current.is_none()
+            && self.paused.is_some_and(|(at, wait)| now.duration_since(at) >= wait)
+    }
+
+    /// Back to the lowest layer, on trial.
+    pub fn start_trial(&mut self, now: Instant) {
+        self.trial_at = Some(now);
+        self.fits_since = None;
+        self.change(now, Some(0));
     }
 
     /// The layer this viewer should get: an index into the presenter's layers from lowest to
@@ -93,7 +125,11 @@ impl Choice {
                     self.failed_now(policy, now, c);
                 }
                 let to = rates.iter().rposition(|&r| r <= budget);
-                return self.change(now, to.or(lowest_holds.then_some(0)));
+                let to = to.or(lowest_holds.then_some(0));
+                if to.is_none() {
+                    self.pause(policy, now);
+                }
+                return self.change(now, to);
             }
         }
         // Up one step after the next layer has fitted, with headroom, for a while (out of a
@@ -122,6 +158,18 @@ impl Choice {
             self.fits_since = None;
         }
         None
+    }
+
+    /// Video pauses: the next trial of the lowest layer comes after `resume_trial_after`, or
+    /// twice the last wait when a trial has just failed.
+    fn pause(&mut self, policy: &Policy, now: Instant) {
+        let base = policy.resume_trial_after;
+        let failed_trial = self.trial_at.is_some_and(|t| now.duration_since(t) < base);
+        let wait = match self.paused {
+            Some((_, w)) if failed_trial => (w * 2).min(policy.retry_max),
+            _ => base,
+        };
+        self.paused = Some((now, wait));
     }
 
     fn failed_now(&mut self, policy: &Policy, now: Instant, layer: usize) {
@@ -266,6 +314,36 @@ mod tests {
         // Back up from a pause is an upward step: low first, after the stable while.
         assert_eq!(c.update(&p, secs(t0, 21.0), 400_000, &RATES), None);
         assert_eq!(c.update(&p, secs(t0, 24.1), 400_000, &RATES), Some(Some(0)));
+    }
+
+    #[test]
+    fn a_paused_viewer_is_tried_on_the_lowest_layer_again_less_often_each_time_it_fails() {
+        let p = Policy::default();
+        let t0 = Instant::now();
+        let mut c = Choice::new(t0);
+        assert_eq!(c.update(&p, secs(t0, 1.0), 100_000, &RATES), Some(None));
+        assert!(!c.trial_due(secs(t0, 10.9)));
+        assert!(c.trial_due(secs(t0, 11.0)), "a trial 10 s after the pause");
+        c.start_trial(secs(t0, 11.0));
+        assert_eq!(c.current(), Some(0));
+        // It fails at once: the next comes after 20 s, then 40 s.
+        assert_eq!(c.update(&p, secs(t0, 12.5), 100_000, &RATES), Some(None));
+        assert!(!c.trial_due(secs(t0, 32.4)) && c.trial_due(secs(t0, 32.5)));
+        c.start_trial(secs(t0, 32.5));
+        assert_eq!(c.update(&p, secs(t0, 34.0), 100_000, &RATES), Some(None));
+        assert!(!c.trial_due(secs(t0, 73.9)) && c.trial_due(secs(t0, 74.0)));
+        // One that holds: a pause long after it waits 10 s again.
+        c.start_trial(secs(t0, 74.0));
+        for s in 75..200 {
+            c.update(&p, secs(t0, s as f64), 400_000, &RATES);
+        }
+        assert_eq!(c.update(&p, secs(t0, 200.0), 100_000, &RATES), Some(None));
+        assert!(c.trial_due(secs(t0, 210.0)));
+        // Not while video flows.
+        let mut d = Choice::new(t0);
+        assert!(!d.trial_due(secs(t0, 100.0)));
+        d.start_trial(t0);
+        assert_eq!(d.current(), Some(0));
     }
 
     #[test]

@@ -641,6 +641,15 @@ impl Room {
         for (id, why) in expired {
             self.remove(id, why);
         }
+        let trials: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.link_up && p.out.as_ref().is_some_and(|o| o.choice.trial_due(now)))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in trials {
+            self.resume_trial(id, now);
+        }
         let due: Vec<PeerId> =
             self.timeouts.iter().filter(|&(_, &t)| t <= now).map(|(&id, _)| id).collect();
         for id in due {
@@ -848,6 +857,21 @@ impl Room {
         }
     }
 
+    /// A viewer paused for a while gets the lowest layer again, with its estimate started
+    /// afresh: the low reading that paused it may be the loss of a link that carries video well
+    /// (`layers::Policy::resume_trial_after`). If the link cannot carry it, the first estimates
+    /// after the warm-up pause it again, and the next trial waits twice as long.
+    fn resume_trial(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(out) = peer.out.as_mut() else { return };
+        out.choice.start_trial(now);
+        out.estimates_from = now + self.cfg.estimate_warmup;
+        peer.rtc.bwe().reset(Bitrate::from(self.cfg.initial_estimate_bps));
+        tracing::info!(peer = id, "media layer: the lowest again, on trial");
+        self.events.push_back(RoomEvent::Layer(id, Some(0)));
+        self.want_layer(id, now);
+    }
+
     /// A viewer's new bandwidth estimate: maybe another layer.
     fn on_estimate(&mut self, id: PeerId, estimate: u64, now: Instant) {
         if let Some(o) = self.peers.get_mut(&id).and_then(|p| p.out.as_mut()) {
@@ -886,6 +910,7 @@ impl Room {
         }
         let estimate = estimate.saturating_sub(stage_audio);
         if let Some(new) = out.choice.update(policy, now, estimate, &rates) {
+            tracing::info!(peer = id, layer = ?new, estimate, "media layer");
             self.events.push_back(RoomEvent::Layer(id, new));
         }
         self.want_layer(id, now);
