@@ -24,7 +24,19 @@ let browser, page;
 before(async () => {
   browser = await launchMedia();
   page = await (await browser.newContext({ locale: 'en-US' })).newPage();
-  await signIn(page, user);
+  // For whoever reads a failure: what the page could not load, and what it complained of.
+  page.on('requestfailed', r => console.log(`# request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+  page.on('console', m => { if (m.type() === 'error') console.log(`# console: ${m.text()}`); });
+  page.on('pageerror', e => console.log(`# page error: ${e.message}`));
+  // Twice in about thirty runs the trainer's first page (Chromium's first in the namespace)
+  // showed no sign-in form for 30 s; the logged requests above say what it waited on. Once
+  // more, then it fails.
+  try {
+    await signIn(page, user);
+  } catch (e) {
+    console.log(`# no sign-in form: ${e.message.split('\n')[0]}; loading the page again`);
+    await signIn(page, user);
+  }
 });
 after(async () => { await browser?.close(); });
 
@@ -57,6 +69,29 @@ async function sample(ms) {
   return out;
 }
 
+/** A viewer's video figures between two samples, for the log. */
+function videoFigures(a, b) {
+  return `video ${b.videoPackets - a.videoPackets} packets (${b.resent - a.resent} resent or probes, ${b.lost - a.lost} lost), ` +
+    `${b.framesIn - a.framesIn} frames in, ${b.frames - a.frames} decoded, ${b.keyframes - a.keyframes} keyframes, ` +
+    `${b.plis - a.plis} PLIs, ${b.freezes - a.freezes} freezes (${(b.frozenS - a.frozenS).toFixed(1)} s)`;
+}
+
+/**
+ * Video keeps coming, and what comes is decoded (resends fill the gaps; nothing waits long for
+ * a keyframe). Frames are counted against those that arrived, not a fixed rate: the presenter
+ * sends noise so each layer runs at its full bitrate, and its encoder drops frames to hold it
+ * (the middle and top layers at 2-8 frames a second here, the lowest at 10-30 as the two cores
+ * allow).
+ */
+function videoKeepsComing(a, b) {
+  const packets = b.videoPackets - a.videoPackets, framesIn = b.framesIn - a.framesIn, decoded = b.frames - a.frames;
+  expect(packets > 150, `video stalled: ${packets} packets in 15 s`);
+  expect(framesIn > 30 && decoded >= 0.8 * framesIn, `${decoded} of ${framesIn} frames decoded in 15 s`);
+  // A freeze waits for the presenter's next keyframe; of noise, a keyframe is large and its
+  // encoder then drops frames for a while (5.9 s in 15 s seen once on a slow run).
+  expect(b.frozenS - a.frozenS < 7.5, `video frozen ${(b.frozenS - a.frozenS).toFixed(1)} s of 15`);
+}
+
 if (role === 'trainer') {
   test('trainer-sun publishes three layers until told to stop', { timeout: 300000 }, async () => {
     const session = await page.evaluate(schedule, { title: 'Thin links', starts_at: Date.now() + 60000, subtrees: ['city-hospital'] });
@@ -66,14 +101,20 @@ if (role === 'trainer') {
       const s = await window.pc.getStats();
       const n = [...s.values()].filter(x => x.type === 'outbound-rtp' && x.kind === 'video' && x.framesEncoded > 10).length;
       return { ok: n === 3, n };
-    }, null, 20000, 'three layers sent');
+    // Chromium's software encoder on two busy cores sends the upper layers at a few frames a
+    // second (the lowest at 30): give them time to pass ten frames each.
+    }, null, 45000, 'three layers sent');
     writeFileSync(join(dir, 'session'), session);
     await sleep(5000);
     const sent = await page.evaluate(async () => {
       const a = [...(await window.pc.getStats()).values()].filter(x => x.type === 'outbound-rtp' && x.kind === 'video');
       await new Promise(r => setTimeout(r, 2000));
       const b = [...(await window.pc.getStats()).values()].filter(x => x.type === 'outbound-rtp' && x.kind === 'video');
-      return b.map(x => `${x.rid}:${x.frameWidth}px ${Math.round((x.bytesSent - a.find(y => y.rid === x.rid).bytesSent) * 8 / 2000)} kbit/s`);
+      return b.map(x => {
+        const y = a.find(z => z.rid === x.rid);
+        return `${x.rid}:${x.frameWidth}px ${Math.round((x.bytesSent - y.bytesSent) * 8 / 2000)} kbit/s ` +
+          `${((x.framesEncoded - y.framesEncoded) / 2).toFixed(0)} fps (${x.qualityLimitationReason})`;
+      });
     });
     console.log(`# trainer sends ${sent.join(', ')}`);
     await waitFile('stop', 280000);
@@ -89,9 +130,10 @@ if (role === 'thin') {
     const widths = [...new Set(s.map(x => x.width))];
     const lost = b.audioLost - a.audioLost, got = b.audio - a.audio;
     const share = lost / Math.max(1, lost + got);
-    console.log(`# thin: widths ${widths}, ${b.frames - a.frames} frames in 15 s, audio ${got} received ${lost} lost (${(share * 100).toFixed(2)} %)`);
+    console.log(`# thin: widths ${widths}, ${b.frames - a.frames} frames in 15 s, audio ${got} received ${lost} lost (${(share * 100).toFixed(2)} %); ` +
+      videoFigures(a, b));
     expect(widths.every(w => w > 0 && w <= 240), `not the low layer: widths ${widths}`);
-    expect(b.frames - a.frames > 150, `video stalled: ${b.frames - a.frames} frames in 15 s`);
+    videoKeepsComing(a, b);
     expect(got > 600, `audio stalled: ${got} packets in 15 s`);
     expect(share < 0.01, `audio loss ${(share * 100).toFixed(2)} %`);
   });
@@ -100,18 +142,21 @@ if (role === 'thin') {
 if (role === 'lossy') {
   test('a viewer losing 10 % of packets keeps its audio and its video', { timeout: 120000 }, async () => {
     await watch();
-    await sleep(5000);
+    // The estimate of a lossy link may collapse at the start and pause the video; the room
+    // tries the lowest layer again after 10 s (src/sfu/layers.rs). Sampled after that.
+    await sleep(12000);
     const s = await sample(15000);
     const [a, b] = [s[0], s[s.length - 1]];
     const got = b.audio - a.audio, lost = b.audioLost - a.audioLost;
     // Concealment: the share of audio samples the receiver had to invent.
     const concealed = (b.concealed - a.concealed) / Math.max(1, b.samples - a.samples);
     console.log(`# lossy: widths ${[...new Set(s.map(x => x.width))]}, ${b.frames - a.frames} frames in 15 s, ` +
-      `audio ${got} received ${lost} lost, ${(concealed * 100).toFixed(1)} % concealed, ${b.nacks - a.nacks} NACKs`);
+      `audio ${got} received ${lost} lost, ${(concealed * 100).toFixed(1)} % concealed, ${b.nacks - a.nacks} NACKs; ` +
+      videoFigures(a, b));
     // 50 packets a second, 10 % of them lost on the way: audio keeps coming.
     expect(got > 600, `audio stalled: ${got} packets in 15 s`);
     expect(concealed < 0.2, `${(concealed * 100).toFixed(1)} % of the audio concealed`);
-    expect(b.frames - a.frames > 100, `video stalled: ${b.frames - a.frames} frames in 15 s`);
+    videoKeepsComing(a, b);
   });
 }
 

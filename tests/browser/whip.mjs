@@ -137,7 +137,9 @@ export const inbound = async () => {
   (window.widths ||= []).push(v.frameWidth || 0);
   return { at: Date.now(), frames: v.framesDecoded || 0, width: v.frameWidth || 0, dropped: v.framesDropped || 0,
     plis: v.pliCount || 0, nacks: v.nackCount || 0, lost: v.packetsLost || 0, audio: a.packetsReceived || 0,
-    audioLost: a.packetsLost || 0, concealed: a.concealedSamples || 0, samples: a.totalSamplesReceived || 0 };
+    audioLost: a.packetsLost || 0, concealed: a.concealedSamples || 0, samples: a.totalSamplesReceived || 0,
+    framesIn: v.framesReceived || 0, freezes: v.freezeCount || 0, frozenS: v.totalFreezesDuration || 0,
+    resent: v.retransmittedPacketsReceived || 0, videoPackets: v.packetsReceived || 0, keyframes: v.keyFramesDecoded || 0 };
 };
 
 /**

@@ -290,10 +290,13 @@ async fn a_broadcast_over_thin_lossy_and_cut_links() {
     if !wait_for("session", 90) {
         let _ = trainer.kill();
         let out = trainer.wait_with_output().unwrap();
+        let said: Vec<String> =
+            logs.try_iter().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
         panic!(
-            "the trainer never published:\n{}\n{}",
+            "the trainer never published:\n{}\n{}\nthe server's warnings:\n{}",
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            said.join("\n")
         );
     }
     let viewers: Vec<(&str, std::process::Child)> =
@@ -339,7 +342,7 @@ async fn a_broadcast_over_thin_lossy_and_cut_links() {
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let _ = server.wait();
     // What the media plane saw of the links (down, up again), for whoever reads a failure.
-    for line in logs.try_iter().filter(|l| l.contains("media link")) {
+    for line in logs.try_iter().filter(|l| l.contains("media link") || l.contains("media layer")) {
         println!("{line}");
     }
     assert!(out.status.success(), "the trainer's page failed");
