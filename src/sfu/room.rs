@@ -371,6 +371,9 @@ pub struct Room {
     events: VecDeque<RoomEvent>,
     timeouts: HashMap<PeerId, Instant>,
     now: Instant,
+    /// When paused viewers were last looked at for a trial of the lowest layer (every 250 ms,
+    /// not at every timeout: the room's timeouts come thousands of times a second).
+    trials_checked: Instant,
     start: Instant,
     recorder: Option<Recorder>,
     /// The presenter layer being recorded (its highest, fixed at the first video packet).
@@ -392,6 +395,7 @@ impl Room {
             events: VecDeque::new(),
             timeouts: HashMap::new(),
             now,
+            trials_checked: now,
             start: now,
             recorder: None,
             record_layer: None,
@@ -641,14 +645,19 @@ impl Room {
         for (id, why) in expired {
             self.remove(id, why);
         }
-        let trials: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.link_up && p.out.as_ref().is_some_and(|o| o.choice.trial_due(now)))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in trials {
-            self.resume_trial(id, now);
+        if now >= self.trials_checked + Duration::from_millis(250) {
+            self.trials_checked = now;
+            let trials: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| {
+                    p.link_up && p.out.as_ref().is_some_and(|o| o.choice.trial_due(now))
+                })
+                .map(|(&id, _)| id)
+                .collect();
+            for id in trials {
+                self.resume_trial(id, now);
+            }
         }
         let due: Vec<PeerId> =
             self.timeouts.iter().filter(|&(_, &t)| t <= now).map(|(&id, _)| id).collect();
