@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,8 @@ enum Cmd {
         source: SocketAddr,
         data: Vec<u8>,
     },
+    /// Nothing: wakes an idle worker to read its control queue.
+    Wake,
 }
 
 #[derive(Default)]
@@ -96,6 +98,9 @@ struct Inner {
     local: SocketAddr,
     public_ips: Vec<IpAddr>,
     workers: Vec<SyncSender<Cmd>>,
+    /// Per worker, the commands that must not be lost (hang-ups, ends), unbounded and in order:
+    /// the worker takes them before each datagram.
+    control: Vec<Sender<Cmd>>,
     routes: Arc<Mutex<Routes>>,
     live: Arc<Mutex<HashMap<String, LiveState>>>,
     /// Who added each peer (only they may remove it).
@@ -159,8 +164,10 @@ impl MediaPlane {
         let stop = Arc::new(AtomicBool::new(false));
         let (events_tx, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let mut workers = vec![];
+        let mut control = vec![];
         for i in 0..n {
             let (tx, rx) = std::sync::mpsc::sync_channel(WORKER_QUEUE);
+            let (control_tx, control_rx) = std::sync::mpsc::channel();
             // A clone shares the socket's file description, and with it blocking mode: the
             // socket stays blocking (the reader waits in recv with a timeout) and sends say
             // MSG_DONTWAIT instead.
@@ -168,6 +175,7 @@ impl MediaPlane {
             let w = Worker {
                 index: i,
                 rx,
+                control: control_rx,
                 socket: send,
                 rooms: HashMap::new(),
                 by_addr: HashMap::new(),
@@ -185,6 +193,7 @@ impl MediaPlane {
             };
             std::thread::Builder::new().name(format!("ferry-media-{i}")).spawn(move || w.run())?;
             workers.push(tx);
+            control.push(control_tx);
         }
         let demux =
             Demux { socket, workers: workers.clone(), routes: routes.clone(), stop: stop.clone() };
@@ -193,8 +202,18 @@ impl MediaPlane {
         let owners = Mutex::new(HashMap::new());
         let instance = crate::ids::random_id(4);
         let on_stage = Mutex::new(HashMap::new());
-        let inner =
-            Inner { local, public_ips, workers, routes, live, owners, on_stage, instance, stop };
+        let inner = Inner {
+            local,
+            public_ips,
+            workers,
+            control,
+            routes,
+            live,
+            owners,
+            on_stage,
+            instance,
+            stop,
+        };
         Ok((MediaPlane(Arc::new(inner)), events_rx))
     }
 
@@ -291,18 +310,24 @@ impl MediaPlane {
         self.0.on_stage.lock().unwrap().get(room).cloned()
     }
 
-    /// Takes `user` off the stage if they are still the one on it: their connection closes,
-    /// and they may not publish again until brought back (their client is told by the
-    /// caller). `None` when someone else, or nobody, is on stage now.
-    pub fn end_stage_of(&self, room: &str, user: &str) -> Option<String> {
+    /// Takes `user` off the stage if they are still the one on it (false when someone else,
+    /// or nobody, is on stage now): they may not publish there again until brought back. Their
+    /// connection closes with `end_stage_media`, once the caller has recorded the change (or
+    /// `restore_stage` if it could not).
+    pub fn take_stage_from(&self, room: &str, user: &str) -> bool {
         let mut on_stage = self.0.on_stage.lock().unwrap();
         if on_stage.get(room).map(String::as_str) != Some(user) {
-            return None;
+            return false;
         }
-        let was = on_stage.remove(room);
-        drop(on_stage);
-        self.end_stage_media(room);
-        was
+        on_stage.remove(room);
+        true
+    }
+
+    /// Puts `user` back on stage after `take_stage_from` (unless someone was brought there
+    /// meanwhile).
+    pub fn restore_stage(&self, room: &str, user: &str) {
+        let mut on_stage = self.0.on_stage.lock().unwrap();
+        on_stage.entry(room.to_string()).or_insert_with(|| user.to_string());
     }
 
     /// Ends every connection of `room` (its session is over), the stage's with them.
@@ -312,23 +337,18 @@ impl MediaPlane {
         self.control(w, Cmd::CloseRoom { room: room.to_string() });
     }
 
-    fn end_stage_media(&self, room: &str) {
+    /// Closes the stage's connection in `room`, whoever's it is.
+    pub fn end_stage_media(&self, room: &str) {
         let w = self.worker_of(room);
         self.control(w, Cmd::EndStage { room: room.to_string() });
     }
 
     /// Hands a worker a command that must not be lost (a hang-up, the end of a session or of
-    /// the stage): datagrams may be dropped when its queue is full, these wait for room.
+    /// the stage): datagrams may be dropped when its queue is full, these go on its control
+    /// queue, in order, and a wake-up on the datagram queue (a full queue means it is awake).
     fn control(&self, w: usize, cmd: Cmd) {
-        match self.0.workers[w].try_send(cmd) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(cmd)) => {
-                let tx = self.0.workers[w].clone();
-                std::thread::spawn(move || {
-                    let _ = tx.send(cmd);
-                });
-            }
-        }
+        let _ = self.0.control[w].send(cmd);
+        let _ = self.0.workers[w].try_send(Cmd::Wake);
     }
 
     /// How each viewer's connection is doing (as of at most a second ago).
@@ -424,6 +444,7 @@ impl Demux {
 struct Worker {
     index: usize,
     rx: Receiver<Cmd>,
+    control: Receiver<Cmd>,
     socket: UdpSocket,
     rooms: HashMap<String, Room>,
     /// Which room a remote address belongs to.
@@ -449,23 +470,34 @@ impl Worker {
                 .map(|t| t.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_millis(200))
                 .min(Duration::from_millis(200));
+            self.take_control();
             match self.rx.recv_timeout(wait) {
                 Ok(cmd) => {
+                    self.take_control();
                     self.handle(cmd);
-                    // Take what else is waiting before servicing the rooms.
+                    // Take what else is waiting before servicing the rooms (control first
+                    // each time: a stage ended before someone new joins it stays ended first).
                     while let Ok(cmd) = self.rx.try_recv() {
+                        self.take_control();
                         self.handle(cmd);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => self.take_control(),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.service();
         }
     }
 
+    fn take_control(&mut self) {
+        while let Ok(cmd) = self.control.try_recv() {
+            self.handle(cmd);
+        }
+    }
+
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::Wake => {}
             Cmd::Add { room, role, offer, local, reply } => {
                 let now = Instant::now();
                 let base = &self.base;
@@ -493,7 +525,11 @@ impl Worker {
                     }
                     (id, answer.to_sdp_string())
                 });
-                let _ = reply.send(out);
+                // Nobody waits for the answer (the request ended): the peer goes at once
+                // rather than holding its place until `connect_timeout`.
+                if let Err(Ok((peer, _))) = reply.send(out) {
+                    self.handle(Cmd::Remove { room, peer });
+                }
             }
             Cmd::Remove { room, peer } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
