@@ -229,19 +229,28 @@ where
     ApiError: From<E>,
 {
     let page = want.max(1) as i64;
-    let mut out = vec![];
+    let mut out: Vec<Broadcast> = vec![];
+    let mut ids = std::collections::HashSet::new();
+    let mut cache = HashMap::new();
     let mut offset = 0;
-    loop {
+    // At most this many pages: a caller who may see little does not walk the whole table.
+    for _ in 0..MAX_PAGES {
         let found = fetch(page, offset).await?;
         let n = found.len() as i64;
-        out.extend(visible(ctx, found).await?);
+        // A session made between two reads shifts the next page: what repeats is kept once.
+        let fresh = found.into_iter().filter(|b| ids.insert(b.id.clone())).collect();
+        out.extend(visible_cached(ctx, fresh, &mut cache).await?);
         if out.len() >= want || n < page {
-            out.truncate(want);
-            return Ok(out);
+            break;
         }
         offset += n;
     }
+    out.truncate(want);
+    Ok(out)
 }
+
+/// The most pages `visible_pages` reads.
+const MAX_PAGES: usize = 20;
 
 /// The sessions of `found` the caller may see: its own site's, and those whose audience has
 /// its site (each subtree looked up once).
@@ -249,13 +258,19 @@ pub(super) async fn visible(
     ctx: &RequestCtx,
     found: Vec<Broadcast>,
 ) -> Result<Vec<Broadcast>, ApiError> {
+    visible_cached(ctx, found, &mut HashMap::new()).await
+}
+
+/// `visible`, with the subtrees looked up so far in `cache`.
+async fn visible_cached(
+    ctx: &RequestCtx,
+    found: Vec<Broadcast>,
+    cache: &mut HashMap<SiteId, std::collections::HashSet<SiteId>>,
+) -> Result<Vec<Broadcast>, ApiError> {
     let mine = &ctx.actor.user.site;
-    let mut cache = HashMap::new();
     let mut out = vec![];
     for b in found {
-        if &b.site == mine
-            || store::audience_of(&ctx.state.db, &b, &mut cache).await?.contains(mine)
-        {
+        if &b.site == mine || store::audience_of(&ctx.state.db, &b, cache).await?.contains(mine) {
             out.push(b);
         }
     }
@@ -477,6 +492,9 @@ pub(super) async fn connect(
         media.join(&b.id, role, &body, local, &ctx.actor.name()).await.map_err(join_error)?;
     // The peer is in the room now: if what follows fails, it must not stay there holding
     // the presenter's place (or counting as a viewer) for a client that got no answer.
+    // Until the answer goes out the peer is this request's: if the request fails, or ends
+    // unanswered (the client hung up meanwhile), the guard takes it out of the room again.
+    let guard = PeerGuard { media, room: &b.id, peer, owner: ctx.actor.name(), answered: false };
     let done = async {
         // The trainer may have ended the session, or taken the stage back, while the room
         // answered: a connection that raced past either is closed again, not left behind.
@@ -492,11 +510,32 @@ pub(super) async fn connect(
         }
         audit(Outcome::Success, Some(format!("peer {peer}"))).await
     };
-    if let Err(e) = done.await {
-        media.leave(&b.id, peer, &ctx.actor.name());
-        return Err(e);
-    }
+    done.await?;
+    guard.answered();
     Ok(created(format!("/api/broadcasts/{}/{kind}/{peer}", b.id), answer))
+}
+
+/// A peer a request added to a room, taken out again when dropped before `answered`.
+struct PeerGuard<'a> {
+    media: &'a crate::sfu::shell::MediaPlane,
+    room: &'a str,
+    peer: crate::sfu::room::PeerId,
+    owner: String,
+    answered: bool,
+}
+
+impl PeerGuard<'_> {
+    fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for PeerGuard<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.media.leave(self.room, self.peer, &self.owner);
+        }
+    }
 }
 
 /// Publishing on stage is for the person the trainer brought there (403, audited, otherwise).

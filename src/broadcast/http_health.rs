@@ -18,9 +18,14 @@ pub async fn health(
     ctx: RequestCtx,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
-    // The attendance permit alone (the read permit it implies would write a second row to
-    // the trail on every poll of the trainer's page).
-    let b = super::http::find(&ctx, &id).await?;
+    // The attendance permit alone for those who see the session (the read permit would write
+    // a second row to the trail on every poll of the trainer's page); anyone else goes through
+    // the read permit, so a session outside their audience stays unknown to them (404).
+    let found = super::http::find(&ctx, &id).await?;
+    let b = match super::http::visible(&ctx, vec![found]).await?.pop() {
+        Some(b) => b,
+        None => super::http::readable(&ctx, &id).await?.0,
+    };
     let permit: Permit<BroadcastAttendance> =
         ctx.permit(Target::site(&b.site, "broadcast", Some(b.id.clone()))).await?;
     let rows = store::attendance(&ctx.state.db, &permit).await?;

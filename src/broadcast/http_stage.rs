@@ -101,15 +101,17 @@ pub async fn end(
         )
         .await?;
     }
-    let Some(was) = on else {
+    // Only if they are still the one on stage (the trainer may have brought someone else, or
+    // a second request taken them off already): one change, one row in the trail.
+    let Some(was) = on.filter(|u| ctx.state.media.take_stage_from(&b.id, u)) else {
         return stage_view(&ctx, &b).await;
     };
     let detail = Some(format!("{was} off stage"));
-    audit_session(&ctx, &b, "broadcast.stage", Outcome::Success, detail).await?;
-    // Only if they are still the one on stage (the trainer may have brought someone else).
-    if ctx.state.media.end_stage_of(&b.id, &was).is_none() {
-        return stage_view(&ctx, &b).await;
+    if let Err(e) = audit_session(&ctx, &b, "broadcast.stage", Outcome::Success, detail).await {
+        ctx.state.media.restore_stage(&b.id, &was);
+        return Err(e);
     }
+    ctx.state.media.end_stage_media(&b.id);
     if let Ok(u) = was.parse::<UserId>() {
         tell(&ctx, &b, &u, "stage").await?;
     }

@@ -75,6 +75,7 @@ async fn sessions_reach_their_audience_only(sql: Sql) {
     let (st, p) = problem(ma.get(&format!("/api/broadcasts/{first}")).await).await;
     assert_eq!((st, p["code"].as_str().unwrap()), (404, "not_found"));
     assert_eq!(ma.get(&format!("/api/broadcasts/{first}/calendar.ics")).await.status(), 404);
+    assert_eq!(ma.get(&format!("/api/broadcasts/{first}/health")).await.status(), 404);
     let denied = audit_events(&s, "action=broadcast.read&outcome=denied").await;
     assert!(denied.iter().any(|e| e["resource_id"] == first.as_str() && e["actor"] == "dr-ma"));
     let made = audit_events(&s, "action=broadcast.create").await;
