@@ -754,6 +754,57 @@ mod tests {
         assert!(used <= 10, "the idle media plane used {used} ticks of CPU in 1 s");
     }
 
+    /// A receive-only audio and video offer, as a viewer sends.
+    fn viewer_offer() -> SdpOffer {
+        use str0m::media::{Direction, MediaKind};
+        let mut rtc = str0m::Rtc::builder()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(Instant::now());
+        rtc.add_local_candidate(
+            str0m::Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap(),
+        );
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        api.apply().unwrap().0
+    }
+
+    #[test]
+    fn a_peer_whose_request_ended_before_the_answer_is_removed_at_once() {
+        let settings = MediaSettings {
+            udp_addr: "127.0.0.1:0".into(),
+            public_ips: String::new(),
+            workers: 1,
+            record: false,
+            connect_timeout_secs: 20,
+            gone_after_secs: 30,
+        };
+        let (plane, _events) = MediaPlane::start(&settings, None).unwrap();
+        let local = plane.address_for(None);
+        let add = |room: &str, reply| Cmd::Add {
+            room: room.into(),
+            role: Role::Viewer,
+            offer: viewer_offer(),
+            local,
+            reply,
+        };
+        // Answered: the viewer stays, connecting, until it connects or its time runs out.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        plane.0.workers[0].try_send(add("heard", tx)).unwrap();
+        assert!(rx.blocking_recv().unwrap().is_ok());
+        // Nobody waits for the answer any more (the HTTP request ended).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        drop(rx);
+        plane.0.workers[0].try_send(add("gone", tx)).unwrap();
+        // Health is copied out once a second.
+        std::thread::sleep(Duration::from_millis(1300));
+        assert_eq!(plane.health("heard").len(), 1);
+        assert!(plane.health("gone").is_empty(), "{:?}", plane.health("gone"));
+    }
+
     #[test]
     fn stun_usernames_are_read_and_other_datagrams_are_not_stun() {
         // A binding request with USERNAME "abcd:wxyz" and a padded attribute after it.
