@@ -13,7 +13,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { after, before } from 'node:test';
-import { expect, launchMedia, signIn } from './lib.mjs';
+import { expect, launchMedia, logTrouble, signInPatiently } from './lib.mjs';
 import { inbound, negotiate, publishSetup, schedule, until, untilInbound, watchSetup } from './whip.mjs';
 
 const role = process.env.ROLE;
@@ -24,19 +24,8 @@ let browser, page;
 before(async () => {
   browser = await launchMedia();
   page = await (await browser.newContext({ locale: 'en-US' })).newPage();
-  // For whoever reads a failure: what the page could not load, and what it complained of.
-  page.on('requestfailed', r => console.log(`# request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
-  page.on('console', m => { if (m.type() === 'error') console.log(`# console: ${m.text()}`); });
-  page.on('pageerror', e => console.log(`# page error: ${e.message}`));
-  // Twice in about thirty runs the trainer's first page (Chromium's first in the namespace)
-  // showed no sign-in form for 30 s; the logged requests above say what it waited on. Once
-  // more, then it fails.
-  try {
-    await signIn(page, user);
-  } catch (e) {
-    console.log(`# no sign-in form: ${e.message.split('\n')[0]}; loading the page again`);
-    await signIn(page, user);
-  }
+  logTrouble(page);
+  await signInPatiently(page, user);
 });
 after(async () => { await browser?.close(); });
 

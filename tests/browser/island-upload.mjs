@@ -3,7 +3,7 @@
 // a folder's worth of slices; the page waits out each cut by itself, says so, and stores them
 // all. Env: FERRY_URL, UPLOAD_FILES (paths separated by newlines), UPLOAD_COUNT.
 import test, { after, before } from 'node:test';
-import { base, expect, launch, signIn } from './lib.mjs';
+import { base, expect, launch, logTrouble, signInPatiently } from './lib.mjs';
 
 /** The page's chunk (web/dist/lib/tus.js CHUNK). */
 const CHUNK = 1 << 20;
@@ -12,7 +12,8 @@ let browser, page;
 before(async () => {
   browser = await launch();
   page = await (await browser.newContext({ locale: 'en-US' })).newPage();
-  await signIn(page, 'dr-zhao');
+  logTrouble(page);
+  await signInPatiently(page, 'dr-zhao');
 });
 after(async () => { await browser?.close(); });
 

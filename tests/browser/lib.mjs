@@ -44,6 +44,26 @@ export async function signIn(page, user, password = 'ferry-demo', { deepLink = f
   if (!deepLink) await page.waitForSelector('#home-title', { timeout: 15000 });
 }
 
+// For scripts a Rust test runs inside a network namespace: what the page could not load and
+// what it complained of go to the output, which a failure prints.
+export function logTrouble(page) {
+  page.on('requestfailed', r => console.log(`# request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+  page.on('console', m => { if (m.type() === 'error') console.log(`# console: ${m.text()}`); });
+  page.on('pageerror', e => console.log(`# page error: ${e.message}`));
+}
+
+// Signs in, and once more if no form came: twice in about thirty runs Chromium's first page
+// in a fresh network namespace showed no sign-in form for 30 s (logTrouble says what it
+// waited on). A second failure fails.
+export async function signInPatiently(page, user) {
+  try {
+    await signIn(page, user);
+  } catch (e) {
+    console.log(`# no sign-in: ${e.message.split('\n')[0]}; loading the page again`);
+    await signIn(page, user);
+  }
+}
+
 // A new browser context (en-US) with a page signed in as `user`.
 export async function signedInPage(browser, user) {
   const context = await browser.newContext({ locale: 'en-US' });

@@ -21,6 +21,13 @@ use crate::support::{Obj, Sql, test_env};
 
 /// Cuts the link for `secs` seconds after each of the given fractions of the payload has
 /// crossed (judged by the bytes the clinic has sent), while `running` says the upload goes on.
+/// Whether process `pid` still runs: not gone and not a zombie (`kill -0` succeeds on a
+/// child that has exited but is not reaped yet, and a test waited ten minutes on one).
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+}
+
 fn cut_during(
     link: &Net,
     payload: u64,
@@ -105,19 +112,22 @@ async fn ferry_upload_over_an_island_link_with_two_cuts_arrives_whole() {
         .spawn()
         .unwrap();
     let pid = upload.id();
-    let running = move || {
-        Command::new("kill").args(["-0", &pid.to_string()]).status().is_ok_and(|s| s.success())
-    };
     let before = link.client_tx_bytes(0);
     let started = Instant::now();
     let cutter = link.clone();
     let cuts = tokio::task::spawn_blocking(move || {
-        cut_during(&cutter, payload, &[0.3, 0.65], 20, running)
+        cut_during(&cutter, payload, &[0.3, 0.65], 20, || alive(pid))
     })
-    .await
-    .unwrap();
+    .await;
     let out =
         tokio::task::spawn_blocking(move || upload.wait_with_output().unwrap()).await.unwrap();
+    let cuts = cuts.unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let secs = started.elapsed().as_secs_f64();
     let wire = link.client_tx_bytes(0) - before;
     let (stdout, stderr) =
@@ -209,18 +219,21 @@ async fn the_upload_page_over_an_island_link_with_two_cuts_arrives_whole() {
         .spawn()
         .unwrap();
     let pid = page.id();
-    let running = move || {
-        Command::new("kill").args(["-0", &pid.to_string()]).status().is_ok_and(|s| s.success())
-    };
     let before = link.client_tx_bytes(0);
     let started = Instant::now();
     let cutter = link.clone();
     let cuts = tokio::task::spawn_blocking(move || {
-        cut_during(&cutter, payload, &[0.3, 0.65], 20, running)
+        cut_during(&cutter, payload, &[0.3, 0.65], 20, || alive(pid))
     })
-    .await
-    .unwrap();
+    .await;
     let out = tokio::task::spawn_blocking(move || page.wait_with_output().unwrap()).await.unwrap();
+    let cuts = cuts.unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let secs = started.elapsed().as_secs_f64();
     let wire = link.client_tx_bytes(0) - before;
     let stdout = String::from_utf8_lossy(&out.stdout);
