@@ -734,18 +734,22 @@ mod tests {
         ticks
     }
 
-    #[test]
-    fn an_idle_media_plane_sleeps() {
-        // The reader waits in recv with a timeout: a socket made non-blocking through a clone
-        // (which shares its mode) had it spin a whole core while nothing arrived.
-        let settings = MediaSettings {
+    fn one_worker_on_loopback() -> MediaSettings {
+        MediaSettings {
             udp_addr: "127.0.0.1:0".into(),
             public_ips: String::new(),
             workers: 1,
             record: false,
             connect_timeout_secs: 20,
             gone_after_secs: 30,
-        };
+        }
+    }
+
+    #[test]
+    fn an_idle_media_plane_sleeps() {
+        // The reader waits in recv with a timeout: a socket made non-blocking through a clone
+        // (which shares its mode) had it spin a whole core while nothing arrived.
+        let settings = one_worker_on_loopback();
         let (plane, _events) = MediaPlane::start(&settings, None).unwrap();
         let before = threads_cpu("ferry-media");
         std::thread::sleep(Duration::from_secs(1));
@@ -774,14 +778,7 @@ mod tests {
 
     #[test]
     fn a_peer_whose_request_ended_before_the_answer_is_removed_at_once() {
-        let settings = MediaSettings {
-            udp_addr: "127.0.0.1:0".into(),
-            public_ips: String::new(),
-            workers: 1,
-            record: false,
-            connect_timeout_secs: 20,
-            gone_after_secs: 30,
-        };
+        let settings = one_worker_on_loopback();
         let (plane, _events) = MediaPlane::start(&settings, None).unwrap();
         let local = plane.address_for(None);
         let add = |room: &str, reply| Cmd::Add {
