@@ -857,12 +857,10 @@ impl Room {
             o.sending = None;
             if up {
                 o.choice = Choice::new(now);
-                o.estimates_from = now + self.cfg.estimate_warmup;
             }
         }
         if up {
-            peer.rtc.bwe().reset(Bitrate::from(self.cfg.initial_estimate_bps));
-            self.want_layer(id, now);
+            self.estimate_afresh(id, now);
         }
     }
 
@@ -871,13 +869,21 @@ impl Room {
     /// (`layers::Policy::resume_trial_after`). If the link cannot carry it, the first estimates
     /// after the warm-up pause it again, and the next trial waits twice as long.
     fn resume_trial(&mut self, id: PeerId, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
-        let Some(out) = peer.out.as_mut() else { return };
+        let Some(out) = self.peers.get_mut(&id).and_then(|p| p.out.as_mut()) else { return };
         out.choice.start_trial(now);
-        out.estimates_from = now + self.cfg.estimate_warmup;
-        peer.rtc.bwe().reset(Bitrate::from(self.cfg.initial_estimate_bps));
         tracing::info!(peer = id, "media layer: the lowest again, on trial");
         self.events.push_back(RoomEvent::Layer(id, Some(0)));
+        self.estimate_afresh(id, now);
+    }
+
+    /// Starts a viewer's bandwidth estimate again from `initial_estimate_bps` (estimates are
+    /// not acted on during the warm-up) and forwards the layer its choice now holds.
+    fn estimate_afresh(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if let Some(o) = peer.out.as_mut() {
+            o.estimates_from = now + self.cfg.estimate_warmup;
+        }
+        peer.rtc.bwe().reset(Bitrate::from(self.cfg.initial_estimate_bps));
         self.want_layer(id, now);
     }
 
