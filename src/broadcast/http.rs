@@ -580,7 +580,10 @@ async fn joined(
         presenter,
         at: ctx.now(),
     };
-    store::attendance_join(&ctx.state.db, permit, &j).await?;
+    if !store::attendance_join(&ctx.state.db, permit, &j).await? {
+        // The session ended after the re-read in `connect`: not filed, and refused.
+        return Err(ApiError::conflict("broadcast_over", "the session is ended"));
+    }
     Ok(())
 }
 

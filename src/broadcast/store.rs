@@ -171,7 +171,13 @@ pub async fn attendance_join(
     db: &Db,
     _: &Permit<BroadcastRead>,
     j: &Joined<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    // Under the session's lock, and only while it is not over: a connection that raced past
+    // its ending is refused here, and one filed first is closed by the ending (`set_ended`).
+    if !lock_session(&mut tx, j.broadcast, true).await? {
+        return Ok(false);
+    }
     sqlx::query(
         "INSERT INTO broadcast_attendance (broadcast_id, peer, user_id, site_id, role, joined_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -182,9 +188,28 @@ pub async fn attendance_join(
     .bind(j.site.as_str())
     .bind(if j.presenter { "presenter" } else { "viewer" })
     .bind(j.at)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Takes session `id`'s row lock for the rest of `tx` by writing the row to no effect (a row
+/// lock on PostgreSQL, where a waiter re-reads the row once the holder commits; the write
+/// lock on SQLite): changes to the session and what hangs off it queue on it. With
+/// `open_only`, a session that is over is not locked: false.
+async fn lock_session(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    open_only: bool,
+) -> Result<bool, sqlx::Error> {
+    let sql = if open_only {
+        "UPDATE broadcasts SET state = state WHERE id = $1 AND state IN ('scheduled', 'live')"
+    } else {
+        "UPDATE broadcasts SET state = state WHERE id = $1"
+    };
+    let n = sqlx::query(sql).bind(id.to_string()).execute(&mut **tx).await?.rows_affected();
+    Ok(n == 1)
 }
 
 /// Saves what the media plane saw of a connection (`attendance::Update`).
@@ -573,12 +598,8 @@ pub async fn add_material(
     event: &NewEvent,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
-    // The session's row, written to no effect, is the lock two uploads at once queue on
-    // (a row lock on PostgreSQL, the write lock on SQLite): the second counts the first.
-    sqlx::query("UPDATE broadcasts SET state = state WHERE id = $1")
-        .bind(&m.broadcast_id)
-        .execute(&mut *tx)
-        .await?;
+    // Two uploads at once queue on the session's lock: the second counts the first.
+    lock_session(&mut tx, &m.broadcast_id, false).await?;
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM broadcast_materials WHERE broadcast_id = $1")
             .bind(&m.broadcast_id)
@@ -651,15 +672,33 @@ pub async fn remove_material(
 }
 
 /// Ends a live or scheduled session (its trainer said so), with the audit event; false when
-/// it was over already.
+/// it was over already. Every attendance still open closes at `now` with it (the media
+/// plane's own leave, coming after, writes the exact time and minutes watched): a
+/// connection filed just before the ending cannot stay open after it.
 pub async fn set_ended(db: &Db, id: &str, now: i64, event: &NewEvent) -> Result<bool, sqlx::Error> {
-    let q = sqlx::query(
+    let mut tx = db.pool().begin().await?;
+    let n = sqlx::query(
         "UPDATE broadcasts SET state = 'ended', ended_at = $1 \
          WHERE id = $2 AND state IN ('scheduled', 'live')",
     )
     .bind(now)
-    .bind(id.to_string());
-    Ok(with_event_if_changed(db, q, event).await? == 1)
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE broadcast_attendance SET left_at = $1 WHERE broadcast_id = $2 AND left_at IS NULL",
+    )
+    .bind(now)
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?;
+    audit::record_on(&mut *tx, event).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Runs one statement, and records the step's audit event with it only if it changed a row
