@@ -19,6 +19,16 @@ pub fn in_ns(ns: &str, args: &[&str]) {
     sh(&all);
 }
 
+/// Turns IPv6 off in namespace `ns`, for the devices it has and those moved in later. The
+/// links are IPv4 only, and a veth's IPv6 link-local address, announced about 1.2 s after the
+/// link comes up (its duplicate check done), is to a Chromium started meanwhile a network
+/// change: it aborts every request in flight with `ERR_NETWORK_CHANGED` (seen as a first page
+/// with no sign-in form).
+fn ipv4_only(ns: &str) {
+    let knob = |conf: &str| format!("echo 1 > /proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
+    in_ns(ns, &["sh", "-c", &format!("{}; {}", knob("all"), knob("default"))]);
+}
+
 /// One link from the server namespace to a client namespace.
 pub struct ClientLink {
     pub ns: String,
@@ -42,6 +52,7 @@ impl Net {
         let octet: u32 = tag.bytes().map(u32::from).sum::<u32>() % 250 + 1;
         let server_ns = format!("fysrv{tag}");
         sh(&["ip", "netns", "add", &server_ns]);
+        ipv4_only(&server_ns);
         in_ns(&server_ns, &["ip", "link", "set", "lo", "up"]);
         nft_table(&server_ns);
         Net { server_ns, tag, octet, links: vec![] }
@@ -59,6 +70,7 @@ impl Net {
             format!("10.213.{}.{}", self.octet, base + 2),
         );
         sh(&["ip", "netns", "add", &ns]);
+        ipv4_only(&ns);
         sh(&["ip", "link", "add", &server_dev, "type", "veth", "peer", "name", &dev]);
         sh(&["ip", "link", "set", &server_dev, "netns", &self.server_ns]);
         sh(&["ip", "link", "set", &dev, "netns", &ns]);
