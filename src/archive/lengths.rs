@@ -196,6 +196,13 @@ impl<'a> Walk<'a> {
 
 /// The file meta group of a Part 10 file: where the data set starts and the transfer syntax
 /// it names; None when there is no `DICM` marker or a meta element overruns the bytes.
+///
+/// Read as the parser reads it: when the group opens with its length (0002,0000), elements
+/// are read, whatever their group, until that many bytes are consumed, and the data set
+/// starts after the last one (the fuzzer found a deflated file with an off-group element in
+/// its meta: checked from where group 0002 stopped, its data set was an empty stream, while
+/// the parser inflated from the group's end and met a 2.3 GB element). Without the length,
+/// the elements of group 0002 (the parser refuses such a file anyway).
 pub(crate) fn file_meta(b: &[u8]) -> Option<(usize, String)> {
     if b.get(128..132)? != b"DICM" {
         return None;
@@ -203,9 +210,25 @@ pub(crate) fn file_meta(b: &[u8]) -> Option<(usize, String)> {
     let meta = Walk::little_endian(b, false);
     let mut p = 132;
     let mut ts = String::new();
-    while let Ok((h, v)) = meta.head(p) {
-        if h.tag.0 != 0x0002 {
-            break;
+    let group_length = match meta.head(p) {
+        Ok((h, v)) if h.tag == Tag(0x0002, 0x0000) && h.len == 4 => {
+            p = v + 4;
+            Some(meta.u32(v).ok()? as usize)
+        }
+        _ => None,
+    };
+    let start = p;
+    loop {
+        let (h, v) = match (meta.head(p), group_length) {
+            (Ok(x), _) => x,
+            // The group's length promised more than there is.
+            (Err(_), Some(n)) if p - start < n => return None,
+            (Err(_), _) => break,
+        };
+        match group_length {
+            Some(n) if p - start >= n => break,
+            None if h.tag.0 != 0x0002 => break,
+            _ => {}
         }
         let e = v.checked_add(h.len as usize).filter(|e| *e <= b.len())?;
         if h.tag == Tag(0x0002, 0x0010) {
@@ -273,6 +296,30 @@ mod tests {
         let bytes = include_bytes!("../../tests/data/fuzz/oom-ecg-stray-delimiter.dcm");
         assert!(check(bytes, 1 << 30).is_err());
         assert!(crate::ecg::dicom::parse(bytes).is_err());
+    }
+
+    #[test]
+    fn the_data_set_starts_where_the_meta_groups_length_says() {
+        // A deflated file (from the pydicom wheel's image_dfl.dcm, mutated by the fuzzer)
+        // whose meta group ends in an off-group (0003,0016) element: the group's length
+        // counts it, so the data set (the deflate stream) starts after it, and what it
+        // inflates to declares a 2.3 GB element.
+        let bytes = include_bytes!("../../tests/data/fuzz/oom-deflate-off-group-meta.dcm");
+        assert_eq!(file_meta(bytes).map(|(p, _)| p), Some(334));
+        assert!(check(bytes, 1 << 30).is_err());
+        assert!(crate::archive::parse::parse(bytes).is_err());
+        // Without the group's length, group 0002 alone is the meta.
+        let mut b = vec![0u8; 128];
+        b.extend_from_slice(b"DICM");
+        b.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I', 2, 0, b'1', 0]);
+        b.extend_from_slice(&[0x08, 0x00, 0x16, 0x00, b'U', b'I', 0, 0]);
+        assert_eq!(file_meta(&b), Some((142, "1".to_string())));
+        // A group's length beyond the bytes there are is refused.
+        let mut short = vec![0u8; 128];
+        short.extend_from_slice(b"DICM");
+        short.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0, 200, 0, 0, 0]);
+        short.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I', 2, 0, b'1', 0]);
+        assert_eq!(file_meta(&short), None);
     }
 
     #[test]
