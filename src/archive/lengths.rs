@@ -309,11 +309,8 @@ mod tests {
         assert!(check(bytes, 1 << 30).is_err());
         assert!(crate::archive::parse::parse(bytes).is_err());
         // Without the group's length, group 0002 alone is the meta.
-        let mut b = vec![0u8; 128];
-        b.extend_from_slice(b"DICM");
-        b.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I', 2, 0, b'1', 0]);
-        b.extend_from_slice(&[0x08, 0x00, 0x16, 0x00, b'U', b'I', 0, 0]);
-        assert_eq!(file_meta(&b), Some((142, "1".to_string())));
+        let b = file("1", &[0x08, 0x00, 0x16, 0x00, b'U', b'I', 0, 0]);
+        assert_eq!(file_meta(&b), Some((141, "1".to_string())));
         // A group's length beyond the bytes there are is refused.
         let mut short = vec![0u8; 128];
         short.extend_from_slice(b"DICM");
